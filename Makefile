@@ -1,0 +1,32 @@
+# The README's quick start: `make run` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+CONFIG ?= config/notifier.toml
+
+.PHONY: run test lint typecheck unit install clean
+
+$(BIN)/notifier: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	@touch $@
+
+install: $(BIN)/notifier
+
+run: install
+	$(BIN)/notifier db upgrade --config $(CONFIG)
+	$(BIN)/notifier run --config $(CONFIG)
+
+lint: install
+	$(BIN)/ruff check notifier tests bench
+	$(BIN)/ruff format --check notifier tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,462 @@
+"""The `notifier` command line (Typer). Commands decide nothing: they call the service.
+
+Exit codes: 0 success, 1 a user error (one line naming the file, line or field), 2 a usage
+error. Every command takes ``--config PATH`` (default ``config/notifier.toml`` or
+``NOTIFIER_CONFIG``); listings take ``--json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from notifier import __version__, app, service
+from notifier.domain.durations import format_duration
+from notifier.domain.errors import ConfigError, NotifierError, UnknownMeeting, UnknownSubscriber
+from notifier.domain.models import (
+    HistoryEntry,
+    Meeting,
+    MeetingStatus,
+    Source,
+    StatusChange,
+    Subscriber,
+)
+from notifier.logs import configure_logging
+from notifier.settings import Settings, load_settings, parse_datetime_arg
+from notifier.store import migrate
+from notifier.store.engine import redact
+
+T = TypeVar("T")
+
+cli = typer.Typer(
+    name="notifier",
+    help="Keeps subscribers informed about meetings whose status changes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+meetings_cli = typer.Typer(help="List and show meetings.", no_args_is_help=False)
+subscribers_cli = typer.Typer(help="List and show subscribers.", no_args_is_help=False)
+db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+cli.add_typer(meetings_cli, name="meetings")
+cli.add_typer(subscribers_cli, name="subscribers")
+cli.add_typer(db_cli, name="db")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="The TOML config file. [default: config/notifier.toml, or NOTIFIER_CONFIG]",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"notifier: error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        raise _fail(exc.message) from None
+
+
+def _run(settings: Settings, work: Callable[[app.App], Awaitable[T]]) -> T:
+    """Open the app on `settings`, run `work` in it, and turn known errors into exit 1."""
+
+    async def main() -> T:
+        async with app.open_app(settings) as opened:
+            return await work(opened)
+
+    try:
+        return asyncio.run(main())
+    except NotifierError as exc:
+        raise _fail(exc.message) from None
+    except (OperationalError, DBAPIError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise _fail(f"database {redact(settings.database_url)}: {reason}") from None
+
+
+def _count(items: list[Any], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M %Z (%z)") if value else "-"
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=False)]
+    for row in [headers, *rows]:
+        typer.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+# -- check, db, run ---------------------------------------------------------------------------
+
+
+@cli.command()
+def check(config: ConfigOption = None) -> None:
+    """Validate the config file and settings without touching the database."""
+    settings = _settings(config)
+    typer.echo(
+        f"{settings.config_path}: OK: {_count(settings.meetings, 'meeting')}, "
+        f"{_count(settings.subscribers, 'subscriber')}, {_count(settings.sources, 'source')}; "
+        f"database {redact(settings.database_url)}"
+    )
+
+
+@db_cli.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Create or migrate the database schema to the latest revision."""
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> str | None:
+        return await migrate.current_revision(opened.store.engine)
+
+    revision = _run(settings, work)
+    typer.echo(f"database {redact(settings.database_url)} is at revision {revision} (latest)")
+
+
+@cli.command()
+def run(config: ConfigOption = None) -> None:
+    """Run the daemon until SIGTERM or Ctrl-C."""
+    settings = _settings(config)
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    try:
+        asyncio.run(app.run_daemon(settings))
+    except NotifierError as exc:
+        raise _fail(exc.message) from None
+    except (OperationalError, DBAPIError, OSError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise _fail(f"database {redact(settings.database_url)}: {reason}") from None
+
+
+# -- event ------------------------------------------------------------------------------------
+
+
+@cli.command()
+def event(
+    meeting: Annotated[str, typer.Argument(help="The meeting id.")],
+    status: Annotated[MeetingStatus, typer.Argument(help="The new status.")],
+    reason: Annotated[str, typer.Option(help="Why the status changed.")] = "",
+    starts_at: Annotated[
+        str | None,
+        typer.Option("--starts-at", help="New start, ISO-8601 with offset (needed to reschedule)."),
+    ] = None,
+    condition: Annotated[
+        list[str] | None,
+        typer.Option("--condition", help="A pending condition (repeat for several)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Allow a transition the state machine refuses.")
+    ] = False,
+    event_id: Annotated[
+        str | None, typer.Option("--id", help="Your id for this change; a repeat is a no-op.")
+    ] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Change a meeting's status (works while the daemon runs on the same database)."""
+    settings = _settings(config)
+    try:
+        new_start = parse_datetime_arg(starts_at, field="--starts-at") if starts_at else None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    change = StatusChange(
+        meeting_id=meeting,
+        status=status,
+        reason=reason,
+        starts_at=new_start,
+        conditions=tuple(condition) if condition else None,
+        event_id=event_id,
+        force=force,
+        source=Source.CLI,
+    )
+
+    async def work(opened: app.App) -> service.ChangeResult:
+        return await service.apply_status_change(opened.store, change, now=app.utcnow())
+
+    result = _run(settings, work)
+    if as_json:
+        _print_json(
+            {
+                "meeting": result.meeting.to_dict(),
+                "change": result.entry.to_dict(),
+                "duplicate": result.duplicate,
+            }
+        )
+        return
+    entry = result.entry
+    note = " (already applied: nothing changed)" if result.duplicate else ""
+    moved = f", starts {_when(result.meeting.starts_at)}" if entry.previous_starts_at else ""
+    typer.echo(
+        f"{meeting}: {entry.from_status.value if entry.from_status else '-'} -> "
+        f"{entry.to_status.value} (sequence {entry.sequence}){moved}{note}"
+    )
+
+
+# -- meetings ---------------------------------------------------------------------------------
+
+
+def _meetings_list(config: Path | None, as_json: bool, include_retired: bool) -> None:
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> list[Any]:
+        async with opened.store.read() as tx:
+            return await tx.meeting_records(include_retired=include_retired)
+
+    records = _run(settings, work)
+    if as_json:
+        _print_json([{**r.meeting.to_dict(), "retired": r.retired_at is not None} for r in records])
+        return
+    if not records:
+        typer.echo("no meetings")
+        return
+    _table(
+        [
+            [
+                r.meeting.id + (" (retired)" if r.retired_at else ""),
+                r.meeting.status.value,
+                _when(r.meeting.starts_at),
+                str(r.meeting.sequence),
+                r.meeting.title,
+            ]
+            for r in records
+        ],
+        ["ID", "STATUS", "STARTS", "SEQ", "TITLE"],
+    )
+
+
+@meetings_cli.callback(invoke_without_command=True)
+def meetings_default(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    include_retired: Annotated[
+        bool, typer.Option("--all", help="Include retired meetings.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List meetings (the default) or show one."""
+    if ctx.invoked_subcommand is None:
+        _meetings_list(config, as_json, include_retired)
+
+
+@meetings_cli.command("list")
+def meetings_list(
+    as_json: JsonOption = False,
+    include_retired: Annotated[
+        bool, typer.Option("--all", help="Include retired meetings.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List meetings, soonest first."""
+    _meetings_list(config, as_json, include_retired)
+
+
+@meetings_cli.command("show")
+def meetings_show(
+    meeting_id: Annotated[str, typer.Argument(metavar="ID", help="The meeting id.")],
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show one meeting and its full history."""
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> tuple[Meeting, list[HistoryEntry], bool]:
+        async with opened.store.read() as tx:
+            record = await tx.meeting_record(meeting_id)
+            if record is None:
+                raise UnknownMeeting(meeting_id)
+            history = await tx.history(meeting_id, zone=record.meeting.timezone)
+            return record.meeting, history, record.retired_at is not None
+
+    meeting, history, retired = _run(settings, work)
+    if as_json:
+        _print_json(
+            {
+                "meeting": {**meeting.to_dict(), "retired": retired},
+                "history": [entry.to_dict() for entry in history],
+            }
+        )
+        return
+    fields = [
+        ("id", meeting.id + (" (retired: no longer in the config file)" if retired else "")),
+        ("title", meeting.title),
+        ("status", meeting.status.value + (f" ({meeting.reason})" if meeting.reason else "")),
+        ("starts", _when(meeting.starts_at)),
+        ("ends", _when(meeting.ends_at)),
+        ("location", meeting.location or "-"),
+        ("participants", ", ".join(meeting.participants) or "-"),
+        ("conditions", ", ".join(meeting.conditions) or "-"),
+        ("tags", ", ".join(meeting.tags) or "-"),
+        ("sequence", str(meeting.sequence)),
+        ("source", meeting.source.value),
+    ]
+    for name, value in fields:
+        typer.echo(f"{name + ':':<14}{value}")
+    typer.echo("\nhistory:")
+    _table(
+        [
+            [
+                str(e.sequence),
+                e.at.strftime("%Y-%m-%d %H:%M %Z"),
+                e.kind.value,
+                f"{e.from_status.value if e.from_status else '-'} -> {e.to_status.value}",
+                (f"moved from {_when(e.previous_starts_at)}; " if e.previous_starts_at else "")
+                + e.reason,
+                e.source.value + (" (forced)" if e.forced else ""),
+            ]
+            for e in history
+        ],
+        ["SEQ", "AT", "KIND", "STATUS", "REASON", "SOURCE"],
+    )
+
+
+# -- subscribers ------------------------------------------------------------------------------
+
+
+def _subscriber_dict(subscriber: Subscriber) -> dict[str, Any]:
+    return {
+        "id": subscriber.id,
+        "name": subscriber.name,
+        "email": subscriber.email,
+        # Secrets are never printed: only how many there are.
+        "webhook": {"url": subscriber.webhook.url, "secrets": len(subscriber.webhook.secrets)}
+        if subscriber.webhook
+        else None,
+        "timezone": subscriber.timezone,
+        "locale": subscriber.locale,
+        "meetings": list(subscriber.meetings),
+        "tags": list(subscriber.tags),
+        "events": list(subscriber.events),
+        "reminders": [format_duration(r) for r in subscriber.reminders],
+        "quiet_hours": str(subscriber.quiet_hours) if subscriber.quiet_hours else None,
+        "active": subscriber.active,
+        "source": subscriber.source.value,
+    }
+
+
+def _subscribers_list(config: Path | None, as_json: bool, include_retired: bool) -> None:
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> list[Any]:
+        async with opened.store.read() as tx:
+            return await tx.subscriber_records(include_retired=include_retired)
+
+    records = _run(settings, work)
+    if as_json:
+        _print_json([_subscriber_dict(r.subscriber) for r in records])
+        return
+    if not records:
+        typer.echo("no subscribers")
+        return
+    _table(
+        [
+            [
+                r.subscriber.id + (" (retired)" if r.retired_at else ""),
+                ", ".join(
+                    c
+                    for c, on in (("email", r.subscriber.email), ("webhook", r.subscriber.webhook))
+                    if on
+                ),
+                r.subscriber.timezone,
+                r.subscriber.locale,
+                " ".join(format_duration(d) for d in r.subscriber.reminders) or "-",
+                r.subscriber.source.value,
+            ]
+            for r in records
+        ],
+        ["ID", "CHANNELS", "TIMEZONE", "LOCALE", "REMINDERS", "SOURCE"],
+    )
+
+
+@subscribers_cli.callback(invoke_without_command=True)
+def subscribers_default(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    include_retired: Annotated[
+        bool, typer.Option("--all", help="Include retired subscribers.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List subscribers (the default) or show one."""
+    if ctx.invoked_subcommand is None:
+        _subscribers_list(config, as_json, include_retired)
+
+
+@subscribers_cli.command("list")
+def subscribers_list(
+    as_json: JsonOption = False,
+    include_retired: Annotated[
+        bool, typer.Option("--all", help="Include retired subscribers.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List subscribers by id."""
+    _subscribers_list(config, as_json, include_retired)
+
+
+@subscribers_cli.command("show")
+def subscribers_show(
+    subscriber_id: Annotated[str, typer.Argument(metavar="ID", help="The subscriber id.")],
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show one subscriber (secrets are never shown)."""
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> Subscriber:
+        async with opened.store.read() as tx:
+            record = await tx.subscriber_record(subscriber_id)
+            if record is None:
+                raise UnknownSubscriber(subscriber_id)
+            return record.subscriber
+
+    data = _subscriber_dict(_run(settings, work))
+    if as_json:
+        _print_json(data)
+        return
+    for name, value in data.items():
+        if isinstance(value, list):
+            value = ", ".join(value) or "-"
+        elif isinstance(value, dict):
+            value = f"{value['url']} ({value['secrets']} signing secret(s))"
+        typer.echo(f"{name + ':':<14}{'-' if value is None else value}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"notifier {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Keeps subscribers informed about meetings whose status changes."""
+
+
+def main() -> None:
+    """Entry point of the `notifier` console script."""
+    cli(prog_name="notifier")
+    sys.exit(0)

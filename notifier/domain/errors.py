@@ -1,0 +1,96 @@
+"""Every error notifier raises on purpose, in one flat tree.
+
+Callers catch at the level they need::
+
+    NotifierError                 the root: a user-facing problem, never a bug
+    ├── ConfigError               the config file, settings or a value in them is invalid
+    ├── NotFound                  an id names nothing
+    │   ├── UnknownMeeting
+    │   └── UnknownSubscriber
+    ├── Conflict                  an id is taken, or owned by another source
+    └── InvalidChange             a status change that cannot be applied
+        └── TransitionError       the state machine refuses from -> to
+
+The CLI turns a `NotifierError` into a one-line message and exit code 1; the API into a
+4xx problem response. Anything else escaping is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class NotifierError(Exception):
+    """Something notifier was asked to do cannot be done."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        """The one-line, user-facing text of this error."""
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(NotifierError):
+    """The configuration is invalid."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.field = field
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        what = f"{field}: " if field else ""
+        super().__init__(f"{where}{what}{message}")
+
+
+class NotFound(NotifierError):
+    """No such record."""
+
+
+class UnknownMeeting(NotFound):
+    """No such meeting."""
+
+    def __init__(self, meeting_id: str) -> None:
+        self.meeting_id = meeting_id
+        super().__init__(f"unknown meeting {meeting_id!r}")
+
+
+class UnknownSubscriber(NotFound):
+    """No such subscriber."""
+
+    def __init__(self, subscriber_id: str) -> None:
+        self.subscriber_id = subscriber_id
+        super().__init__(f"unknown subscriber {subscriber_id!r}")
+
+
+class Conflict(NotifierError):
+    """The record conflicts with one that already exists."""
+
+
+class InvalidChange(NotifierError):
+    """The status change cannot be applied."""
+
+
+class TransitionError(InvalidChange):
+    """The state machine does not allow this transition."""
+
+    def __init__(
+        self, meeting_id: str, from_status: str, to_status: str, allowed: list[str]
+    ) -> None:
+        self.meeting_id = meeting_id
+        self.from_status = from_status
+        self.to_status = to_status
+        self.allowed = allowed
+        options = ", ".join(allowed) if allowed else "none: it is final"
+        super().__init__(
+            f"meeting {meeting_id!r} cannot go from {from_status} to {to_status} "
+            f"(allowed from {from_status}: {options}; --force overrides)"
+        )

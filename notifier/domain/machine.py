@@ -1,0 +1,195 @@
+"""The meeting state machine: which status may follow which, and what a change does.
+
+Pure: `apply_change` takes the current meeting, the requested change and `now`, and returns
+the new meeting with the history entry to append. It never reads a clock or a database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from notifier.domain.errors import InvalidChange, TransitionError
+from notifier.domain.models import (
+    EventKind,
+    HistoryEntry,
+    Meeting,
+    MeetingStatus,
+    Source,
+    StatusChange,
+    kind_of_status,
+)
+
+S = MeetingStatus
+
+#: The statuses each status may move to without ``force``. A self-transition is listed
+#: where repeating it carries news (postponed again for a new reason, moved again).
+TRANSITIONS: dict[MeetingStatus, frozenset[MeetingStatus]] = {
+    S.SCHEDULED: frozenset({S.CONFIRMED, S.POSTPONED, S.RESCHEDULED, S.IN_PROGRESS, S.CANCELLED}),
+    S.CONFIRMED: frozenset({S.POSTPONED, S.RESCHEDULED, S.IN_PROGRESS, S.CANCELLED}),
+    S.POSTPONED: frozenset({S.POSTPONED, S.CLEARED, S.RESCHEDULED, S.CANCELLED}),
+    S.CLEARED: frozenset({S.CONFIRMED, S.POSTPONED, S.RESCHEDULED, S.IN_PROGRESS, S.CANCELLED}),
+    S.RESCHEDULED: frozenset({S.CONFIRMED, S.POSTPONED, S.RESCHEDULED, S.IN_PROGRESS, S.CANCELLED}),
+    # Adjourned talks are postponed; nothing else interrupts a meeting under way.
+    S.IN_PROGRESS: frozenset({S.CONCLUDED, S.POSTPONED}),
+    S.CONCLUDED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+#: Statuses after which the meeting is expected to take place at `starts_at`,
+#: so reminders are planned for it.
+ON_SCHEDULE = frozenset({S.SCHEDULED, S.CONFIRMED, S.CLEARED, S.RESCHEDULED})
+
+
+def allowed_transitions(status: MeetingStatus) -> list[MeetingStatus]:
+    """The statuses `status` may move to without force, in declaration order."""
+    return [s for s in MeetingStatus if s in TRANSITIONS[status]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transition:
+    """The result of an accepted change: the meeting after it, and its history entry."""
+
+    meeting: Meeting
+    entry: HistoryEntry
+
+
+def _require_aware(value: datetime, name: str) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidChange(f"{name} must include a UTC offset or zone, got {value.isoformat()}")
+
+
+def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Transition:
+    """Apply `change` to `meeting` at `now`, or raise `InvalidChange` / `TransitionError`.
+
+    Promises: the returned meeting has ``sequence + 1``; the entry carries that sequence,
+    the old and new status and start time; a reschedule carries a new, later-than-now
+    `starts_at` (unless forced); `force` skips only the transition table and the
+    not-in-the-past check, never the data checks.
+    """
+    _require_aware(now, "now")
+    if change.meeting_id != meeting.id:
+        raise InvalidChange(f"change for {change.meeting_id!r} applied to {meeting.id!r}")
+    allowed = TRANSITIONS[meeting.status]
+    if change.status not in allowed and not change.force:
+        raise TransitionError(
+            meeting.id,
+            meeting.status.value,
+            change.status.value,
+            [s.value for s in allowed_transitions(meeting.status)],
+        )
+
+    starts_at = meeting.starts_at
+    if change.starts_at is not None:
+        _require_aware(change.starts_at, "starts_at")
+        # Kept in the meeting's own zone, whatever offset the caller wrote it in.
+        starts_at = change.starts_at.astimezone(ZoneInfo(meeting.timezone))
+    if change.status is S.RESCHEDULED:
+        if change.starts_at is None:
+            raise InvalidChange(f"rescheduling {meeting.id!r} needs the new starts_at")
+        if change.starts_at == meeting.starts_at:
+            raise InvalidChange(
+                f"rescheduling {meeting.id!r} needs a starts_at other than the current "
+                f"{meeting.starts_at.isoformat()}"
+            )
+        if change.starts_at <= now and not change.force:
+            raise InvalidChange(
+                f"cannot reschedule {meeting.id!r} to {change.starts_at.isoformat()}: "
+                "that is in the past (--force overrides)"
+            )
+
+    ends_at = meeting.ends_at
+    if ends_at is not None and starts_at != meeting.starts_at:
+        ends_at = ends_at + (starts_at - meeting.starts_at)
+
+    if change.conditions is not None:
+        conditions = change.conditions
+    elif change.status is S.CLEARED:
+        conditions = ()
+    else:
+        conditions = meeting.conditions
+
+    sequence = meeting.sequence + 1
+    moved = starts_at != meeting.starts_at
+    after = meeting.replace(
+        status=change.status,
+        reason=change.reason,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        conditions=conditions,
+        sequence=sequence,
+    )
+    entry = HistoryEntry(
+        meeting_id=meeting.id,
+        sequence=sequence,
+        at=now,
+        kind=kind_of_status(change.status),
+        from_status=meeting.status,
+        to_status=change.status,
+        reason=change.reason,
+        previous_starts_at=meeting.starts_at if moved else None,
+        starts_at=starts_at,
+        event_id=change.event_id,
+        source=change.source,
+        forced=change.force and change.status not in allowed,
+    )
+    return Transition(meeting=after, entry=entry)
+
+
+#: Meeting fields a `meeting.updated` change may set (never status or sequence).
+DETAIL_FIELDS = frozenset(
+    {
+        "title",
+        "description",
+        "location",
+        "participants",
+        "timezone",
+        "tags",
+        "conditions",
+        "ends_at",
+    }
+)
+
+
+def update_details(
+    meeting: Meeting,
+    *,
+    now: datetime,
+    reason: str = "",
+    source: Source = Source.API,
+    event_id: str | None = None,
+    **details: object,
+) -> Transition | None:
+    """Change descriptive fields of `meeting` as a ``meeting.updated`` entry.
+
+    Returns None when nothing differs. Status and start time change only through
+    `apply_change`, so that every move of the meeting is a status change subscribers see.
+    """
+    _require_aware(now, "now")
+    unknown = set(details) - DETAIL_FIELDS
+    if unknown:
+        raise InvalidChange(f"cannot update {', '.join(sorted(unknown))} of a meeting this way")
+    changed = {k: v for k, v in details.items() if getattr(meeting, k) != v}
+    if not changed:
+        return None
+    ends_at = changed.get("ends_at", meeting.ends_at)
+    if isinstance(ends_at, datetime):
+        _require_aware(ends_at, "ends_at")
+        if ends_at <= meeting.starts_at:
+            raise InvalidChange("ends_at must be after starts_at")
+    sequence = meeting.sequence + 1
+    after = meeting.replace(**changed, sequence=sequence)
+    entry = HistoryEntry(
+        meeting_id=meeting.id,
+        sequence=sequence,
+        at=now,
+        kind=EventKind.UPDATED,
+        from_status=meeting.status,
+        to_status=meeting.status,
+        reason=reason or "updated " + ", ".join(sorted(changed)),
+        starts_at=meeting.starts_at,
+        event_id=event_id,
+        source=source,
+    )
+    return Transition(meeting=after, entry=entry)

@@ -1,0 +1,255 @@
+"""Domain records: meetings, their status and history, subscribers.
+
+Frozen, keyword-only dataclasses; every datetime is timezone-aware.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+
+
+class MeetingStatus(StrEnum):
+    """Where a meeting stands."""
+
+    #: Arranged, not yet confirmed.
+    SCHEDULED = "scheduled"
+    #: Both sides confirmed.
+    CONFIRMED = "confirmed"
+    #: Put off, usually with a reason and pending conditions.
+    POSTPONED = "postponed"
+    #: The conditions that held it back are met; a new time may follow.
+    CLEARED = "cleared"
+    #: Moved to a new `starts_at`.
+    RESCHEDULED = "rescheduled"
+    #: Under way.
+    IN_PROGRESS = "in_progress"
+    #: Over. Final.
+    CONCLUDED = "concluded"
+    #: Called off. Final.
+    CANCELLED = "cancelled"
+
+
+class EventKind(StrEnum):
+    """What a notification is about; names are the webhook ``type`` field."""
+
+    SCHEDULED = "meeting.scheduled"
+    CONFIRMED = "meeting.confirmed"
+    POSTPONED = "meeting.postponed"
+    CLEARED = "meeting.cleared"
+    RESCHEDULED = "meeting.rescheduled"
+    STARTED = "meeting.started"
+    CONCLUDED = "meeting.concluded"
+    CANCELLED = "meeting.cancelled"
+    #: Details changed (title, place, conditions) without a new status.
+    UPDATED = "meeting.updated"
+    REMINDER = "meeting.reminder"
+
+
+_KIND_OF_STATUS = {
+    MeetingStatus.SCHEDULED: EventKind.SCHEDULED,
+    MeetingStatus.CONFIRMED: EventKind.CONFIRMED,
+    MeetingStatus.POSTPONED: EventKind.POSTPONED,
+    MeetingStatus.CLEARED: EventKind.CLEARED,
+    MeetingStatus.RESCHEDULED: EventKind.RESCHEDULED,
+    MeetingStatus.IN_PROGRESS: EventKind.STARTED,
+    MeetingStatus.CONCLUDED: EventKind.CONCLUDED,
+    MeetingStatus.CANCELLED: EventKind.CANCELLED,
+}
+
+
+def kind_of_status(status: MeetingStatus) -> EventKind:
+    """The event kind announced when a meeting enters `status`."""
+    return _KIND_OF_STATUS[status]
+
+
+class Source(StrEnum):
+    """Where a record or a change came from."""
+
+    FILE = "file"
+    API = "api"
+    CLI = "cli"
+    FEED = "feed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Meeting:
+    """A meeting and its current state. `sequence` goes up on every accepted change."""
+
+    id: str
+    title: str
+    timezone: str
+    starts_at: datetime
+    ends_at: datetime | None = None
+    description: str = ""
+    location: str = ""
+    participants: tuple[str, ...] = ()
+    status: MeetingStatus = MeetingStatus.SCHEDULED
+    reason: str = ""
+    conditions: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    sequence: int = 0
+    source: Source = Source.API
+
+    def replace(self, **changes: object) -> Meeting:
+        """A copy with `changes` applied."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The meeting as JSON-ready data (the API, webhook and ``--json`` shape)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "description": self.description,
+            "location": self.location,
+            "participants": list(self.participants),
+            "timezone": self.timezone,
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat() if self.ends_at else None,
+            "status": self.status.value,
+            "reason": self.reason,
+            "conditions": list(self.conditions),
+            "tags": list(self.tags),
+            "sequence": self.sequence,
+            "source": self.source.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Meeting:
+        """The inverse of `to_dict`."""
+        return cls(
+            id=data["id"],
+            title=data["title"],
+            description=data["description"],
+            location=data["location"],
+            participants=tuple(data["participants"]),
+            timezone=data["timezone"],
+            starts_at=datetime.fromisoformat(data["starts_at"]),
+            ends_at=datetime.fromisoformat(data["ends_at"]) if data["ends_at"] else None,
+            status=MeetingStatus(data["status"]),
+            reason=data["reason"],
+            conditions=tuple(data["conditions"]),
+            tags=tuple(data["tags"]),
+            sequence=data["sequence"],
+            source=Source(data["source"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusChange:
+    """A request to move a meeting to `status`; `starts_at` is required for a reschedule."""
+
+    meeting_id: str
+    status: MeetingStatus
+    reason: str = ""
+    starts_at: datetime | None = None
+    #: Pending conditions after the change; None keeps them (cleared empties them).
+    conditions: tuple[str, ...] | None = None
+    #: The caller's id for this change: a repeat with the same id is a no-op.
+    event_id: str | None = None
+    force: bool = False
+    source: Source = Source.API
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryEntry:
+    """One accepted change, as it is kept forever in the meeting's history."""
+
+    meeting_id: str
+    sequence: int
+    at: datetime
+    kind: EventKind
+    from_status: MeetingStatus | None
+    to_status: MeetingStatus
+    reason: str = ""
+    previous_starts_at: datetime | None = None
+    starts_at: datetime | None = None
+    event_id: str | None = None
+    source: Source = Source.API
+    forced: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as JSON-ready data."""
+        return {
+            "sequence": self.sequence,
+            "at": self.at.isoformat(),
+            "kind": self.kind.value,
+            "from": self.from_status.value if self.from_status else None,
+            "to": self.to_status.value,
+            "reason": self.reason,
+            "previous_starts_at": self.previous_starts_at.isoformat()
+            if self.previous_starts_at
+            else None,
+            "starts_at": self.starts_at.isoformat() if self.starts_at else None,
+            "event_id": self.event_id,
+            "source": self.source.value,
+            "forced": self.forced,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookEndpoint:
+    """Where a subscriber's webhooks go; every secret signs (so secrets can be rotated)."""
+
+    url: str
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuietHours:
+    """A daily window, in the subscriber's zone, when non-urgent alerts wait.
+
+    `start` after `end` means the window spans midnight (22:00-07:00).
+    """
+
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, text: str) -> QuietHours:
+        """Read ``"22:00-07:00"``; `ValueError` with what is accepted otherwise."""
+        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text)
+        if not match:
+            raise ValueError(f"invalid quiet hours {text!r}: write HH:MM-HH:MM, e.g. 22:00-07:00")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        try:
+            start, end = time(h1, m1), time(h2, m2)
+        except ValueError:
+            raise ValueError(f"invalid quiet hours {text!r}: hours 0-23, minutes 0-59") from None
+        if start == end:
+            raise ValueError(f"invalid quiet hours {text!r}: start and end are the same")
+        return cls(start=start, end=end)
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+    def contains(self, local: time) -> bool:
+        """Whether the wall-clock time `local` falls inside the window."""
+        if self.start <= self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+
+@dataclass(frozen=True, kw_only=True)
+class Subscriber:
+    """Someone to notify, by email and/or webhook, and what they want to hear about."""
+
+    id: str
+    name: str = ""
+    email: str | None = None
+    webhook: WebhookEndpoint | None = None
+    timezone: str = "UTC"
+    locale: str = "en"
+    #: Meeting ids; with `tags`, either one matching is enough; neither = every meeting.
+    meetings: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    #: Event kinds, or ``"*"`` for all.
+    events: tuple[str, ...] = ("*",)
+    reminders: tuple[timedelta, ...] = ()
+    quiet_hours: QuietHours | None = None
+    active: bool = True
+    source: Source = Source.API

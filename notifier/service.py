@@ -1,0 +1,320 @@
+"""Applying changes to the store: status changes and config-file reconciliation.
+
+Each function is one transaction: it validates with the pure domain, then writes the
+meeting, its history and the processed event id together, or nothing at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from notifier.domain.errors import ConfigError, Conflict, InvalidChange, UnknownMeeting
+from notifier.domain.machine import Transition, apply_change, update_details
+from notifier.domain.models import (
+    EventKind,
+    HistoryEntry,
+    Meeting,
+    Source,
+    StatusChange,
+    kind_of_status,
+)
+from notifier.settings import MeetingConfig, Settings, format_loc, locate
+from notifier.store import Store, Transaction
+
+log = logging.getLogger(__name__)
+
+#: How often a change is retried when another writer got to the same meeting first.
+_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeResult:
+    """The meeting after a change, the history entry it made, and whether it was a repeat."""
+
+    meeting: Meeting
+    entry: HistoryEntry
+    #: True when the event id was seen before: nothing changed, this is the first result.
+    duplicate: bool = False
+
+
+async def apply_status_change(store: Store, change: StatusChange, *, now: datetime) -> ChangeResult:
+    """Apply `change` at `now` in one transaction, or raise and change nothing.
+
+    Raises `UnknownMeeting`, `TransitionError` or `InvalidChange`. A change whose
+    `event_id` was already applied returns that first result with ``duplicate=True``, even
+    when two copies race (the loser retries and finds the winner's record).
+    """
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            async with store.write() as tx:
+                return await _apply_in(tx, change, now=now)
+        except (IntegrityError, Conflict):
+            if attempt == _ATTEMPTS:
+                raise
+            log.info(
+                "concurrent change to %s, retrying",
+                change.meeting_id,
+                extra={"action": "change_retry", "meeting": change.meeting_id},
+            )
+    raise AssertionError("unreachable")
+
+
+async def _apply_in(tx: Transaction, change: StatusChange, *, now: datetime) -> ChangeResult:
+    if change.event_id:
+        seen = await tx.processed_event(change.event_id)
+        if seen is not None:
+            meeting, sequence = seen
+            if meeting.id != change.meeting_id:
+                raise Conflict(
+                    f"event id {change.event_id!r} was already used for meeting {meeting.id!r}"
+                )
+            entry = await tx.history_entry(meeting.id, sequence, zone=meeting.timezone)
+            return ChangeResult(meeting=meeting, entry=entry, duplicate=True)
+    record = await tx.meeting_record(change.meeting_id, for_update=True)
+    if record is None or record.retired_at is not None:
+        raise UnknownMeeting(change.meeting_id)
+    transition = apply_change(record.meeting, change, now=now)
+    await _write(tx, record.meeting, transition, now=now)
+    log.info(
+        "%s: %s -> %s (sequence %d)",
+        change.meeting_id,
+        record.meeting.status.value,
+        transition.meeting.status.value,
+        transition.meeting.sequence,
+        extra={
+            "action": "status_change",
+            "meeting": change.meeting_id,
+            "status": transition.meeting.status.value,
+            "sequence": transition.meeting.sequence,
+        },
+    )
+    return ChangeResult(meeting=transition.meeting, entry=transition.entry)
+
+
+async def _write(
+    tx: Transaction, before: Meeting, transition: Transition, *, now: datetime, **extra: object
+) -> None:
+    await tx.update_meeting(transition.meeting, expected_sequence=before.sequence, now=now, **extra)
+    await tx.append_history(transition.entry)
+    if transition.entry.event_id:
+        await tx.record_event(
+            transition.entry.event_id,
+            result=transition.meeting,
+            sequence=transition.entry.sequence,
+            now=now,
+        )
+
+
+# -- config file reconciliation ---------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class ReconcileReport:
+    """What one reconciliation of the config file did."""
+
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    changes: list[ChangeResult] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.created or self.updated or self.retired or self.changes)
+
+    def summary(self) -> str:
+        """One line for the log: what was created, updated, retired."""
+        parts = [
+            f"{name} {', '.join(ids)}"
+            for name, ids in (
+                ("created", self.created),
+                ("updated", self.updated),
+                ("retired", self.retired),
+            )
+            if ids
+        ]
+        return "; ".join(parts) or "nothing to do"
+
+
+def file_state(config: MeetingConfig) -> str:
+    """The status part of a file meeting, to notice when the file's author changes it."""
+    return json.dumps(
+        {
+            "status": config.status.value,
+            "reason": config.reason,
+            "starts_at": config.starts_at.isoformat(),
+            "conditions": config.conditions,
+        },
+        sort_keys=True,
+    )
+
+
+class _Locator:
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.config_path
+        self.text = self.path.read_text(encoding="utf-8") if self.path else ""
+
+    def error(self, message: str, loc: tuple[str | int, ...]) -> ConfigError:
+        return ConfigError(
+            message,
+            path=str(self.path) if self.path else None,
+            line=locate(self.text, loc) if self.text else None,
+            field=format_loc(loc),
+        )
+
+
+async def reconcile(store: Store, settings: Settings, *, now: datetime) -> ReconcileReport:
+    """Make the store agree with the meetings and subscribers of the config file.
+
+    In one transaction: file records are created, updated, or retired when the file no
+    longer names them (history is kept; a named-again record comes back). A meeting's
+    status or time in the file is applied, through the state machine, only when the
+    file's author edited it since the last reconciliation, so changes made since through
+    the CLI or API stand. Records created through the API are never touched; a file
+    record with the same id is a `ConfigError`. On any error nothing changes.
+    """
+    where = _Locator(settings)
+    report = ReconcileReport()
+    async with store.write() as tx:
+        for index, config in enumerate(settings.meetings):
+            await _reconcile_meeting(tx, config, index, where, report, now=now)
+        named = {m.id for m in settings.meetings}
+        for record in await tx.meeting_records():
+            meeting = record.meeting
+            if meeting.source is Source.FILE and meeting.id not in named:
+                await tx.set_meeting_bookkeeping(meeting.id, retired_at=now)
+                report.retired.append(f"meeting {meeting.id}")
+
+        for index, subscriber_config in enumerate(settings.subscribers):
+            subscriber = subscriber_config.to_domain(source=Source.FILE)
+            existing = await tx.subscriber_record(subscriber.id)
+            if existing is not None and existing.subscriber.source is not Source.FILE:
+                raise where.error(
+                    f"subscriber {subscriber.id!r} was created through the "
+                    f"{existing.subscriber.source.value}; the config file cannot take it over",
+                    ("subscribers", index, "id"),
+                )
+            if await tx.save_subscriber(subscriber, now=now):
+                label = f"subscriber {subscriber.id}"
+                (report.created if existing is None else report.updated).append(label)
+        named = {s.id for s in settings.subscribers}
+        for subscriber_record in await tx.subscriber_records():
+            subscriber = subscriber_record.subscriber
+            if subscriber.source is Source.FILE and subscriber.id not in named:
+                await tx.retire_subscriber(subscriber.id, now=now)
+                report.retired.append(f"subscriber {subscriber.id}")
+    if report:
+        log.info("config reconciled: %s", report.summary(), extra={"action": "reconcile"})
+    return report
+
+
+async def _reconcile_meeting(
+    tx: Transaction,
+    config: MeetingConfig,
+    index: int,
+    where: _Locator,
+    report: ReconcileReport,
+    *,
+    now: datetime,
+) -> None:
+    wanted = config.to_domain(source=Source.FILE)
+    state = file_state(config)
+    record = await tx.meeting_record(config.id, for_update=True)
+    if record is None:
+        await tx.insert_meeting(wanted, now=now, file_state=state)
+        for entry in _initial_history(config, wanted, now=now):
+            await tx.append_history(entry)
+        report.created.append(f"meeting {config.id}")
+        return
+    current = record.meeting
+    if current.source is not Source.FILE:
+        raise where.error(
+            f"meeting {config.id!r} was created through the {current.source.value}; "
+            "the config file cannot take it over",
+            ("meetings", index, "id"),
+        )
+    touched = False
+    details = update_details(
+        current,
+        now=now,
+        source=Source.FILE,
+        title=wanted.title,
+        description=wanted.description,
+        location=wanted.location,
+        participants=wanted.participants,
+        timezone=wanted.timezone,
+        tags=wanted.tags,
+    )
+    if details is not None:
+        await _write(tx, current, details, now=now)
+        current = details.meeting
+        touched = True
+    if record.file_state != state:
+        if (
+            wanted.status is not current.status
+            or wanted.starts_at != current.starts_at
+            or wanted.reason != current.reason
+        ):
+            change = StatusChange(
+                meeting_id=current.id,
+                status=wanted.status,
+                reason=wanted.reason,
+                starts_at=wanted.starts_at if wanted.starts_at != current.starts_at else None,
+                conditions=wanted.conditions,
+                source=Source.FILE,
+            )
+            try:
+                transition = apply_change(current, change, now=now)
+            except InvalidChange as exc:
+                raise where.error(exc.message, ("meetings", index, "status")) from None
+            await _write(tx, current, transition, now=now)
+            report.changes.append(ChangeResult(meeting=transition.meeting, entry=transition.entry))
+        await tx.set_meeting_bookkeeping(current.id, file_state=state)
+        touched = True
+    if record.retired_at is not None:
+        await tx.set_meeting_bookkeeping(current.id, retired_at=None)
+        touched = True
+    if touched:
+        report.updated.append(f"meeting {config.id}")
+
+
+def _initial_history(
+    config: MeetingConfig, meeting: Meeting, *, now: datetime
+) -> list[HistoryEntry]:
+    if not config.history:
+        return [
+            HistoryEntry(
+                meeting_id=meeting.id,
+                sequence=0,
+                at=now,
+                kind=kind_of_status(meeting.status),
+                from_status=None,
+                to_status=meeting.status,
+                reason=meeting.reason,
+                starts_at=meeting.starts_at,
+                source=Source.FILE,
+            )
+        ]
+    entries = []
+    status = None
+    for sequence, item in enumerate(config.history):
+        to_status = item.status or status
+        assert to_status is not None  # MeetingConfig checks the first entry has a status
+        entries.append(
+            HistoryEntry(
+                meeting_id=meeting.id,
+                sequence=sequence,
+                at=item.at,
+                kind=kind_of_status(to_status) if item.status else EventKind.UPDATED,
+                from_status=status,
+                to_status=to_status,
+                reason=item.reason,
+                starts_at=meeting.starts_at,
+                source=Source.FILE,
+            )
+        )
+        status = to_status
+    return entries

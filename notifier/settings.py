@@ -1,0 +1,509 @@
+"""Settings and the config file, read through pydantic-settings.
+
+Precedence, highest first: ``NOTIFIER_*`` environment variables (``__`` nests:
+``NOTIFIER_SMTP__PORT=2525``; lists as JSON), then ``.env`` in the working directory, then
+the TOML file named by ``--config`` / ``NOTIFIER_CONFIG`` (default
+``config/notifier.toml``). Unknown keys are errors. Secrets are `SecretStr` and never
+printed. Relative paths are relative to the working directory.
+
+`load_settings` is the one entry point; it turns every problem into a `ConfigError` that
+names the file, line and field.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import tomllib
+from datetime import datetime, timedelta
+from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    HttpUrl,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from notifier.domain.durations import format_duration, parse_duration
+from notifier.domain.errors import ConfigError
+from notifier.domain.models import (
+    Meeting,
+    MeetingStatus,
+    QuietHours,
+    Source,
+    Subscriber,
+    WebhookEndpoint,
+)
+
+DEFAULT_CONFIG = Path("config/notifier.toml")
+SLUG = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"durations need a unit: write '{value}s' rather than {value}")
+    return value
+
+
+#: A duration written ``30s`` / ``15m`` / ``1h`` / ``1d2h``.
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+
+
+def check_timezone(name: str) -> str:
+    """Return `name` if it is an IANA time zone known here, else raise `ValueError`."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}: use an IANA name such as Europe/Moscow"
+        ) from None
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
+Slug = Annotated[str, Field(pattern=SLUG, description="lowercase letters, digits, . _ -")]
+
+
+def check_webhook_secret(secret: SecretStr) -> SecretStr:
+    """Accept Standard Webhooks secrets: ``whsec_`` and base64 of at least 24 bytes."""
+    value = secret.get_secret_value()
+    if not value.startswith("whsec_"):
+        raise ValueError("webhook secrets start with 'whsec_' (Standard Webhooks)")
+    try:
+        raw = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        raise ValueError("webhook secret after 'whsec_' is not valid base64") from None
+    if len(raw) < 24:
+        raise ValueError("webhook secret is too short: use at least 24 random bytes")
+    return secret
+
+
+WebhookSecret = Annotated[SecretStr, AfterValidator(check_webhook_secret)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SmtpSettings(_Strict):
+    """Where email goes out."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1025, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str = "Notifier <notifier@localhost>"
+    timeout: Duration = timedelta(seconds=30)
+
+
+class WebhookSettings(_Strict):
+    """How webhooks go out."""
+
+    #: Private, loopback and link-local targets are refused unless inside one of these.
+    allow_cidrs: list[IPv4Network | IPv6Network] = []
+    timeout: Duration = timedelta(seconds=15)
+
+    @field_validator("timeout")
+    @classmethod
+    def _at_most_15s(cls, value: timedelta) -> timedelta:
+        if value > timedelta(seconds=15):
+            raise ValueError("webhook timeout is at most 15s")
+        return value
+
+
+class HistoryConfig(_Strict):
+    """A past event of a meeting, imported once when the meeting is first created."""
+
+    at: AwareDatetime
+    #: The status entered; omitted for a note that changed no status.
+    status: MeetingStatus | None = None
+    reason: str = ""
+
+
+class MeetingConfig(_Strict):
+    """A meeting as written in the config file or posted to the API."""
+
+    id: Slug
+    title: str = Field(min_length=1)
+    description: str = ""
+    location: str = ""
+    participants: list[str] = []
+    timezone: TimeZoneName
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = None
+    status: MeetingStatus = MeetingStatus.SCHEDULED
+    reason: str = ""
+    conditions: list[str] = []
+    tags: list[str] = []
+    history: list[HistoryConfig] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MeetingConfig:
+        if self.ends_at is not None and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        if self.history:
+            replayed = self.history[0].status
+            if replayed is None:
+                raise ValueError("history: the first entry needs a status")
+            for entry in self.history[1:]:
+                replayed = entry.status or replayed
+            if replayed is not self.status:
+                raise ValueError(
+                    f"status is {self.status.value!r} but its history ends in {replayed.value!r}"
+                )
+            times = [entry.at for entry in self.history]
+            if times != sorted(times):
+                raise ValueError("history entries must be in time order")
+        return self
+
+    def to_domain(self, *, source: Source = Source.FILE) -> Meeting:
+        """The meeting this config describes, before any change is applied to it."""
+        zone = ZoneInfo(self.timezone)
+        return Meeting(
+            id=self.id,
+            title=self.title,
+            description=self.description,
+            location=self.location,
+            participants=tuple(self.participants),
+            timezone=self.timezone,
+            starts_at=self.starts_at.astimezone(zone),
+            ends_at=self.ends_at.astimezone(zone) if self.ends_at else None,
+            status=self.status,
+            reason=self.reason,
+            conditions=tuple(self.conditions),
+            tags=tuple(self.tags),
+            sequence=max(len(self.history) - 1, 0),
+            source=source,
+        )
+
+
+class WebhookConfig(_Strict):
+    """A webhook endpoint: the URL and one or more signing secrets (rotation)."""
+
+    url: HttpUrl
+    secrets: list[WebhookSecret] = Field(min_length=1)
+
+
+def _known_kind(value: str) -> str:
+    from notifier.domain.models import EventKind
+
+    if value != "*" and value not in {k.value for k in EventKind}:
+        raise ValueError(
+            f"unknown event kind {value!r}: use '*' or one of "
+            + ", ".join(k.value for k in EventKind)
+        )
+    return value
+
+
+class SubscriberConfig(_Strict):
+    """A subscriber as written in the config file or posted to the API."""
+
+    id: Slug
+    name: str = ""
+    email: EmailStr | None = None
+    webhook: WebhookConfig | None = None
+    timezone: TimeZoneName = "UTC"
+    locale: Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = "en"
+    meetings: list[Slug] = []
+    tags: list[str] = []
+    events: list[Annotated[str, AfterValidator(_known_kind)]] = ["*"]
+    reminders: list[Duration] = []
+    quiet_hours: Annotated[str, AfterValidator(lambda v: str(QuietHours.parse(v)))] | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> SubscriberConfig:
+        if self.email is None and self.webhook is None:
+            raise ValueError("a subscriber needs an email, a webhook, or both")
+        if not self.events:
+            raise ValueError("events is empty: use ['*'] for every kind")
+        return self
+
+    def to_domain(self, *, source: Source = Source.FILE) -> Subscriber:
+        """The subscriber this config describes."""
+        return Subscriber(
+            id=self.id,
+            name=self.name,
+            email=self.email,
+            webhook=WebhookEndpoint(
+                url=str(self.webhook.url),
+                secrets=tuple(s.get_secret_value() for s in self.webhook.secrets),
+            )
+            if self.webhook
+            else None,
+            timezone=self.timezone,
+            locale=self.locale,
+            meetings=tuple(self.meetings),
+            tags=tuple(self.tags),
+            events=tuple(self.events),
+            reminders=tuple(self.reminders),
+            quiet_hours=QuietHours.parse(self.quiet_hours) if self.quiet_hours else None,
+            source=source,
+        )
+
+
+class SourceConfig(_Strict):
+    """A feed the daemon polls for status changes."""
+
+    kind: Literal["ics", "json"]
+    url: HttpUrl
+    every: Duration = timedelta(seconds=60)
+    #: For JSON feeds: where each field is found in an item (documented shape by default).
+    fields: dict[str, str] = {}
+
+
+class Settings(BaseSettings):
+    """Everything notifier reads from the environment, ``.env`` and the TOML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NOTIFIER_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+        frozen=True,
+    )
+
+    database_url: str = "sqlite+aiosqlite:///var/notifier.db"
+    listen: str = Field(
+        default="127.0.0.1:8080", pattern=r"^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$"
+    )
+    public_url: HttpUrl = HttpUrl("http://127.0.0.1:8080")
+    api_tokens: list[SecretStr] = []
+    templates_dir: Path | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    smtp: SmtpSettings = SmtpSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    meetings: list[MeetingConfig] = []
+    subscribers: list[SubscriberConfig] = []
+    sources: list[SourceConfig] = []
+    #: Set by `load_settings`: the file these settings were read from. Not a config key.
+    config_path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment over ``.env`` over the TOML file (see the module docstring)."""
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls),
+        )
+
+
+def config_path_from(value: str | Path | None) -> Path:
+    """The config file to read: `value`, else ``NOTIFIER_CONFIG``, else the default."""
+    if value:
+        return Path(value)
+    env = os.environ.get("NOTIFIER_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG
+
+
+def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    """The text and parsed contents of `path`, or a `ConfigError` with the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "no such file (set --config or NOTIFIER_CONFIG)", path=str(path)
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path=str(path)) from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"\(at line (\d+), column \d+\)", message)
+        line = int(match.group(1)) if match else None
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+        raise ConfigError(f"TOML syntax error: {message}", path=str(path), line=line) from None
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from `path` (see `config_path_from`), the environment and ``.env``.
+
+    Raises `ConfigError` naming the file, line and field of the first problem, with every
+    other problem listed after it. Duplicate meeting or subscriber ids are errors.
+    """
+    config = config_path_from(path)
+    text, _ = read_toml(config)
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=config)
+
+    try:
+        settings: Settings = _FromFile(**overrides, config_path=config)
+    except ValidationError as exc:
+        raise _config_error(exc, config, text) from None
+    _check_unique(settings, config, text)
+    return settings
+
+
+def _check_unique(settings: Settings, path: Path, text: str) -> None:
+    sections = {
+        "meetings": [m.id for m in settings.meetings],
+        "subscribers": [s.id for s in settings.subscribers],
+    }
+    for section, ids in sections.items():
+        seen: dict[str, int] = {}
+        for index, item_id in enumerate(ids):
+            if item_id in seen:
+                loc = (section, index, "id")
+                raise ConfigError(
+                    f"duplicate id {item_id!r} (also {section}[{seen[item_id]}])",
+                    path=str(path),
+                    line=locate(text, loc),
+                    field=format_loc(loc),
+                )
+            seen[item_id] = index
+
+
+def format_loc(loc: tuple[str | int, ...]) -> str:
+    """``("subscribers", 1, "email")`` -> ``subscribers[1].email``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    if kind == "timezone_aware":
+        return "needs a UTC offset, e.g. 2026-03-02T19:00:00+03:00"
+    return message
+
+
+def _config_error(exc: ValidationError, path: Path, text: str) -> ConfigError:
+    errors = exc.errors()
+    first = errors[0]
+    loc = tuple(p for p in first["loc"] if isinstance(p, str | int))
+    # pydantic adds the name of a union member or validator to some locations.
+    loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+    message = _message(first)
+    env_name = _env_name(loc)
+    if env_name is not None:
+        # The environment wins over the file, so the bad value came from there.
+        return ConfigError(
+            f"{message} (from environment variable {env_name})", field=format_loc(loc) or None
+        )
+    line = locate(text, loc)
+    if line is None and loc:
+        message += " (set in .env, or a default)"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return ConfigError(message, path=str(path), line=line, field=format_loc(loc) or None)
+
+
+def _env_name(loc: tuple[str | int, ...]) -> str | None:
+    """The ``NOTIFIER_*`` variable that sets `loc` or a parent of it, if one is set."""
+    names = []
+    for part in loc:
+        if isinstance(part, int):
+            break
+        names.append(part.upper())
+    for end in range(len(names), 0, -1):
+        name = "NOTIFIER_" + "__".join(names[:end])
+        if name in os.environ:
+            return name
+    return None
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\".]+)\s*=")
+
+
+def locate(text: str, loc: tuple[str | int, ...]) -> int | None:
+    """The 1-based line of `text` (TOML) where the value at `loc` is written, if any.
+
+    Follows tables and arrays of tables; for a location inside an inline table or an
+    array it returns the line of the enclosing key. None when the TOML does not set it.
+    """
+    lines: dict[tuple[str | int, ...], int] = {}
+    counters: dict[tuple[str | int, ...], int] = {}
+    table: tuple[str | int, ...] = ()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(raw)
+        if header:
+            keys = [k.strip().strip('"') for k in header.group(2).split(".")]
+            path: tuple[str | int, ...] = ()
+            for key in keys[:-1]:
+                path = (*path, key)
+                if path in counters:  # inside the latest element of an array of tables
+                    path = (*path, counters[path])
+            path = (*path, keys[-1])
+            if header.group(1) == "[[":
+                counters[path] = counters.get(path, -1) + 1
+                path = (*path, counters[path])
+            table = path
+            lines.setdefault(table, number)
+            continue
+        key = _KEY.match(raw)
+        if key:
+            parts = tuple(k.strip('"') for k in key.group(1).split("."))
+            lines.setdefault((*table, *parts), number)
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def parse_datetime_arg(value: str, *, field: str) -> datetime:
+    """An aware datetime from ISO-8601 text, or a `ConfigError`-style message naming `field`."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{field}: not an ISO-8601 date-time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise ValueError(
+            f"{field}: {value!r} has no UTC offset; write e.g. 2026-03-02T19:00:00+03:00"
+        )
+    return parsed

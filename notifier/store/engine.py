@@ -1,0 +1,58 @@
+"""Opening the database: the one place SQLite and PostgreSQL are told apart.
+
+SQLite runs in WAL mode with a busy timeout, and every transaction starts with
+``BEGIN IMMEDIATE`` so that two writers (the daemon and a `notifier event` call) queue for
+the write lock instead of failing on a lock upgrade. PostgreSQL uses asyncpg as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+#: How long a SQLite writer waits for the lock before giving up, in seconds.
+SQLITE_BUSY_TIMEOUT = 30
+
+
+def redact(url: str | URL) -> str:
+    """`url` with any password hidden, fit for logs and start-up lines."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_engine(url: str, **options: Any) -> AsyncEngine:
+    """An async engine for `url` (``sqlite+aiosqlite://`` or ``postgresql+asyncpg://``).
+
+    For a SQLite file, its folder is created when missing.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, **options)
+    return create_async_engine(parsed, pool_pre_ping=True, **options)
+
+
+def _sqlite_engine(url: URL, **options: Any) -> AsyncEngine:
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, **options)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

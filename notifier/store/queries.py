@@ -1,0 +1,517 @@
+"""Every query notifier runs, on one `Transaction` type, for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from notifier.domain.errors import Conflict
+from notifier.domain.models import (
+    EventKind,
+    HistoryEntry,
+    Meeting,
+    MeetingStatus,
+    QuietHours,
+    Source,
+    Subscriber,
+    WebhookEndpoint,
+)
+from notifier.store import migrate
+from notifier.store.engine import create_engine, redact
+from notifier.store.tables import (
+    meeting_history,
+    meetings,
+    processed_events,
+    reminders,
+    subscriber_endpoints,
+    subscribers,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeetingRecord:
+    """A stored meeting with the bookkeeping the domain does not need."""
+
+    meeting: Meeting
+    file_state: str | None
+    created_at: datetime
+    updated_at: datetime
+    retired_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscriberRecord:
+    """A stored subscriber with its bookkeeping."""
+
+    subscriber: Subscriber
+    created_at: datetime
+    updated_at: datetime
+    retired_at: datetime | None
+
+
+class Store:
+    """The database: open it, migrate it, and run transactions on it."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str, *, upgrade: bool = True) -> Store:
+        """Connect to `url`; with `upgrade`, first bring the schema to the latest revision."""
+        store = cls(create_engine(url))
+        if upgrade:
+            try:
+                await migrate.upgrade(store.engine)
+            except BaseException:
+                await store.close()
+                raise
+        return store
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @property
+    def url(self) -> str:
+        """The database URL with the password hidden."""
+        return redact(self.engine.url)
+
+    async def close(self) -> None:
+        """Release every connection."""
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Transaction]:
+        """A read-write transaction, committed on normal exit and rolled back on error."""
+        async with self.engine.begin() as connection:
+            yield Transaction(connection)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Transaction]:
+        """A transaction for reading; nothing written in it is committed."""
+        async with self.engine.connect() as connection:
+            yield Transaction(connection)
+            await connection.rollback()
+
+
+def _meeting(row: Row[Any]) -> Meeting:
+    zone = ZoneInfo(row.timezone)
+    return Meeting(
+        id=row.id,
+        title=row.title,
+        description=row.description,
+        location=row.location,
+        participants=tuple(row.participants),
+        timezone=row.timezone,
+        starts_at=row.starts_at.astimezone(zone),
+        ends_at=row.ends_at.astimezone(zone) if row.ends_at else None,
+        status=MeetingStatus(row.status),
+        reason=row.reason,
+        conditions=tuple(row.conditions),
+        tags=tuple(row.tags),
+        sequence=row.sequence,
+        source=Source(row.source),
+    )
+
+
+def _meeting_values(meeting: Meeting) -> dict[str, Any]:
+    return {
+        "title": meeting.title,
+        "description": meeting.description,
+        "location": meeting.location,
+        "participants": list(meeting.participants),
+        "timezone": meeting.timezone,
+        "starts_at": meeting.starts_at,
+        "ends_at": meeting.ends_at,
+        "status": meeting.status.value,
+        "reason": meeting.reason,
+        "conditions": list(meeting.conditions),
+        "tags": list(meeting.tags),
+        "sequence": meeting.sequence,
+        "source": meeting.source.value,
+    }
+
+
+def _history(row: Row[Any], zone: ZoneInfo) -> HistoryEntry:
+    return HistoryEntry(
+        meeting_id=row.meeting_id,
+        sequence=row.sequence,
+        at=row.at.astimezone(zone),
+        kind=EventKind(row.kind),
+        from_status=MeetingStatus(row.from_status) if row.from_status else None,
+        to_status=MeetingStatus(row.to_status),
+        reason=row.reason,
+        previous_starts_at=row.previous_starts_at.astimezone(zone)
+        if row.previous_starts_at
+        else None,
+        starts_at=row.starts_at.astimezone(zone) if row.starts_at else None,
+        event_id=row.event_id,
+        source=Source(row.source),
+        forced=bool(row.forced),
+    )
+
+
+def _quiet(text: str | None) -> QuietHours | None:
+    return QuietHours.parse(text) if text else None
+
+
+class Transaction:
+    """Queries inside one database transaction."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    # -- meetings ---------------------------------------------------------------------------
+
+    async def meeting_record(
+        self, meeting_id: str, *, for_update: bool = False
+    ) -> MeetingRecord | None:
+        """The stored meeting `meeting_id`, retired or not; `for_update` locks its row."""
+        query = select(meetings).where(meetings.c.id == meeting_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.connection.execute(query)).first()
+        if row is None:
+            return None
+        return MeetingRecord(
+            meeting=_meeting(row),
+            file_state=row.file_state,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            retired_at=row.retired_at,
+        )
+
+    async def meeting(self, meeting_id: str, *, for_update: bool = False) -> Meeting | None:
+        """The meeting `meeting_id` unless it is unknown or retired."""
+        record = await self.meeting_record(meeting_id, for_update=for_update)
+        return record.meeting if record and record.retired_at is None else None
+
+    async def meeting_records(self, *, include_retired: bool = False) -> list[MeetingRecord]:
+        """Every meeting, soonest first."""
+        query = select(meetings).order_by(meetings.c.starts_at, meetings.c.id)
+        if not include_retired:
+            query = query.where(meetings.c.retired_at.is_(None))
+        rows = (await self.connection.execute(query)).all()
+        return [
+            MeetingRecord(
+                meeting=_meeting(row),
+                file_state=row.file_state,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+                retired_at=row.retired_at,
+            )
+            for row in rows
+        ]
+
+    async def insert_meeting(
+        self, meeting: Meeting, *, now: datetime, file_state: str | None = None
+    ) -> None:
+        """Store a new meeting; `Conflict` if the id is taken."""
+        if await self.meeting_record(meeting.id) is not None:
+            raise Conflict(f"meeting {meeting.id!r} already exists")
+        await self.connection.execute(
+            insert(meetings).values(
+                id=meeting.id,
+                **_meeting_values(meeting),
+                file_state=file_state,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def update_meeting(
+        self,
+        meeting: Meeting,
+        *,
+        expected_sequence: int,
+        now: datetime,
+        **extra: Any,
+    ) -> None:
+        """Write `meeting` over the stored one if that is still at `expected_sequence`.
+
+        `extra` sets bookkeeping columns (``file_state``, ``retired_at``). Raises `Conflict`
+        when another writer changed the meeting first.
+        """
+        result = await self.connection.execute(
+            update(meetings)
+            .where(meetings.c.id == meeting.id, meetings.c.sequence == expected_sequence)
+            .values(**_meeting_values(meeting), updated_at=now, **extra)
+        )
+        if result.rowcount != 1:
+            raise Conflict(
+                f"meeting {meeting.id!r} was changed by someone else meanwhile; try again"
+            )
+
+    async def set_meeting_bookkeeping(self, meeting_id: str, **values: Any) -> None:
+        """Set ``file_state`` / ``retired_at`` without touching the meeting itself."""
+        await self.connection.execute(
+            update(meetings).where(meetings.c.id == meeting_id).values(**values)
+        )
+
+    async def append_history(self, entry: HistoryEntry) -> None:
+        """Append `entry` to its meeting's history (never updated, never deleted)."""
+        await self.connection.execute(
+            insert(meeting_history).values(
+                meeting_id=entry.meeting_id,
+                sequence=entry.sequence,
+                at=entry.at,
+                kind=entry.kind.value,
+                from_status=entry.from_status.value if entry.from_status else None,
+                to_status=entry.to_status.value,
+                reason=entry.reason,
+                previous_starts_at=entry.previous_starts_at,
+                starts_at=entry.starts_at,
+                event_id=entry.event_id,
+                source=entry.source.value,
+                forced=entry.forced,
+            )
+        )
+
+    async def history(self, meeting_id: str, *, zone: str = "UTC") -> list[HistoryEntry]:
+        """The meeting's history, oldest first, times shown in `zone`."""
+        rows = (
+            await self.connection.execute(
+                select(meeting_history)
+                .where(meeting_history.c.meeting_id == meeting_id)
+                .order_by(meeting_history.c.sequence)
+            )
+        ).all()
+        tz = ZoneInfo(zone)
+        return [_history(row, tz) for row in rows]
+
+    async def history_entry(
+        self, meeting_id: str, sequence: int, *, zone: str = "UTC"
+    ) -> HistoryEntry:
+        """One history entry, which must exist."""
+        row = (
+            await self.connection.execute(
+                select(meeting_history).where(
+                    meeting_history.c.meeting_id == meeting_id,
+                    meeting_history.c.sequence == sequence,
+                )
+            )
+        ).one()
+        return _history(row, ZoneInfo(zone))
+
+    # -- processed events -------------------------------------------------------------------
+
+    async def processed_event(self, event_id: str) -> tuple[Meeting, int] | None:
+        """(meeting as the event left it, history sequence) of an applied event id, if any."""
+        row = (
+            await self.connection.execute(
+                select(processed_events.c.result, processed_events.c.sequence).where(
+                    processed_events.c.event_id == event_id
+                )
+            )
+        ).first()
+        return (Meeting.from_dict(row.result), row.sequence) if row else None
+
+    async def record_event(
+        self, event_id: str, *, result: Meeting, sequence: int, now: datetime
+    ) -> None:
+        """Remember that `event_id` produced history entry `sequence`, leaving `result`.
+
+        A concurrent duplicate raises `sqlalchemy.exc.IntegrityError` at insert or commit.
+        """
+        await self.connection.execute(
+            insert(processed_events).values(
+                event_id=event_id,
+                meeting_id=result.id,
+                sequence=sequence,
+                at=now,
+                result=result.to_dict(),
+            )
+        )
+
+    # -- subscribers ------------------------------------------------------------------------
+
+    async def subscriber_records(
+        self, *, include_retired: bool = False, ids: Sequence[str] | None = None
+    ) -> list[SubscriberRecord]:
+        """Subscribers by id, with their endpoints."""
+        query = select(subscribers).order_by(subscribers.c.id)
+        if not include_retired:
+            query = query.where(subscribers.c.retired_at.is_(None))
+        if ids is not None:
+            query = query.where(subscribers.c.id.in_(list(ids)))
+        rows = (await self.connection.execute(query)).all()
+        if not rows:
+            return []
+        endpoint_rows = (
+            await self.connection.execute(
+                select(subscriber_endpoints).where(
+                    subscriber_endpoints.c.subscriber_id.in_([r.id for r in rows])
+                )
+            )
+        ).all()
+        endpoints: dict[str, dict[str, Row[Any]]] = {}
+        for endpoint in endpoint_rows:
+            endpoints.setdefault(endpoint.subscriber_id, {})[endpoint.channel] = endpoint
+        records = []
+        for row in rows:
+            own = endpoints.get(row.id, {})
+            email = own.get("email")
+            hook = own.get("webhook")
+            subscriber = Subscriber(
+                id=row.id,
+                name=row.name,
+                email=email.address if email is not None and email.disabled_at is None else None,
+                webhook=WebhookEndpoint(url=hook.address, secrets=tuple(hook.secrets))
+                if hook is not None and hook.disabled_at is None
+                else None,
+                timezone=row.timezone,
+                locale=row.locale,
+                meetings=tuple(row.meetings),
+                tags=tuple(row.tags),
+                events=tuple(row.events),
+                reminders=tuple(timedelta(seconds=s) for s in row.reminders),
+                quiet_hours=_quiet(row.quiet_hours),
+                active=bool(row.active) and row.retired_at is None,
+                source=Source(row.source),
+            )
+            records.append(
+                SubscriberRecord(
+                    subscriber=subscriber,
+                    created_at=row.created_at,
+                    updated_at=row.updated_at,
+                    retired_at=row.retired_at,
+                )
+            )
+        return records
+
+    async def subscriber_record(self, subscriber_id: str) -> SubscriberRecord | None:
+        """The stored subscriber `subscriber_id`, retired or not."""
+        found = await self.subscriber_records(include_retired=True, ids=[subscriber_id])
+        return found[0] if found else None
+
+    async def subscribers(self) -> list[Subscriber]:
+        """Every subscriber that is not retired."""
+        return [record.subscriber for record in await self.subscriber_records()]
+
+    async def save_subscriber(self, subscriber: Subscriber, *, now: datetime) -> bool:
+        """Insert or replace `subscriber` and its endpoints; True when anything changed.
+
+        Endpoints the subscriber no longer has are removed; one it keeps keeps its
+        `disabled_at` (an unsubscribe survives a config reload).
+        """
+        values = {
+            "name": subscriber.name,
+            "timezone": subscriber.timezone,
+            "locale": subscriber.locale,
+            "meetings": list(subscriber.meetings),
+            "tags": list(subscriber.tags),
+            "events": list(subscriber.events),
+            "reminders": [int(r.total_seconds()) for r in subscriber.reminders],
+            "quiet_hours": str(subscriber.quiet_hours) if subscriber.quiet_hours else None,
+            "active": subscriber.active,
+            "source": subscriber.source.value,
+        }
+        existing = (
+            await self.connection.execute(
+                select(subscribers).where(subscribers.c.id == subscriber.id)
+            )
+        ).first()
+        changed = False
+        if existing is None:
+            await self.connection.execute(
+                insert(subscribers).values(
+                    id=subscriber.id, **values, created_at=now, updated_at=now
+                )
+            )
+            changed = True
+        elif any(getattr(existing, k) != v for k, v in values.items()) or existing.retired_at:
+            await self.connection.execute(
+                update(subscribers)
+                .where(subscribers.c.id == subscriber.id)
+                .values(**values, updated_at=now, retired_at=None)
+            )
+            changed = True
+
+        wanted: dict[str, tuple[str, list[str]]] = {}
+        if subscriber.email:
+            wanted["email"] = (subscriber.email, [])
+        if subscriber.webhook:
+            wanted["webhook"] = (subscriber.webhook.url, list(subscriber.webhook.secrets))
+        rows = (
+            await self.connection.execute(
+                select(subscriber_endpoints).where(
+                    subscriber_endpoints.c.subscriber_id == subscriber.id
+                )
+            )
+        ).all()
+        have = {row.channel: row for row in rows}
+        for channel, old in have.items():
+            if channel not in wanted:
+                await self.connection.execute(
+                    subscriber_endpoints.delete().where(subscriber_endpoints.c.id == old.id)
+                )
+                changed = True
+        for channel, (address, secrets) in wanted.items():
+            row = have.get(channel)
+            if row is None:
+                await self.connection.execute(
+                    insert(subscriber_endpoints).values(
+                        subscriber_id=subscriber.id,
+                        channel=channel,
+                        address=address,
+                        secrets=secrets,
+                    )
+                )
+                changed = True
+            elif row.address != address or list(row.secrets) != secrets:
+                # A new address is a new endpoint: an old refusal does not carry over.
+                moved = row.address != address
+                await self.connection.execute(
+                    update(subscriber_endpoints)
+                    .where(subscriber_endpoints.c.id == row.id)
+                    .values(
+                        address=address,
+                        secrets=secrets,
+                        **({"disabled_at": None, "disabled_reason": None} if moved else {}),
+                    )
+                )
+                changed = True
+        return changed
+
+    async def retire_subscriber(self, subscriber_id: str, *, now: datetime) -> None:
+        """Mark a subscriber retired: it matches nothing, and its pending reminders go."""
+        await self.connection.execute(
+            update(subscribers)
+            .where(subscribers.c.id == subscriber_id)
+            .values(retired_at=now, updated_at=now)
+        )
+        await self.connection.execute(
+            update(reminders)
+            .where(reminders.c.subscriber_id == subscriber_id, reminders.c.state == "pending")
+            .values(state="withdrawn")
+        )
+
+    # -- counts -----------------------------------------------------------------------------
+
+    async def counts(self) -> dict[str, int]:
+        """How many meetings, subscribers and pending reminders there are (not retired)."""
+
+        async def count(query: Any) -> int:
+            return int((await self.connection.execute(query)).scalar_one())
+
+        return {
+            "meetings": await count(
+                select(func.count()).select_from(meetings).where(meetings.c.retired_at.is_(None))
+            ),
+            "subscribers": await count(
+                select(func.count())
+                .select_from(subscribers)
+                .where(subscribers.c.retired_at.is_(None))
+            ),
+            "pending_reminders": await count(
+                select(func.count()).select_from(reminders).where(reminders.c.state == "pending")
+            ),
+        }

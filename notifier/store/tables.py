@@ -1,0 +1,215 @@
+"""The database schema, SQLAlchemy Core, shared by SQLite and PostgreSQL.
+
+Migrations in `notifier/store/migrations` create exactly this; a test compares them.
+Every timestamp is stored in UTC (`UTCDateTime`); a meeting's own zone is a column.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; naive input is a bug and refused."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store in UTC; SQLite keeps no offset, so it gets the naive UTC wall time."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r} cannot be stored")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Read back as an aware UTC datetime."""
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+meetings = Table(
+    "meetings",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("location", Text, nullable=False, server_default=""),
+    Column("participants", JSON, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime),
+    Column("status", String(20), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("conditions", JSON, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("sequence", Integer, nullable=False),
+    #: file | api | cli | feed: who owns the record (the config file may only touch its own).
+    Column("source", String(10), nullable=False),
+    #: For file meetings: the status part of the file as last read, to notice edits.
+    Column("file_state", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    #: Set when the config file stops naming a file meeting; its history stays.
+    Column("retired_at", UTCDateTime),
+)
+
+meeting_history = Table(
+    "meeting_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("meeting_id", String(100), ForeignKey("meetings.id"), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("from_status", String(20)),
+    Column("to_status", String(20), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("previous_starts_at", UTCDateTime),
+    Column("starts_at", UTCDateTime),
+    Column("event_id", String(200)),
+    Column("source", String(10), nullable=False),
+    Column("forced", Boolean, nullable=False, server_default=text("false")),
+    UniqueConstraint("meeting_id", "sequence"),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("timezone", String(64), nullable=False),
+    Column("locale", String(10), nullable=False),
+    Column("meetings", JSON, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("events", JSON, nullable=False),
+    #: Reminder offsets in whole seconds.
+    Column("reminders", JSON, nullable=False),
+    #: "22:00-07:00" in the subscriber's zone, or NULL.
+    Column("quiet_hours", String(11)),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("source", String(10), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("retired_at", UTCDateTime),
+)
+
+subscriber_endpoints = Table(
+    "subscriber_endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscriber_id", String(100), ForeignKey("subscribers.id"), nullable=False),
+    #: email | webhook
+    Column("channel", String(10), nullable=False),
+    #: The email address or the webhook URL.
+    Column("address", Text, nullable=False),
+    #: Webhook signing secrets (whsec_...), newest first; empty for email.
+    Column("secrets", JSON, nullable=False),
+    #: Set when the endpoint must not be used again (unsubscribed, 410 Gone).
+    Column("disabled_at", UTCDateTime),
+    Column("disabled_reason", Text),
+    UniqueConstraint("subscriber_id", "channel"),
+)
+
+#: The outbox: one row per notification to one endpoint, written in the same transaction as
+#: the change that caused it. `id` is the idempotency key (webhook-id, Message-ID).
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("meeting_id", String(100), ForeignKey("meetings.id"), nullable=False),
+    Column("subscriber_id", String(100), ForeignKey("subscribers.id"), nullable=False),
+    Column("channel", String(10), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    #: What to render: the change or reminder, as JSON.
+    Column("payload", JSON, nullable=False),
+    #: pending | sending | retrying | sent | dead
+    Column("status", String(10), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_by", String(100)),
+    Column("claimed_until", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("last_error", Text),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "meeting_id"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(200), ForeignKey("deliveries.id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    #: sent | temporary | permanent
+    Column("outcome", String(10), nullable=False),
+    #: HTTP status or SMTP reply code, when there was one.
+    Column("code", Integer),
+    Column("error", Text),
+    Index(None, "delivery_id"),
+)
+
+reminders = Table(
+    "reminders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("meeting_id", String(100), ForeignKey("meetings.id"), nullable=False),
+    Column("subscriber_id", String(100), ForeignKey("subscribers.id"), nullable=False),
+    Column("offset_seconds", Integer, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    #: The meeting sequence the reminder was planned for; a later change supersedes it.
+    Column("sequence", Integer, nullable=False),
+    #: pending | fired | withdrawn | missed
+    Column("state", String(10), nullable=False),
+    Column("fired_at", UTCDateTime),
+    UniqueConstraint("meeting_id", "subscriber_id", "offset_seconds", "sequence"),
+    Index(None, "state", "due_at"),
+)
+
+#: Event ids already applied, so a repeated push or feed read is a no-op.
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("meeting_id", String(100), ForeignKey("meetings.id"), nullable=False),
+    #: The history entry the event produced.
+    Column("sequence", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    #: The meeting as the event left it, returned as-is when the event is repeated.
+    Column("result", JSON, nullable=False),
+)
