@@ -61,8 +61,8 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             async with app.store.read() as tx:
                 counts = await tx.counts()
             log.info(
-                "notifier %s started: database %s, listen %s, %d meetings, %d subscribers, "
-                "%d pending reminders",
+                "notifier %s started: database %s, listen %s, meetings=%d subscribers=%d "
+                "pending_reminders=%d",
                 __version__,
                 app.store.url,
                 settings.listen,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -74,20 +75,27 @@ def _settings(config: Path | None) -> Settings:
         raise _fail(exc.message) from None
 
 
-def _run(settings: Settings, work: Callable[[app.App], Awaitable[T]]) -> T:
-    """Open the app on `settings`, run `work` in it, and turn known errors into exit 1."""
-
-    async def main() -> T:
-        async with app.open_app(settings) as opened:
-            return await work(opened)
-
+@contextmanager
+def _user_errors(settings: Settings) -> Iterator[None]:
+    """Turn notifier's own errors and an unreachable database into one line and exit 1."""
     try:
-        return asyncio.run(main())
+        yield
     except NotifierError as exc:
         raise _fail(exc.message) from None
     except (OperationalError, DBAPIError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise _fail(f"database {redact(settings.database_url)}: {reason}") from None
+
+
+def _run(settings: Settings, work: Callable[[app.App], Awaitable[T]]) -> T:
+    """Open the app on `settings` (migrating and reconciling), and run `work` in it."""
+
+    async def main() -> T:
+        async with app.open_app(settings) as opened:
+            return await work(opened)
+
+    with _user_errors(settings):
+        return asyncio.run(main())
 
 
 def _count(items: list[Any], noun: str) -> str:
@@ -139,13 +147,8 @@ def run(config: ConfigOption = None) -> None:
     """Run the daemon until SIGTERM or Ctrl-C."""
     settings = _settings(config)
     configure_logging(level=settings.log_level, fmt=settings.log_format)
-    try:
+    with _user_errors(settings):
         asyncio.run(app.run_daemon(settings))
-    except NotifierError as exc:
-        raise _fail(exc.message) from None
-    except (OperationalError, DBAPIError, OSError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise _fail(f"database {redact(settings.database_url)}: {reason}") from None
 
 
 # -- event ------------------------------------------------------------------------------------

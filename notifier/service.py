@@ -65,6 +65,9 @@ async def apply_status_change(store: Store, change: StatusChange, *, now: dateti
 
 
 async def _apply_in(tx: Transaction, change: StatusChange, *, now: datetime) -> ChangeResult:
+    # Lock the meeting first: a concurrent copy of the same event then waits here and, once
+    # the first commits, finds its event id below instead of applying the change twice.
+    record = await tx.meeting_record(change.meeting_id, for_update=True)
     if change.event_id:
         seen = await tx.processed_event(change.event_id)
         if seen is not None:
@@ -75,7 +78,6 @@ async def _apply_in(tx: Transaction, change: StatusChange, *, now: datetime) -> 
                 )
             entry = await tx.history_entry(meeting.id, sequence, zone=meeting.timezone)
             return ChangeResult(meeting=meeting, entry=entry, duplicate=True)
-    record = await tx.meeting_record(change.meeting_id, for_update=True)
     if record is None or record.retired_at is not None:
         raise UnknownMeeting(change.meeting_id)
     transition = apply_change(record.meeting, change, now=now)

@@ -1,0 +1,153 @@
+"""Shared fixtures: factories for domain records and a store on every backend.
+
+PostgreSQL tests use the server named by ``NOTIFIER_TEST_POSTGRES_URL`` (for example
+``postgresql+asyncpg://root@127.0.0.1:5432/test``): each test run creates its own database
+there and drops it at the end. Without the variable those tests skip, saying why; under CI
+(``CI=true``) they fail instead, so a missing PostgreSQL can never pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from notifier.domain.models import Meeting, MeetingStatus, Source, Subscriber
+from notifier.store import Store
+from notifier.store.tables import metadata
+
+POSTGRES_ENV = "NOTIFIER_TEST_POSTGRES_URL"
+#: A fixed instant for tests that need "now"; meetings built by the factory lie after it.
+NOW = datetime(2026, 2, 25, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def now() -> datetime:
+    """The fixed test instant (25 February 2026, 09:00 UTC)."""
+    return NOW
+
+
+@pytest.fixture
+def meeting_factory() -> Callable[..., Meeting]:
+    """Build a `Meeting`; keyword arguments override the defaults."""
+    counter = iter(range(1, 1_000_000))
+
+    def make(**overrides: Any) -> Meeting:
+        values: dict[str, Any] = {
+            "id": f"meeting-{next(counter)}",
+            "title": "Talks",
+            "timezone": "Europe/Moscow",
+            "starts_at": datetime(2026, 3, 2, 19, 0, tzinfo=UTC) + timedelta(hours=-3),
+            "status": MeetingStatus.SCHEDULED,
+            "tags": ("bilateral",),
+            "source": Source.API,
+        }
+        values.update(overrides)
+        return Meeting(**values)
+
+    return make
+
+
+@pytest.fixture
+def subscriber_factory() -> Callable[..., Subscriber]:
+    """Build a `Subscriber`; keyword arguments override the defaults."""
+    counter = iter(range(1, 1_000_000))
+
+    def make(**overrides: Any) -> Subscriber:
+        number = next(counter)
+        values: dict[str, Any] = {
+            "id": f"subscriber-{number}",
+            "email": f"person{number}@example.org",
+            "timezone": "UTC",
+            "source": Source.API,
+        }
+        values.update(overrides)
+        return Subscriber(**values)
+
+    return make
+
+
+def _postgres_server_url() -> str | None:
+    url = os.environ.get(POSTGRES_ENV)
+    if url:
+        return url
+    if os.environ.get("CI"):
+        pytest.fail(f"{POSTGRES_ENV} is not set under CI: the PostgreSQL suite must run")
+    return None
+
+
+async def _admin(url: str, statement: str) -> None:
+    import asyncpg
+
+    parsed = make_url(url)
+    connection = await asyncpg.connect(
+        user=parsed.username,
+        password=parsed.password,
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 5432,
+        database=parsed.database,
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped afterwards."""
+    server = _postgres_server_url()
+    if server is None:
+        pytest.skip(f"PostgreSQL tests skipped: set {POSTGRES_ENV} (as .ci/run does)")
+    name = f"notifier_test_{uuid.uuid4().hex[:10]}"
+    try:
+        asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
+    except OSError as exc:
+        pytest.fail(f"PostgreSQL at {make_url(server).render_as_string()} is unreachable: {exc}")
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    yield url
+    asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def backend_params() -> list[Any]:
+    """``sqlite`` and ``postgresql``, the latter marked as needing the server."""
+    return ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=backend_params())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL on each backend; the PostgreSQL one is emptied before each test."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'notifier.db'}"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    asyncio.run(_truncate(url))
+    yield url
+
+
+async def _truncate(url: str) -> None:
+    store = await Store.open(url)
+    try:
+        names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+        async with store.engine.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A migrated, empty store on each backend."""
+    opened = await Store.open(database_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()

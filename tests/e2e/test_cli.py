@@ -1,0 +1,195 @@
+"""The CLI contract of DESIGN.md, driven as a subprocess on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+
+import pytest
+
+from tests.e2e.conftest import Notifier, Result
+
+TALKS = "moscow-tskhinvali-talks"
+
+
+def assert_user_error(result: Result, pattern: str) -> None:
+    """Exit 1, one line on stderr matching `pattern`, no traceback, nothing on stdout."""
+    assert result.code == 1, (result.code, result.out, result.err)
+    assert "Traceback" not in result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_check_passes_on_the_shipped_config(notifier: Notifier) -> None:
+    result = notifier("check")
+    assert result.code == 0, result.err
+    assert "OK: 1 meeting, 4 subscribers" in result.out
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "pattern"),
+    [
+        (
+            '"Asia/Tbilisi"',
+            '"Asia/Tbilissi"',
+            r"notifier\.toml:\d+: subscribers\[2\]\.timezone: "
+            r"unknown time zone 'Asia/Tbilissi'",
+        ),
+        (
+            'tags = ["bilateral", "moscow"]',
+            'tags = ["bilateral", "moscow"',
+            r"notifier\.toml:\d+: "
+            r"TOML syntax error",
+        ),
+        (
+            'reminders = ["2h"]',
+            'reminders = ["2 hours"]',
+            r"subscribers\[2\]\.reminders\[0\]: "
+            r"invalid duration",
+        ),
+        ("[smtp]", "[smtp]\nhots = 'x'", r"notifier\.toml:\d+: smtp\.hots: unknown key"),
+    ],
+)
+def test_check_fails_clearly_on_a_broken_copy(
+    notifier: Notifier, old: str, new: str, pattern: str
+) -> None:
+    text = notifier.config.read_text(encoding="utf-8")
+    notifier.config.write_text(text.replace(old, new, 1), encoding="utf-8")
+    assert_user_error(notifier("check"), pattern)
+
+
+def test_the_seed_scenario_through_the_cli(notifier: Notifier) -> None:
+    before = notifier("meetings", "show", TALKS, "--json")
+    assert before.code == 0, before.err
+    start = before.json()["meeting"]
+    assert start["status"] == "postponed"
+
+    cleared = notifier("event", TALKS, "cleared", "--reason", "second health assessment negative")
+    assert cleared.code == 0, cleared.err
+    assert f"{TALKS}: postponed -> cleared (sequence {start['sequence'] + 1})" in cleared.out
+
+    moved = notifier(
+        "event",
+        TALKS,
+        "rescheduled",
+        "--reason",
+        "talks moved to the evening",
+        "--starts-at",
+        "2030-03-02T21:00:00+03:00",
+        "--json",
+    )
+    assert moved.code == 0, moved.err
+    assert moved.json()["meeting"]["starts_at"] == "2030-03-02T21:00:00+03:00"
+    assert moved.json()["change"]["previous_starts_at"] == start["starts_at"]
+
+    shown = notifier("meetings", "show", TALKS, "--json").json()
+    assert shown["meeting"]["sequence"] == start["sequence"] + 2
+    assert [h["to"] for h in shown["history"]][-3:] == ["postponed", "cleared", "rescheduled"]
+    assert shown["history"][-2]["reason"] == "second health assessment negative"
+    assert shown["history"][-1]["source"] == "cli"
+
+    table = notifier("meetings", "show", TALKS)
+    assert "postponed -> cleared" in table.out
+    assert "moved from 2026-03-02 19:00 MSK" in table.out
+
+
+def test_an_impossible_transition_exits_1_and_changes_nothing(notifier: Notifier) -> None:
+    assert notifier("event", TALKS, "cancelled", "--reason", "called off").code == 0
+    before = notifier("meetings", "show", TALKS, "--json").out
+    assert_user_error(
+        notifier("event", TALKS, "in_progress"),
+        r"cannot go from cancelled to in_progress .*--force overrides",
+    )
+    assert notifier("meetings", "show", TALKS, "--json").out == before
+    forced = notifier("event", TALKS, "in_progress", "--force", "--json")
+    assert forced.code == 0
+    assert forced.json()["change"]["forced"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (("event", "no-such-meeting", "cleared"), r"unknown meeting 'no-such-meeting'"),
+        (
+            ("event", TALKS, "rescheduled", "--starts-at", "2030-03-02T21:00"),
+            r"--starts-at: .* has no UTC offset",
+        ),
+        (("event", TALKS, "rescheduled", "--starts-at", "tomorrow"), r"--starts-at: not an ISO"),
+        (("event", TALKS, "rescheduled"), r"needs the new starts_at"),
+        (("meetings", "show", "nope"), r"unknown meeting 'nope'"),
+        (("subscribers", "show", "nope"), r"unknown subscriber 'nope'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(
+    notifier: Notifier, args: tuple[str, ...], pattern: str
+) -> None:
+    assert_user_error(notifier(*args), pattern)
+
+
+def test_usage_errors_exit_2(notifier: Notifier) -> None:
+    assert notifier("event", TALKS, "adjourned").code == 2
+    assert notifier("no-such-command").code == 2
+
+
+def test_a_repeated_event_id_is_a_no_op(notifier: Notifier) -> None:
+    first = notifier("event", TALKS, "cleared", "--id", "clearance-1")
+    assert first.code == 0
+    again = notifier("event", TALKS, "cleared", "--id", "clearance-1")
+    assert again.code == 0, again.err
+    assert "already applied" in again.out
+    history = notifier("meetings", "show", TALKS, "--json").json()["history"]
+    assert [h["event_id"] for h in history].count("clearance-1") == 1
+
+
+def test_listings_have_json_and_never_print_secrets(notifier: Notifier) -> None:
+    meetings = notifier("meetings", "--json").json()
+    assert [m["id"] for m in meetings] == [TALKS]
+    subscribers = notifier("subscribers", "list", "--json").json()
+    assert {s["id"] for s in subscribers} >= {"press-desk", "wire-service"}
+    wire = notifier("subscribers", "show", "wire-service", "--json").json()
+    assert wire["webhook"] == {"url": "http://127.0.0.1:9000/notifier", "secrets": 1}
+    for args in (("subscribers",), ("subscribers", "show", "wire-service"), ("check",)):
+        result = notifier(*args)
+        assert "whsec_" not in result.out + result.err
+        assert "dev-token" not in result.out + result.err
+
+
+def test_db_upgrade_reports_the_revision(notifier: Notifier) -> None:
+    result = notifier("db", "upgrade")
+    assert result.code == 0, result.err
+    assert "is at revision 0001" in result.out
+
+
+def test_the_daemon_starts_accepts_cli_events_meanwhile_and_stops_on_sigterm(
+    notifier: Notifier,
+) -> None:
+    daemon = notifier.spawn("run")
+    try:
+        assert daemon.stderr is not None
+        line = ""
+        deadline = time.monotonic() + 30
+        while "started" not in line and time.monotonic() < deadline:
+            line = daemon.stderr.readline()
+            assert line or daemon.poll() is None, "daemon exited early"
+        assert "started" in line
+        assert "meetings=1 subscribers=4" in line
+        assert "password" not in line
+        # The CLI writes to the same database while the daemon holds it open.
+        assert notifier("event", TALKS, "cleared").code == 0
+        daemon.send_signal(signal.SIGTERM)
+        _, rest = daemon.communicate(timeout=30)
+        assert daemon.returncode == 0, rest
+        assert "stopping" in rest
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        daemon.communicate()
+
+
+def test_an_unreachable_database_is_one_line_without_the_password(notifier: Notifier) -> None:
+    notifier.env["NOTIFIER_DATABASE_URL"] = "postgresql+asyncpg://someone:s3cret@127.0.0.1:1/x"
+    result = notifier("meetings")
+    assert_user_error(result, r"database postgresql\+asyncpg://someone:\*\*\*@127\.0\.0\.1:1/x: ")
+    assert "s3cret" not in result.err

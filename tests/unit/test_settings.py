@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from notifier.domain.errors import ConfigError
+from notifier.domain.models import MeetingStatus
+from notifier.settings import load_settings, locate
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "config" / "notifier.toml"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No NOTIFIER_* variable or .env from the developer's shell leaks into these tests."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("NOTIFIER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def broken_copy(tmp_path: Path, old: str, new: str) -> Path:
+    text = SHIPPED.read_text(encoding="utf-8")
+    assert old in text, f"the shipped config no longer contains {old!r}"
+    path = tmp_path / "broken.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def line_of_edit(old: str) -> int:
+    """The line where the edit replacing the first `old` starts (each edit is one line)."""
+    text = SHIPPED.read_text(encoding="utf-8")
+    return text.count("\n", 0, text.index(old)) + 1
+
+
+def test_the_shipped_config_carries_the_seed_scenario() -> None:
+    settings = load_settings(SHIPPED)
+    (talks,) = settings.meetings
+    assert talks.id == "moscow-tskhinvali-talks"
+    assert talks.timezone == "Europe/Moscow"
+    assert talks.status is MeetingStatus.POSTPONED
+    assert talks.reason == "medical reasons"
+    assert any("22" in str(h.at.day) and "delegation" in h.reason for h in talks.history)
+    subscribers = [s.to_domain() for s in settings.subscribers]
+    assert len(subscribers) >= 3
+    assert {s.timezone for s in subscribers} >= {"Europe/Moscow", "America/New_York"}
+    assert {s.locale for s in subscribers} == {"en", "ru"}
+    assert any(s.email for s in subscribers)
+    assert any(s.webhook for s in subscribers)
+    press = next(s for s in subscribers if s.id == "press-desk")
+    assert press.reminders == (timedelta(hours=1), timedelta(minutes=15))
+
+
+def test_environment_overrides_the_file_with_nesting_and_json_lists(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NOTIFIER_SMTP__PORT", "2525")
+    monkeypatch.setenv("NOTIFIER_API_TOKENS", '["t1", "t2"]')
+    monkeypatch.setenv("NOTIFIER_WEBHOOKS__ALLOW_CIDRS", '["10.0.0.0/8"]')
+    settings = load_settings(SHIPPED)
+    assert settings.smtp.port == 2525
+    assert settings.smtp.host == "127.0.0.1"  # the rest of [smtp] still comes from the file
+    assert [t.get_secret_value() for t in settings.api_tokens] == ["t1", "t2"]
+    assert [str(c) for c in settings.webhooks.allow_cidrs] == ["10.0.0.0/8"]
+
+
+def test_dotenv_sits_between_the_environment_and_the_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("NOTIFIER_SMTP__HOST=mail.internal\nNOTIFIER_SMTP__PORT=587\n")
+    monkeypatch.setenv("NOTIFIER_SMTP__PORT", "2525")
+    settings = load_settings(SHIPPED)
+    assert settings.smtp.host == "mail.internal"
+    assert settings.smtp.port == 2525
+
+
+def test_notifier_config_names_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFIER_CONFIG", str(SHIPPED))
+    assert load_settings().config_path == SHIPPED
+
+
+def test_secrets_never_show_in_repr_or_dumps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFIER_SMTP__PASSWORD", "hunter2-smtp")
+    settings = load_settings(SHIPPED)
+    hook_secret = settings.subscribers[1].webhook.secrets[0].get_secret_value()  # type: ignore[union-attr]
+    for text in (repr(settings), str(settings), settings.model_dump_json()):
+        assert "hunter2-smtp" not in text
+        assert "dev-token" not in text
+        assert hook_secret not in text
+    assert hook_secret not in repr(settings.subscribers[1].to_domain())
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "complaint"),
+    [
+        (
+            'timezone = "Asia/Tbilisi"',
+            'timezone = "Asia/Tbilissi"',
+            "subscribers[2].timezone",
+            "unknown time zone 'Asia/Tbilissi'",
+        ),
+        (
+            'reminders = ["2h"]',
+            'reminders = ["2x"]',
+            "subscribers[2].reminders[0]",
+            "invalid duration '2x'",
+        ),
+        (
+            'email = "press@example.org"',
+            'email = "press-at-example"',
+            "subscribers[0].email",
+            "not a valid email",
+        ),
+        (
+            'url = "http://127.0.0.1:9000/berlin"',
+            'url = "berlin"',
+            "subscribers[3].webhook.url",
+            "URL",
+        ),
+        (
+            'starts_at = "2026-03-02T19:00:00+03:00"',
+            'starts_at = "2026-03-02T19:00:00"',
+            "meetings[0].starts_at",
+            "needs a UTC offset",
+        ),
+        (
+            'id = "foreign-correspondent"',
+            'id = "press-desk"',
+            "subscribers[3].id",
+            "duplicate id 'press-desk'",
+        ),
+        ("port = 1025", "prot = 1025", "smtp.prot", "unknown key"),
+        (
+            'quiet_hours = "23:00-07:00"',
+            'quiet_hours = "23-7"',
+            "subscribers[2].quiet_hours",
+            "invalid quiet hours",
+        ),
+        (
+            'status = "postponed"\nreason',
+            'status = "adjourned"\nreason',
+            "meetings[0].status",
+            "Input should be",
+        ),
+        (
+            'events = ["*"]',
+            'events = ["meeting.moved"]',
+            "subscribers[0].events[0]",
+            "unknown event kind",
+        ),
+    ],
+)
+def test_bad_input_names_the_file_line_and_field(
+    tmp_path: Path, old: str, new: str, field: str, complaint: str
+) -> None:
+    path = broken_copy(tmp_path, old, new)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    message = raised.value.message
+    assert message.startswith(f"{path}:{line_of_edit(old)}: {field}: "), message
+    assert complaint in message
+    assert "\n" not in message
+
+
+def test_a_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('listen = "127.0.0.1:8080"\n[smtp\nport = 1\n')
+    with pytest.raises(ConfigError, match=rf"^{path}:2: TOML syntax error: "):
+        load_settings(path)
+
+
+def test_a_missing_file_says_how_to_name_another(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no such file .*NOTIFIER_CONFIG"):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_a_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFIER_SMTP__PORT", "twenty-five")
+    with pytest.raises(ConfigError, match=r"smtp\.port: .*NOTIFIER_SMTP__PORT"):
+        load_settings(SHIPPED)
+
+
+def test_a_subscriber_needs_somewhere_to_send(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[[subscribers]]\nid = "nobody"\ntimezone = "UTC"\n')
+    with pytest.raises(ConfigError, match=r"c.toml:1: subscribers\[0\]: .*email, a webhook"):
+        load_settings(path)
+
+
+def test_history_must_end_in_the_meeting_status(tmp_path: Path) -> None:
+    path = broken_copy(
+        tmp_path,
+        'status = "postponed"\n  reason = "medical reasons"',
+        'status = "confirmed"\n  reason = "medical reasons"',
+    )
+    with pytest.raises(ConfigError, match="history ends in 'confirmed'"):
+        load_settings(path)
+
+
+def test_locate_follows_tables_and_arrays_of_tables() -> None:
+    text = (
+        'a = 1\n[smtp]\nhost = "x"\n[[meetings]]\nid = "m1"\n[[meetings.history]]\nat = 1\n'
+        '[[meetings]]\nid = "m2"\n  [[meetings.history]]\n  at = 2\n  [[meetings.history]]\n'
+        "  at = 3\n"
+    )
+    assert locate(text, ("a",)) == 1
+    assert locate(text, ("smtp", "host")) == 3
+    assert locate(text, ("smtp", "port")) == 2  # falls back to the table header
+    assert locate(text, ("meetings", 1, "id")) == 9
+    assert locate(text, ("meetings", 0, "history", 0, "at")) == 7
+    assert locate(text, ("meetings", 1, "history", 1, "at")) == 13
+    assert locate(text, ("nowhere",)) is None
