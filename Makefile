@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 CONFIG ?= config/notifier.toml
 
-.PHONY: run test lint typecheck unit install clean
+.PHONY: run test lint typecheck install clean bench
 
 $(BIN)/notifier: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,8 @@ test: lint typecheck
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks print ratios against baselines measured in the same run (bench/README.md).
+bench: install
+	$(BIN)/pip install --quiet -e '.[test,dev,bench]'
+	$(BIN)/python bench/fanout.py

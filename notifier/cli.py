@@ -20,9 +20,18 @@ import typer
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from notifier import __version__, app, service
+from notifier.delivery import describe
 from notifier.domain.durations import format_duration
-from notifier.domain.errors import ConfigError, NotifierError, UnknownMeeting, UnknownSubscriber
+from notifier.domain.errors import (
+    ConfigError,
+    Conflict,
+    NotFound,
+    NotifierError,
+    UnknownMeeting,
+    UnknownSubscriber,
+)
 from notifier.domain.models import (
+    EventKind,
     HistoryEntry,
     Meeting,
     MeetingStatus,
@@ -30,7 +39,9 @@ from notifier.domain.models import (
     StatusChange,
     Subscriber,
 )
+from notifier.domain.outbox import Channel, Delivery, DeliveryStatus
 from notifier.logs import configure_logging
+from notifier.rendering import Renderer, preview_notice, sample_notices
 from notifier.settings import Settings, load_settings, parse_datetime_arg
 from notifier.store import migrate
 from notifier.store.engine import redact
@@ -47,7 +58,9 @@ cli = typer.Typer(
 meetings_cli = typer.Typer(help="List and show meetings.", no_args_is_help=False)
 subscribers_cli = typer.Typer(help="List and show subscribers.", no_args_is_help=False)
 db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+deliveries_cli = typer.Typer(help="Inspect and replay the outbox.", no_args_is_help=False)
 cli.add_typer(meetings_cli, name="meetings")
+cli.add_typer(deliveries_cli, name="deliveries")
 cli.add_typer(subscribers_cli, name="subscribers")
 cli.add_typer(db_cli, name="db")
 
@@ -121,8 +134,17 @@ def _table(rows: list[list[str]], headers: list[str]) -> None:
 
 @cli.command()
 def check(config: ConfigOption = None) -> None:
-    """Validate the config file and settings without touching the database."""
+    """Validate the config file, settings and templates without touching the database."""
     settings = _settings(config)
+    try:
+        renderer = Renderer(settings.templates_dir)
+    except ConfigError as exc:
+        raise _fail(exc.message) from None
+    problems = renderer.check(sample_notices(app.utcnow()), now=app.utcnow())
+    if problems:
+        for problem in problems:
+            typer.echo(f"notifier: error: template {problem}", err=True)
+        raise typer.Exit(1)
     typer.echo(
         f"{settings.config_path}: OK: {_count(settings.meetings, 'meeting')}, "
         f"{_count(settings.subscribers, 'subscriber')}, {_count(settings.sources, 'source')}; "
@@ -442,6 +464,206 @@ def subscribers_show(
         elif isinstance(value, dict):
             value = f"{value['url']} ({value['secrets']} signing secret(s))"
         typer.echo(f"{name + ':':<14}{'-' if value is None else value}")
+
+
+# -- deliveries -------------------------------------------------------------------------------
+
+StatusOption = Annotated[
+    DeliveryStatus | None,
+    typer.Option("--status", help="Only deliveries in this state."),
+]
+
+
+def _deliveries_list(
+    config: Path | None, status: DeliveryStatus | None, limit: int, as_json: bool
+) -> None:
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> list[Delivery]:
+        async with opened.store.read() as tx:
+            return await tx.deliveries(status=status, limit=limit)
+
+    found = _run(settings, work)
+    if as_json:
+        _print_json([describe(d) for d in found])
+        return
+    if not found:
+        typer.echo("no deliveries" + (f" {status.value}" if status else ""))
+        return
+    _table(
+        [
+            [
+                d.id,
+                d.status.value,
+                d.channel.value,
+                d.subscriber_id,
+                d.kind.value,
+                str(d.attempts),
+                (d.last_error or "")[:60],
+            ]
+            for d in found
+        ],
+        ["ID", "STATUS", "CHANNEL", "SUBSCRIBER", "KIND", "TRIES", "LAST ERROR"],
+    )
+
+
+@deliveries_cli.callback(invoke_without_command=True)
+def deliveries_default(
+    ctx: typer.Context,
+    status: StatusOption = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """List deliveries (the default), show one, or retry one."""
+    if ctx.invoked_subcommand is None:
+        _deliveries_list(config, status, limit, as_json)
+
+
+@deliveries_cli.command("list")
+def deliveries_list(
+    status: StatusOption = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """List deliveries, newest first."""
+    _deliveries_list(config, status, limit, as_json)
+
+
+@deliveries_cli.command("show")
+def deliveries_show(
+    delivery_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show one delivery and every attempt at it."""
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> dict[str, Any]:
+        async with opened.store.read() as tx:
+            found = await tx.delivery(delivery_id)
+            if found is None:
+                raise NotFound(f"unknown delivery {delivery_id!r}")
+            return {**describe(found), "attempts_log": await tx.attempts(delivery_id)}
+
+    data = _run(settings, work)
+    if as_json:
+        _print_json(data)
+        return
+    for key, value in data.items():
+        if key != "attempts_log":
+            typer.echo(f"{key + ':':<17}{'-' if value is None else value}")
+    typer.echo("\nattempts:")
+    _table(
+        [
+            [
+                a["at"],
+                a["outcome"],
+                str(a["code"] or "-"),
+                f"{a['duration_ms']} ms",
+                a["error"] or "",
+            ]
+            for a in data["attempts_log"]
+        ],
+        ["AT", "OUTCOME", "CODE", "TOOK", "ERROR"],
+    )
+
+
+@deliveries_cli.command("retry")
+def deliveries_retry(
+    delivery_id: Annotated[str, typer.Argument(metavar="ID")],
+    config: ConfigOption = None,
+) -> None:
+    """Send a dead or waiting delivery again, now (the running daemon picks it up)."""
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> Delivery:
+        async with opened.store.write() as tx:
+            found = await tx.delivery(delivery_id)
+            if found is None:
+                raise NotFound(f"unknown delivery {delivery_id!r}")
+            if found.status in (DeliveryStatus.SENT, DeliveryStatus.SENDING):
+                raise Conflict(f"delivery {delivery_id} is {found.status.value}: nothing to retry")
+            retried = await tx.retry_delivery(delivery_id, now=app.utcnow())
+            assert retried is not None
+            return retried
+
+    retried = _run(settings, work)
+    typer.echo(
+        f"{retried.id}: {retried.status.value}, due now (attempts so far: {retried.attempts})"
+    )
+
+
+# -- render -----------------------------------------------------------------------------------
+
+
+@cli.command()
+def render(
+    kind: Annotated[EventKind, typer.Argument(help="The event kind, e.g. meeting.rescheduled.")],
+    meeting_id: Annotated[str, typer.Option("--meeting", help="The meeting id.")],
+    subscriber_id: Annotated[str, typer.Option("--subscriber", help="The subscriber id.")],
+    channel: Annotated[
+        Channel | None, typer.Option(help="email or webhook [default: the subscriber's first]")
+    ] = None,
+    part: Annotated[
+        str | None,
+        typer.Option(help="Print only subject, text or html of an email, decoded."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print the exact message a subscriber would get for KIND about a meeting, now."""
+    settings = _settings(config)
+    if part not in (None, "subject", "text", "html"):
+        raise _fail("--part is subject, text or html")
+
+    async def work(opened: app.App) -> str:
+        now = app.utcnow()
+        async with opened.store.read() as tx:
+            record = await tx.meeting_record(meeting_id)
+            if record is None:
+                raise UnknownMeeting(meeting_id)
+            subscriber_record = await tx.subscriber_record(subscriber_id)
+            if subscriber_record is None:
+                raise UnknownSubscriber(subscriber_id)
+            history = await tx.history(meeting_id, zone=record.meeting.timezone)
+        subscriber = subscriber_record.subscriber
+        notice = preview_notice(kind, record.meeting, history, subscriber, now=now)
+        chosen = channel or (Channel.EMAIL if subscriber.email else Channel.WEBHOOK)
+        async with app.open_postman(settings, opened.store) as postman:
+            if chosen is Channel.WEBHOOK:
+                if subscriber.webhook is None:
+                    raise NotFound(f"subscriber {subscriber_id!r} has no webhook")
+                return json.dumps(notice.body, indent=2, ensure_ascii=False)
+            if subscriber.email is None:
+                raise NotFound(f"subscriber {subscriber_id!r} has no email address")
+            if part is not None:
+                rendered = postman.renderer.render(
+                    notice,
+                    locale=subscriber.locale,
+                    timezone=subscriber.timezone,
+                    unsubscribe_url=postman.unsubscribe_url(subscriber.id, Channel.EMAIL),
+                    now=now,
+                )
+                return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}[
+                    part
+                ]
+            prepared = postman.prepare(
+                notice, locale=subscriber.locale, timezone=subscriber.timezone, now=now
+            )
+            preview = Delivery(
+                id="msg_preview",
+                meeting_id=meeting_id,
+                subscriber_id=subscriber.id,
+                channel=Channel.EMAIL,
+                kind=kind,
+                sequence=record.meeting.sequence,
+                payload=notice.body,
+                next_attempt_at=now,
+            )
+            return postman.email_bytes(preview, subscriber, prepared).decode("utf-8", "replace")
+
+    typer.echo(_run(settings, work).rstrip("\n"))
 
 
 def _version(value: bool) -> None:

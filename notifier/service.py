@@ -23,6 +23,7 @@ from notifier.domain.models import (
     StatusChange,
     kind_of_status,
 )
+from notifier.domain.outbox import plan_change_deliveries
 from notifier.settings import MeetingConfig, Settings, format_loc, locate
 from notifier.store import Store, Transaction
 
@@ -40,6 +41,8 @@ class ChangeResult:
     entry: HistoryEntry
     #: True when the event id was seen before: nothing changed, this is the first result.
     duplicate: bool = False
+    #: How many deliveries the change put in the outbox.
+    deliveries: int = 0
 
 
 async def apply_status_change(store: Store, change: StatusChange, *, now: datetime) -> ChangeResult:
@@ -81,7 +84,7 @@ async def _apply_in(tx: Transaction, change: StatusChange, *, now: datetime) -> 
     if record is None or record.retired_at is not None:
         raise UnknownMeeting(change.meeting_id)
     transition = apply_change(record.meeting, change, now=now)
-    await _write(tx, record.meeting, transition, now=now)
+    queued = await _write(tx, record.meeting, transition, now=now)
     log.info(
         "%s: %s -> %s (sequence %d)",
         change.meeting_id,
@@ -95,13 +98,15 @@ async def _apply_in(tx: Transaction, change: StatusChange, *, now: datetime) -> 
             "sequence": transition.meeting.sequence,
         },
     )
-    return ChangeResult(meeting=transition.meeting, entry=transition.entry)
+    return ChangeResult(meeting=transition.meeting, entry=transition.entry, deliveries=queued)
 
 
-async def _write(
-    tx: Transaction, before: Meeting, transition: Transition, *, now: datetime, **extra: object
-) -> None:
-    await tx.update_meeting(transition.meeting, expected_sequence=before.sequence, now=now, **extra)
+async def _write(tx: Transaction, before: Meeting, transition: Transition, *, now: datetime) -> int:
+    """Write the meeting, its history entry, its event id and its outbox rows together.
+
+    Returns how many deliveries were queued.
+    """
+    await tx.update_meeting(transition.meeting, expected_sequence=before.sequence, now=now)
     await tx.append_history(transition.entry)
     if transition.entry.event_id:
         await tx.record_event(
@@ -110,6 +115,10 @@ async def _write(
             sequence=transition.entry.sequence,
             now=now,
         )
+    planned = plan_change_deliveries(
+        transition.meeting, transition.entry, await tx.subscribers(), now=now
+    )
+    return await tx.enqueue(planned, now=now)
 
 
 # -- config file reconciliation ---------------------------------------------------------------
@@ -272,8 +281,10 @@ async def _reconcile_meeting(
                 transition = apply_change(current, change, now=now)
             except InvalidChange as exc:
                 raise where.error(exc.message, ("meetings", index, "status")) from None
-            await _write(tx, current, transition, now=now)
-            report.changes.append(ChangeResult(meeting=transition.meeting, entry=transition.entry))
+            queued = await _write(tx, current, transition, now=now)
+            report.changes.append(
+                ChangeResult(meeting=transition.meeting, entry=transition.entry, deliveries=queued)
+            )
         await tx.set_meeting_bookkeeping(current.id, file_state=state)
         touched = True
     if record.retired_at is not None:

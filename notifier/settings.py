@@ -138,6 +138,37 @@ class WebhookSettings(_Strict):
         return value
 
 
+class DeliverySettings(_Strict):
+    """How the outbox workers send."""
+
+    #: Deliveries one worker claims at a time.
+    batch: int = Field(default=200, ge=1, le=5000)
+    #: Webhook requests in flight at once.
+    concurrency: int = Field(default=64, ge=1, le=1024)
+    #: SMTP connections kept open and reused.
+    smtp_connections: int = Field(default=8, ge=1, le=100)
+    #: How long a claim lasts; a worker that dies loses its claims after this.
+    lease: Duration = timedelta(minutes=2)
+    #: How often an idle worker looks for due deliveries.
+    poll: Duration = timedelta(seconds=1)
+    #: Delays before each retry after the first, immediate, attempt.
+    retry_schedule: list[Duration] = [
+        timedelta(seconds=5),
+        timedelta(minutes=5),
+        timedelta(minutes=30),
+        timedelta(hours=2),
+        timedelta(hours=5),
+        timedelta(hours=10),
+        timedelta(hours=14),
+        timedelta(hours=20),
+        timedelta(hours=24),
+    ]
+    #: Each delay is lengthened by a random fraction of itself up to this.
+    jitter: float = Field(default=0.1, ge=0, le=1)
+    #: On SIGTERM, how long in-flight deliveries may take to finish.
+    drain_timeout: Duration = timedelta(seconds=30)
+
+
 class HistoryConfig(_Strict):
     """A past event of a meeting, imported once when the meeting is first created."""
 
@@ -300,6 +331,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     smtp: SmtpSettings = SmtpSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    delivery: DeliverySettings = DeliverySettings()
     meetings: list[MeetingConfig] = []
     subscribers: list[SubscriberConfig] = []
     sources: list[SourceConfig] = []
@@ -378,7 +410,27 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         raise _config_error(exc, config, text) from None
     _check_unique(settings, config, text)
+    _check_targets(settings, config, text)
     return settings
+
+
+def _check_targets(settings: Settings, path: Path, text: str) -> None:
+    """Refuse webhook URLs that name a private, loopback or link-local address outright."""
+    from notifier.domain.addresses import host_allowed
+
+    for index, subscriber in enumerate(settings.subscribers):
+        if subscriber.webhook is None:
+            continue
+        host = subscriber.webhook.url.host or ""
+        if host_allowed(host, settings.webhooks.allow_cidrs) is False:
+            loc = ("subscribers", index, "webhook", "url")
+            raise ConfigError(
+                f"webhook target {host} is a private, loopback or link-local address; "
+                "list it in webhooks.allow_cidrs to allow it",
+                path=str(path),
+                line=locate(text, loc),
+                field=format_loc(loc),
+            )
 
 
 def _check_unique(settings: Settings, path: Path, text: str) -> None:

@@ -8,8 +8,11 @@ Callers catch at the level they need::
     │   ├── UnknownMeeting
     │   └── UnknownSubscriber
     ├── Conflict                  an id is taken, or owned by another source
-    └── InvalidChange             a status change that cannot be applied
-        └── TransitionError       the state machine refuses from -> to
+    ├── InvalidChange             a status change that cannot be applied
+    │   └── TransitionError       the state machine refuses from -> to
+    └── DeliveryError             a notification could not be delivered
+        ├── TemporaryDeliveryError    retry later (honouring Retry-After)
+        └── PermanentDeliveryError    dead-letter; `gone` disables the endpoint
 
 The CLI turns a `NotifierError` into a one-line message and exit code 1; the API into a
 4xx problem response. Anything else escaping is a bug and keeps its traceback.
@@ -94,3 +97,39 @@ class TransitionError(InvalidChange):
             f"meeting {meeting_id!r} cannot go from {from_status} to {to_status} "
             f"(allowed from {from_status}: {options}; --force overrides)"
         )
+
+
+class DeliveryError(NotifierError):
+    """A notification could not be delivered.
+
+    Channels raise one of the two subclasses; the outbox worker decides from it whether to
+    retry (`TemporaryDeliveryError`) or dead-letter (`PermanentDeliveryError`)::
+
+        DeliveryError
+        ├── TemporaryDeliveryError   5xx, 408, 429, timeouts, refused connections, SMTP 4xx
+        └── PermanentDeliveryError   other 3xx/4xx, SMTP 5xx, refused targets; 410 = gone
+    """
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """The delivery failed but may succeed later."""
+
+    def __init__(
+        self, message: str, *, code: int | None = None, retry_after: float | None = None
+    ) -> None:
+        #: Seconds the receiver asked us to wait (Retry-After), if it said.
+        self.retry_after = retry_after
+        super().__init__(message, code=code)
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The delivery will never succeed as it is."""
+
+    def __init__(self, message: str, *, code: int | None = None, gone: bool = False) -> None:
+        #: The endpoint said it no longer exists (HTTP 410): stop using it.
+        self.gone = gone
+        super().__init__(message, code=code)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, and_, case, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifier.domain.errors import Conflict
@@ -23,11 +24,15 @@ from notifier.domain.models import (
     Subscriber,
     WebhookEndpoint,
 )
+from notifier.domain.outbox import Attempt, Channel, Delivery, DeliveryStatus
 from notifier.store import migrate
 from notifier.store.engine import create_engine, redact
 from notifier.store.tables import (
+    deliveries,
+    delivery_attempts,
     meeting_history,
     meetings,
+    meta,
     processed_events,
     reminders,
     subscriber_endpoints,
@@ -515,3 +520,290 @@ class Transaction:
                 select(func.count()).select_from(reminders).where(reminders.c.state == "pending")
             ),
         }
+
+    # -- outbox -----------------------------------------------------------------------------
+
+    async def enqueue(self, items: Sequence[Delivery], *, now: datetime) -> int:
+        """Add deliveries to the outbox; one whose id is already there is left alone.
+
+        Returns how many were new. Run it in the transaction that made the change, so a
+        change and its notifications are committed together or not at all.
+        """
+        if not items:
+            return 0
+        rows = [
+            {
+                "id": d.id,
+                "meeting_id": d.meeting_id,
+                "subscriber_id": d.subscriber_id,
+                "channel": d.channel.value,
+                "kind": d.kind.value,
+                "sequence": d.sequence,
+                "payload": d.payload,
+                "status": d.status.value,
+                "attempts": d.attempts,
+                "next_attempt_at": d.next_attempt_at,
+                "created_at": now,
+            }
+            for d in items
+        ]
+        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        statement = (
+            dialect.insert(deliveries)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(deliveries.c.id)
+        )
+        # Batched into multi-row INSERTs by SQLAlchemy; RETURNING counts what was new.
+        result = await self.connection.execute(statement, rows)
+        return len(result.all())
+
+    async def claim(
+        self, *, worker: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[Delivery]:
+        """Claim up to `limit` due deliveries for `worker` until ``now + lease``.
+
+        Due: pending or retrying with `next_attempt_at` reached, or sending under a lease
+        that ran out (its worker died). On PostgreSQL rows other workers are claiming are
+        skipped (``FOR UPDATE SKIP LOCKED``); SQLite holds the write lock throughout.
+        """
+        due = or_(
+            and_(
+                deliveries.c.status.in_(
+                    [DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value]
+                ),
+                deliveries.c.next_attempt_at <= now,
+            ),
+            and_(
+                deliveries.c.status == DeliveryStatus.SENDING.value,
+                deliveries.c.claimed_until < now,
+            ),
+        )
+        chosen = (
+            select(deliveries.c.id)
+            .where(due)
+            .order_by(deliveries.c.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = (
+            await self.connection.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(chosen.scalar_subquery()))
+                .values(
+                    status=DeliveryStatus.SENDING.value,
+                    claimed_by=worker,
+                    claimed_until=now + lease,
+                )
+                .returning(*deliveries.c)
+            )
+        ).all()
+        return [_delivery(row) for row in rows]
+
+    async def record_attempts(self, attempts: Sequence[Attempt], *, worker: str) -> int:
+        """Record attempts and move their deliveries on; returns how many were still ours.
+
+        A delivery whose lease another worker has taken meanwhile keeps that worker's
+        state; its attempt is still recorded.
+        """
+        if not attempts:
+            return 0
+        await self.connection.execute(
+            insert(delivery_attempts),
+            [
+                {
+                    "delivery_id": a.delivery_id,
+                    "at": a.at,
+                    "duration_ms": a.duration_ms,
+                    "outcome": a.outcome.value,
+                    "code": a.code,
+                    "error": a.error,
+                }
+                for a in attempts
+            ],
+        )
+        owned = 0
+        for attempt in attempts:
+            values: dict[str, Any] = {
+                "status": attempt.status.value,
+                "attempts": deliveries.c.attempts + 1,
+                "claimed_by": None,
+                "claimed_until": None,
+                "last_error": attempt.error,
+            }
+            if attempt.status is DeliveryStatus.SENT:
+                values["sent_at"] = attempt.at
+            if attempt.next_attempt_at is not None:
+                values["next_attempt_at"] = attempt.next_attempt_at
+            result = await self.connection.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id == attempt.delivery_id,
+                    deliveries.c.claimed_by == worker,
+                    deliveries.c.status == DeliveryStatus.SENDING.value,
+                )
+                .values(**values)
+            )
+            owned += result.rowcount
+        return owned
+
+    async def release(self, ids: Sequence[str], *, worker: str) -> None:
+        """Give claimed deliveries back untried (on shutdown), due at once."""
+        if ids:
+            await self.connection.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id.in_(list(ids)),
+                    deliveries.c.claimed_by == worker,
+                    deliveries.c.status == DeliveryStatus.SENDING.value,
+                )
+                .values(
+                    status=case_pending(deliveries.c.attempts),
+                    claimed_by=None,
+                    claimed_until=None,
+                )
+            )
+
+    async def recover_claims(self) -> int:
+        """Return every claimed delivery to the queue (SQLite start-up: one process only)."""
+        result = await self.connection.execute(
+            update(deliveries)
+            .where(deliveries.c.status == DeliveryStatus.SENDING.value)
+            .values(status=case_pending(deliveries.c.attempts), claimed_by=None, claimed_until=None)
+        )
+        return max(result.rowcount, 0)
+
+    async def disable_endpoint(
+        self, subscriber_id: str, channel: Channel, *, reason: str, now: datetime
+    ) -> None:
+        """Stop using a subscriber's endpoint (410 Gone, unsubscribed)."""
+        await self.connection.execute(
+            update(subscriber_endpoints)
+            .where(
+                subscriber_endpoints.c.subscriber_id == subscriber_id,
+                subscriber_endpoints.c.channel == channel.value,
+                subscriber_endpoints.c.disabled_at.is_(None),
+            )
+            .values(disabled_at=now, disabled_reason=reason)
+        )
+
+    async def deliveries(
+        self, *, status: DeliveryStatus | None = None, limit: int = 100
+    ) -> list[Delivery]:
+        """Deliveries, newest first, optionally only those in `status`."""
+        query = (
+            select(deliveries)
+            .order_by(deliveries.c.created_at.desc(), deliveries.c.id)
+            .limit(limit)
+        )
+        if status is not None:
+            query = query.where(deliveries.c.status == status.value)
+        return [_delivery(row) for row in (await self.connection.execute(query)).all()]
+
+    async def delivery(self, delivery_id: str) -> Delivery | None:
+        """One delivery by id."""
+        row = (
+            await self.connection.execute(select(deliveries).where(deliveries.c.id == delivery_id))
+        ).first()
+        return _delivery(row) if row else None
+
+    async def attempts(self, delivery_id: str) -> list[dict[str, Any]]:
+        """Every attempt at a delivery, oldest first."""
+        rows = (
+            await self.connection.execute(
+                select(delivery_attempts)
+                .where(delivery_attempts.c.delivery_id == delivery_id)
+                .order_by(delivery_attempts.c.id)
+            )
+        ).all()
+        return [
+            {
+                "at": row.at.isoformat(),
+                "duration_ms": row.duration_ms,
+                "outcome": row.outcome,
+                "code": row.code,
+                "error": row.error,
+            }
+            for row in rows
+        ]
+
+    async def retry_delivery(self, delivery_id: str, *, now: datetime) -> Delivery | None:
+        """Make a delivery that is not sent or being sent due again now (replay)."""
+        await self.connection.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id == delivery_id,
+                deliveries.c.status.in_(
+                    [
+                        DeliveryStatus.DEAD.value,
+                        DeliveryStatus.RETRYING.value,
+                        DeliveryStatus.PENDING.value,
+                    ]
+                ),
+            )
+            .values(status=DeliveryStatus.PENDING.value, next_attempt_at=now, last_error=None)
+        )
+        return await self.delivery(delivery_id)
+
+    async def queue_stats(self, *, now: datetime) -> dict[str, float]:
+        """Deliveries per status, and the age in seconds of the oldest one not yet sent."""
+        rows = (
+            await self.connection.execute(
+                select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+            )
+        ).all()
+        stats: dict[str, float] = {s.value: 0 for s in DeliveryStatus}
+        stats.update({row[0]: row[1] for row in rows})
+        oldest = (
+            await self.connection.execute(
+                select(func.min(deliveries.c.created_at)).where(
+                    deliveries.c.status.in_(
+                        [
+                            DeliveryStatus.PENDING.value,
+                            DeliveryStatus.RETRYING.value,
+                            DeliveryStatus.SENDING.value,
+                        ]
+                    )
+                )
+            )
+        ).scalar_one()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        stats["oldest_pending_seconds"] = (now - oldest).total_seconds() if oldest else 0.0
+        return stats
+
+    # -- meta -------------------------------------------------------------------------------
+
+    async def meta_value(self, key: str, *, default: str) -> str:
+        """The installation-wide value `key`, set to `default` the first time it is read."""
+        row = (await self.connection.execute(select(meta.c.value).where(meta.c.key == key))).first()
+        if row is not None:
+            return str(row.value)
+        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        await self.connection.execute(
+            dialect.insert(meta).values(key=key, value=default).on_conflict_do_nothing()
+        )
+        stored = (
+            await self.connection.execute(select(meta.c.value).where(meta.c.key == key))
+        ).scalar_one()
+        return str(stored)
+
+
+def case_pending(attempts: Any) -> Any:
+    """``pending`` for a delivery never tried, ``retrying`` for one tried before."""
+    return case((attempts == 0, DeliveryStatus.PENDING.value), else_=DeliveryStatus.RETRYING.value)
+
+
+def _delivery(row: Row[Any]) -> Delivery:
+    return Delivery(
+        id=row.id,
+        meeting_id=row.meeting_id,
+        subscriber_id=row.subscriber_id,
+        channel=Channel(row.channel),
+        kind=EventKind(row.kind),
+        sequence=row.sequence,
+        payload=row.payload,
+        next_attempt_at=row.next_attempt_at,
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        last_error=row.last_error,
+    )

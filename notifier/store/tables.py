@@ -213,3 +213,11 @@ processed_events = Table(
     #: The meeting as the event left it, returned as-is when the event is repeated.
     Column("result", JSON, nullable=False),
 )
+
+#: Small values the whole installation shares, such as the key that signs unsubscribe links.
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,0 +1,194 @@
+"""Webhooks over aiohttp, signed per Standard Webhooks, refusing private targets.
+
+One pooled `aiohttp.ClientSession` for the whole process; redirects are not followed and
+environment proxies are ignored. The session's resolver drops every address the SSRF policy
+refuses, so the socket can only connect to addresses that were checked.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import socket
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from notifier.domain.addresses import Network, address_allowed, host_allowed
+from notifier.domain.errors import PermanentDeliveryError, TemporaryDeliveryError
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The Standard Webhooks ``v1,<base64 HMAC-SHA256>`` of ``id.timestamp.body``."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signature_header(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:
+    """One signature per secret, space-separated, so a rotated-in secret verifies too."""
+    return " ".join(sign(secret, msg_id, timestamp, body) for secret in secrets)
+
+
+def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), if valid."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - now).total_seconds(), 0.0)
+
+
+class RefusedAddress(OSError):
+    """Every address of a webhook host is refused by the SSRF policy."""
+
+
+class FilteringResolver(AbstractResolver):
+    """Resolves like aiohttp's default resolver, minus the addresses the policy refuses."""
+
+    def __init__(self, allow: Sequence[Network]) -> None:
+        self._inner = DefaultResolver()
+        self._allow = tuple(allow)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """The allowed addresses of `host`; `RefusedAddress` when none is."""
+        found = await self._inner.resolve(host, port, family)
+        allowed = [r for r in found if address_allowed(r["host"], self._allow)]
+        if not allowed:
+            raise RefusedAddress(f"{host} resolves only to refused addresses")
+        return allowed
+
+    async def close(self) -> None:
+        """Release the inner resolver."""
+        await self._inner.close()
+
+
+class WebhookChannel:
+    """Sends webhook POSTs through one pooled session."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 15.0,
+        allow: Sequence[Network] = (),
+        concurrency: int = 64,
+        user_agent: str = "notifier",
+    ) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._allow = tuple(allow)
+        self._concurrency = concurrency
+        self._user_agent = user_agent
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> WebhookChannel:
+        connector = aiohttp.TCPConnector(
+            limit=self._concurrency, resolver=FilteringResolver(self._allow), ttl_dns_cache=60
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=self._timeout, trust_env=False
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def check_target(self, url: str) -> None:
+        """Refuse a URL whose host is a refused IP literal (names are checked on connect)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PermanentDeliveryError(f"not an http(s) URL: {url}")
+        if host_allowed(parts.hostname, self._allow) is False:
+            raise PermanentDeliveryError(
+                f"refused target {parts.hostname}: private, loopback or link-local address "
+                "(allow it with webhooks.allow_cidrs)"
+            )
+
+    async def send(
+        self,
+        url: str,
+        body: bytes,
+        /,
+        *,
+        msg_id: str,
+        secrets: Sequence[str],
+    ) -> int:
+        """POST `body` to `url`, signed; return the 2xx status or raise a delivery error.
+
+        The signature's timestamp is the wall-clock time of this attempt, as receivers
+        check it against their own clock.
+        """
+        if self._session is None:
+            raise RuntimeError("use WebhookChannel as an async context manager")
+        self.check_target(url)
+        now = datetime.now(UTC)
+        timestamp = int(now.timestamp())
+        headers = {
+            "content-type": "application/json",
+            "user-agent": self._user_agent,
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header(secrets, msg_id, timestamp, body),
+        }
+        try:
+            async with self._session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                status = response.status
+                if 200 <= status < 300:
+                    return status
+                detail = (await response.content.read(200)).decode(errors="replace").strip()
+                message = f"HTTP {status}" + (f": {detail}" if detail else "")
+                if status == 410:
+                    raise PermanentDeliveryError(
+                        message + " (endpoint gone)", code=status, gone=True
+                    )
+                if status in (408, 429) or status >= 500:
+                    raise TemporaryDeliveryError(
+                        message,
+                        code=status,
+                        retry_after=retry_after_seconds(
+                            response.headers.get("Retry-After"), now=now
+                        ),
+                    )
+                raise PermanentDeliveryError(message, code=status)
+        except aiohttp.ClientConnectorError as exc:
+            if _refused(exc):
+                raise PermanentDeliveryError(
+                    f"refused target {urlsplit(url).hostname}: resolves only to private, "
+                    "loopback or link-local addresses (allow with webhooks.allow_cidrs)"
+                ) from None
+            raise TemporaryDeliveryError(f"cannot connect: {exc}") from None
+        except TimeoutError:
+            raise TemporaryDeliveryError(f"timed out after {self._timeout.total:g}s") from None
+        except aiohttp.ClientError as exc:
+            raise TemporaryDeliveryError(f"{type(exc).__name__}: {exc}") from None
+
+
+def _refused(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: Any = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, RefusedAddress):
+            return True
+        seen.add(id(current))
+        current = getattr(current, "os_error", None) or current.__cause__ or current.__context__
+    return False

@@ -1,0 +1,342 @@
+"""Outbox workers: claim due deliveries, render, send, record every attempt.
+
+A worker claims a batch, groups the emails of the batch by what they say and how they are
+read (the same change, locale and time zone), renders and builds each group once, sends
+everything concurrently, then records all attempts in one transaction. Delivery is
+at-least-once: a worker killed after sending but before recording sends again once its
+lease runs out, with the same idempotency key (webhook-id, Message-ID).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+
+from notifier import metrics
+from notifier.calendar import build_ics, ics_method
+from notifier.channels.email import EmailChannel
+from notifier.channels.webhook import WebhookChannel
+from notifier.domain.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+from notifier.domain.models import EventKind, Subscriber
+from notifier.domain.outbox import Attempt, Channel, Delivery, Outcome, after_attempt
+from notifier.domain.retry import RetryPolicy
+from notifier.rendering import (
+    UNSUBSCRIBE_PLACEHOLDER,
+    Notice,
+    PreparedEmail,
+    Renderer,
+    prepare_email,
+    sender_domain,
+)
+from notifier.store import Store
+from notifier.tokens import unsubscribe_token
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Postman:
+    """Turns deliveries into messages and hands them to the channels."""
+
+    renderer: Renderer
+    email: EmailChannel | None
+    webhook: WebhookChannel | None
+    sender: str
+    public_url: str
+    unsubscribe_key: str
+
+    def unsubscribe_url(self, subscriber_id: str, channel: Channel) -> str:
+        """The one-click unsubscribe link for one subscriber's channel."""
+        token = unsubscribe_token(self.unsubscribe_key, subscriber_id, channel.value)
+        return f"{self.public_url.rstrip('/')}/unsubscribe/{token}"
+
+    def prepare(
+        self, notice: Notice, *, locale: str, timezone: str, now: datetime
+    ) -> PreparedEmail:
+        """Render and build the shared part of an email for readers of one locale and zone."""
+        rendered = self.renderer.render(
+            notice,
+            locale=locale,
+            timezone=timezone,
+            unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
+            now=now,
+        )
+        ics = None
+        if notice.kind is not EventKind.REMINDER:
+            ics = build_ics(
+                notice.meeting,
+                organizer=parseaddr(self.sender)[1] or self.sender,
+                domain=sender_domain(self.sender),
+                now=now,
+            )
+        return prepare_email(
+            rendered,
+            sender=self.sender,
+            meeting=notice.meeting,
+            ics=ics,
+            ics_method=ics_method(notice.meeting),
+            now=now,
+        )
+
+    def email_bytes(
+        self, delivery: Delivery, subscriber: Subscriber, prepared: PreparedEmail
+    ) -> bytes:
+        """The full message for one delivery, from its group's shared build."""
+        assert subscriber.email is not None
+        return prepared.for_recipient(
+            to=subscriber.email,
+            name=subscriber.name,
+            delivery_id=delivery.id,
+            unsubscribe_url=self.unsubscribe_url(subscriber.id, Channel.EMAIL),
+        )
+
+
+@dataclass
+class _Batch:
+    """Per-batch caches, so each group is rendered and each body encoded once."""
+
+    now: datetime
+    notices: dict[str, Notice] = field(default_factory=dict)
+    emails: dict[tuple[str, str, str], PreparedEmail] = field(default_factory=dict)
+    bodies: dict[str, bytes] = field(default_factory=dict)
+
+    def notice(self, delivery: Delivery) -> Notice:
+        key = _payload_key(delivery)
+        if key not in self.notices:
+            self.notices[key] = Notice.from_payload(delivery.payload)
+        return self.notices[key]
+
+
+def _payload_key(delivery: Delivery) -> str:
+    data = delivery.payload.get("data", {})
+    return (
+        f"{delivery.meeting_id}\x1f{delivery.sequence}\x1f{delivery.kind}\x1f{data.get('offset')}"
+    )
+
+
+class OutboxWorker:
+    """One worker: a loop that claims, sends and records until told to stop."""
+
+    def __init__(
+        self,
+        store: Store,
+        postman: Postman,
+        *,
+        policy: RetryPolicy,
+        clock: Clock,
+        batch: int = 200,
+        concurrency: int = 64,
+        lease: timedelta = timedelta(minutes=2),
+        poll: timedelta = timedelta(seconds=1),
+        name: str | None = None,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.postman = postman
+        self.policy = policy
+        self.clock = clock
+        self.batch = batch
+        self.lease = lease
+        self.poll = poll
+        self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
+        self.rng = rng
+        self._limit = asyncio.Semaphore(concurrency)
+        #: Set to look for work at once (after a change was accepted) instead of polling.
+        self.wake = asyncio.Event()
+        self.last_loop_at: datetime | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; a batch already claimed is finished first."""
+        log.info("%s started", self.name, extra={"action": "worker_start", "worker": self.name})
+        while not stop.is_set():
+            self.last_loop_at = self.clock()
+            try:
+                handled = await self.run_once()
+            except Exception:  # a database hiccup must not kill the worker
+                log.exception("%s: batch failed", self.name, extra={"action": "worker_error"})
+                handled = 0
+            if handled == 0:
+                self.wake.clear()
+                waiters = [
+                    asyncio.ensure_future(stop.wait()),
+                    asyncio.ensure_future(self.wake.wait()),
+                ]
+                await asyncio.wait(
+                    waiters, timeout=self.poll.total_seconds(), return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in waiters:
+                    waiter.cancel()
+        log.info("%s stopped", self.name, extra={"action": "worker_stop", "worker": self.name})
+
+    async def run_once(self) -> int:
+        """Claim one batch of due deliveries, send them, record the attempts. Returns count."""
+        now = self.clock()
+        async with self.store.write() as tx:
+            claimed = await tx.claim(worker=self.name, now=now, lease=self.lease, limit=self.batch)
+        if not claimed:
+            return 0
+        async with self.store.read() as tx:
+            records = await tx.subscriber_records(
+                include_retired=True, ids=sorted({d.subscriber_id for d in claimed})
+            )
+        subscribers = {r.subscriber.id: r.subscriber for r in records}
+        batch = _Batch(now=now)
+        # One endpoint's deliveries go out one after another, oldest change first, so a
+        # reader never gets "cleared" after "rescheduled"; different endpoints in parallel.
+        lanes: dict[tuple[str, Channel], list[Delivery]] = {}
+        for delivery in sorted(claimed, key=lambda d: (d.sequence, d.kind != EventKind.REMINDER)):
+            lanes.setdefault((delivery.subscriber_id, delivery.channel), []).append(delivery)
+
+        async def lane(items: list[Delivery]) -> list[Attempt]:
+            return [await self._deliver(d, subscribers.get(d.subscriber_id), batch) for d in items]
+
+        done = {
+            attempt.delivery_id: attempt
+            for attempts_of_lane in await asyncio.gather(*(lane(v) for v in lanes.values()))
+            for attempt in attempts_of_lane
+        }
+        attempts = [done[d.id] for d in claimed]
+        async with self.store.write() as tx:
+            await tx.record_attempts(attempts, worker=self.name)
+            for delivery, attempt in zip(claimed, attempts, strict=True):
+                if attempt.gone:
+                    await tx.disable_endpoint(
+                        delivery.subscriber_id,
+                        delivery.channel,
+                        reason=attempt.error or "gone",
+                        now=attempt.at,
+                    )
+        for delivery, attempt in zip(claimed, attempts, strict=True):
+            metrics.DELIVERIES.labels(delivery.channel.value, attempt.status.value).inc()
+        return len(claimed)
+
+    async def _deliver(
+        self, delivery: Delivery, subscriber: Subscriber | None, batch: _Batch
+    ) -> Attempt:
+        started = time.perf_counter()
+        code: int | None = None
+        try:
+            async with self._limit:
+                code = await self._send(delivery, subscriber, batch)
+        except DeliveryError as exc:
+            return self._finish(delivery, exc, started)
+        except Exception as exc:  # a bug in a template or channel: keep it, retry later
+            log.exception("delivery %s failed unexpectedly", delivery.id)
+            error = TemporaryDeliveryError(f"internal error: {type(exc).__name__}: {exc}")
+            return self._finish(delivery, error, started)
+        return self._finish(delivery, None, started, code=code)
+
+    async def _send(
+        self, delivery: Delivery, subscriber: Subscriber | None, batch: _Batch
+    ) -> int | None:
+        if subscriber is None or not subscriber.active:
+            raise PermanentDeliveryError("subscriber removed or retired")
+        notice = batch.notice(delivery)
+        if delivery.channel is Channel.WEBHOOK:
+            if subscriber.webhook is None or self.postman.webhook is None:
+                raise PermanentDeliveryError("webhook endpoint removed or disabled")
+            key = _payload_key(delivery)
+            if key not in batch.bodies:
+                batch.bodies[key] = notice.webhook_body()
+            return await self.postman.webhook.send(
+                subscriber.webhook.url,
+                batch.bodies[key],
+                msg_id=delivery.id,
+                secrets=subscriber.webhook.secrets,
+            )
+        if subscriber.email is None or self.postman.email is None:
+            raise PermanentDeliveryError("email address removed or unsubscribed")
+        group = (_payload_key(delivery), subscriber.locale, subscriber.timezone)
+        if group not in batch.emails:
+            batch.emails[group] = self.postman.prepare(
+                notice, locale=subscriber.locale, timezone=subscriber.timezone, now=batch.now
+            )
+        message = self.postman.email_bytes(delivery, subscriber, batch.emails[group])
+        await self.postman.email.send(
+            message, sender=parseaddr(self.postman.sender)[1], recipient=subscriber.email
+        )
+        return 250
+
+    def _finish(
+        self,
+        delivery: Delivery,
+        error: DeliveryError | None,
+        started: float,
+        *,
+        code: int | None = None,
+    ) -> Attempt:
+        elapsed = time.perf_counter() - started
+        metrics.LATENCY.labels(delivery.channel.value).observe(elapsed)
+        if error is None:
+            outcome = Outcome.SENT
+        elif isinstance(error, TemporaryDeliveryError):
+            outcome = Outcome.TEMPORARY
+        else:
+            outcome = Outcome.PERMANENT
+        metrics.ATTEMPTS.labels(delivery.channel.value, outcome.value).inc()
+        attempt = after_attempt(
+            delivery,
+            outcome=outcome,
+            at=self.clock(),
+            duration_ms=round(elapsed * 1000),
+            policy=self.policy,
+            random=self.rng(),
+            code=error.code if error else code,
+            error=error.message if error else None,
+            retry_after=error.retry_after if isinstance(error, TemporaryDeliveryError) else None,
+            gone=isinstance(error, PermanentDeliveryError) and error.gone,
+        )
+        if error is not None:
+            log.warning(
+                "delivery %s to %s (%s) failed: %s; now %s",
+                delivery.id,
+                delivery.subscriber_id,
+                delivery.channel.value,
+                error.message,
+                attempt.status.value,
+                extra={
+                    "action": "delivery_failed",
+                    "delivery": delivery.id,
+                    "outcome": outcome.value,
+                    "code": error.code,
+                },
+            )
+        return attempt
+
+
+async def drain(tasks: list[asyncio.Task[None]], *, grace: float) -> None:
+    """Wait up to `grace` seconds for workers to finish their batch, then cancel them."""
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        if task.exception() is not None:
+            log.error("worker ended with an error", exc_info=task.exception())
+
+
+def describe(delivery: Delivery) -> dict[str, object]:
+    """A delivery as JSON-ready data for the CLI and the API."""
+    return {
+        "id": delivery.id,
+        "meeting": delivery.meeting_id,
+        "subscriber": delivery.subscriber_id,
+        "channel": delivery.channel.value,
+        "kind": delivery.kind.value,
+        "sequence": delivery.sequence,
+        "status": delivery.status.value,
+        "attempts": delivery.attempts,
+        "next_attempt_at": delivery.next_attempt_at.isoformat(),
+        "last_error": delivery.last_error,
+    }

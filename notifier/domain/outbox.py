@@ -1,0 +1,229 @@
+"""What goes into the outbox when a meeting changes: one delivery per subscriber channel.
+
+The payload stored with each delivery is the webhook body of the contract
+(``{"type", "timestamp", "data"}``), so what a webhook receives and what an email says are
+made from the same snapshot of the meeting, taken when the change was accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from notifier.domain.durations import format_duration
+from notifier.domain.matching import match_subscribers, release_at
+from notifier.domain.models import EventKind, HistoryEntry, Meeting, Subscriber
+from notifier.domain.retry import RetryPolicy
+
+
+class Channel(StrEnum):
+    """How a delivery travels."""
+
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery stands in the outbox."""
+
+    #: Waiting for its first attempt (possibly held back by quiet hours).
+    PENDING = "pending"
+    #: Claimed by a worker, being sent; reclaimed if the worker's lease runs out.
+    SENDING = "sending"
+    #: Failed temporarily; waiting for `next_attempt_at`.
+    RETRYING = "retrying"
+    #: Accepted by the receiver.
+    SENT = "sent"
+    #: Failed permanently or ran out of attempts: dead-lettered, replayable.
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivery:
+    """One notification to one endpoint, as the outbox holds it."""
+
+    #: The idempotency key: the webhook-id, and the local part of the email Message-ID.
+    id: str
+    meeting_id: str
+    subscriber_id: str
+    channel: Channel
+    kind: EventKind
+    sequence: int
+    payload: dict[str, Any]
+    next_attempt_at: datetime
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+
+
+def delivery_id(*parts: object) -> str:
+    """A stable id from what makes a delivery unique: the same inputs, the same id."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    return f"msg_{digest[:32]}"
+
+
+def change_payload(meeting: Meeting, entry: HistoryEntry) -> dict[str, Any]:
+    """The contract body for a status change (or a details update)."""
+    return {
+        "type": entry.kind.value,
+        "timestamp": entry.at.isoformat(),
+        "data": {
+            "meeting": meeting.to_dict(),
+            "change": {
+                "from": entry.from_status.value if entry.from_status else None,
+                "to": entry.to_status.value,
+                "reason": entry.reason,
+                "previous_starts_at": entry.previous_starts_at.isoformat()
+                if entry.previous_starts_at
+                else None,
+                "starts_at": meeting.starts_at.isoformat(),
+            },
+            "sequence": meeting.sequence,
+        },
+    }
+
+
+def reminder_payload(meeting: Meeting, offset: timedelta, *, at: datetime) -> dict[str, Any]:
+    """The contract body for a reminder `offset` before the meeting."""
+    return {
+        "type": EventKind.REMINDER.value,
+        "timestamp": at.isoformat(),
+        "data": {
+            "meeting": meeting.to_dict(),
+            "offset": format_duration(offset),
+            "sequence": meeting.sequence,
+        },
+    }
+
+
+def channels_of(subscriber: Subscriber) -> list[Channel]:
+    """The channels a subscriber can be reached on."""
+    found = []
+    if subscriber.email:
+        found.append(Channel.EMAIL)
+    if subscriber.webhook:
+        found.append(Channel.WEBHOOK)
+    return found
+
+
+def plan_change_deliveries(
+    meeting: Meeting, entry: HistoryEntry, subscribers: list[Subscriber], *, now: datetime
+) -> list[Delivery]:
+    """The deliveries that announce `entry` (which left the meeting as `meeting`).
+
+    One per matching subscriber and channel; each is due at `now`, or at the end of the
+    subscriber's quiet hours for a kind that is not urgent.
+    """
+    payload = change_payload(meeting, entry)
+    return [
+        Delivery(
+            id=delivery_id(meeting.id, entry.sequence, entry.kind.value, subscriber.id, channel),
+            meeting_id=meeting.id,
+            subscriber_id=subscriber.id,
+            channel=channel,
+            kind=entry.kind,
+            sequence=entry.sequence,
+            payload=payload,
+            next_attempt_at=release_at(subscriber, entry.kind, now=now),
+        )
+        for subscriber in match_subscribers(subscribers, meeting, entry.kind)
+        for channel in channels_of(subscriber)
+    ]
+
+
+def plan_reminder_deliveries(
+    meeting: Meeting, subscriber: Subscriber, offset: timedelta, *, now: datetime
+) -> list[Delivery]:
+    """The deliveries of one reminder to one subscriber, on each of its channels."""
+    payload = reminder_payload(meeting, offset, at=now)
+    return [
+        Delivery(
+            id=delivery_id(
+                meeting.id,
+                meeting.sequence,
+                "reminder",
+                int(offset.total_seconds()),
+                subscriber.id,
+                channel,
+            ),
+            meeting_id=meeting.id,
+            subscriber_id=subscriber.id,
+            channel=channel,
+            kind=EventKind.REMINDER,
+            sequence=meeting.sequence,
+            payload=payload,
+            next_attempt_at=release_at(subscriber, EventKind.REMINDER, now=now),
+        )
+        for channel in channels_of(subscriber)
+    ]
+
+
+class Outcome(StrEnum):
+    """How one attempt ended."""
+
+    SENT = "sent"
+    TEMPORARY = "temporary"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    """One try at a delivery, as recorded for ever, and what the outbox does next."""
+
+    delivery_id: str
+    at: datetime
+    duration_ms: int
+    outcome: Outcome
+    code: int | None = None
+    error: str | None = None
+    #: The delivery's state after this attempt.
+    status: DeliveryStatus = DeliveryStatus.SENT
+    next_attempt_at: datetime | None = None
+    #: The endpoint said it is gone (HTTP 410): disable it.
+    gone: bool = False
+
+
+def after_attempt(
+    delivery: Delivery,
+    *,
+    outcome: Outcome,
+    at: datetime,
+    duration_ms: int,
+    policy: RetryPolicy,
+    random: float,
+    code: int | None = None,
+    error: str | None = None,
+    retry_after: float | None = None,
+    gone: bool = False,
+) -> Attempt:
+    """Decide a delivery's next state from one attempt's outcome.
+
+    Sent stays sent; a permanent failure is dead at once; a temporary one is retried at
+    the policy's next instant (honouring Retry-After), or dead once attempts run out.
+    """
+    if outcome is Outcome.SENT:
+        return Attempt(
+            delivery_id=delivery.id, at=at, duration_ms=duration_ms, outcome=outcome, code=code
+        )
+    status = DeliveryStatus.DEAD
+    next_at = None
+    if outcome is Outcome.TEMPORARY:
+        next_at = policy.next_attempt(
+            attempts=delivery.attempts + 1, now=at, random=random, retry_after=retry_after
+        )
+        if next_at is not None:
+            status = DeliveryStatus.RETRYING
+    return Attempt(
+        delivery_id=delivery.id,
+        at=at,
+        duration_ms=duration_ms,
+        outcome=outcome,
+        code=code,
+        error=error,
+        status=status,
+        next_attempt_at=next_at,
+        gone=gone,
+    )

@@ -1,0 +1,101 @@
+"""Fixtures for delivery tests: real SMTP server, real webhook receiver, a movable clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from datetime import datetime, timedelta
+from ipaddress import ip_network
+from typing import Any
+
+import pytest
+
+from notifier.channels.email import EmailChannel
+from notifier.channels.webhook import WebhookChannel
+from notifier.delivery import OutboxWorker, Postman
+from notifier.domain.retry import RetryPolicy
+from notifier.rendering import Renderer
+from notifier.store import Store
+from tests.integration.peers import Receiver, SmtpServer
+
+LOOPBACK = (ip_network("127.0.0.1/32"),)
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+ROTATED = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def clock(now: datetime) -> Clock:
+    return Clock(now)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    hooks = await Receiver(secrets=[SECRET, ROTATED]).start()
+    try:
+        yield hooks
+    finally:
+        await hooks.stop()
+
+
+@pytest.fixture
+async def make_worker(
+    store: Store, clock: Clock, smtp_server: SmtpServer
+) -> AsyncIterator[Callable[..., Awaitable[OutboxWorker]]]:
+    """Build workers sending to the test peers; their channels close after the test."""
+    async with AsyncExitStack() as stack:
+
+        async def make(
+            *,
+            wait: float = 2.0,
+            allow: Any = LOOPBACK,
+            policy: RetryPolicy | None = None,
+            name: str = "test-worker",
+            lease: timedelta = timedelta(minutes=2),
+            batch: int = 500,
+        ) -> OutboxWorker:
+            webhook = await stack.enter_async_context(WebhookChannel(timeout=timeout, allow=allow))
+            email = await stack.enter_async_context(
+                EmailChannel(host="127.0.0.1", port=smtp_server.port, timeout=5, pool_size=4)
+            )
+            postman = Postman(
+                renderer=Renderer(),
+                email=email,
+                webhook=webhook,
+                sender="Notifier <notifier@example.org>",
+                public_url="http://127.0.0.1:8080",
+                unsubscribe_key="test-key",
+            )
+            return OutboxWorker(
+                store,
+                postman,
+                policy=policy or RetryPolicy(jitter=0),
+                clock=clock,
+                name=name,
+                lease=lease,
+                batch=batch,
+                rng=lambda: 0.5,
+            )
+
+        yield make
