@@ -75,7 +75,7 @@ async def make_worker(
             lease: timedelta = timedelta(minutes=2),
             batch: int = 500,
         ) -> OutboxWorker:
-            webhook = await stack.enter_async_context(WebhookChannel(timeout=timeout, allow=allow))
+            webhook = await stack.enter_async_context(WebhookChannel(timeout=wait, allow=allow))
             email = await stack.enter_async_context(
                 EmailChannel(host="127.0.0.1", port=smtp_server.port, timeout=5, pool_size=4)
             )
