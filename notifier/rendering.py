@@ -295,10 +295,7 @@ class Renderer:
                         now=now,
                     )
                 except TemplateSyntaxError as exc:
-                    problems.append(
-                        f"{exc.filename or exc.name}:{exc.lineno}: {exc.message} "
-                        f"({locale}, {notice.kind.value})"
-                    )
+                    problems.append(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}")
                 except TemplateNotFound as exc:
                     problems.append(f"template not found: {exc.name} ({locale})")
                 except TemplateError as exc:

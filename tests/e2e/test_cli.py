@@ -194,3 +194,67 @@ def test_an_unreachable_database_is_one_line_without_the_password(notifier: Noti
     result = notifier("meetings")
     assert_user_error(result, r"database postgresql\+asyncpg://someone:\*\*\*@127\.0\.0\.1:1/x: ")
     assert "s3cret" not in result.err
+
+
+def test_check_renders_every_template_and_names_a_broken_one(notifier: Notifier) -> None:
+    templates = notifier.cwd / "config" / "templates" / "en"
+    templates.mkdir(parents=True)
+    (templates / "subject.txt").write_text("{{ meeting.title }\n")
+    text = notifier.config.read_text(encoding="utf-8")
+    notifier.config.write_text('templates_dir = "config/templates"\n' + text, encoding="utf-8")
+    result = notifier("check")
+    assert result.code == 1
+    assert "Traceback" not in result.err
+    assert "config/templates/en/subject.txt:1: " in result.err
+
+
+def test_render_prints_the_exact_message(notifier: Notifier) -> None:
+    email = notifier(
+        "render", "meeting.postponed", "--meeting", TALKS, "--subscriber", "press-desk"
+    )
+    assert email.code == 0, email.err
+    assert "Message-ID: <msg_preview@example.org>" in email.out
+    assert 'Content-Type: text/calendar; method="REQUEST"' in email.out
+    text = notifier(
+        "render",
+        "meeting.postponed",
+        "--meeting",
+        TALKS,
+        "--subscriber",
+        "press-desk",
+        "--part",
+        "text",
+    )
+    assert text.out.startswith("Встреча перенесена (medical reasons).")
+    hook = notifier(
+        "render", "meeting.reminder", "--meeting", TALKS, "--subscriber", "wire-service"
+    )
+    body = hook.json()
+    assert body["type"] == "meeting.reminder"
+    assert body["data"]["offset"] == "1h"
+    assert_user_error(
+        notifier("render", "meeting.cleared", "--meeting", TALKS, "--subscriber", "nobody"),
+        r"unknown subscriber 'nobody'",
+    )
+
+
+def test_deliveries_are_listed_shown_and_replayed(notifier: Notifier) -> None:
+    assert notifier("event", TALKS, "cleared", "--reason", "clear").code == 0
+    pending = notifier("deliveries", "list", "--status", "pending", "--json").json()
+    # press desk, delegation and correspondent by email; wire and correspondent by webhook
+    assert sorted((d["subscriber"], d["channel"]) for d in pending) == [
+        ("foreign-correspondent", "email"),
+        ("foreign-correspondent", "webhook"),
+        ("ossetian-delegation", "email"),
+        ("press-desk", "email"),
+        ("wire-service", "webhook"),
+    ]
+    assert {d["kind"] for d in pending} == {"meeting.cleared"}
+    first = pending[0]["id"]
+    shown = notifier("deliveries", "show", first, "--json").json()
+    assert shown["attempts_log"] == []
+    retried = notifier("deliveries", "retry", first)
+    assert retried.code == 0, retried.err
+    assert "due now" in retried.out
+    assert_user_error(notifier("deliveries", "retry", "msg_nope"), r"unknown delivery")
+    assert notifier("deliveries", "--status", "dead").out.strip() == "no deliveries dead"

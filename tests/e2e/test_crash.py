@@ -1,0 +1,175 @@
+"""kill -9 in the middle of a fan-out, then restart: nothing is lost, nothing is sent twice
+except what was in flight, and repeats carry the same webhook-id / Message-ID."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.e2e.conftest import ROOT
+from tests.integration.conftest import SECRET
+from tests.integration.peers import Receiver, SmtpServer
+
+HOOKS = 300
+MAILS = 60
+BATCH = 40
+
+
+def write_config(path: Path, receiver: Receiver, smtp_port: int) -> None:
+    lines = [
+        'public_url = "http://127.0.0.1:8080"',
+        "[smtp]",
+        'host = "127.0.0.1"',
+        f"port = {smtp_port}",
+        "[webhooks]",
+        'allow_cidrs = ["127.0.0.1/32"]',
+        'timeout = "5s"',
+        "[delivery]",
+        f"batch = {BATCH}",
+        "concurrency = 16",
+        'lease = "3s"',
+        'poll = "1s"',
+        "[[meetings]]",
+        'id = "talks"',
+        'title = "Talks"',
+        'timezone = "Europe/Moscow"',
+        'starts_at = "2030-03-02T19:00:00+03:00"',
+        'status = "postponed"',
+    ]
+    for n in range(HOOKS):
+        lines += [
+            "[[subscribers]]",
+            f'id = "hook-{n}"',
+            f'webhook = {{ url = "{receiver.url(f"/h/{n}")}", secrets = ["{SECRET}"] }}',
+        ]
+    for n in range(MAILS):
+        lines += ["[[subscribers]]", f'id = "mail-{n}"', f'email = "m{n}@example.org"']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+async def cli(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "notifier",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    return process.returncode or 0, out.decode()
+
+
+async def start_daemon(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "notifier",
+        "run",
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+        if "started" in line:
+            # Keep draining stderr so the daemon never blocks on a full pipe.
+            asyncio.get_running_loop().create_task(_drain(process))
+            return process
+        assert line, "the daemon exited before it started"
+    raise AssertionError("the daemon did not start within 30s")
+
+
+async def _drain(process: asyncio.subprocess.Process) -> None:
+    assert process.stderr is not None
+    while await process.stderr.readline():
+        pass
+
+
+async def wait_for(condition: object, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not reached within {seconds}s")
+
+
+async def test_a_killed_daemon_loses_nothing_and_repeats_only_in_flight_work(
+    tmp_path: Path, database_url: str
+) -> None:
+    receiver = await Receiver(secrets=[SECRET], delay=0.03).start()
+    smtp = SmtpServer().start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    env |= {
+        "NOTIFIER_DATABASE_URL": database_url,
+        "NOTIFIER_CONFIG": str(tmp_path / "notifier.toml"),
+        "PYTHONPATH": str(ROOT),
+    }
+    write_config(tmp_path / "notifier.toml", receiver, smtp.port)
+    daemon = None
+    try:
+        daemon = await start_daemon(env, tmp_path)
+        code, out = await cli(env, tmp_path, "event", "talks", "cleared", "--reason", "clear")
+        assert code == 0, out
+
+        # Kill it hard once some, but not all, webhooks have gone out.
+        await wait_for(lambda: len(receiver.hits) >= HOOKS // 4, 60)
+        daemon.send_signal(signal.SIGKILL)
+        await daemon.wait()
+        sent_before = len({h.headers["webhook-id"] for h in receiver.hits})
+        assert sent_before < HOOKS, "the fan-out finished before the kill; slow the receiver"
+
+        daemon = await start_daemon(env, tmp_path)
+        await wait_for(
+            lambda: (
+                len({h.headers["webhook-id"] for h in receiver.hits}) >= HOOKS
+                and len(smtp.box.messages) >= MAILS
+            ),
+            120,
+        )
+        sent: list[dict[str, str]] = []
+        deadline = time.monotonic() + 60
+        while len(sent) < HOOKS + MAILS and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)  # the last batch's attempts are being recorded
+            code, out = await cli(
+                env, tmp_path, "deliveries", "--status", "sent", "--json", "--limit", "10000"
+            )
+            assert code == 0, out
+            sent = json.loads(out)
+        assert len(sent) == HOOKS + MAILS
+
+        # Every webhook verified, each subscriber got the one delivery id planned for it.
+        assert all(h.verified is not None for h in receiver.hits)
+        planned = {d["id"] for d in sent if d["channel"] == "webhook"}
+        counts = Counter(h.headers["webhook-id"] for h in receiver.hits)
+        assert set(counts) == planned
+        by_path = {h.path: h.headers["webhook-id"] for h in receiver.hits}
+        assert len(by_path) == HOOKS
+        for hit in receiver.hits:
+            assert by_path[hit.path] == hit.headers["webhook-id"]
+        # Repeats are bounded by what could be in flight when the process died.
+        assert sum(c - 1 for c in counts.values()) <= BATCH
+
+        mail_ids = Counter(m["Message-ID"] for _, m in smtp.box.messages)
+        assert len(mail_ids) == MAILS
+        assert {d["id"] for d in sent if d["channel"] == "email"} == {
+            mid.strip("<>").split("@")[0] for mid in mail_ids
+        }
+    finally:
+        if daemon is not None and daemon.returncode is None:
+            daemon.kill()
+            await daemon.wait()
+        smtp.stop()
+        await receiver.stop()

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from ipaddress import ip_network
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from notifier.channels.webhook import retry_after_seconds, sign, signature_header
+from notifier.domain.addresses import address_allowed, host_allowed
+from notifier.tokens import read_unsubscribe_token, unsubscribe_token
+
+KNOWN_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_signature_matches_the_standard_webhooks_known_answer() -> None:
+    body = b'{"test": 2432232314}'
+    assert (
+        sign(KNOWN_SECRET, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+        == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    )
+
+
+def test_every_secret_signs_so_a_rotated_in_secret_verifies() -> None:
+    new = "whsec_" + base64.b64encode(b"n" * 32).decode()
+    stamp = int(datetime.now(UTC).timestamp())
+    header = signature_header([KNOWN_SECRET, new], "msg_1", stamp, b"{}")
+    assert len(header.split()) == 2
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(stamp), "webhook-signature": header}
+    for secret in (KNOWN_SECRET, new):
+        assert Webhook(secret).verify(b"{}", headers) == {}
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("93.184.216.34", True),
+        ("2606:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),
+        ("::1", False),
+        ("fe80::1", False),
+        ("fd00:ec2::254", False),
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
+        ("224.0.0.1", False),
+        ("not an address", False),
+    ],
+)
+def test_only_global_unicast_addresses_are_allowed_by_default(address: str, allowed: bool) -> None:
+    assert address_allowed(address) is allowed
+
+
+def test_allow_cidrs_opens_exactly_what_they_list() -> None:
+    allow = [ip_network("127.0.0.1/32"), ip_network("10.0.0.0/8")]
+    assert address_allowed("127.0.0.1", allow)
+    assert address_allowed("10.9.9.9", allow)
+    assert not address_allowed("127.0.0.2", allow)
+    assert not address_allowed("192.168.0.1", allow)
+
+
+def test_hosts_are_judged_now_when_literal_and_on_connect_when_named() -> None:
+    assert host_allowed("127.0.0.1") is False
+    assert host_allowed("[::1]") is False
+    assert host_allowed("localhost") is False
+    assert host_allowed("api.localhost") is False
+    assert host_allowed("8.8.8.8") is True
+    assert host_allowed("hooks.example.org") is None
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds("120", now=now) == 120
+    assert retry_after_seconds("Sun, 01 Mar 2026 12:02:00 GMT", now=now) == 120
+    assert retry_after_seconds("Sun, 01 Mar 2026 11:00:00 GMT", now=now) == 0
+    assert retry_after_seconds("soon", now=now) is None
+    assert retry_after_seconds(None, now=now) is None
+
+
+def test_unsubscribe_tokens_are_signed_per_subscriber_and_channel() -> None:
+    token = unsubscribe_token("key", "press-desk", "email")
+    assert read_unsubscribe_token("key", token) == ("press-desk", "email")
+    assert read_unsubscribe_token("other-key", token) is None
+    subject, mac = token.split(".")
+    forged = unsubscribe_token("key", "wire-service", "email").split(".")[0] + "." + mac
+    assert read_unsubscribe_token("key", forged) is None
+    assert read_unsubscribe_token("key", "garbage") is None
+    assert read_unsubscribe_token("key", subject + ".!!!") is None
