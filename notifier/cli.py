@@ -39,7 +39,7 @@ from notifier.domain.models import (
     StatusChange,
     Subscriber,
 )
-from notifier.domain.outbox import Channel, Delivery, DeliveryStatus
+from notifier.domain.outbox import Channel, Contact, Delivery, DeliveryStatus
 from notifier.logs import configure_logging
 from notifier.rendering import Renderer, preview_notice, sample_notices
 from notifier.settings import Settings, load_settings, parse_datetime_arg
@@ -658,10 +658,19 @@ def render(
                 channel=Channel.EMAIL,
                 kind=kind,
                 sequence=record.meeting.sequence,
-                payload=notice.body,
+                notice_id="ntc_preview",
                 next_attempt_at=now,
             )
-            return postman.email_bytes(preview, subscriber, prepared).decode("utf-8", "replace")
+            contact = Contact(
+                id=subscriber.id,
+                name=subscriber.name,
+                locale=subscriber.locale,
+                timezone=subscriber.timezone,
+                active=subscriber.active,
+                email=subscriber.email,
+                webhook=subscriber.webhook,
+            )
+            return postman.email_bytes(preview, contact, prepared).decode("utf-8", "replace")
 
     typer.echo(_run(settings, work).rstrip("\n"))
 

@@ -10,6 +10,7 @@ lease runs out, with the same idempotency key (webhook-id, Message-ID).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -18,14 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
+from typing import Any
 
 from notifier import metrics
 from notifier.calendar import build_ics, ics_method
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.domain.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
-from notifier.domain.models import EventKind, Subscriber
-from notifier.domain.outbox import Attempt, Channel, Delivery, Outcome, after_attempt
+from notifier.domain.models import EventKind
+from notifier.domain.outbox import Attempt, Channel, Contact, Delivery, Outcome, after_attempt
 from notifier.domain.retry import RetryPolicy
 from notifier.rendering import (
     UNSUBSCRIBE_PLACEHOLDER,
@@ -88,7 +90,7 @@ class Postman:
         )
 
     def email_bytes(
-        self, delivery: Delivery, subscriber: Subscriber, prepared: PreparedEmail
+        self, delivery: Delivery, subscriber: Contact, prepared: PreparedEmail
     ) -> bytes:
         """The full message for one delivery, from its group's shared build."""
         assert subscriber.email is not None
@@ -110,17 +112,10 @@ class _Batch:
     bodies: dict[str, bytes] = field(default_factory=dict)
 
     def notice(self, delivery: Delivery) -> Notice:
-        key = _payload_key(delivery)
-        if key not in self.notices:
-            self.notices[key] = Notice.from_payload(delivery.payload)
-        return self.notices[key]
-
-
-def _payload_key(delivery: Delivery) -> str:
-    data = delivery.payload.get("data", {})
-    return (
-        f"{delivery.meeting_id}\x1f{delivery.sequence}\x1f{delivery.kind}\x1f{data.get('offset')}"
-    )
+        notice = self.notices.get(delivery.notice_id)
+        if notice is None:
+            raise PermanentDeliveryError(f"notice {delivery.notice_id} is missing")
+        return notice
 
 
 class OutboxWorker:
@@ -139,6 +134,7 @@ class OutboxWorker:
         poll: timedelta = timedelta(seconds=1),
         name: str | None = None,
         rng: Callable[[], float] = random.random,
+        parallel: int = 3,
     ) -> None:
         self.store = store
         self.postman = postman
@@ -149,14 +145,23 @@ class OutboxWorker:
         self.poll = poll
         self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
         self.rng = rng
+        self.parallel = parallel
         self._limit = asyncio.Semaphore(concurrency)
         #: Set to look for work at once (after a change was accepted) instead of polling.
         self.wake = asyncio.Event()
         self.last_loop_at: datetime | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until `stop` is set; a batch already claimed is finished first."""
+        """Work until `stop` is set; batches already claimed are finished first.
+
+        Several batches are in flight at once (`parallel`), so one batch's database work
+        overlaps another's sending.
+        """
         log.info("%s started", self.name, extra={"action": "worker_start", "worker": self.name})
+        await asyncio.gather(*(self._loop(stop) for _ in range(self.parallel)))
+        log.info("%s stopped", self.name, extra={"action": "worker_stop", "worker": self.name})
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.last_loop_at = self.clock()
             try:
@@ -175,7 +180,17 @@ class OutboxWorker:
                 )
                 for waiter in waiters:
                     waiter.cancel()
-        log.info("%s stopped", self.name, extra={"action": "worker_stop", "worker": self.name})
+
+    async def run_until_idle(self) -> int:
+        """Send everything due now, `parallel` batches at a time; returns how many."""
+
+        async def loop() -> int:
+            total = 0
+            while handled := await self.run_once():
+                total += handled
+            return total
+
+        return sum(await asyncio.gather(*(loop() for _ in range(self.parallel))))
 
     async def run_once(self) -> int:
         """Claim one batch of due deliveries, send them, record the attempts. Returns count."""
@@ -185,11 +200,9 @@ class OutboxWorker:
         if not claimed:
             return 0
         async with self.store.read() as tx:
-            records = await tx.subscriber_records(
-                include_retired=True, ids=sorted({d.subscriber_id for d in claimed})
-            )
-        subscribers = {r.subscriber.id: r.subscriber for r in records}
-        batch = _Batch(now=now)
+            subscribers = await tx.contacts(sorted({d.subscriber_id for d in claimed}))
+            said = await tx.notices(sorted({d.notice_id for d in claimed}))
+        batch = _Batch(now=now, notices={k: Notice.from_payload(v) for k, v in said.items()})
         # One endpoint's deliveries go out one after another, oldest change first, so a
         # reader never gets "cleared" after "rescheduled"; different endpoints in parallel.
         lanes: dict[tuple[str, Channel], list[Delivery]] = {}
@@ -215,12 +228,16 @@ class OutboxWorker:
                         reason=attempt.error or "gone",
                         now=attempt.at,
                     )
+        ended: dict[tuple[str, str], int] = {}
         for delivery, attempt in zip(claimed, attempts, strict=True):
-            metrics.DELIVERIES.labels(delivery.channel.value, attempt.status.value).inc()
+            key = (delivery.channel.value, attempt.status.value)
+            ended[key] = ended.get(key, 0) + 1
+        for (channel, status), count in ended.items():
+            metrics.DELIVERIES.labels(channel, status).inc(count)
         return len(claimed)
 
     async def _deliver(
-        self, delivery: Delivery, subscriber: Subscriber | None, batch: _Batch
+        self, delivery: Delivery, subscriber: Contact | None, batch: _Batch
     ) -> Attempt:
         started = time.perf_counter()
         code: int | None = None
@@ -236,7 +253,7 @@ class OutboxWorker:
         return self._finish(delivery, None, started, code=code)
 
     async def _send(
-        self, delivery: Delivery, subscriber: Subscriber | None, batch: _Batch
+        self, delivery: Delivery, subscriber: Contact | None, batch: _Batch
     ) -> int | None:
         if subscriber is None or not subscriber.active:
             raise PermanentDeliveryError("subscriber removed or retired")
@@ -244,7 +261,7 @@ class OutboxWorker:
         if delivery.channel is Channel.WEBHOOK:
             if subscriber.webhook is None or self.postman.webhook is None:
                 raise PermanentDeliveryError("webhook endpoint removed or disabled")
-            key = _payload_key(delivery)
+            key = delivery.notice_id
             if key not in batch.bodies:
                 batch.bodies[key] = notice.webhook_body()
             return await self.postman.webhook.send(
@@ -255,7 +272,7 @@ class OutboxWorker:
             )
         if subscriber.email is None or self.postman.email is None:
             raise PermanentDeliveryError("email address removed or unsubscribed")
-        group = (_payload_key(delivery), subscriber.locale, subscriber.timezone)
+        group = (delivery.notice_id, subscriber.locale, subscriber.timezone)
         if group not in batch.emails:
             batch.emails[group] = self.postman.prepare(
                 notice, locale=subscriber.locale, timezone=subscriber.timezone, now=batch.now
@@ -275,14 +292,14 @@ class OutboxWorker:
         code: int | None = None,
     ) -> Attempt:
         elapsed = time.perf_counter() - started
-        metrics.LATENCY.labels(delivery.channel.value).observe(elapsed)
+        _latency(delivery.channel).observe(elapsed)
         if error is None:
             outcome = Outcome.SENT
         elif isinstance(error, TemporaryDeliveryError):
             outcome = Outcome.TEMPORARY
         else:
             outcome = Outcome.PERMANENT
-        metrics.ATTEMPTS.labels(delivery.channel.value, outcome.value).inc()
+        _attempts(delivery.channel, outcome).inc()
         attempt = after_attempt(
             delivery,
             outcome=outcome,
@@ -311,6 +328,16 @@ class OutboxWorker:
                 },
             )
         return attempt
+
+
+@functools.cache
+def _latency(channel: Channel) -> Any:
+    return metrics.LATENCY.labels(channel.value)
+
+
+@functools.cache
+def _attempts(channel: Channel, outcome: Outcome) -> Any:
+    return metrics.ATTEMPTS.labels(channel.value, outcome.value)
 
 
 async def drain(tasks: list[asyncio.Task[None]], *, grace: float) -> None:

@@ -142,7 +142,7 @@ class DeliverySettings(_Strict):
     """How the outbox workers send."""
 
     #: Deliveries one worker claims at a time.
-    batch: int = Field(default=200, ge=1, le=5000)
+    batch: int = Field(default=500, ge=1, le=5000)
     #: Webhook requests in flight at once.
     concurrency: int = Field(default=64, ge=1, le=1024)
     #: SMTP connections kept open and reused.

@@ -8,6 +8,7 @@ refuses, so the socket can only connect to addresses that were checked.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import socket
@@ -25,9 +26,14 @@ from notifier.domain.addresses import Network, address_allowed, host_allowed
 from notifier.domain.errors import PermanentDeliveryError, TemporaryDeliveryError
 
 
+@functools.lru_cache(maxsize=4096)
+def _key(secret: str) -> bytes:
+    return base64.b64decode(secret.removeprefix("whsec_"))
+
+
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The Standard Webhooks ``v1,<base64 HMAC-SHA256>`` of ``id.timestamp.body``."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
+    key = _key(secret)
     signed = f"{msg_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
@@ -96,6 +102,7 @@ class WebhookChannel:
         self._concurrency = concurrency
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
+        self._checked: dict[str, str | None] = {}
 
     async def __aenter__(self) -> WebhookChannel:
         connector = aiohttp.TCPConnector(
@@ -113,14 +120,13 @@ class WebhookChannel:
 
     def check_target(self, url: str) -> None:
         """Refuse a URL whose host is a refused IP literal (names are checked on connect)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise PermanentDeliveryError(f"not an http(s) URL: {url}")
-        if host_allowed(parts.hostname, self._allow) is False:
-            raise PermanentDeliveryError(
-                f"refused target {parts.hostname}: private, loopback or link-local address "
-                "(allow it with webhooks.allow_cidrs)"
-            )
+        if url not in self._checked:
+            if len(self._checked) > 100_000:
+                self._checked.clear()
+            self._checked[url] = _refusal(url, self._allow)
+        refusal = self._checked[url]
+        if refusal is not None:
+            raise PermanentDeliveryError(refusal)
 
     async def send(
         self,
@@ -181,6 +187,18 @@ class WebhookChannel:
             raise TemporaryDeliveryError(f"timed out after {self._timeout.total:g}s") from None
         except aiohttp.ClientError as exc:
             raise TemporaryDeliveryError(f"{type(exc).__name__}: {exc}") from None
+
+
+def _refusal(url: str, allow: Sequence[Network]) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"not an http(s) URL: {url}"
+    if host_allowed(parts.hostname, allow) is False:
+        return (
+            f"refused target {parts.hostname}: private, loopback or link-local address "
+            "(allow it with webhooks.allow_cidrs)"
+        )
+    return None
 
 
 def _refused(exc: BaseException) -> bool:

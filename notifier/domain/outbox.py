@@ -1,8 +1,9 @@
 """What goes into the outbox when a meeting changes: one delivery per subscriber channel.
 
-The payload stored with each delivery is the webhook body of the contract
-(``{"type", "timestamp", "data"}``), so what a webhook receives and what an email says are
-made from the same snapshot of the meeting, taken when the change was accepted.
+What a change says is stored once, as a *notice* whose payload is the webhook body of the
+contract (``{"type", "timestamp", "data"}``); every delivery of that change refers to it.
+So what a webhook receives and what an email says are made from the same snapshot of the
+meeting, taken when the change was accepted, and a fan-out to thousands stores it once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from notifier.domain.durations import format_duration
 from notifier.domain.matching import match_subscribers, release_at
-from notifier.domain.models import EventKind, HistoryEntry, Meeting, Subscriber
+from notifier.domain.models import EventKind, HistoryEntry, Meeting, Subscriber, WebhookEndpoint
 from notifier.domain.retry import RetryPolicy
 
 
@@ -52,11 +53,32 @@ class Delivery:
     channel: Channel
     kind: EventKind
     sequence: int
-    payload: dict[str, Any]
+    #: The notice this delivery carries (shared by every delivery of one change).
+    notice_id: str
     next_attempt_at: datetime
     status: DeliveryStatus = DeliveryStatus.PENDING
     attempts: int = 0
     last_error: str | None = None
+    #: The notice's payload, when the delivery was just planned (not when read back).
+    payload: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contact:
+    """How to reach a subscriber, as the delivery worker needs it: no filters."""
+
+    id: str
+    name: str
+    locale: str
+    timezone: str
+    active: bool
+    email: str | None
+    webhook: WebhookEndpoint | None
+
+
+def notice_id(meeting_id: str, sequence: int, kind: EventKind, *extra: object) -> str:
+    """The id of what a change (or a reminder offset) says, shared by its deliveries."""
+    return "ntc_" + delivery_id(meeting_id, sequence, kind.value, *extra).removeprefix("msg_")
 
 
 def delivery_id(*parts: object) -> str:
@@ -118,6 +140,7 @@ def plan_change_deliveries(
     subscriber's quiet hours for a kind that is not urgent.
     """
     payload = change_payload(meeting, entry)
+    notice = notice_id(meeting.id, entry.sequence, entry.kind)
     return [
         Delivery(
             id=delivery_id(meeting.id, entry.sequence, entry.kind.value, subscriber.id, channel),
@@ -126,6 +149,7 @@ def plan_change_deliveries(
             channel=channel,
             kind=entry.kind,
             sequence=entry.sequence,
+            notice_id=notice,
             payload=payload,
             next_attempt_at=release_at(subscriber, entry.kind, now=now),
         )
@@ -139,6 +163,9 @@ def plan_reminder_deliveries(
 ) -> list[Delivery]:
     """The deliveries of one reminder to one subscriber, on each of its channels."""
     payload = reminder_payload(meeting, offset, at=now)
+    notice = notice_id(
+        meeting.id, meeting.sequence, EventKind.REMINDER, int(offset.total_seconds())
+    )
     return [
         Delivery(
             id=delivery_id(
@@ -154,6 +181,7 @@ def plan_reminder_deliveries(
             channel=channel,
             kind=EventKind.REMINDER,
             sequence=meeting.sequence,
+            notice_id=notice,
             payload=payload,
             next_attempt_at=release_at(subscriber, EventKind.REMINDER, now=now),
         )

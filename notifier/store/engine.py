@@ -1,8 +1,9 @@
 """Opening the database: the one place SQLite and PostgreSQL are told apart.
 
-SQLite runs in WAL mode with a busy timeout, and every transaction starts with
+SQLite runs in WAL mode with a busy timeout, and every read-write transaction starts with
 ``BEGIN IMMEDIATE`` so that two writers (the daemon and a `notifier event` call) queue for
-the write lock instead of failing on a lock upgrade. PostgreSQL uses asyncpg as it is.
+the write lock instead of failing on a lock upgrade; read-only ones begin deferred and
+never wait. PostgreSQL uses asyncpg as it is.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+#: Execution option marking a transaction that only reads.
+READ_ONLY = "notifier_read_only"
 
 #: How long a SQLite writer waits for the lock before giving up, in seconds.
 SQLITE_BUSY_TIMEOUT = 30
@@ -53,6 +57,10 @@ def _sqlite_engine(url: URL, **options: Any) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers take no lock up front, so they never wait behind a writer (WAL).
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, and_, case, func, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -24,15 +24,17 @@ from notifier.domain.models import (
     Subscriber,
     WebhookEndpoint,
 )
-from notifier.domain.outbox import Attempt, Channel, Delivery, DeliveryStatus
+from notifier.domain.outbox import Attempt, Channel, Contact, Delivery, DeliveryStatus
 from notifier.store import migrate
-from notifier.store.engine import create_engine, redact
+from notifier.store.engine import READ_ONLY, create_engine, redact
 from notifier.store.tables import (
+    UTCDateTime,
     deliveries,
     delivery_attempts,
     meeting_history,
     meetings,
     meta,
+    notices,
     processed_events,
     reminders,
     subscriber_endpoints,
@@ -103,6 +105,7 @@ class Store:
     async def read(self) -> AsyncIterator[Transaction]:
         """A transaction for reading; nothing written in it is committed."""
         async with self.engine.connect() as connection:
+            await connection.execution_options(**{READ_ONLY: True})
             yield Transaction(connection)
             await connection.rollback()
 
@@ -531,6 +534,17 @@ class Transaction:
         """
         if not items:
             return 0
+        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        said: dict[str, dict[str, Any]] = {}
+        for d in items:
+            # A delivery read back from the store refers to a notice already there.
+            if d.payload is not None:
+                said.setdefault(d.notice_id, d.payload)
+        if said:
+            await self.connection.execute(
+                dialect.insert(notices).on_conflict_do_nothing(index_elements=["id"]),
+                [{"id": key, "payload": body, "created_at": now} for key, body in said.items()],
+            )
         rows = [
             {
                 "id": d.id,
@@ -539,7 +553,7 @@ class Transaction:
                 "channel": d.channel.value,
                 "kind": d.kind.value,
                 "sequence": d.sequence,
-                "payload": d.payload,
+                "notice_id": d.notice_id,
                 "status": d.status.value,
                 "attempts": d.attempts,
                 "next_attempt_at": d.next_attempt_at,
@@ -547,7 +561,6 @@ class Transaction:
             }
             for d in items
         ]
-        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
         statement = (
             dialect.insert(deliveries)
             .on_conflict_do_nothing(index_elements=["id"])
@@ -621,30 +634,51 @@ class Transaction:
                 for a in attempts
             ],
         )
-        owned = 0
-        for attempt in attempts:
-            values: dict[str, Any] = {
-                "status": attempt.status.value,
-                "attempts": deliveries.c.attempts + 1,
-                "claimed_by": None,
-                "claimed_until": None,
-                "last_error": attempt.error,
-            }
-            if attempt.status is DeliveryStatus.SENT:
-                values["sent_at"] = attempt.at
-            if attempt.next_attempt_at is not None:
-                values["next_attempt_at"] = attempt.next_attempt_at
-            result = await self.connection.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.id == attempt.delivery_id,
-                    deliveries.c.claimed_by == worker,
-                    deliveries.c.status == DeliveryStatus.SENDING.value,
+        ids = [a.delivery_id for a in attempts]
+        owned = set(
+            (
+                await self.connection.execute(
+                    select(deliveries.c.id)
+                    .where(
+                        deliveries.c.id.in_(ids),
+                        deliveries.c.claimed_by == worker,
+                        deliveries.c.status == DeliveryStatus.SENDING.value,
+                    )
+                    .with_for_update()
                 )
-                .values(**values)
+            ).scalars()
+        )
+        mine = [a for a in attempts if a.delivery_id in owned]
+        if mine:
+            # One statement, many parameter sets: compiled once, sent as a batch.
+            await self.connection.execute(
+                update(deliveries)
+                .where(deliveries.c.id == bindparam("b_id"))
+                .values(
+                    status=bindparam("b_status"),
+                    attempts=deliveries.c.attempts + 1,
+                    claimed_by=None,
+                    claimed_until=None,
+                    last_error=bindparam("b_error"),
+                    sent_at=func.coalesce(
+                        bindparam("b_sent_at", type_=UTCDateTime), deliveries.c.sent_at
+                    ),
+                    next_attempt_at=func.coalesce(
+                        bindparam("b_next", type_=UTCDateTime), deliveries.c.next_attempt_at
+                    ),
+                ),
+                [
+                    {
+                        "b_id": a.delivery_id,
+                        "b_status": a.status.value,
+                        "b_error": a.error,
+                        "b_sent_at": a.at if a.status is DeliveryStatus.SENT else None,
+                        "b_next": a.next_attempt_at,
+                    }
+                    for a in mine
+                ],
             )
-            owned += result.rowcount
-        return owned
+        return len(mine)
 
     async def release(self, ids: Sequence[str], *, worker: str) -> None:
         """Give claimed deliveries back untried (on shutdown), due at once."""
@@ -671,6 +705,65 @@ class Transaction:
             .values(status=case_pending(deliveries.c.attempts), claimed_by=None, claimed_until=None)
         )
         return max(result.rowcount, 0)
+
+    async def notices(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The payloads of the notices `ids`."""
+        rows = (
+            await self.connection.execute(
+                select(notices.c.id, notices.c.payload).where(notices.c.id.in_(list(ids)))
+            )
+        ).all()
+        return {row.id: row.payload for row in rows}
+
+    async def contacts(self, ids: Sequence[str]) -> dict[str, Contact]:
+        """How to reach each of the subscribers `ids` now: endpoints not disabled only."""
+        email = subscriber_endpoints.alias("email")
+        hook = subscriber_endpoints.alias("hook")
+        query = (
+            select(
+                subscribers.c.id,
+                subscribers.c.name,
+                subscribers.c.locale,
+                subscribers.c.timezone,
+                subscribers.c.active,
+                subscribers.c.retired_at,
+                email.c.address.label("email"),
+                hook.c.address.label("url"),
+                hook.c.secrets.label("secrets"),
+            )
+            .select_from(subscribers)
+            .outerjoin(
+                email,
+                and_(
+                    email.c.subscriber_id == subscribers.c.id,
+                    email.c.channel == Channel.EMAIL.value,
+                    email.c.disabled_at.is_(None),
+                ),
+            )
+            .outerjoin(
+                hook,
+                and_(
+                    hook.c.subscriber_id == subscribers.c.id,
+                    hook.c.channel == Channel.WEBHOOK.value,
+                    hook.c.disabled_at.is_(None),
+                ),
+            )
+            .where(subscribers.c.id.in_(list(ids)))
+        )
+        return {
+            row.id: Contact(
+                id=row.id,
+                name=row.name,
+                locale=row.locale,
+                timezone=row.timezone,
+                active=bool(row.active) and row.retired_at is None,
+                email=row.email,
+                webhook=WebhookEndpoint(url=row.url, secrets=tuple(row.secrets))
+                if row.url
+                else None,
+            )
+            for row in (await self.connection.execute(query)).all()
+        }
 
     async def disable_endpoint(
         self, subscriber_id: str, channel: Channel, *, reason: str, now: datetime
@@ -801,7 +894,7 @@ def _delivery(row: Row[Any]) -> Delivery:
         channel=Channel(row.channel),
         kind=EventKind(row.kind),
         sequence=row.sequence,
-        payload=row.payload,
+        notice_id=row.notice_id,
         next_attempt_at=row.next_attempt_at,
         status=DeliveryStatus(row.status),
         attempts=row.attempts,

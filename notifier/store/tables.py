@@ -143,6 +143,16 @@ subscriber_endpoints = Table(
     UniqueConstraint("subscriber_id", "channel"),
 )
 
+#: What a change or reminder says, stored once and shared by all of its deliveries: the
+#: webhook body of the contract.
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 #: The outbox: one row per notification to one endpoint, written in the same transaction as
 #: the change that caused it. `id` is the idempotency key (webhook-id, Message-ID).
 deliveries = Table(
@@ -154,8 +164,8 @@ deliveries = Table(
     Column("channel", String(10), nullable=False),
     Column("kind", String(40), nullable=False),
     Column("sequence", Integer, nullable=False),
-    #: What to render: the change or reminder, as JSON.
-    Column("payload", JSON, nullable=False),
+    #: What to say: the notice shared by every delivery of the same change or reminder.
+    Column("notice_id", String(200), ForeignKey("notices.id"), nullable=False),
     #: pending | sending | retrying | sent | dead
     Column("status", String(10), nullable=False),
     Column("attempts", Integer, nullable=False, server_default=text("0")),

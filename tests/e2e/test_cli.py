@@ -171,10 +171,10 @@ def test_the_daemon_starts_accepts_cli_events_meanwhile_and_stops_on_sigterm(
         assert daemon.stderr is not None
         line = ""
         deadline = time.monotonic() + 30
-        while "started" not in line and time.monotonic() < deadline:
+        while "started: database" not in line and time.monotonic() < deadline:
             line = daemon.stderr.readline()
             assert line or daemon.poll() is None, "daemon exited early"
-        assert "started" in line
+        assert "started: database" in line
         assert "meetings=1 subscribers=4" in line
         assert "password" not in line
         # The CLI writes to the same database while the daemon holds it open.

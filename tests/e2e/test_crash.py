@@ -83,7 +83,7 @@ async def start_daemon(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Pro
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
-        if "started" in line:
+        if "started: database" in line:
             # Keep draining stderr so the daemon never blocks on a full pipe.
             asyncio.get_running_loop().create_task(_drain(process))
             return process

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
@@ -438,5 +437,21 @@ async def test_enqueueing_the_same_delivery_twice_keeps_one(
     async with store.write() as tx:
         assert await tx.enqueue([delivery], now=clock()) == 0
     assert result.deliveries == 1
-    assert json.loads(json.dumps(delivery.payload))["type"] == "meeting.cleared"
     assert delivery.channel is Channel.WEBHOOK
+    async with store.read() as tx:
+        said = await tx.notices([delivery.notice_id])
+    assert said[delivery.notice_id]["type"] == "meeting.cleared"
+
+
+async def test_a_fan_out_stores_what_it_says_once(
+    store: Store, clock: Clock, receiver: Receiver
+) -> None:
+    from sqlalchemy import func, select
+
+    from notifier.store.tables import notices
+
+    await seed(store, clock(), *(hook(f"h{i}", receiver, f"/h{i}") for i in range(20)))
+    assert (await change(store, clock, S.CLEARED)).deliveries == 20
+    async with store.read() as tx:
+        count = (await tx.connection.execute(select(func.count()).select_from(notices))).scalar()
+    assert count == 1

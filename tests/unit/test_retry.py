@@ -57,7 +57,7 @@ def delivery(attempts: int = 0) -> Delivery:
         channel=Channel.WEBHOOK,
         kind=EventKind.CLEARED,
         sequence=1,
-        payload={},
+        notice_id="ntc_1",
         next_attempt_at=NOW,
         attempts=attempts,
     )

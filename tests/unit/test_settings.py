@@ -61,12 +61,12 @@ def test_environment_overrides_the_file_with_nesting_and_json_lists(
 ) -> None:
     monkeypatch.setenv("NOTIFIER_SMTP__PORT", "2525")
     monkeypatch.setenv("NOTIFIER_API_TOKENS", '["t1", "t2"]')
-    monkeypatch.setenv("NOTIFIER_WEBHOOKS__ALLOW_CIDRS", '["10.0.0.0/8"]')
+    monkeypatch.setenv("NOTIFIER_WEBHOOKS__ALLOW_CIDRS", '["127.0.0.1/32", "10.0.0.0/8"]')
     settings = load_settings(SHIPPED)
     assert settings.smtp.port == 2525
     assert settings.smtp.host == "127.0.0.1"  # the rest of [smtp] still comes from the file
     assert [t.get_secret_value() for t in settings.api_tokens] == ["t1", "t2"]
-    assert [str(c) for c in settings.webhooks.allow_cidrs] == ["10.0.0.0/8"]
+    assert [str(c) for c in settings.webhooks.allow_cidrs] == ["127.0.0.1/32", "10.0.0.0/8"]
 
 
 def test_dotenv_sits_between_the_environment_and_the_file(
@@ -182,6 +182,14 @@ def test_a_missing_file_says_how_to_name_another(tmp_path: Path) -> None:
 def test_a_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOTIFIER_SMTP__PORT", "twenty-five")
     with pytest.raises(ConfigError, match=r"smtp\.port: .*NOTIFIER_SMTP__PORT"):
+        load_settings(SHIPPED)
+
+
+def test_a_webhook_to_a_private_address_is_refused_when_saved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NOTIFIER_WEBHOOKS__ALLOW_CIDRS", "[]")
+    with pytest.raises(ConfigError, match=r"subscribers\[1\]\.webhook\.url: webhook target 127"):
         load_settings(SHIPPED)
 
 
