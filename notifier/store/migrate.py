@@ -33,6 +33,18 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await connection.run_sync(run)
 
 
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Take the database back to `revision` (for rolling back a release)."""
+
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at, or None when it was never migrated."""
 

@@ -1,0 +1,56 @@
+"""Migrations keep data: down to 0002, fill the old outbox shape, up again, on both backends."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import text
+
+from notifier.store import Store, migrate
+
+
+async def test_payloads_move_into_notices_and_back(store: Store, now: datetime) -> None:
+    await migrate.downgrade(store.engine, "0002")
+    assert await migrate.current_revision(store.engine) == "0002"
+    stamp = now.replace(tzinfo=None) if store.backend == "sqlite" else now
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO meetings (id, title, description, location, participants, timezone,"
+                " starts_at, status, reason, conditions, tags, sequence, source, created_at,"
+                " updated_at) VALUES ('m', 't', '', '', '[]', 'UTC', :t, 'scheduled', '', '[]',"
+                " '[]', 0, 'api', :t, :t)"
+            ),
+            {"t": stamp},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO subscribers (id, name, timezone, locale, meetings, tags, events,"
+                " reminders, active, source, created_at, updated_at) VALUES ('s', '', 'UTC',"
+                " 'en', '[]', '[]', '[\"*\"]', '[]', true, 'api', :t, :t)"
+            ),
+            {"t": stamp},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO deliveries (id, meeting_id, subscriber_id, channel, kind, sequence,"
+                " payload, status, attempts, next_attempt_at, created_at) VALUES ('msg_old',"
+                " 'm', 's', 'webhook', 'meeting.cleared', 1, :p, 'dead', 3, :t, :t)"
+            ),
+            {"t": stamp, "p": '{"type": "meeting.cleared", "data": {"n": 1}}'},
+        )
+    await migrate.upgrade(store.engine)
+    async with store.read() as tx:
+        delivery = await tx.delivery("msg_old")
+        assert delivery is not None
+        assert delivery.attempts == 3
+        said = await tx.notices([delivery.notice_id])
+    assert said == {delivery.notice_id: {"type": "meeting.cleared", "data": {"n": 1}}}
+
+    await migrate.downgrade(store.engine, "0002")
+    async with store.engine.connect() as connection:
+        payload = (
+            await connection.execute(text("SELECT payload FROM deliveries WHERE id = 'msg_old'"))
+        ).scalar_one()
+    assert "meeting.cleared" in str(payload)
+    await migrate.upgrade(store.engine)
