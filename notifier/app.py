@@ -97,6 +97,7 @@ def outbox_worker(settings: Settings, store: Store, postman: Postman) -> OutboxW
         concurrency=settings.delivery.concurrency,
         lease=settings.delivery.lease,
         poll=settings.delivery.poll,
+        parallel=settings.delivery.parallel,
     )
 
 

@@ -134,7 +134,7 @@ class OutboxWorker:
         poll: timedelta = timedelta(seconds=1),
         name: str | None = None,
         rng: Callable[[], float] = random.random,
-        parallel: int = 3,
+        parallel: int = 2,
     ) -> None:
         self.store = store
         self.postman = postman
@@ -154,8 +154,8 @@ class OutboxWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; batches already claimed are finished first.
 
-        Several batches are in flight at once (`parallel`), so one batch's database work
-        overlaps another's sending.
+        Several batches are in flight at once (`parallel`), so an endpoint that takes its
+        full timeout holds up only its own batch.
         """
         log.info("%s started", self.name, extra={"action": "worker_start", "worker": self.name})
         await asyncio.gather(*(self._loop(stop) for _ in range(self.parallel)))

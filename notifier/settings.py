@@ -143,6 +143,8 @@ class DeliverySettings(_Strict):
 
     #: Deliveries one worker claims at a time.
     batch: int = Field(default=500, ge=1, le=5000)
+    #: Batches a worker has in flight at once, so one slow endpoint does not hold up the rest.
+    parallel: int = Field(default=2, ge=1, le=16)
     #: Webhook requests in flight at once.
     concurrency: int = Field(default=64, ge=1, le=1024)
     #: SMTP connections kept open and reused.
