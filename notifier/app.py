@@ -7,20 +7,28 @@ the rest (`utcnow`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import uvicorn
 
 from notifier import __version__, service
+from notifier.api.app import create_api
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.delivery import OutboxWorker, Postman, drain
+from notifier.domain.errors import NotifierError
 from notifier.domain.retry import RetryPolicy
 from notifier.rendering import Renderer
-from notifier.settings import Settings
+from notifier.scheduler import Scheduler
+from notifier.settings import Settings, load_settings
 from notifier.store import Store
 from notifier.tokens import new_key
 
@@ -113,15 +121,88 @@ async def open_app(settings: Settings, *, reconcile: bool = True) -> AsyncIterat
         await store.close()
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the daemon owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ConfigWatcher:
+    """Reloads the config file when it changes on disk or on SIGHUP.
+
+    A broken edit is refused with a logged error and the last good config keeps running.
+    Meetings and subscribers are reconciled; other settings need a restart, and a reload
+    that changes them says so.
+    """
+
+    def __init__(self, settings: Settings, store: Store, *, on_change: Callable[[], None]) -> None:
+        self.settings = settings
+        self.store = store
+        self.on_change = on_change
+        self.path = settings.config_path
+        self._stamp = self._mtime()
+        self._lock = asyncio.Lock()
+
+    def _mtime(self) -> tuple[float, int] | None:
+        try:
+            stat = self.path.stat() if self.path else None
+        except OSError:
+            return None
+        return (stat.st_mtime, stat.st_size) if stat else None
+
+    async def check(self) -> None:
+        """Reload if the file changed since the last look."""
+        stamp = self._mtime()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            await self.reload(reason="file changed")
+
+    async def reload(self, *, reason: str) -> bool:
+        """Read the file again and reconcile it; False (and an error logged) if refused."""
+        async with self._lock:
+            try:
+                fresh = load_settings(self.path)
+                report = await service.reconcile(self.store, fresh, now=utcnow())
+            except NotifierError as exc:
+                log.error(
+                    "config reload (%s) refused, the last good config keeps running: %s",
+                    reason,
+                    exc.message,
+                    extra={"action": "reload_refused"},
+                )
+                return False
+            restart = [
+                key
+                for key in Settings.model_fields
+                if key not in ("meetings", "subscribers", "config_path")
+                and getattr(fresh, key) != getattr(self.settings, key)
+            ]
+            log.info(
+                "config reloaded (%s): %s%s",
+                reason,
+                report.summary(),
+                f"; restart to apply {', '.join(restart)}" if restart else "",
+                extra={"action": "reload"},
+            )
+            self.settings = fresh.model_copy(update={k: getattr(self.settings, k) for k in restart})
+            self.on_change()
+            return True
+
+
 async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT (or `stop` is set), then shut down cleanly.
 
-    Opens and migrates the store, reconciles the config file, starts the outbox worker and
-    logs one start-up line with the version, database (no credentials), listen address and
-    counts. On stop, the worker finishes its batch within ``delivery.drain_timeout``.
+    Opens and migrates the store, reconciles the config file, starts the HTTP server, the
+    reminder scheduler, the config watcher and the outbox worker, and logs one start-up
+    line with the version, database (no credentials), listen address and counts. On stop:
+    intake ends first (HTTP, timers), then the worker finishes in-flight deliveries within
+    ``delivery.drain_timeout``, and the process exits 0.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    started = time.monotonic()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
@@ -137,6 +218,53 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                         extra={"action": "recover", "deliveries": recovered},
                     )
             worker = outbox_worker(settings, app.store, postman)
+            scheduler = Scheduler(
+                app.store,
+                clock=utcnow,
+                grace=settings.reminders.grace,
+                sync_every=settings.reminders.sync,
+                on_fired=worker.wake.set,
+            )
+
+            background: set[asyncio.Task[Any]] = set()
+
+            def spawn(work: Any) -> None:
+                task = loop.create_task(work)
+                background.add(task)
+                task.add_done_callback(background.discard)
+
+            def changed() -> None:
+                worker.wake.set()
+                spawn(scheduler.sync(force=True))
+
+            watcher = ConfigWatcher(settings, app.store, on_change=changed)
+            loop.add_signal_handler(signal.SIGHUP, lambda: spawn(watcher.reload(reason="SIGHUP")))
+            await scheduler.start()
+            scheduler.every(settings.config_watch, watcher.check, name="config-watch")
+
+            def health() -> dict[str, Any]:
+                return {
+                    "uptime_seconds": round(time.monotonic() - started, 1),
+                    "scheduler": {"running": scheduler.running, "timers": scheduler.pending},
+                    "worker": {
+                        "last_loop_at": worker.last_loop_at.isoformat()
+                        if worker.last_loop_at
+                        else None
+                    },
+                }
+
+            host, _, port = settings.listen.rpartition(":")
+            server = _Server(
+                uvicorn.Config(
+                    create_api(health=health),
+                    host=host.strip("[]"),
+                    port=int(port),
+                    log_level="warning",
+                    lifespan="off",
+                    access_log=False,
+                )
+            )
+            serving = asyncio.create_task(server.serve(), name="http")
             stop_workers = asyncio.Event()
             tasks = [asyncio.create_task(worker.run(stop_workers), name=worker.name)]
             async with app.store.read() as tx:
@@ -152,10 +280,21 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                 counts["pending_reminders"],
                 extra={"action": "start", **counts},
             )
-            await stop.wait()
+            stopping = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({stopping, serving}, return_when=asyncio.FIRST_COMPLETED)
+            if serving in done and serving.exception() is not None:
+                log.error("HTTP server failed: %s", serving.exception())
+            elif serving in done and not stop.is_set():
+                log.error("HTTP server stopped (is %s free?)", settings.listen)
             log.info("notifier stopping", extra={"action": "stop"})
+            stopping.cancel()
+            server.should_exit = True
+            scheduler.shutdown()
+            await asyncio.gather(serving, return_exceptions=True)
             stop_workers.set()
             await drain(tasks, grace=settings.delivery.drain_timeout.total_seconds())
+            if serving in done and not stop.is_set():
+                raise NotifierError(f"cannot serve HTTP on {settings.listen}")
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)

@@ -41,6 +41,7 @@ def configure_logging(*, level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # SQLAlchemy and aiosqlite are chatty at INFO/DEBUG; their warnings still show.
-    for noisy in ("sqlalchemy", "aiosqlite", "alembic"):
+    # These libraries are chatty at INFO/DEBUG (APScheduler logs every job run); their
+    # warnings still show.
+    for noisy in ("sqlalchemy", "aiosqlite", "alembic", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

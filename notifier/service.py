@@ -9,21 +9,25 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
 
 from notifier.domain.errors import ConfigError, Conflict, InvalidChange, UnknownMeeting
-from notifier.domain.machine import Transition, apply_change, update_details
+from notifier.domain.machine import ON_SCHEDULE, Transition, apply_change, update_details
+from notifier.domain.matching import subscriber_matches
 from notifier.domain.models import (
     EventKind,
     HistoryEntry,
     Meeting,
     Source,
     StatusChange,
+    Subscriber,
     kind_of_status,
 )
-from notifier.domain.outbox import plan_change_deliveries
+from notifier.domain.outbox import plan_change_deliveries, plan_reminder_deliveries
+from notifier.domain.reminders import plan_reminders
 from notifier.settings import MeetingConfig, Settings, format_loc, locate
 from notifier.store import Store, Transaction
 
@@ -115,10 +119,101 @@ async def _write(tx: Transaction, before: Meeting, transition: Transition, *, no
             sequence=transition.entry.sequence,
             now=now,
         )
-    planned = plan_change_deliveries(
-        transition.meeting, transition.entry, await tx.subscribers(), now=now
+    subscribers = await tx.subscribers()
+    planned = plan_change_deliveries(transition.meeting, transition.entry, subscribers, now=now)
+    queued = await tx.enqueue(planned, now=now)
+    await _replan(tx, transition.meeting, subscribers, now=now)
+    return queued
+
+
+async def _replan(
+    tx: Transaction, meeting: Meeting, subscribers: list[Subscriber], *, now: datetime
+) -> None:
+    """Plan `meeting`'s reminders afresh, in the transaction that changed it."""
+    await tx.replace_reminders(
+        meeting,
+        plan_reminders(meeting, subscribers, now=now),
+        on_schedule=meeting.status in ON_SCHEDULE,
     )
-    return await tx.enqueue(planned, now=now)
+
+
+class ReminderOutcome(StrEnum):
+    """What became of a reminder when its instant came."""
+
+    #: Sent on time.
+    FIRED = "fired"
+    #: Sent after its instant (the daemon was down then), within the grace period.
+    LATE = "late"
+    #: Its instant passed longer ago than the grace period: recorded, not sent.
+    MISSED = "missed"
+    #: Superseded: the meeting moved, was postponed or cancelled, or the reader left.
+    WITHDRAWN = "withdrawn"
+    #: Already handled (by another scheduler, or before a restart).
+    GONE = "gone"
+    #: Its instant has not come: left pending (a timer that rang early).
+    EARLY = "early"
+
+
+async def fire_reminder(
+    store: Store, reminder_id: int, *, now: datetime, grace: timedelta
+) -> ReminderOutcome:
+    """Fire one reminder if it is still due: queue its deliveries and mark it, together.
+
+    A reminder fires only for the meeting sequence it was planned for, while the meeting is
+    on schedule and the subscriber still wants that reminder; otherwise it is withdrawn. One
+    whose instant passed more than `grace` ago is recorded as missed. Firing and marking
+    happen in one transaction, so a crash at any point neither loses nor doubles it.
+    """
+    async with store.write() as tx:
+        reminder = await tx.reminder(reminder_id, for_update=True)
+        if reminder is None or reminder.state != "pending":
+            return ReminderOutcome.GONE
+        meeting = await tx.meeting(reminder.meeting_id)
+        found = await tx.subscriber_records(ids=[reminder.subscriber_id])
+        subscriber = found[0].subscriber if found else None
+        wanted = (
+            meeting is not None
+            and subscriber is not None
+            and meeting.sequence == reminder.sequence
+            and meeting.status in ON_SCHEDULE
+            and reminder.offset in subscriber.reminders
+            and subscriber_matches(subscriber, meeting, EventKind.REMINDER)
+        )
+        if not wanted:
+            await tx.finish_reminder(reminder_id, state="withdrawn", at=now)
+            return ReminderOutcome.WITHDRAWN
+        assert meeting is not None
+        assert subscriber is not None
+        lateness = now - reminder.due_at
+        if lateness < -EARLY_TOLERANCE:
+            return ReminderOutcome.EARLY
+        if lateness > grace:
+            await tx.finish_reminder(reminder_id, state="missed", at=now)
+            log.warning(
+                "reminder %d (%s, %s before %s) missed by %s",
+                reminder_id,
+                reminder.subscriber_id,
+                reminder.offset,
+                reminder.meeting_id,
+                lateness,
+                extra={"action": "reminder_missed", "reminder": reminder_id},
+            )
+            return ReminderOutcome.MISSED
+        late = lateness > LATE_AFTER
+        await tx.enqueue(
+            plan_reminder_deliveries(
+                meeting, subscriber, reminder.offset, now=reminder.due_at, late=late
+            ),
+            now=now,
+        )
+        await tx.finish_reminder(reminder_id, state="fired", at=now, late=late)
+    return ReminderOutcome.LATE if late else ReminderOutcome.FIRED
+
+
+#: A reminder fired more than this after its instant is marked late.
+LATE_AFTER = timedelta(seconds=30)
+#: Timers may ring this much before their instant (clock granularity) and still fire.
+EARLY_TOLERANCE = timedelta(seconds=1)
 
 
 # -- config file reconciliation ---------------------------------------------------------------
@@ -217,6 +312,11 @@ async def reconcile(store: Store, settings: Settings, *, now: datetime) -> Recon
             if subscriber.source is Source.FILE and subscriber.id not in named:
                 await tx.retire_subscriber(subscriber.id, now=now)
                 report.retired.append(f"subscriber {subscriber.id}")
+        if report.created or report.updated or report.retired:
+            # Who is subscribed, or to what, may have changed: every plan is redone.
+            current = await tx.subscribers()
+            for record in await tx.meeting_records():
+                await _replan(tx, record.meeting, current, now=now)
     if report:
         log.info("config reconciled: %s", report.summary(), extra={"action": "reconcile"})
     return report

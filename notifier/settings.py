@@ -171,6 +171,16 @@ class DeliverySettings(_Strict):
     drain_timeout: Duration = timedelta(seconds=30)
 
 
+class ReminderSettings(_Strict):
+    """How reminders are kept on time."""
+
+    #: A reminder missed while the daemon was down is still sent, marked late, if its
+    #: instant is at most this long ago; otherwise it is recorded as missed.
+    grace: Duration = timedelta(minutes=10)
+    #: How often the daemon looks for reminders changed by another process (the CLI).
+    sync: Duration = timedelta(seconds=2)
+
+
 class HistoryConfig(_Strict):
     """A past event of a meeting, imported once when the meeting is first created."""
 
@@ -334,6 +344,9 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     webhooks: WebhookSettings = WebhookSettings()
     delivery: DeliverySettings = DeliverySettings()
+    reminders: ReminderSettings = ReminderSettings()
+    #: How often the daemon checks the config file for edits (SIGHUP reloads at once).
+    config_watch: Duration = timedelta(seconds=2)
     meetings: list[MeetingConfig] = []
     subscribers: list[SubscriberConfig] = []
     sources: list[SourceConfig] = []

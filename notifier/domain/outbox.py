@@ -108,17 +108,22 @@ def change_payload(meeting: Meeting, entry: HistoryEntry) -> dict[str, Any]:
     }
 
 
-def reminder_payload(meeting: Meeting, offset: timedelta, *, at: datetime) -> dict[str, Any]:
-    """The contract body for a reminder `offset` before the meeting."""
-    return {
-        "type": EventKind.REMINDER.value,
-        "timestamp": at.isoformat(),
-        "data": {
-            "meeting": meeting.to_dict(),
-            "offset": format_duration(offset),
-            "sequence": meeting.sequence,
-        },
+def reminder_payload(
+    meeting: Meeting, offset: timedelta, *, at: datetime, late: bool = False
+) -> dict[str, Any]:
+    """The contract body for a reminder `offset` before the meeting.
+
+    ``late`` is present, and true, only for a reminder sent after its instant because the
+    daemon was down then.
+    """
+    data: dict[str, Any] = {
+        "meeting": meeting.to_dict(),
+        "offset": format_duration(offset),
+        "sequence": meeting.sequence,
     }
+    if late:
+        data["late"] = True
+    return {"type": EventKind.REMINDER.value, "timestamp": at.isoformat(), "data": data}
 
 
 def channels_of(subscriber: Subscriber) -> list[Channel]:
@@ -159,12 +164,21 @@ def plan_change_deliveries(
 
 
 def plan_reminder_deliveries(
-    meeting: Meeting, subscriber: Subscriber, offset: timedelta, *, now: datetime
+    meeting: Meeting,
+    subscriber: Subscriber,
+    offset: timedelta,
+    *,
+    now: datetime,
+    late: bool = False,
 ) -> list[Delivery]:
-    """The deliveries of one reminder to one subscriber, on each of its channels."""
-    payload = reminder_payload(meeting, offset, at=now)
+    """The deliveries of one reminder to one subscriber, on each of its channels.
+
+    `now` is the reminder's own instant: every reader of the same offset shares one notice,
+    and quiet hours are judged at that instant.
+    """
+    payload = reminder_payload(meeting, offset, at=now, late=late)
     notice = notice_id(
-        meeting.id, meeting.sequence, EventKind.REMINDER, int(offset.total_seconds())
+        meeting.id, meeting.sequence, EventKind.REMINDER, int(offset.total_seconds()), late
     )
     return [
         Delivery(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from notifier.domain.models import (
     WebhookEndpoint,
 )
 from notifier.domain.outbox import Attempt, Channel, Contact, Delivery, DeliveryStatus
+from notifier.domain.reminders import Reminder
 from notifier.store import migrate
 from notifier.store.engine import READ_ONLY, create_engine, redact
 from notifier.store.tables import (
@@ -51,6 +53,25 @@ class MeetingRecord:
     created_at: datetime
     updated_at: datetime
     retired_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredReminder:
+    """A reminder as the store keeps it."""
+
+    id: int
+    meeting_id: str
+    subscriber_id: str
+    offset: timedelta
+    due_at: datetime
+    sequence: int
+    #: pending | fired | withdrawn | missed
+    state: str
+    fired_at: datetime | None
+    late: bool
+
+
+REMINDERS_VERSION = "reminders_version"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -864,7 +885,134 @@ class Transaction:
         stats["oldest_pending_seconds"] = (now - oldest).total_seconds() if oldest else 0.0
         return stats
 
+    # -- reminders --------------------------------------------------------------------------
+
+    async def replace_reminders(
+        self, meeting: Meeting, planned: Sequence[Reminder], *, on_schedule: bool
+    ) -> None:
+        """Make `meeting`'s pending reminders the `planned` ones.
+
+        Pending reminders planned for an older sequence, or for a meeting no longer on
+        schedule, are withdrawn; a planned one already fired stays fired (never twice).
+        Pending ones of the current sequence that are past due are left for the scheduler
+        to fire late or record as missed.
+        """
+        stale = [reminders.c.sequence != meeting.sequence]
+        if not on_schedule:
+            stale.append(reminders.c.sequence == meeting.sequence)
+        await self.connection.execute(
+            update(reminders)
+            .where(
+                reminders.c.meeting_id == meeting.id,
+                reminders.c.state == "pending",
+                or_(*stale),
+            )
+            .values(state="withdrawn")
+        )
+        if planned:
+            dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+            statement = dialect.insert(reminders)
+            statement = statement.on_conflict_do_update(
+                index_elements=["meeting_id", "subscriber_id", "offset_seconds", "sequence"],
+                set_={"state": "pending", "due_at": statement.excluded.due_at},
+                where=reminders.c.state == "withdrawn",
+            )
+            await self.connection.execute(
+                statement,
+                [
+                    {
+                        "meeting_id": r.meeting_id,
+                        "subscriber_id": r.subscriber_id,
+                        "offset_seconds": int(r.offset.total_seconds()),
+                        "due_at": r.due_at,
+                        "sequence": r.sequence,
+                        "state": "pending",
+                    }
+                    for r in planned
+                ],
+            )
+        await self.touch_reminders()
+
+    async def touch_reminders(self) -> None:
+        """Tell schedulers (in any process) that pending reminders changed."""
+        await self.set_meta(REMINDERS_VERSION, uuid.uuid4().hex)
+
+    async def reminders_version(self) -> str:
+        """Changes whenever pending reminders change; cheap to poll, reads only."""
+        row = (
+            await self.connection.execute(
+                select(meta.c.value).where(meta.c.key == REMINDERS_VERSION)
+            )
+        ).first()
+        return str(row.value) if row else "0"
+
+    async def pending_reminders(self) -> list[tuple[int, datetime]]:
+        """(id, due instant) of every pending reminder, soonest first."""
+        rows = (
+            await self.connection.execute(
+                select(reminders.c.id, reminders.c.due_at)
+                .where(reminders.c.state == "pending")
+                .order_by(reminders.c.due_at)
+            )
+        ).all()
+        return [(row.id, row.due_at) for row in rows]
+
+    async def reminder(
+        self, reminder_id: int, *, for_update: bool = False
+    ) -> StoredReminder | None:
+        """One reminder, locked for the transaction with `for_update`."""
+        query = select(reminders).where(reminders.c.id == reminder_id)
+        if for_update:
+            query = query.with_for_update()
+        row = (await self.connection.execute(query)).first()
+        if row is None:
+            return None
+        return StoredReminder(
+            id=row.id,
+            meeting_id=row.meeting_id,
+            subscriber_id=row.subscriber_id,
+            offset=timedelta(seconds=row.offset_seconds),
+            due_at=row.due_at,
+            sequence=row.sequence,
+            state=row.state,
+            fired_at=row.fired_at,
+            late=bool(row.late),
+        )
+
+    async def meeting_reminders(self, meeting_id: str) -> list[StoredReminder]:
+        """Every reminder of a meeting, in due order."""
+        rows = (
+            await self.connection.execute(
+                select(reminders.c.id)
+                .where(reminders.c.meeting_id == meeting_id)
+                .order_by(reminders.c.due_at, reminders.c.id)
+            )
+        ).scalars()
+        found = [await self.reminder(reminder_id) for reminder_id in rows]
+        return [r for r in found if r is not None]
+
+    async def finish_reminder(
+        self, reminder_id: int, *, state: str, at: datetime, late: bool = False
+    ) -> None:
+        """Record what became of a pending reminder: fired, missed or withdrawn."""
+        await self.connection.execute(
+            update(reminders)
+            .where(reminders.c.id == reminder_id, reminders.c.state == "pending")
+            .values(state=state, fired_at=at if state == "fired" else None, late=late)
+        )
+        await self.touch_reminders()
+
     # -- meta -------------------------------------------------------------------------------
+
+    async def set_meta(self, key: str, value: str) -> None:
+        """Set the installation-wide value `key`."""
+        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(meta).values(key=key, value=value)
+        await self.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["key"], set_={"value": statement.excluded.value}
+            )
+        )
 
     async def meta_value(self, key: str, *, default: str) -> str:
         """The installation-wide value `key`, set to `default` the first time it is read."""

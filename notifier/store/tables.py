@@ -207,6 +207,8 @@ reminders = Table(
     #: pending | fired | withdrawn | missed
     Column("state", String(10), nullable=False),
     Column("fired_at", UTCDateTime),
+    #: Fired after its instant (the daemon was down), within the grace period.
+    Column("late", Boolean, nullable=False, server_default=text("false")),
     UniqueConstraint("meeting_id", "subscriber_id", "offset_seconds", "sequence"),
     Index(None, "state", "due_at"),
 )
@@ -230,4 +232,21 @@ meta = Table(
     metadata,
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+#: Watched feeds: what was last read, for conditional GET, backoff and health.
+sources = Table(
+    "sources",
+    metadata,
+    Column("url", String(2000), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("last_polled_at", UTCDateTime),
+    Column("last_ok_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("failures", Integer, nullable=False, server_default=text("0")),
+    Column("next_poll_at", UTCDateTime),
+    #: What each item looked like when last read (by feed uid), to tell what changed.
+    Column("seen", JSON, nullable=False),
 )

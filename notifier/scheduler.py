@@ -1,0 +1,148 @@
+"""Timers: the only module that imports APScheduler.
+
+APScheduler (3.11, `AsyncIOScheduler`, memory job store) is only the alarm clock. The store
+is the truth: one job per pending reminder, rebuilt from the store at start-up and whenever
+the store says pending reminders changed (a version every change bumps, in any process).
+A job that fires for a reminder that no longer applies finds that out in the store and does
+nothing, so a stale timer is harmless. Interval jobs run the config watcher and feed polls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from notifier import service
+from notifier.store import Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class Scheduler:
+    """Reminder timers mirrored from the store, plus periodic jobs."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock,
+        grace: timedelta,
+        sync_every: timedelta = timedelta(seconds=2),
+        on_fired: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.grace = grace
+        self.sync_every = sync_every
+        self.on_fired = on_fired
+        self._aps = AsyncIOScheduler(
+            timezone=UTC,
+            job_defaults={"misfire_grace_time": None, "coalesce": False, "max_instances": 1},
+        )
+        self._timers: dict[int, datetime] = {}
+        self._version: str | None = None
+        self.last_sync_at: datetime | None = None
+        self.fired: dict[str, int] = {}
+
+    @property
+    def pending(self) -> int:
+        """How many reminder timers are set."""
+        return len(self._timers)
+
+    @property
+    def running(self) -> bool:
+        """Whether the timers are running."""
+        return bool(self._aps.running)
+
+    async def start(self) -> None:
+        """Load every pending reminder from the store and start the clock."""
+        await self.sync(force=True)
+        self._aps.start()
+        self.every(self.sync_every, self.sync, name="reminder-sync")
+
+    def shutdown(self) -> None:
+        """Stop every timer; nothing runs after this returns."""
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
+
+    def every(self, interval: timedelta, job: Callable[[], Awaitable[Any]], *, name: str) -> None:
+        """Run `job` every `interval` (first run after one interval)."""
+        self._aps.add_job(
+            job,
+            IntervalTrigger(seconds=interval.total_seconds(), timezone=UTC),
+            id=name,
+            name=name,
+            replace_existing=True,
+        )
+
+    def once(self, when: datetime, job: Callable[[], Awaitable[Any]], *, name: str) -> None:
+        """Run `job` once at `when` (at once if it is past)."""
+        self._aps.add_job(
+            job, DateTrigger(run_date=when), id=name, name=name, replace_existing=True
+        )
+
+    async def sync(self, *, force: bool = False) -> int:
+        """Mirror the store's pending reminders into timers; returns how many changed."""
+        async with self.store.read() as tx:
+            version = await tx.reminders_version()
+            if version == self._version and not force:
+                self.last_sync_at = self.clock()
+                return 0
+            pending = dict(await tx.pending_reminders())
+        changed = 0
+        for reminder_id in [r for r in self._timers if r not in pending]:
+            del self._timers[reminder_id]
+            if self._aps.get_job(str(reminder_id)) is not None:
+                self._aps.remove_job(str(reminder_id))
+            changed += 1
+        for reminder_id, due in pending.items():
+            if self._timers.get(reminder_id) == due:
+                continue
+            self._timers[reminder_id] = due
+            self._aps.add_job(
+                self._fire,
+                DateTrigger(run_date=due),
+                args=[reminder_id],
+                id=str(reminder_id),
+                replace_existing=True,
+            )
+            changed += 1
+        self._version = version
+        self.last_sync_at = self.clock()
+        if changed:
+            log.info(
+                "reminders: %d timers set, %d changed",
+                len(self._timers),
+                changed,
+                extra={"action": "reminder_sync", "pending": len(self._timers)},
+            )
+        return changed
+
+    async def _fire(self, reminder_id: int) -> None:
+        self._timers.pop(reminder_id, None)
+        try:
+            outcome = await service.fire_reminder(
+                self.store, reminder_id, now=self.clock(), grace=self.grace
+            )
+        except Exception:  # the timer is gone; the next sync sets it again
+            log.exception("reminder %d failed to fire", reminder_id)
+            self._version = None
+            return
+        self.fired[outcome.value] = self.fired.get(outcome.value, 0) + 1
+        if outcome is service.ReminderOutcome.EARLY:
+            self._version = None  # the next sync sets the timer again
+        log.info(
+            "reminder %d: %s",
+            reminder_id,
+            outcome.value,
+            extra={"action": "reminder", "reminder": reminder_id, "outcome": outcome.value},
+        )
+        self.on_fired()
