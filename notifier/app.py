@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import uvicorn
 
 from notifier import __version__, service
@@ -29,6 +30,7 @@ from notifier.domain.retry import RetryPolicy
 from notifier.rendering import Renderer
 from notifier.scheduler import Scheduler
 from notifier.settings import Settings, load_settings
+from notifier.sources.poller import SourcePoller
 from notifier.store import Store
 from notifier.tokens import new_key
 
@@ -206,7 +208,11 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with open_app(settings) as app, open_postman(settings, app.store) as postman:
+        async with (
+            open_app(settings) as app,
+            open_postman(settings, app.store) as postman,
+            contextlib.AsyncExitStack() as stack,
+        ):
             if app.store.backend == "sqlite":
                 # One process owns a SQLite database: claims left behind are a crash's.
                 async with app.store.write() as tx:
@@ -241,6 +247,21 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             loop.add_signal_handler(signal.SIGHUP, lambda: spawn(watcher.reload(reason="SIGHUP")))
             await scheduler.start()
             scheduler.every(settings.config_watch, watcher.check, name="config-watch")
+            feeds = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=15.0, follow_redirects=True, trust_env=False)
+            )
+            for source in settings.sources:
+                poller = SourcePoller(
+                    app.store,
+                    source,
+                    feeds,
+                    clock=utcnow,
+                    default_timezone=source.timezone,
+                    on_change=changed,
+                )
+                name = f"source {source.url}"
+                scheduler.every(source.every, poller.poll, name=name)
+                scheduler.once(utcnow(), poller.poll, name=f"{name} (first)")
 
             def health() -> dict[str, Any]:
                 return {
@@ -251,6 +272,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                         if worker.last_loop_at
                         else None
                     },
+                    "sources": len(settings.sources),
                 }
 
             host, _, port = settings.listen.rpartition(":")

@@ -216,6 +216,72 @@ LATE_AFTER = timedelta(seconds=30)
 EARLY_TOLERANCE = timedelta(seconds=1)
 
 
+async def create_meeting(
+    store: Store, meeting: Meeting, *, now: datetime, event_id: str | None = None
+) -> ChangeResult:
+    """Store a new meeting and announce it, in one transaction.
+
+    Its first history entry is the kind of its status (usually ``meeting.scheduled``);
+    matching subscribers are notified and reminders planned. Raises `Conflict` if the id
+    is taken; with an `event_id` already applied, returns that first result instead.
+    """
+    async with store.write() as tx:
+        if event_id:
+            seen = await tx.processed_event(event_id)
+            if seen is not None:
+                first, sequence = seen
+                entry = await tx.history_entry(first.id, sequence, zone=first.timezone)
+                return ChangeResult(meeting=first, entry=entry, duplicate=True)
+        meeting = meeting.replace(sequence=0)
+        await tx.insert_meeting(meeting, now=now)
+        entry = HistoryEntry(
+            meeting_id=meeting.id,
+            sequence=0,
+            at=now,
+            kind=kind_of_status(meeting.status),
+            from_status=None,
+            to_status=meeting.status,
+            reason=meeting.reason,
+            starts_at=meeting.starts_at,
+            event_id=event_id,
+            source=meeting.source,
+        )
+        await tx.append_history(entry)
+        if event_id:
+            await tx.record_event(event_id, result=meeting, sequence=0, now=now)
+        subscribers = await tx.subscribers()
+        queued = await tx.enqueue(
+            plan_change_deliveries(meeting, entry, subscribers, now=now), now=now
+        )
+        await _replan(tx, meeting, subscribers, now=now)
+    return ChangeResult(meeting=meeting, entry=entry, deliveries=queued)
+
+
+async def update_meeting_details(
+    store: Store,
+    meeting_id: str,
+    details: dict[str, object],
+    *,
+    now: datetime,
+    source: Source,
+    event_id: str | None = None,
+) -> ChangeResult | None:
+    """Change descriptive fields as a ``meeting.updated`` change; None if nothing differs."""
+    async with store.write() as tx:
+        if event_id and await tx.processed_event(event_id) is not None:
+            return None
+        record = await tx.meeting_record(meeting_id, for_update=True)
+        if record is None or record.retired_at is not None:
+            raise UnknownMeeting(meeting_id)
+        transition = update_details(
+            record.meeting, details, now=now, source=source, event_id=event_id
+        )
+        if transition is None:
+            return None
+        queued = await _write(tx, record.meeting, transition, now=now)
+    return ChangeResult(meeting=transition.meeting, entry=transition.entry, deliveries=queued)
+
+
 # -- config file reconciliation ---------------------------------------------------------------
 
 
@@ -350,14 +416,16 @@ async def _reconcile_meeting(
     touched = False
     details = update_details(
         current,
+        {
+            "title": wanted.title,
+            "description": wanted.description,
+            "location": wanted.location,
+            "participants": wanted.participants,
+            "timezone": wanted.timezone,
+            "tags": wanted.tags,
+        },
         now=now,
         source=Source.FILE,
-        title=wanted.title,
-        description=wanted.description,
-        location=wanted.location,
-        participants=wanted.participants,
-        timezone=wanted.timezone,
-        tags=wanted.tags,
     )
     if details is not None:
         await _write(tx, current, details, now=now)

@@ -317,7 +317,10 @@ class SourceConfig(_Strict):
     kind: Literal["ics", "json"]
     url: HttpUrl
     every: Duration = timedelta(seconds=60)
-    #: For JSON feeds: where each field is found in an item (documented shape by default).
+    #: The zone of times the feed writes without one (iCalendar "floating" times).
+    timezone: TimeZoneName = "UTC"
+    #: For JSON feeds: where each field is found in an item (documented shape by default),
+    #: and ``items``: where the list of meetings is.
     fields: dict[str, str] = {}
 
 

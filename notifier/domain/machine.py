@@ -6,6 +6,7 @@ the new meeting with the history entry to append. It never reads a clock or a da
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -154,12 +155,12 @@ DETAIL_FIELDS = frozenset(
 
 def update_details(
     meeting: Meeting,
+    details: Mapping[str, object],
     *,
     now: datetime,
     reason: str = "",
     source: Source = Source.API,
     event_id: str | None = None,
-    **details: object,
 ) -> Transition | None:
     """Change descriptive fields of `meeting` as a ``meeting.updated`` entry.
 

@@ -39,6 +39,7 @@ from notifier.store.tables import (
     notices,
     processed_events,
     reminders,
+    sources,
     subscriber_endpoints,
     subscribers,
 )
@@ -1001,6 +1002,33 @@ class Transaction:
             .values(state=state, fired_at=at if state == "fired" else None, late=late)
         )
         await self.touch_reminders()
+
+    # -- sources ----------------------------------------------------------------------------
+
+    async def source_state(self, url: str) -> dict[str, Any]:
+        """What was last read from a watched source (empty for one never read)."""
+        row = (await self.connection.execute(select(sources).where(sources.c.url == url))).first()
+        if row is None:
+            return {"url": url, "failures": 0, "seen": {}}
+        return dict(row._mapping)
+
+    async def save_source_state(
+        self, url: str, kind: str, *, seen: dict[str, Any] | None = None, **values: Any
+    ) -> None:
+        """Record a poll's outcome for a watched source; `seen` only when given."""
+        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(sources).values(url=url, kind=kind, seen=seen or {}, **values)
+        columns = ["kind", *values] + (["seen"] if seen is not None else [])
+        await self.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["url"], set_={c: statement.excluded[c] for c in columns}
+            )
+        )
+
+    async def source_states(self) -> list[dict[str, Any]]:
+        """Every watched source's health."""
+        rows = (await self.connection.execute(select(sources).order_by(sources.c.url))).all()
+        return [dict(row._mapping) for row in rows]
 
     # -- meta -------------------------------------------------------------------------------
 

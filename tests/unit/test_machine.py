@@ -130,15 +130,15 @@ def test_update_details_is_a_meeting_updated_entry_and_none_when_nothing_differs
     meeting_factory: Callable[..., Meeting],
 ) -> None:
     meeting = meeting_factory(status=S.POSTPONED, location="Moscow")
-    assert update_details(meeting, now=NOW, location="Moscow") is None
-    result = update_details(meeting, now=NOW, location="Kremlin, Moscow")
+    assert update_details(meeting, {"location": "Moscow"}, now=NOW) is None
+    result = update_details(meeting, {"location": "Kremlin, Moscow"}, now=NOW)
     assert result is not None
     assert result.meeting.location == "Kremlin, Moscow"
     assert result.meeting.status is S.POSTPONED
     assert result.entry.kind is EventKind.UPDATED
     assert result.entry.sequence == meeting.sequence + 1
     with pytest.raises(InvalidChange, match="status"):
-        update_details(meeting, now=NOW, status=S.CANCELLED)
+        update_details(meeting, {"status": S.CANCELLED}, now=NOW)
 
 
 # -- properties -------------------------------------------------------------------------------

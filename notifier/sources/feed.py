@@ -1,0 +1,175 @@
+"""What a feed item means for a stored meeting: pure, with deterministic event ids."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from notifier.domain.machine import TRANSITIONS
+from notifier.domain.models import Meeting, MeetingStatus, Source, StatusChange
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedItem:
+    """One meeting as a feed describes it now."""
+
+    uid: str
+    title: str
+    starts_at: datetime
+    status: MeetingStatus
+    timezone: str
+    ends_at: datetime | None = None
+    location: str = ""
+    description: str = ""
+    reason: str = ""
+    #: The feed's own revision number (iCalendar SEQUENCE), when it has one.
+    sequence: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Create:
+    """A meeting the store does not have yet."""
+
+    meeting: Meeting
+    event_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Change:
+    """A status change to apply through the state machine."""
+
+    change: StatusChange
+
+
+@dataclass(frozen=True, kw_only=True)
+class Details:
+    """Descriptive fields that differ."""
+
+    meeting_id: str
+    fields: dict[str, object]
+    event_id: str
+
+
+Action = Create | Change | Details
+
+
+def meeting_id_for(uid: str) -> str:
+    """A meeting id (slug) for a feed uid: readable where it can be, unique always."""
+    base = re.sub(r"[^a-z0-9._-]+", "-", uid.lower()).strip("-._")[:80] or "feed"
+    if base == uid:
+        return base
+    return f"{base}-{hashlib.sha256(uid.encode()).hexdigest()[:8]}"
+
+
+def _event_id(source: str, item: FeedItem, what: str) -> str:
+    key = "\x1f".join(
+        [source, item.uid, str(item.sequence), what, item.status.value, item.starts_at.isoformat()]
+    )
+    return "feed_" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def snapshot(item: FeedItem) -> dict[str, object]:
+    """What the feed said about an item, kept to tell next time what the feed changed."""
+    return {
+        "sequence": item.sequence,
+        "status": item.status.value,
+        "starts_at": item.starts_at.isoformat(),
+        "title": item.title,
+        "location": item.location,
+        "description": item.description,
+    }
+
+
+def actions_for(
+    item: FeedItem,
+    stored: Meeting | None,
+    *,
+    source: str,
+    last: dict[str, object] | None,
+) -> list[Action]:
+    """What to do so the store follows what the feed changed; empty when nothing did.
+
+    `last` is the feed's previous `snapshot` of the item: only what the feed changed since
+    is applied, so a change made meanwhile by the CLI or API is not undone by a feed that
+    still says the old thing. A feed revision older than one already read (iCalendar
+    SEQUENCE) is ignored. A new start time is a reschedule; a new status goes through the
+    state machine, which may refuse it. Event ids depend only on the source, the item and
+    what changed, so the same feed read twice changes nothing twice.
+    """
+    previous = last or {}
+    last_sequence = previous.get("sequence")
+    if (
+        item.sequence is not None
+        and isinstance(last_sequence, int)
+        and item.sequence < last_sequence
+    ):
+        return []
+    if stored is None:
+        meeting = Meeting(
+            id=meeting_id_for(item.uid),
+            title=item.title,
+            description=item.description,
+            location=item.location,
+            timezone=item.timezone,
+            starts_at=item.starts_at,
+            ends_at=item.ends_at,
+            status=item.status,
+            reason=item.reason,
+            source=Source.FEED,
+        )
+        return [Create(meeting=meeting, event_id=_event_id(source, item, "create"))]
+    now_said = snapshot(item)
+
+    def feed_changed(name: str) -> bool:
+        return not previous or previous.get(name) != now_said[name]
+
+    actions: list[Action] = []
+    details: dict[str, object] = {
+        name: value
+        for name, value in (
+            ("title", item.title),
+            ("location", item.location),
+            ("description", item.description),
+        )
+        if value and feed_changed(name) and getattr(stored, name) != value
+    }
+    if details:
+        actions.append(
+            Details(
+                meeting_id=stored.id, fields=details, event_id=_event_id(source, item, "details")
+            )
+        )
+    moved = feed_changed("starts_at") and item.starts_at != stored.starts_at
+    if feed_changed("status") and item.status is not stored.status:
+        status = item.status
+        if moved and status in (MeetingStatus.SCHEDULED, MeetingStatus.CONFIRMED):
+            # A feed that moves a meeting and re-confirms it at once: announce the move.
+            status = MeetingStatus.RESCHEDULED
+        actions.append(
+            Change(
+                change=StatusChange(
+                    meeting_id=stored.id,
+                    status=status,
+                    reason=item.reason,
+                    starts_at=item.starts_at if moved else None,
+                    event_id=_event_id(source, item, "status"),
+                    source=Source.FEED,
+                )
+            )
+        )
+    elif moved and MeetingStatus.RESCHEDULED in TRANSITIONS[stored.status]:
+        actions.append(
+            Change(
+                change=StatusChange(
+                    meeting_id=stored.id,
+                    status=MeetingStatus.RESCHEDULED,
+                    reason=item.reason,
+                    starts_at=item.starts_at,
+                    event_id=_event_id(source, item, "moved"),
+                    source=Source.FEED,
+                )
+            )
+        )
+    return actions
