@@ -23,5 +23,7 @@ VOLUME ["/app/var"]
 
 USER notifier
 EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"
 ENTRYPOINT ["notifier"]
 CMD ["run"]

@@ -35,3 +35,4 @@ clean:
 bench: install
 	$(BIN)/pip install --quiet -e '.[test,dev,bench]'
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/reminders.py

@@ -48,6 +48,8 @@ class Scheduler:
             job_defaults={"misfire_grace_time": None, "coalesce": False, "max_instances": 1},
         )
         self._timers: dict[int, datetime] = {}
+        #: Reminders whose timer rang and whose firing is under way.
+        self._firing: set[int] = set()
         self._version: str | None = None
         self.last_sync_at: datetime | None = None
         self.fired: dict[str, int] = {}
@@ -104,7 +106,7 @@ class Scheduler:
                 self._aps.remove_job(str(reminder_id))
             changed += 1
         for reminder_id, due in pending.items():
-            if self._timers.get(reminder_id) == due:
+            if self._timers.get(reminder_id) == due or reminder_id in self._firing:
                 continue
             self._timers[reminder_id] = due
             self._aps.add_job(
@@ -128,6 +130,7 @@ class Scheduler:
 
     async def _fire(self, reminder_id: int) -> None:
         self._timers.pop(reminder_id, None)
+        self._firing.add(reminder_id)
         try:
             outcome = await service.fire_reminder(
                 self.store, reminder_id, now=self.clock(), grace=self.grace
@@ -136,6 +139,8 @@ class Scheduler:
             log.exception("reminder %d failed to fire", reminder_id)
             self._version = None
             return
+        finally:
+            self._firing.discard(reminder_id)
         self.fired[outcome.value] = self.fired.get(outcome.value, 0) + 1
         if outcome is service.ReminderOutcome.EARLY:
             self._version = None  # the next sync sets the timer again

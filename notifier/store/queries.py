@@ -995,13 +995,16 @@ class Transaction:
     async def finish_reminder(
         self, reminder_id: int, *, state: str, at: datetime, late: bool = False
     ) -> None:
-        """Record what became of a pending reminder: fired, missed or withdrawn."""
+        """Record what became of a pending reminder: fired, missed or withdrawn.
+
+        The reminders version is left alone: the timer that fired it is already gone, and
+        a version bump per firing would make every scheduler reload every timer in a burst.
+        """
         await self.connection.execute(
             update(reminders)
             .where(reminders.c.id == reminder_id, reminders.c.state == "pending")
             .values(state=state, fired_at=at if state == "fired" else None, late=late)
         )
-        await self.touch_reminders()
 
     # -- sources ----------------------------------------------------------------------------
 
