@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -45,6 +46,7 @@ from notifier.rendering import Renderer, preview_notice, sample_notices
 from notifier.settings import Settings, load_settings, parse_datetime_arg
 from notifier.store import migrate
 from notifier.store.engine import redact
+from notifier.store.queries import StoredReminder
 
 T = TypeVar("T")
 
@@ -304,20 +306,36 @@ def meetings_show(
     """Show one meeting and its full history."""
     settings = _settings(config)
 
-    async def work(opened: app.App) -> tuple[Meeting, list[HistoryEntry], bool]:
+    async def work(
+        opened: app.App,
+    ) -> tuple[Meeting, list[HistoryEntry], bool, list[StoredReminder]]:
         async with opened.store.read() as tx:
             record = await tx.meeting_record(meeting_id)
             if record is None:
                 raise UnknownMeeting(meeting_id)
             history = await tx.history(meeting_id, zone=record.meeting.timezone)
-            return record.meeting, history, record.retired_at is not None
+            reminders = await tx.meeting_reminders(meeting_id)
+            return record.meeting, history, record.retired_at is not None, reminders
 
-    meeting, history, retired = _run(settings, work)
+    meeting, history, retired, reminders = _run(settings, work)
+    zone = ZoneInfo(meeting.timezone)
+    shown = [r for r in reminders if r.state != "withdrawn"]
     if as_json:
         _print_json(
             {
                 "meeting": {**meeting.to_dict(), "retired": retired},
                 "history": [entry.to_dict() for entry in history],
+                "reminders": [
+                    {
+                        "subscriber": r.subscriber_id,
+                        "offset": format_duration(r.offset),
+                        "due_at": r.due_at.astimezone(zone).isoformat(),
+                        "sequence": r.sequence,
+                        "state": r.state,
+                        "late": r.late,
+                    }
+                    for r in shown
+                ],
             }
         )
         return
@@ -352,6 +370,20 @@ def meetings_show(
         ],
         ["SEQ", "AT", "KIND", "STATUS", "REASON", "SOURCE"],
     )
+    if shown:
+        typer.echo("\nreminders:")
+        _table(
+            [
+                [
+                    r.subscriber_id,
+                    format_duration(r.offset),
+                    _when(r.due_at.astimezone(zone)),
+                    r.state + (" (late)" if r.late else ""),
+                ]
+                for r in shown
+            ],
+            ["SUBSCRIBER", "BEFORE", "DUE", "STATE"],
+        )
 
 
 # -- subscribers ------------------------------------------------------------------------------
