@@ -85,6 +85,8 @@ class Notice:
     offset: timedelta | None
     at: datetime
     body: dict[str, Any]
+    #: Every change folded into this notice by a coalescing window, oldest first.
+    changes: tuple[Change, ...] = ()
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Notice:
@@ -92,17 +94,10 @@ class Notice:
         data = payload["data"]
         change = data.get("change")
         return cls(
+            changes=tuple(_change(c) for c in data.get("changes") or ()),
             kind=EventKind(payload["type"]),
             meeting=Meeting.from_dict(data["meeting"]),
-            change=Change(
-                from_status=change["from"],
-                to_status=change["to"],
-                reason=change["reason"],
-                previous_starts_at=_parse(change["previous_starts_at"]),
-                starts_at=_parse(change["starts_at"]),
-            )
-            if change
-            else None,
+            change=_change(change) if change else None,
             offset=parse_duration(data["offset"]) if data.get("offset") else None,
             at=datetime.fromisoformat(payload["timestamp"]),
             body=payload,
@@ -156,6 +151,9 @@ def sample_notices(now: datetime) -> list[Notice]:
         reason="updated location",
     )
     notices.append(Notice.from_payload(change_payload(meeting, updated)))
+    folded = change_payload(meeting, updated)
+    folded["data"]["changes"] = [notices[2].body["data"]["change"], folded["data"]["change"]]
+    notices.append(Notice.from_payload(folded))
     notices.append(Notice.from_payload(reminder_payload(meeting, timedelta(hours=1), at=now)))
     return notices
 
@@ -192,6 +190,16 @@ def preview_notice(
             starts_at=meeting.starts_at,
         )
     return Notice.from_payload(change_payload(meeting, entry))
+
+
+def _change(data: dict[str, Any]) -> Change:
+    return Change(
+        from_status=data["from"],
+        to_status=data["to"],
+        reason=data["reason"],
+        previous_starts_at=_parse(data["previous_starts_at"]),
+        starts_at=_parse(data["starts_at"]),
+    )
 
 
 def _parse(value: str | None) -> datetime | None:
@@ -263,6 +271,7 @@ class Renderer:
             "kind": notice.kind.value,
             "meeting": notice.meeting,
             "change": notice.change,
+            "changes": notice.changes,
             "offset": notice.offset,
             "subscriber": {"name": name, "timezone": timezone, "locale": locale},
             "unsubscribe_url": unsubscribe_url,

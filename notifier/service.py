@@ -26,7 +26,11 @@ from notifier.domain.models import (
     Subscriber,
     kind_of_status,
 )
-from notifier.domain.outbox import plan_change_deliveries, plan_reminder_deliveries
+from notifier.domain.outbox import (
+    coalesce,
+    plan_change_deliveries,
+    plan_reminder_deliveries,
+)
 from notifier.domain.reminders import plan_reminders
 from notifier.settings import MeetingConfig, Settings, format_loc, locate
 from notifier.store import Store, Transaction
@@ -121,6 +125,9 @@ async def _write(tx: Transaction, before: Meeting, transition: Transition, *, no
         )
     subscribers = await tx.subscribers()
     planned = plan_change_deliveries(transition.meeting, transition.entry, subscribers, now=now)
+    if transition.meeting.coalesce:
+        planned, merged = coalesce(planned, await tx.waiting_changes(transition.meeting.id))
+        await tx.mark_merged(merged)
     queued = await tx.enqueue(planned, now=now)
     await _replan(tx, transition.meeting, subscribers, now=now)
     return queued
@@ -457,6 +464,12 @@ async def _reconcile_meeting(
         touched = True
     if record.retired_at is not None:
         await tx.set_meeting_bookkeeping(current.id, retired_at=None)
+        touched = True
+    if current.coalesce != wanted.coalesce:
+        window = wanted.coalesce
+        await tx.set_meeting_bookkeeping(
+            current.id, coalesce_seconds=int(window.total_seconds()) if window else None
+        )
         touched = True
     if touched:
         report.updated.append(f"meeting {config.id}")

@@ -205,6 +205,8 @@ class MeetingConfig(_Strict):
     reason: str = ""
     conditions: list[str] = []
     tags: list[str] = []
+    #: Changes within this window go out as one message per subscriber (default: off).
+    coalesce: Duration | None = None
     history: list[HistoryConfig] = []
 
     @model_validator(mode="after")
@@ -244,6 +246,7 @@ class MeetingConfig(_Strict):
             tags=tuple(self.tags),
             sequence=max(len(self.history) - 1, 0),
             source=source,
+            coalesce=self.coalesce,
         )
 
 

@@ -94,6 +94,8 @@ class Meeting:
     tags: tuple[str, ...] = ()
     sequence: int = 0
     source: Source = Source.API
+    #: When set, changes within this window go out as one message per subscriber.
+    coalesce: timedelta | None = None
 
     def replace(self, **changes: object) -> Meeting:
         """A copy with `changes` applied."""

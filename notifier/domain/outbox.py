@@ -8,6 +8,7 @@ meeting, taken when the change was accepted, and a fan-out to thousands stores i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +41,8 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     #: Failed permanently or ran out of attempts: dead-lettered, replayable.
     DEAD = "dead"
+    #: Folded, before it was sent, into a later delivery that says everything (coalescing).
+    MERGED = "merged"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,6 +149,7 @@ def plan_change_deliveries(
     """
     payload = change_payload(meeting, entry)
     notice = notice_id(meeting.id, entry.sequence, entry.kind)
+    held = (now + meeting.coalesce) if meeting.coalesce else None
     return [
         Delivery(
             id=delivery_id(meeting.id, entry.sequence, entry.kind.value, subscriber.id, channel),
@@ -156,7 +160,7 @@ def plan_change_deliveries(
             sequence=entry.sequence,
             notice_id=notice,
             payload=payload,
-            next_attempt_at=release_at(subscriber, entry.kind, now=now),
+            next_attempt_at=max(release_at(subscriber, entry.kind, now=now), held or now),
         )
         for subscriber in match_subscribers(subscribers, meeting, entry.kind)
         for channel in channels_of(subscriber)
@@ -269,3 +273,47 @@ def after_attempt(
         next_attempt_at=next_at,
         gone=gone,
     )
+
+
+def coalesce(
+    planned: list[Delivery],
+    waiting: dict[tuple[str, Channel], list[tuple[Delivery, dict[str, Any]]]],
+) -> tuple[list[Delivery], list[str]]:
+    """Fold deliveries still waiting in a coalescing window into the new ones.
+
+    `waiting` holds, per (subscriber, channel), the not-yet-attempted change deliveries of
+    the same meeting with their payloads. Each new delivery then carries the latest state
+    and, in ``data.changes``, every change since the first one waiting, oldest first; it is
+    due when the first one was, so the window is counted from the first change. Returns the
+    new deliveries and the ids of those folded into them.
+    """
+    merged: list[str] = []
+    result: list[Delivery] = []
+    for delivery in planned:
+        earlier = sorted(
+            waiting.get((delivery.subscriber_id, delivery.channel), []),
+            key=lambda pair: pair[0].sequence,
+        )
+        if not earlier or delivery.payload is None:
+            result.append(delivery)
+            continue
+        changes: list[Any] = []
+        for old, payload in earlier:
+            changes.extend(payload["data"].get("changes") or [payload["data"]["change"]])
+            merged.append(old.id)
+        changes.append(delivery.payload["data"]["change"])
+        payload = {**delivery.payload, "data": {**delivery.payload["data"], "changes": changes}}
+        result.append(
+            dataclasses.replace(
+                delivery,
+                payload=payload,
+                notice_id=notice_id(
+                    delivery.meeting_id,
+                    delivery.sequence,
+                    delivery.kind,
+                    *sorted(old.notice_id for old, _ in earlier),
+                ),
+                next_attempt_at=min(old.next_attempt_at for old, _ in earlier),
+            )
+        )
+    return result, merged

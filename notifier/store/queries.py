@@ -149,6 +149,7 @@ def _meeting(row: Row[Any]) -> Meeting:
         tags=tuple(row.tags),
         sequence=row.sequence,
         source=Source(row.source),
+        coalesce=timedelta(seconds=row.coalesce_seconds) if row.coalesce_seconds else None,
     )
 
 
@@ -167,6 +168,7 @@ def _meeting_values(meeting: Meeting) -> dict[str, Any]:
         "tags": list(meeting.tags),
         "sequence": meeting.sequence,
         "source": meeting.source.value,
+        "coalesce_seconds": int(meeting.coalesce.total_seconds()) if meeting.coalesce else None,
     }
 
 
@@ -727,6 +729,42 @@ class Transaction:
             .values(status=case_pending(deliveries.c.attempts), claimed_by=None, claimed_until=None)
         )
         return max(result.rowcount, 0)
+
+    async def waiting_changes(
+        self, meeting_id: str
+    ) -> dict[tuple[str, Channel], list[tuple[Delivery, dict[str, Any]]]]:
+        """Change deliveries of a meeting not yet attempted, with their payloads, by endpoint."""
+        rows = (
+            await self.connection.execute(
+                select(deliveries, notices.c.payload.label("notice_payload"))
+                .join(notices, notices.c.id == deliveries.c.notice_id)
+                .where(
+                    deliveries.c.meeting_id == meeting_id,
+                    deliveries.c.status == DeliveryStatus.PENDING.value,
+                    deliveries.c.attempts == 0,
+                    deliveries.c.kind != EventKind.REMINDER.value,
+                )
+            )
+        ).all()
+        waiting: dict[tuple[str, Channel], list[tuple[Delivery, dict[str, Any]]]] = {}
+        for row in rows:
+            delivery = _delivery(row)
+            waiting.setdefault((delivery.subscriber_id, delivery.channel), []).append(
+                (delivery, row.notice_payload)
+            )
+        return waiting
+
+    async def mark_merged(self, ids: Sequence[str]) -> None:
+        """Mark deliveries folded into later ones (they will not be sent)."""
+        if ids:
+            await self.connection.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id.in_(list(ids)),
+                    deliveries.c.status == DeliveryStatus.PENDING.value,
+                )
+                .values(status=DeliveryStatus.MERGED.value)
+            )
 
     async def notices(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The payloads of the notices `ids`."""

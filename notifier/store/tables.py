@@ -76,6 +76,8 @@ meetings = Table(
     Column("conditions", JSON, nullable=False),
     Column("tags", JSON, nullable=False),
     Column("sequence", Integer, nullable=False),
+    #: Coalescing window in seconds: changes within it go out as one message. NULL = off.
+    Column("coalesce_seconds", Integer),
     #: file | api | cli | feed: who owns the record (the config file may only touch its own).
     Column("source", String(10), nullable=False),
     #: For file meetings: the status part of the file as last read, to notice edits.

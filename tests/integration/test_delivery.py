@@ -455,3 +455,52 @@ async def test_a_fan_out_stores_what_it_says_once(
     async with store.read() as tx:
         count = (await tx.connection.execute(select(func.count()).select_from(notices))).scalar()
     assert count == 1
+
+
+async def test_a_coalescing_window_sends_one_message_with_every_change_latest_state_last(
+    store: Store,
+    clock: Clock,
+    receiver: Receiver,
+    smtp_server: SmtpServer,
+    make_worker: MakeWorker,
+) -> None:
+    await seed(
+        store,
+        clock(),
+        hook("wire", receiver, "/wire"),
+        mail("press", "press@example.org"),
+        status=S.CONFIRMED,
+        coalesce=timedelta(seconds=30),
+    )
+    worker = await make_worker()
+    await change(store, clock, S.POSTPONED, reason="unwell")
+    clock.advance(timedelta(seconds=10))
+    await change(store, clock, S.CLEARED, reason="assessment negative")
+    clock.advance(timedelta(seconds=10))
+    evening = datetime(2026, 3, 2, 21, 0, tzinfo=MOSCOW)
+    await change(store, clock, S.RESCHEDULED, starts_at=evening, reason="evening")
+    assert await run_until_idle(worker) == 0  # held: the window runs from the first change
+    clock.advance(timedelta(seconds=10))
+    assert await run_until_idle(worker) == 2  # one per endpoint
+
+    (hit,) = receiver.verified("/wire")
+    body = hit.verified
+    assert body["type"] == "meeting.rescheduled"
+    assert body["data"]["meeting"]["status"] == "rescheduled"
+    assert [c["to"] for c in body["data"]["changes"]] == ["postponed", "cleared", "rescheduled"]
+    (message,) = smtp_server.box.to("press@example.org")
+    text = message.get_body(("plain",)).get_content()
+    assert "What changed, in order:" in text
+    assert text.index("- postponed (unwell)") < text.index("- rescheduled (evening)")
+    statuses = sorted(d.status.value for d in await _all(store))
+    assert statuses == ["merged"] * 4 + ["sent"] * 2
+
+    # A change after the message went out is a message of its own, never merged back.
+    await change(store, clock, S.CANCELLED, reason="called off")
+    clock.advance(timedelta(seconds=31))
+    await run_until_idle(worker)
+    assert [h.verified["type"] for h in receiver.verified("/wire")] == [
+        "meeting.rescheduled",
+        "meeting.cancelled",
+    ]
+    assert "changes" not in receiver.verified("/wire")[1].verified["data"]
