@@ -45,6 +45,7 @@ from pydantic_settings import (
 )
 
 from notifier.domain.durations import format_duration, parse_duration
+from notifier.domain.retry import DEFAULT_SCHEDULE
 from notifier.domain.errors import ConfigError
 from notifier.domain.models import (
     Meeting,
@@ -154,17 +155,7 @@ class DeliverySettings(_Strict):
     #: How often an idle worker looks for due deliveries.
     poll: Duration = timedelta(seconds=1)
     #: Delays before each retry after the first, immediate, attempt.
-    retry_schedule: list[Duration] = [
-        timedelta(seconds=5),
-        timedelta(minutes=5),
-        timedelta(minutes=30),
-        timedelta(hours=2),
-        timedelta(hours=5),
-        timedelta(hours=10),
-        timedelta(hours=14),
-        timedelta(hours=20),
-        timedelta(hours=24),
-    ]
+    retry_schedule: list[Duration] = list(DEFAULT_SCHEDULE[1:])
     #: Each delay is lengthened by a random fraction of itself up to this.
     jitter: float = Field(default=0.1, ge=0, le=1)
     #: On SIGTERM, how long in-flight deliveries may take to finish.

@@ -223,3 +223,26 @@ def test_locate_follows_tables_and_arrays_of_tables() -> None:
     assert locate(text, ("meetings", 0, "history", 0, "at")) == 7
     assert locate(text, ("meetings", 1, "history", 1, "at")) == 13
     assert locate(text, ("nowhere",)) is None
+
+
+def test_json_logs_carry_the_machine_fields() -> None:
+    import json
+    import logging
+
+    from notifier.logs import JsonFormatter
+
+    record = logging.makeLogRecord(
+        {
+            "msg": "%s: %s -> %s",
+            "args": ("talks", "postponed", "cleared"),
+            "levelname": "INFO",
+            "name": "notifier.service",
+            "action": "status_change",
+            "meeting": "talks",
+        }
+    )
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "talks: postponed -> cleared"
+    assert line["action"] == "status_change"
+    assert line["meeting"] == "talks"
+    assert line["level"] == "info"
