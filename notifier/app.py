@@ -21,7 +21,7 @@ import httpx
 import uvicorn
 
 from notifier import __version__, service
-from notifier.api.app import create_api
+from notifier.api.app import ApiContext, create_api
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.delivery import OutboxWorker, Postman, drain
@@ -275,10 +275,40 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                     "sources": len(settings.sources),
                 }
 
+            stop_workers = asyncio.Event()
+            tasks = [asyncio.create_task(worker.run(stop_workers), name=worker.name)]
+
+            async def ready() -> dict[str, Any]:
+                try:
+                    async with app.store.read() as tx:
+                        await tx.reminders_version()
+                    database = True
+                except Exception:  # any failure to reach the database means not ready
+                    database = False
+                now = utcnow()
+                return {
+                    "database": database,
+                    "scheduler": scheduler.running
+                    and scheduler.last_sync_at is not None
+                    and now - scheduler.last_sync_at < settings.reminders.sync * 5,
+                    "worker": worker.last_loop_at is not None and not all(t.done() for t in tasks),
+                }
+
+            api = create_api(
+                ApiContext(
+                    store=app.store,
+                    settings=settings,
+                    clock=utcnow,
+                    unsubscribe_key=postman.unsubscribe_key,
+                    health=health,
+                    ready=ready,
+                    on_change=changed,
+                )
+            )
             host, _, port = settings.listen.rpartition(":")
             server = _Server(
                 uvicorn.Config(
-                    create_api(health=health),
+                    api,
                     host=host.strip("[]"),
                     port=int(port),
                     log_level="warning",
@@ -287,8 +317,6 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                 )
             )
             serving = asyncio.create_task(server.serve(), name="http")
-            stop_workers = asyncio.Event()
-            tasks = [asyncio.create_task(worker.run(stop_workers), name=worker.name)]
             async with app.store.read() as tx:
                 counts = await tx.counts()
             log.info(

@@ -129,14 +129,14 @@ async def _write(tx: Transaction, before: Meeting, transition: Transition, *, no
         planned, merged = coalesce(planned, await tx.waiting_changes(transition.meeting.id))
         await tx.mark_merged(merged)
     queued = await tx.enqueue(planned, now=now)
-    await _replan(tx, transition.meeting, subscribers, now=now)
+    await replan(tx, transition.meeting, subscribers, now=now)
     return queued
 
 
-async def _replan(
+async def replan(
     tx: Transaction, meeting: Meeting, subscribers: list[Subscriber], *, now: datetime
 ) -> None:
-    """Plan `meeting`'s reminders afresh, in the transaction that changed it."""
+    """Plan `meeting`'s reminders afresh, in the transaction that changed it (or its readers)."""
     await tx.replace_reminders(
         meeting,
         plan_reminders(meeting, subscribers, now=now),
@@ -260,7 +260,7 @@ async def create_meeting(
         queued = await tx.enqueue(
             plan_change_deliveries(meeting, entry, subscribers, now=now), now=now
         )
-        await _replan(tx, meeting, subscribers, now=now)
+        await replan(tx, meeting, subscribers, now=now)
     return ChangeResult(meeting=meeting, entry=entry, deliveries=queued)
 
 
@@ -389,7 +389,7 @@ async def reconcile(store: Store, settings: Settings, *, now: datetime) -> Recon
             # Who is subscribed, or to what, may have changed: every plan is redone.
             current = await tx.subscribers()
             for record in await tx.meeting_records():
-                await _replan(tx, record.meeting, current, now=now)
+                await replan(tx, record.meeting, current, now=now)
     if report:
         log.info("config reconciled: %s", report.summary(), extra={"action": "reconcile"})
     return report

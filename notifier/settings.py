@@ -45,7 +45,6 @@ from pydantic_settings import (
 )
 
 from notifier.domain.durations import format_duration, parse_duration
-from notifier.domain.retry import DEFAULT_SCHEDULE
 from notifier.domain.errors import ConfigError
 from notifier.domain.models import (
     Meeting,
@@ -55,6 +54,7 @@ from notifier.domain.models import (
     Subscriber,
     WebhookEndpoint,
 )
+from notifier.domain.retry import DEFAULT_SCHEDULE
 
 DEFAULT_CONFIG = Path("config/notifier.toml")
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,99}$"
@@ -160,6 +160,15 @@ class DeliverySettings(_Strict):
     jitter: float = Field(default=0.1, ge=0, le=1)
     #: On SIGTERM, how long in-flight deliveries may take to finish.
     drain_timeout: Duration = timedelta(seconds=30)
+
+
+class ApiSettings(_Strict):
+    """Limits of the HTTP API."""
+
+    #: Largest request body accepted, in bytes (413 beyond it).
+    max_body: int = Field(default=65_536, ge=1_024, le=16_777_216)
+    #: Requests per minute one token may make (429 with Retry-After beyond it).
+    rate_per_minute: int = Field(default=600, ge=1)
 
 
 class ReminderSettings(_Strict):
@@ -342,6 +351,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     delivery: DeliverySettings = DeliverySettings()
     reminders: ReminderSettings = ReminderSettings()
+    api: ApiSettings = ApiSettings()
     #: How often the daemon checks the config file for edits (SIGHUP reloads at once).
     config_watch: Duration = timedelta(seconds=2)
     meetings: list[MeetingConfig] = []

@@ -1,27 +1,473 @@
-"""The FastAPI application served by `notifier run`."""
+"""The FastAPI application served by `notifier run`: routes only, the service decides.
+
+Everything under ``/v1`` needs ``Authorization: Bearer TOKEN`` (one of ``api_tokens``);
+``/unsubscribe/{token}`` is signed instead, and the operations endpoints are open. Errors
+are RFC 9457 problem responses; bodies are limited in size and tokens in rate.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import hashlib
+import hmac
+import html
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, FastAPI, Header, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from notifier import __version__
+from notifier import __version__, metrics, service
+from notifier.api.problems import install, problem
+from notifier.delivery import describe
+from notifier.domain.addresses import host_allowed
+from notifier.domain.durations import format_duration
+from notifier.domain.errors import (
+    Conflict,
+    InvalidChange,
+    NotFound,
+    UnknownMeeting,
+    UnknownSubscriber,
+)
+from notifier.domain.models import MeetingStatus, Source, StatusChange, Subscriber
+from notifier.domain.outbox import Channel, DeliveryStatus
+from notifier.settings import MeetingConfig, Settings, SubscriberConfig
+from notifier.store import Store
+from notifier.tokens import read_unsubscribe_token
+
+Clock = Callable[[], datetime]
 
 
-def create_api(*, health: Callable[[], dict[str, Any]]) -> FastAPI:
-    """The HTTP app; `health` reports the daemon's parts for ``/healthz``."""
+@dataclass(kw_only=True)
+class ApiContext:
+    """What the routes need, built by the composition root."""
+
+    store: Store
+    settings: Settings
+    clock: Clock
+    unsubscribe_key: str
+    health: Callable[[], dict[str, Any]]
+    ready: Callable[[], Awaitable[dict[str, Any]]]
+    on_change: Callable[[], None] = lambda: None
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def token_name(token: str) -> str:
+    """How logs and metrics name a token: a short hash, never the token."""
+    return "tok_" + hashlib.sha256(token.encode()).hexdigest()[:8]
+
+
+class StatusPush(BaseModel):
+    """A status change pushed over HTTP."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "rescheduled",
+                    "reason": "talks moved to the evening",
+                    "starts_at": "2026-03-02T21:00:00+03:00",
+                    "event_id": "upstream-4711",
+                }
+            ]
+        },
+    )
+
+    status: MeetingStatus
+    reason: str = Field(default="", max_length=2000)
+    starts_at: AwareDatetime | None = None
+    conditions: list[str] | None = None
+    event_id: str | None = Field(default=None, min_length=1, max_length=200)
+    force: bool = False
+
+
+class MeetingPatch(BaseModel):
+    """Descriptive fields of a meeting; status and time change through the status push."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1)
+    description: str | None = None
+    location: str | None = None
+    participants: list[str] | None = None
+    tags: list[str] | None = None
+    conditions: list[str] | None = None
+    ends_at: AwareDatetime | None = None
+    reason: str = ""
+
+
+def subscriber_view(subscriber: Subscriber) -> dict[str, Any]:
+    """A subscriber as JSON; secrets only as a count."""
+    return {
+        "id": subscriber.id,
+        "name": subscriber.name,
+        "email": subscriber.email,
+        "webhook": {"url": subscriber.webhook.url, "secrets": len(subscriber.webhook.secrets)}
+        if subscriber.webhook
+        else None,
+        "timezone": subscriber.timezone,
+        "locale": subscriber.locale,
+        "meetings": list(subscriber.meetings),
+        "tags": list(subscriber.tags),
+        "events": list(subscriber.events),
+        "reminders": [format_duration(r) for r in subscriber.reminders],
+        "quiet_hours": str(subscriber.quiet_hours) if subscriber.quiet_hours else None,
+        "active": subscriber.active,
+        "source": subscriber.source.value,
+    }
+
+
+class BodyLimit:
+    """Refuses request bodies larger than `limit` bytes with 413, streamed or not."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await problem(413, "Content Too Large", f"bodies are limited to {self.limit} bytes")(
+                scope, receive, send
+            )
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise HTTPException(413, f"bodies are limited to {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_api(context: ApiContext) -> FastAPI:
+    """The HTTP app over `context`."""
     api = FastAPI(
         title="notifier",
         version=__version__,
         description="Keeps subscribers informed about meetings whose status changes.",
     )
+    install(api)
+    api.add_middleware(BodyLimit, limit=context.settings.api.max_body)
+    tokens = [t.get_secret_value() for t in context.settings.api_tokens]
+
+    async def authorized(authorization: Annotated[str | None, Header()] = None) -> str:
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            raise HTTPException(
+                401, "send Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"}
+            )
+        matched = [hmac.compare_digest(given.encode(), t.encode()) for t in tokens]
+        if not any(matched):
+            raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
+        name = token_name(given)
+        rate = context.settings.api.rate_per_minute
+        now = time.monotonic()
+        level, updated = context.buckets.get(name, (float(rate), now))
+        level = min(float(rate), level + (now - updated) * rate / 60)
+        if level < 1:
+            wait = max(1, round((1 - level) * 60 / rate))
+            raise HTTPException(
+                429, f"more than {rate} requests a minute", {"Retry-After": str(wait)}
+            )
+        context.buckets[name] = (level - 1, now)
+        return name
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorized)])
+    store = context.store
+
+    # -- meetings ---------------------------------------------------------------------------
+
+    @v1.get("/meetings", tags=["meetings"], summary="List meetings, soonest first")
+    async def list_meetings() -> list[dict[str, Any]]:
+        async with store.read() as tx:
+            return [r.meeting.to_dict() for r in await tx.meeting_records()]
+
+    @v1.post("/meetings", status_code=201, tags=["meetings"], summary="Create a meeting")
+    async def create_meeting(body: MeetingConfig) -> dict[str, Any]:
+        if body.history:
+            raise InvalidChange("history: only the config file imports history")
+        result = await service.create_meeting(
+            store, body.to_domain(source=Source.API), now=context.clock()
+        )
+        context.on_change()
+        return result.meeting.to_dict()
+
+    async def meeting_or_404(meeting_id: str) -> Any:
+        async with store.read() as tx:
+            meeting = await tx.meeting(meeting_id)
+        if meeting is None:
+            raise UnknownMeeting(meeting_id)
+        return meeting
+
+    @v1.get("/meetings/{meeting_id}", tags=["meetings"], summary="Read a meeting")
+    async def read_meeting(meeting_id: str) -> dict[str, Any]:
+        return dict((await meeting_or_404(meeting_id)).to_dict())
+
+    @v1.patch("/meetings/{meeting_id}", tags=["meetings"], summary="Change a meeting's details")
+    async def patch_meeting(meeting_id: str, body: MeetingPatch) -> dict[str, Any]:
+        meeting = await meeting_or_404(meeting_id)
+        if meeting.source is Source.FILE:
+            raise Conflict(f"meeting {meeting_id!r} is defined in the config file; edit it there")
+        fields: dict[str, object] = {
+            k: (tuple(v) if isinstance(v, list) else v)
+            for k, v in body.model_dump(exclude_unset=True, exclude={"reason"}).items()
+        }
+        result = await service.update_meeting_details(
+            store, meeting_id, fields, now=context.clock(), source=Source.API
+        )
+        context.on_change()
+        return dict((result.meeting if result else meeting).to_dict())
+
+    @v1.delete(
+        "/meetings/{meeting_id}",
+        status_code=204,
+        tags=["meetings"],
+        summary="Retire a meeting (its history is kept)",
+    )
+    async def delete_meeting(meeting_id: str) -> Response:
+        meeting = await meeting_or_404(meeting_id)
+        if meeting.source is Source.FILE:
+            raise Conflict(f"meeting {meeting_id!r} is defined in the config file; remove it there")
+        async with store.write() as tx:
+            await tx.set_meeting_bookkeeping(meeting_id, retired_at=context.clock())
+            await tx.replace_reminders(meeting, [], on_schedule=False)
+        context.on_change()
+        return Response(status_code=204)
+
+    @v1.post(
+        "/meetings/{meeting_id}/status",
+        status_code=202,
+        tags=["meetings"],
+        summary="Change a meeting's status",
+        responses={409: {"description": "The transition is impossible"}, 404: {}, 422: {}},
+    )
+    async def push_status(
+        meeting_id: str,
+        body: StatusPush,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> dict[str, Any]:
+        result = await service.apply_status_change(
+            store,
+            StatusChange(
+                meeting_id=meeting_id,
+                status=body.status,
+                reason=body.reason,
+                starts_at=body.starts_at,
+                conditions=tuple(body.conditions) if body.conditions is not None else None,
+                event_id=body.event_id or idempotency_key,
+                force=body.force,
+                source=Source.API,
+            ),
+            now=context.clock(),
+        )
+        context.on_change()
+        return {
+            "meeting": result.meeting.to_dict(),
+            "change": result.entry.to_dict(),
+            "duplicate": result.duplicate,
+            "deliveries": result.deliveries,
+        }
+
+    @v1.get("/meetings/{meeting_id}/history", tags=["meetings"], summary="A meeting's history")
+    async def meeting_history(meeting_id: str) -> list[dict[str, Any]]:
+        async with store.read() as tx:
+            record = await tx.meeting_record(meeting_id)
+            if record is None:
+                raise UnknownMeeting(meeting_id)
+            return [e.to_dict() for e in await tx.history(meeting_id, zone=record.meeting.timezone)]
+
+    # -- subscribers ------------------------------------------------------------------------
+
+    async def subscriber_or_404(subscriber_id: str) -> Subscriber:
+        async with store.read() as tx:
+            record = await tx.subscriber_record(subscriber_id)
+        if record is None or record.retired_at is not None:
+            raise UnknownSubscriber(subscriber_id)
+        return record.subscriber
+
+    def check_target(config: SubscriberConfig) -> None:
+        if config.webhook is not None:
+            host = config.webhook.url.host or ""
+            if host_allowed(host, context.settings.webhooks.allow_cidrs) is False:
+                raise InvalidChange(
+                    f"webhook.url: target {host} is a private, loopback or link-local address"
+                )
+
+    async def save(config: SubscriberConfig) -> dict[str, Any]:
+        check_target(config)
+        subscriber = config.to_domain(source=Source.API)
+        now = context.clock()
+        async with store.write() as tx:
+            await tx.save_subscriber(subscriber, now=now)
+            current = await tx.subscribers()
+            for record in await tx.meeting_records():
+                await service.replan(tx, record.meeting, current, now=now)
+        context.on_change()
+        return subscriber_view(subscriber)
+
+    @v1.get("/subscribers", tags=["subscribers"], summary="List subscribers")
+    async def list_subscribers() -> list[dict[str, Any]]:
+        async with store.read() as tx:
+            return [subscriber_view(s) for s in await tx.subscribers()]
+
+    @v1.post("/subscribers", status_code=201, tags=["subscribers"], summary="Add a subscriber")
+    async def create_subscriber(body: SubscriberConfig) -> dict[str, Any]:
+        async with store.read() as tx:
+            if await tx.subscriber_record(body.id) is not None:
+                raise Conflict(f"subscriber {body.id!r} already exists")
+        return await save(body)
+
+    @v1.get("/subscribers/{subscriber_id}", tags=["subscribers"], summary="Read a subscriber")
+    async def read_subscriber(subscriber_id: str) -> dict[str, Any]:
+        return subscriber_view(await subscriber_or_404(subscriber_id))
+
+    @v1.patch("/subscribers/{subscriber_id}", tags=["subscribers"], summary="Change a subscriber")
+    async def patch_subscriber(subscriber_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        current = await subscriber_or_404(subscriber_id)
+        if current.source is Source.FILE:
+            raise Conflict(
+                f"subscriber {subscriber_id!r} is defined in the config file; edit it there"
+            )
+        if "id" in body and body["id"] != subscriber_id:
+            raise InvalidChange("id: cannot be changed")
+        view = subscriber_view(current)
+        merged = {k: v for k, v in view.items() if k not in ("active", "source", "webhook")}
+        merged["reminders"] = view["reminders"]
+        if current.webhook is not None and "webhook" not in body:
+            merged["webhook"] = {
+                "url": current.webhook.url,
+                "secrets": list(current.webhook.secrets),
+            }
+        merged = {k: v for k, v in merged.items() if v is not None} | body
+        return await save(SubscriberConfig.model_validate(merged))
+
+    @v1.delete(
+        "/subscribers/{subscriber_id}",
+        status_code=204,
+        tags=["subscribers"],
+        summary="Remove a subscriber",
+    )
+    async def delete_subscriber(subscriber_id: str) -> Response:
+        current = await subscriber_or_404(subscriber_id)
+        if current.source is Source.FILE:
+            raise Conflict(
+                f"subscriber {subscriber_id!r} is defined in the config file; remove it there"
+            )
+        async with store.write() as tx:
+            await tx.retire_subscriber(subscriber_id, now=context.clock())
+            await tx.touch_reminders()
+        context.on_change()
+        return Response(status_code=204)
+
+    # -- deliveries -------------------------------------------------------------------------
+
+    @v1.get("/deliveries", tags=["deliveries"], summary="The outbox, newest first")
+    async def list_deliveries(
+        status: DeliveryStatus | None = None, limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    ) -> list[dict[str, Any]]:
+        async with store.read() as tx:
+            return [describe(d) for d in await tx.deliveries(status=status, limit=limit)]
+
+    @v1.post(
+        "/deliveries/{delivery_id}/retry",
+        status_code=202,
+        tags=["deliveries"],
+        summary="Send a dead or waiting delivery again, now",
+    )
+    async def retry_delivery(delivery_id: str) -> dict[str, Any]:
+        async with store.write() as tx:
+            found = await tx.delivery(delivery_id)
+            if found is None:
+                raise NotFound(f"unknown delivery {delivery_id!r}")
+            if found.status in (DeliveryStatus.SENT, DeliveryStatus.SENDING, DeliveryStatus.MERGED):
+                raise Conflict(f"delivery {delivery_id} is {found.status.value}: nothing to retry")
+            retried = await tx.retry_delivery(delivery_id, now=context.clock())
+        context.on_change()
+        assert retried is not None
+        return describe(retried)
+
+    api.include_router(v1)
+
+    # -- unsubscribe (signed, no bearer) ----------------------------------------------------
+
+    def unsubscribe_subject(token: str) -> tuple[str, Channel]:
+        read = read_unsubscribe_token(context.unsubscribe_key, token)
+        if read is None or read[1] not in {c.value for c in Channel}:
+            raise HTTPException(404, "this unsubscribe link is not valid")
+        return read[0], Channel(read[1])
+
+    @api.get(
+        "/unsubscribe/{token}",
+        response_class=HTMLResponse,
+        tags=["unsubscribe"],
+        summary="Confirm unsubscribing",
+    )
+    async def unsubscribe_page(token: str) -> HTMLResponse:
+        subscriber_id, channel = unsubscribe_subject(token)
+        escaped = html.escape(token)
+        return HTMLResponse(
+            "<!doctype html><html><body style='font-family:sans-serif'>"
+            f"<p>Stop {channel.value} notifications to <b>{html.escape(subscriber_id)}</b>?</p>"
+            f"<form method='post' action='/unsubscribe/{escaped}'>"
+            "<input type='hidden' name='List-Unsubscribe' value='One-Click'>"
+            "<button type='submit'>Unsubscribe</button></form></body></html>"
+        )
+
+    @api.post(
+        "/unsubscribe/{token}",
+        tags=["unsubscribe"],
+        summary="Unsubscribe at once (RFC 8058 one-click)",
+    )
+    async def unsubscribe(token: str) -> JSONResponse:
+        subscriber_id, channel = unsubscribe_subject(token)
+        async with store.write() as tx:
+            await tx.disable_endpoint(
+                subscriber_id, channel, reason="unsubscribed", now=context.clock()
+            )
+        return JSONResponse({"unsubscribed": subscriber_id, "channel": channel.value})
+
+    # -- operations -------------------------------------------------------------------------
 
     @api.get("/healthz", tags=["operations"], summary="The process is up")
     async def healthz() -> JSONResponse:
-        """200 while the daemon runs: its version, uptime and the state of its parts."""
-        return JSONResponse({"status": "ok", "version": __version__, **health()})
+        return JSONResponse({"status": "ok", "version": __version__, **context.health()})
+
+    @api.get(
+        "/readyz", tags=["operations"], summary="Database reachable, scheduler and workers alive"
+    )
+    async def readyz() -> JSONResponse:
+        state = await context.ready()
+        ok = all(v is True for v in state.values())
+        if ok:
+            return JSONResponse({"status": "ready", **state})
+        return problem(503, "Service Unavailable", "not ready", checks=state)
+
+    @api.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def prometheus() -> PlainTextResponse:
+        try:
+            async with store.read() as tx:
+                stats = await tx.queue_stats(now=context.clock())
+            for status in DeliveryStatus:
+                metrics.QUEUE_DEPTH.labels(status.value).set(stats.get(status.value, 0))
+            metrics.OLDEST_PENDING.set(stats["oldest_pending_seconds"])
+        except Exception:  # metrics must answer even when the database does not
+            metrics.QUEUE_DEPTH.clear()
+        return PlainTextResponse(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return api

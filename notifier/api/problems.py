@@ -1,0 +1,93 @@
+"""RFC 9457 problem details: every error the API returns is `application/problem+json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from notifier.domain.errors import (
+    ConfigError,
+    Conflict,
+    InvalidChange,
+    NotFound,
+    NotifierError,
+    TransitionError,
+)
+
+PROBLEM = "application/problem+json"
+
+_STATUS = [
+    (NotFound, 404),
+    (TransitionError, 409),
+    (Conflict, 409),
+    (InvalidChange, 422),
+    (ConfigError, 422),
+]
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem response with `extra` members."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def status_of(error: NotifierError) -> int:
+    """The HTTP status for one of notifier's own errors."""
+    for kind, status in _STATUS:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def install(api: FastAPI) -> None:
+    """Make every error a problem response."""
+
+    @api.exception_handler(NotifierError)
+    async def notifier_error(request: Request, exc: NotifierError) -> JSONResponse:
+        status = status_of(exc)
+        return problem(status, _title(status), exc.message)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in e["loc"] if p != "body"),
+                "message": str(e["msg"]).removeprefix("Value error, "),
+            }
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+        return problem(422, "Invalid request", detail, errors=errors)
+
+    @api.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return problem(
+            exc.status_code,
+            _title(exc.status_code),
+            str(exc.detail) if exc.detail else None,
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

@@ -1,0 +1,247 @@
+"""The HTTP API over ASGI (the real FastAPI app, no sockets), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from notifier import service
+from notifier.api.app import ApiContext, create_api
+from notifier.settings import load_settings
+from notifier.store import Store
+from notifier.tokens import unsubscribe_token
+from tests.integration.conftest import Clock
+
+ROOT = Path(__file__).resolve().parents[2]
+TALKS = "moscow-tskhinvali-talks"
+AUTH = {"Authorization": "Bearer dev-token"}
+
+
+@pytest.fixture
+async def api(store: Store, database_url: str, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
+    clock.now = datetime(2026, 2, 25, 9, 0, tzinfo=UTC)
+    settings = load_settings(
+        ROOT / "config" / "notifier.toml",
+        database_url=database_url,
+        api={"max_body": 2048, "rate_per_minute": 1000},
+    )
+    await service.reconcile(store, settings, now=clock())
+
+    async def ready() -> dict[str, Any]:
+        return {"database": True, "scheduler": True, "worker": True}
+
+    app = create_api(
+        ApiContext(
+            store=store,
+            settings=settings,
+            clock=clock,
+            unsubscribe_key="k",
+            health=lambda: {"uptime_seconds": 1.0},
+            ready=ready,
+        )
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://notifier.test") as client:
+        yield client
+
+
+def assert_problem(response: httpx.Response, status: int, detail: str = "") -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert detail in body.get("detail", "")
+    return body
+
+
+async def test_v1_needs_a_known_bearer_token(api: httpx.AsyncClient) -> None:
+    assert_problem(await api.get("/v1/meetings"), 401, "Bearer")
+    assert_problem(await api.get("/v1/meetings", headers={"Authorization": "Bearer nope"}), 401)
+    assert_problem(await api.get("/v1/meetings", headers={"Authorization": "Basic x"}), 401)
+    assert (await api.get("/v1/meetings", headers=AUTH)).status_code == 200
+
+
+async def test_status_push_accepts_refuses_and_is_idempotent(api: httpx.AsyncClient) -> None:
+    url = f"/v1/meetings/{TALKS}/status"
+    first = await api.post(
+        url,
+        json={"status": "cleared", "reason": "negative"},
+        headers=AUTH | {"Idempotency-Key": "k-1"},
+    )
+    assert first.status_code == 202
+    body = first.json()
+    assert body["meeting"]["status"] == "cleared"
+    assert body["deliveries"] == 5
+    again = await api.post(
+        url,
+        json={"status": "cleared", "reason": "negative"},
+        headers=AUTH | {"Idempotency-Key": "k-1"},
+    )
+    assert again.status_code == 202
+    assert again.json()["duplicate"] is True
+    assert again.json()["meeting"] == body["meeting"]
+    assert_problem(
+        await api.post(url, json={"status": "concluded"}, headers=AUTH),
+        409,
+        "cannot go from cleared to concluded",
+    )
+    assert_problem(
+        await api.post("/v1/meetings/nope/status", json={"status": "cleared"}, headers=AUTH),
+        404,
+        "unknown meeting",
+    )
+    for bad, field in (
+        ({"status": "adjourned"}, "status"),
+        ({"status": "rescheduled", "starts_at": "2026-03-02T21:00:00"}, "starts_at"),
+        ({"status": "cleared", "extra": 1}, "extra"),
+        ({"reason": "no status"}, "status"),
+    ):
+        assert (
+            assert_problem(await api.post(url, json=bad, headers=AUTH), 422)["errors"][0]["field"]
+            == field
+        )
+    broken = await api.post(
+        url, content=b"{not json", headers=AUTH | {"content-type": "application/json"}
+    )
+    assert_problem(broken, 422)
+    history = (await api.get(f"/v1/meetings/{TALKS}/history", headers=AUTH)).json()
+    assert [h["to"] for h in history][-1] == "cleared"
+    assert len([h for h in history if h["to"] == "cleared"]) == 1
+
+
+async def test_meetings_are_created_read_patched_and_retired(api: httpx.AsyncClient) -> None:
+    new = {
+        "id": "summit",
+        "title": "Summit",
+        "timezone": "Europe/Berlin",
+        "starts_at": "2026-06-01T10:00:00+02:00",
+        "tags": ["bilateral"],
+    }
+    created = await api.post("/v1/meetings", json=new, headers=AUTH)
+    assert created.status_code == 201
+    assert created.json()["status"] == "scheduled"
+    assert_problem(await api.post("/v1/meetings", json=new, headers=AUTH), 409, "already exists")
+    assert_problem(
+        await api.post(
+            "/v1/meetings", json=new | {"id": "x", "timezone": "Mars/Base"}, headers=AUTH
+        ),
+        422,
+        "unknown time zone",
+    )
+    patched = await api.patch("/v1/meetings/summit", json={"location": "Berlin"}, headers=AUTH)
+    assert patched.json()["location"] == "Berlin"
+    assert patched.json()["sequence"] == 1
+    assert_problem(
+        await api.patch(f"/v1/meetings/{TALKS}", json={"location": "Sochi"}, headers=AUTH),
+        409,
+        "config file",
+    )
+    assert (await api.delete("/v1/meetings/summit", headers=AUTH)).status_code == 204
+    assert_problem(await api.get("/v1/meetings/summit", headers=AUTH), 404)
+
+
+async def test_subscribers_live_beside_the_config_files(api: httpx.AsyncClient) -> None:
+    body = {
+        "id": "agency",
+        "email": "desk@agency.example.org",
+        "timezone": "Asia/Tokyo",
+        "reminders": ["1h"],
+        "tags": ["bilateral"],
+    }
+    assert (await api.post("/v1/subscribers", json=body, headers=AUTH)).status_code == 201
+    listed = {s["id"]: s for s in (await api.get("/v1/subscribers", headers=AUTH)).json()}
+    assert listed["agency"]["source"] == "api"
+    assert listed["wire-service"]["webhook"]["secrets"] == 1  # never the secret itself
+    patched = await api.patch("/v1/subscribers/agency", json={"locale": "ru"}, headers=AUTH)
+    assert patched.json()["locale"] == "ru"
+    assert patched.json()["reminders"] == ["1h"]
+    assert_problem(
+        await api.patch("/v1/subscribers/press-desk", json={"locale": "en"}, headers=AUTH),
+        409,
+        "config file",
+    )
+    assert_problem(await api.delete("/v1/subscribers/press-desk", headers=AUTH), 409)
+    hook = {
+        "id": "internal",
+        "webhook": {
+            "url": "http://10.0.0.5/hook",
+            "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        },
+    }
+    assert_problem(await api.post("/v1/subscribers", json=hook, headers=AUTH), 422, "10.0.0.5")
+    assert (await api.delete("/v1/subscribers/agency", headers=AUTH)).status_code == 204
+    assert_problem(await api.get("/v1/subscribers/agency", headers=AUTH), 404)
+
+
+async def test_deliveries_are_listed_and_replayed(api: httpx.AsyncClient) -> None:
+    await api.post(f"/v1/meetings/{TALKS}/status", json={"status": "cleared"}, headers=AUTH)
+    pending = (await api.get("/v1/deliveries?status=pending", headers=AUTH)).json()
+    assert len(pending) == 5
+    retried = await api.post(f"/v1/deliveries/{pending[0]['id']}/retry", headers=AUTH)
+    assert retried.status_code == 202
+    assert_problem(await api.post("/v1/deliveries/msg_nope/retry", headers=AUTH), 404)
+    assert_problem(await api.get("/v1/deliveries?status=lost", headers=AUTH), 422)
+
+
+async def test_one_click_unsubscribe(api: httpx.AsyncClient, store: Store) -> None:
+    token = unsubscribe_token("k", "press-desk", "email")
+    page = await api.get(f"/unsubscribe/{token}")
+    assert page.status_code == 200
+    assert "press-desk" in page.text
+    done = await api.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert done.status_code == 200
+    async with store.read() as tx:
+        assert (await tx.subscriber_record("press-desk")).subscriber.email is None  # type: ignore[union-attr]
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert_problem(await api.post(f"/unsubscribe/{tampered}"), 404)
+    assert_problem(await api.get("/unsubscribe/garbage"), 404)
+
+
+async def test_limits_on_body_size_and_rate(api: httpx.AsyncClient, store: Store) -> None:
+    huge = {"status": "cleared", "reason": "x" * 5000}
+    assert_problem(await api.post(f"/v1/meetings/{TALKS}/status", json=huge, headers=AUTH), 413)
+    async with store.read() as tx:
+        assert (await tx.meeting(TALKS)).status.value == "postponed"  # type: ignore[union-attr]
+
+
+async def test_rate_limit_answers_429_with_retry_after(
+    store: Store, database_url: str, clock: Clock
+) -> None:
+    settings = load_settings(
+        ROOT / "config" / "notifier.toml", database_url=database_url, api={"rate_per_minute": 3}
+    )
+
+    async def ready() -> dict[str, Any]:
+        return {}
+
+    app = create_api(
+        ApiContext(
+            store=store,
+            settings=settings,
+            clock=clock,
+            unsubscribe_key="k",
+            health=dict,
+            ready=ready,
+        )
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        codes = [(await c.get("/v1/meetings", headers=AUTH)).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        limited = await c.get("/v1/meetings", headers=AUTH)
+        assert_problem(limited, 429)
+        assert int(limited.headers["Retry-After"]) >= 1
+
+
+async def test_operations_endpoints(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/healthz")).json()["status"] == "ok"
+    assert (await api.get("/readyz")).json()["status"] == "ready"
+    await api.post(f"/v1/meetings/{TALKS}/status", json={"status": "cleared"}, headers=AUTH)
+    text = (await api.get("/metrics")).text
+    assert 'notifier_outbox_depth{status="pending"} 5.0' in text
+    spec = (await api.get("/openapi.json")).json()
+    assert "/v1/meetings/{meeting_id}/status" in spec["paths"]
