@@ -162,6 +162,13 @@ class DeliverySettings(_Strict):
     drain_timeout: Duration = timedelta(seconds=30)
 
 
+class UpstreamConfig(_Strict):
+    """A system allowed to push status changes signed per Standard Webhooks."""
+
+    name: Slug
+    secrets: list[WebhookSecret] = Field(min_length=1)
+
+
 class ApiSettings(_Strict):
     """Limits of the HTTP API."""
 
@@ -352,6 +359,8 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     reminders: ReminderSettings = ReminderSettings()
     api: ApiSettings = ApiSettings()
+    #: Systems that may push status changes signed instead of with a bearer token.
+    upstreams: list[UpstreamConfig] = []
     #: How often the daemon checks the config file for edits (SIGHUP reloads at once).
     config_watch: Duration = timedelta(seconds=2)
     meetings: list[MeetingConfig] = []

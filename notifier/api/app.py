@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifier import __version__, metrics, service
 from notifier.api.problems import install, problem
+from notifier.channels.webhook import sign
 from notifier.delivery import describe
 from notifier.domain.addresses import host_allowed
 from notifier.domain.durations import format_duration
@@ -56,6 +57,40 @@ class ApiContext:
     ready: Callable[[], Awaitable[dict[str, Any]]]
     on_change: Callable[[], None] = lambda: None
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+#: How far a signed push's timestamp may be from our clock, in seconds.
+SIGNATURE_TOLERANCE = 300
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+    },
+}
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response entry for a problem+json answer."""
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+    }
+
+
+#: Answers every /v1 operation may give, documented in the OpenAPI schema.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: problem_response("No or unknown bearer token"),
+    404: problem_response("No such meeting, subscriber or delivery"),
+    409: problem_response("Impossible transition, taken id, or a config-file record"),
+    413: problem_response("Body too large"),
+    422: problem_response("Invalid request"),
+    429: problem_response("Too many requests; see Retry-After"),
+}
 
 
 def token_name(token: str) -> str:
@@ -188,17 +223,54 @@ def create_api(context: ApiContext) -> FastAPI:
         context.buckets[name] = (level - 1, now)
         return name
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authorized)])
+    upstreams = [
+        (u.name, [secret.get_secret_value() for secret in u.secrets])
+        for u in context.settings.upstreams
+    ]
+
+    async def pushed(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        webhook_id: Annotated[str | None, Header()] = None,
+        webhook_timestamp: Annotated[str | None, Header()] = None,
+        webhook_signature: Annotated[str | None, Header()] = None,
+    ) -> str:
+        """Bearer token, or a Standard Webhooks signature from a configured upstream."""
+        if authorization or not (webhook_id and webhook_signature):
+            return await authorized(authorization)
+        if not webhook_timestamp or not webhook_timestamp.isdigit():
+            raise HTTPException(401, "webhook-timestamp is missing or not a number")
+        if abs(time.time() - int(webhook_timestamp)) > SIGNATURE_TOLERANCE:
+            raise HTTPException(401, "webhook-timestamp is more than 5 minutes off")
+        body = await request.body()
+        offered = set(webhook_signature.split())
+        for name, secrets in upstreams:
+            for secret in secrets:
+                expected = sign(secret, webhook_id, int(webhook_timestamp), body)
+                if any(hmac.compare_digest(expected, o) for o in offered):
+                    return f"upstream:{name}:{webhook_id}"
+        raise HTTPException(401, "no valid signature from a configured upstream")
+
+    v1 = APIRouter(prefix="/v1", responses=COMMON_RESPONSES)
+    secured = [Depends(authorized)]
     store = context.store
 
     # -- meetings ---------------------------------------------------------------------------
 
-    @v1.get("/meetings", tags=["meetings"], summary="List meetings, soonest first")
+    @v1.get(
+        "/meetings", dependencies=secured, tags=["meetings"], summary="List meetings, soonest first"
+    )
     async def list_meetings() -> list[dict[str, Any]]:
         async with store.read() as tx:
             return [r.meeting.to_dict() for r in await tx.meeting_records()]
 
-    @v1.post("/meetings", status_code=201, tags=["meetings"], summary="Create a meeting")
+    @v1.post(
+        "/meetings",
+        dependencies=secured,
+        status_code=201,
+        tags=["meetings"],
+        summary="Create a meeting",
+    )
     async def create_meeting(body: MeetingConfig) -> dict[str, Any]:
         if body.history:
             raise InvalidChange("history: only the config file imports history")
@@ -215,11 +287,18 @@ def create_api(context: ApiContext) -> FastAPI:
             raise UnknownMeeting(meeting_id)
         return meeting
 
-    @v1.get("/meetings/{meeting_id}", tags=["meetings"], summary="Read a meeting")
+    @v1.get(
+        "/meetings/{meeting_id}", dependencies=secured, tags=["meetings"], summary="Read a meeting"
+    )
     async def read_meeting(meeting_id: str) -> dict[str, Any]:
         return dict((await meeting_or_404(meeting_id)).to_dict())
 
-    @v1.patch("/meetings/{meeting_id}", tags=["meetings"], summary="Change a meeting's details")
+    @v1.patch(
+        "/meetings/{meeting_id}",
+        dependencies=secured,
+        tags=["meetings"],
+        summary="Change a meeting's details",
+    )
     async def patch_meeting(meeting_id: str, body: MeetingPatch) -> dict[str, Any]:
         meeting = await meeting_or_404(meeting_id)
         if meeting.source is Source.FILE:
@@ -236,6 +315,7 @@ def create_api(context: ApiContext) -> FastAPI:
 
     @v1.delete(
         "/meetings/{meeting_id}",
+        dependencies=secured,
         status_code=204,
         tags=["meetings"],
         summary="Retire a meeting (its history is kept)",
@@ -255,12 +335,14 @@ def create_api(context: ApiContext) -> FastAPI:
         status_code=202,
         tags=["meetings"],
         summary="Change a meeting's status",
-        responses={409: {"description": "The transition is impossible"}, 404: {}, 422: {}},
     )
     async def push_status(
         meeting_id: str,
         body: StatusPush,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        # Annotated[...] would name a local function, which postponed annotations cannot
+        # resolve; the default-value form of Depends is FastAPI's other spelling.
+        caller: str = Depends(pushed),
     ) -> dict[str, Any]:
         result = await service.apply_status_change(
             store,
@@ -270,7 +352,10 @@ def create_api(context: ApiContext) -> FastAPI:
                 reason=body.reason,
                 starts_at=body.starts_at,
                 conditions=tuple(body.conditions) if body.conditions is not None else None,
-                event_id=body.event_id or idempotency_key,
+                # A signed push is idempotent on its webhook-id even without an event_id.
+                event_id=body.event_id
+                or idempotency_key
+                or (caller if caller.startswith("upstream:") else None),
                 force=body.force,
                 source=Source.API,
             ),
@@ -284,7 +369,12 @@ def create_api(context: ApiContext) -> FastAPI:
             "deliveries": result.deliveries,
         }
 
-    @v1.get("/meetings/{meeting_id}/history", tags=["meetings"], summary="A meeting's history")
+    @v1.get(
+        "/meetings/{meeting_id}/history",
+        dependencies=secured,
+        tags=["meetings"],
+        summary="A meeting's history",
+    )
     async def meeting_history(meeting_id: str) -> list[dict[str, Any]]:
         async with store.read() as tx:
             record = await tx.meeting_record(meeting_id)
@@ -321,23 +411,39 @@ def create_api(context: ApiContext) -> FastAPI:
         context.on_change()
         return subscriber_view(subscriber)
 
-    @v1.get("/subscribers", tags=["subscribers"], summary="List subscribers")
+    @v1.get("/subscribers", dependencies=secured, tags=["subscribers"], summary="List subscribers")
     async def list_subscribers() -> list[dict[str, Any]]:
         async with store.read() as tx:
             return [subscriber_view(s) for s in await tx.subscribers()]
 
-    @v1.post("/subscribers", status_code=201, tags=["subscribers"], summary="Add a subscriber")
+    @v1.post(
+        "/subscribers",
+        dependencies=secured,
+        status_code=201,
+        tags=["subscribers"],
+        summary="Add a subscriber",
+    )
     async def create_subscriber(body: SubscriberConfig) -> dict[str, Any]:
         async with store.read() as tx:
             if await tx.subscriber_record(body.id) is not None:
                 raise Conflict(f"subscriber {body.id!r} already exists")
         return await save(body)
 
-    @v1.get("/subscribers/{subscriber_id}", tags=["subscribers"], summary="Read a subscriber")
+    @v1.get(
+        "/subscribers/{subscriber_id}",
+        dependencies=secured,
+        tags=["subscribers"],
+        summary="Read a subscriber",
+    )
     async def read_subscriber(subscriber_id: str) -> dict[str, Any]:
         return subscriber_view(await subscriber_or_404(subscriber_id))
 
-    @v1.patch("/subscribers/{subscriber_id}", tags=["subscribers"], summary="Change a subscriber")
+    @v1.patch(
+        "/subscribers/{subscriber_id}",
+        dependencies=secured,
+        tags=["subscribers"],
+        summary="Change a subscriber",
+    )
     async def patch_subscriber(subscriber_id: str, body: dict[str, Any]) -> dict[str, Any]:
         current = await subscriber_or_404(subscriber_id)
         if current.source is Source.FILE:
@@ -359,6 +465,7 @@ def create_api(context: ApiContext) -> FastAPI:
 
     @v1.delete(
         "/subscribers/{subscriber_id}",
+        dependencies=secured,
         status_code=204,
         tags=["subscribers"],
         summary="Remove a subscriber",
@@ -377,7 +484,9 @@ def create_api(context: ApiContext) -> FastAPI:
 
     # -- deliveries -------------------------------------------------------------------------
 
-    @v1.get("/deliveries", tags=["deliveries"], summary="The outbox, newest first")
+    @v1.get(
+        "/deliveries", dependencies=secured, tags=["deliveries"], summary="The outbox, newest first"
+    )
     async def list_deliveries(
         status: DeliveryStatus | None = None, limit: Annotated[int, Field(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:
@@ -386,6 +495,7 @@ def create_api(context: ApiContext) -> FastAPI:
 
     @v1.post(
         "/deliveries/{delivery_id}/retry",
+        dependencies=secured,
         status_code=202,
         tags=["deliveries"],
         summary="Send a dead or waiting delivery again, now",
@@ -414,6 +524,7 @@ def create_api(context: ApiContext) -> FastAPI:
 
     @api.get(
         "/unsubscribe/{token}",
+        responses={404: problem_response("Not a valid link")},
         response_class=HTMLResponse,
         tags=["unsubscribe"],
         summary="Confirm unsubscribing",
@@ -431,6 +542,7 @@ def create_api(context: ApiContext) -> FastAPI:
 
     @api.post(
         "/unsubscribe/{token}",
+        responses={404: problem_response("Not a valid link")},
         tags=["unsubscribe"],
         summary="Unsubscribe at once (RFC 8058 one-click)",
     )
@@ -449,7 +561,10 @@ def create_api(context: ApiContext) -> FastAPI:
         return JSONResponse({"status": "ok", "version": __version__, **context.health()})
 
     @api.get(
-        "/readyz", tags=["operations"], summary="Database reachable, scheduler and workers alive"
+        "/readyz",
+        responses={503: problem_response("Not ready: which check failed")},
+        tags=["operations"],
+        summary="Database reachable, scheduler and workers alive",
     )
     async def readyz() -> JSONResponse:
         state = await context.ready()
@@ -458,7 +573,12 @@ def create_api(context: ApiContext) -> FastAPI:
             return JSONResponse({"status": "ready", **state})
         return problem(503, "Service Unavailable", "not ready", checks=state)
 
-    @api.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @api.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        tags=["operations"],
+        summary="Prometheus metrics",
+    )
     async def prometheus() -> PlainTextResponse:
         try:
             async with store.read() as tx:

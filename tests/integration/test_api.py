@@ -245,3 +245,64 @@ async def test_operations_endpoints(api: httpx.AsyncClient) -> None:
     assert 'notifier_outbox_depth{status="pending"} 5.0' in text
     spec = (await api.get("/openapi.json")).json()
     assert "/v1/meetings/{meeting_id}/status" in spec["paths"]
+
+
+async def test_an_upstream_may_push_signed_instead_of_with_a_token(
+    store: Store, database_url: str, clock: Clock
+) -> None:
+    import json
+    import time
+
+    from standardwebhooks.webhooks import Webhook
+
+    secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+    settings = load_settings(
+        ROOT / "config" / "notifier.toml",
+        database_url=database_url,
+        upstreams=[{"name": "protocol-office", "secrets": [secret]}],
+    )
+    await service.reconcile(store, settings, now=clock())
+
+    async def ready() -> dict[str, Any]:
+        return {}
+
+    app = create_api(
+        ApiContext(
+            store=store,
+            settings=settings,
+            clock=clock,
+            unsubscribe_key="k",
+            health=dict,
+            ready=ready,
+        )
+    )
+    body = json.dumps({"status": "cleared", "reason": "assessment negative"})
+    url = f"/v1/meetings/{TALKS}/status"
+
+    def signed(msg_id: str, stamp: float, key: str = secret) -> dict[str, str]:
+        signature = Webhook(key).sign(msg_id, datetime.fromtimestamp(stamp, UTC), body)
+        return {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(stamp)),
+            "webhook-signature": signature,
+            "content-type": "application/json",
+        }
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        first = await c.post(url, content=body, headers=signed("msg_up_1", time.time()))
+        assert first.status_code == 202, first.text
+        replay = await c.post(url, content=body, headers=signed("msg_up_1", time.time()))
+        assert replay.json()["duplicate"] is True
+        assert_problem(
+            await c.post(url, content=body, headers=signed("msg_up_2", time.time() - 600)),
+            401,
+            "5 minutes",
+        )
+        forged = signed("msg_up_3", time.time(), key="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+        assert_problem(await c.post(url, content=body, headers=forged), 401, "no valid signature")
+        # Signed pushes reach only the status endpoint; everything else needs a token.
+        assert_problem(await c.get("/v1/meetings", headers=signed("msg_up_4", time.time())), 401)
+    async with store.read() as tx:
+        history = await tx.history(TALKS)
+    assert [e.to_status.value for e in history].count("cleared") == 1
+    assert history[-1].event_id == "upstream:protocol-office:msg_up_1"
