@@ -95,7 +95,7 @@ class TransitionError(InvalidChange):
         options = ", ".join(allowed) if allowed else "none: it is final"
         super().__init__(
             f"meeting {meeting_id!r} cannot go from {from_status} to {to_status} "
-            f"(allowed from {from_status}: {options}; --force overrides)"
+            f"(allowed from {from_status}: {options}; force overrides)"
         )
 
 

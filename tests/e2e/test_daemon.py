@@ -154,3 +154,66 @@ async def test_healthz_and_a_config_reload_that_is_refused_then_accepted(
         daemon.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(daemon.wait(), 30) == 0
         await receiver.stop()
+
+
+async def test_a_status_push_over_http_reaches_a_real_receiver_and_mail_server(
+    tmp_path: Path, database_url: str
+) -> None:
+    from tests.integration.peers import SmtpServer
+
+    receiver = await Receiver(secrets=[SECRET]).start()
+    smtp = SmtpServer().start()
+    port = free_port()
+    starts_at = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    (tmp_path / "notifier.toml").write_text(
+        "\n".join(
+            [
+                f'listen = "127.0.0.1:{port}"',
+                'api_tokens = ["t0ken"]',
+                "[smtp]",
+                f"port = {smtp.port}",
+                "[webhooks]",
+                'allow_cidrs = ["127.0.0.1/32"]',
+                "[[meetings]]",
+                'id = "talks"',
+                'title = "Talks"',
+                'timezone = "Europe/Moscow"',
+                f'starts_at = "{starts_at.isoformat()}"',
+                'status = "postponed"',
+                "[[subscribers]]",
+                'id = "wire"',
+                f'webhook = {{ url = "{receiver.url("/wire")}", secrets = ["{SECRET}"] }}',
+                "[[subscribers]]",
+                'id = "press"',
+                'email = "press@example.org"',
+                'locale = "ru"',
+            ]
+        )
+        + "\n"
+    )
+    env = environment(tmp_path, database_url)
+    daemon = await start_daemon(env, tmp_path)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": "Bearer t0ken"}
+        ) as client:
+            pushed = await client.post(
+                "/v1/meetings/talks/status",
+                json={"status": "cleared", "reason": "assessment negative", "event_id": "e-1"},
+            )
+            assert pushed.status_code == 202, pushed.text
+            await wait_for(lambda: receiver.hits and smtp.box.to("press@example.org"), 15)
+            again = await client.post(
+                "/v1/meetings/talks/status", json={"status": "cleared", "event_id": "e-1"}
+            )
+            assert again.json()["duplicate"] is True
+            await asyncio.sleep(1.5)
+        (hit,) = receiver.hits
+        assert hit.verified["type"] == "meeting.cleared"
+        (mail,) = smtp.box.to("press@example.org")
+        assert mail["Subject"].startswith("Препятствие снято: Talks")
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(daemon.wait(), 30) == 0
+        smtp.stop()
+        await receiver.stop()
