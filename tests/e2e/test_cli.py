@@ -101,7 +101,7 @@ def test_an_impossible_transition_exits_1_and_changes_nothing(notifier: Notifier
     before = notifier("meetings", "show", TALKS, "--json").out
     assert_user_error(
         notifier("event", TALKS, "in_progress"),
-.*force overrides",
+        r"cannot go from cancelled to in_progress .*force overrides",
     )
     assert notifier("meetings", "show", TALKS, "--json").out == before
     forced = notifier("event", TALKS, "in_progress", "--force", "--json")
