@@ -9,6 +9,7 @@ nothing, so a stale timer is harmless. Interval jobs run the config watcher and 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,9 @@ from notifier.store import Store
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+#: Most reminders fired in one transaction.
+FIRE_BATCH = 500
 
 
 class Scheduler:
@@ -50,6 +54,8 @@ class Scheduler:
         self._timers: dict[int, datetime] = {}
         #: Reminders whose timer rang and whose firing is under way.
         self._firing: set[int] = set()
+        self._due: list[int] = []
+        self._flushing: asyncio.Task[None] | None = None
         self._version: str | None = None
         self.last_sync_at: datetime | None = None
         self.fired: dict[str, int] = {}
@@ -129,25 +135,36 @@ class Scheduler:
         return changed
 
     async def _fire(self, reminder_id: int) -> None:
+        # Timers that ring together are fired together: collect them for one tick, then
+        # fire the lot in one transaction.
         self._timers.pop(reminder_id, None)
         self._firing.add(reminder_id)
-        try:
-            outcome = await service.fire_reminder(
-                self.store, reminder_id, now=self.clock(), grace=self.grace
-            )
-        except Exception:  # the timer is gone; the next sync sets it again
-            log.exception("reminder %d failed to fire", reminder_id)
-            self._version = None
-            return
-        finally:
-            self._firing.discard(reminder_id)
-        self.fired[outcome.value] = self.fired.get(outcome.value, 0) + 1
-        if outcome is service.ReminderOutcome.EARLY:
-            self._version = None  # the next sync sets the timer again
-        log.info(
-            "reminder %d: %s",
-            reminder_id,
-            outcome.value,
-            extra={"action": "reminder", "reminder": reminder_id, "outcome": outcome.value},
-        )
-        self.on_fired()
+        self._due.append(reminder_id)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)
+        while self._due:
+            batch, self._due = self._due[:FIRE_BATCH], self._due[FIRE_BATCH:]
+            try:
+                outcomes = await service.fire_reminders(
+                    self.store, batch, now=self.clock(), grace=self.grace
+                )
+            except Exception:  # the timers are gone; the next sync sets them again
+                log.exception("%d reminders failed to fire", len(batch))
+                self._version = None
+                self._firing.difference_update(batch)
+                continue
+            self._firing.difference_update(batch)
+            for reminder_id, outcome in outcomes.items():
+                self.fired[outcome.value] = self.fired.get(outcome.value, 0) + 1
+                if outcome is service.ReminderOutcome.EARLY:
+                    self._version = None  # the next sync sets the timer again
+                log.info(
+                    "reminder %d: %s",
+                    reminder_id,
+                    outcome.value,
+                    extra={"action": "reminder", "reminder": reminder_id, "outcome": outcome.value},
+                )
+            self.on_fired()

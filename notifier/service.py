@@ -27,6 +27,7 @@ from notifier.domain.models import (
     kind_of_status,
 )
 from notifier.domain.outbox import (
+    Delivery,
     coalesce,
     plan_change_deliveries,
     plan_reminder_deliveries,
@@ -164,57 +165,80 @@ class ReminderOutcome(StrEnum):
 async def fire_reminder(
     store: Store, reminder_id: int, *, now: datetime, grace: timedelta
 ) -> ReminderOutcome:
-    """Fire one reminder if it is still due: queue its deliveries and mark it, together.
+    """Fire one reminder if it is still due (see `fire_reminders`)."""
+    return (await fire_reminders(store, [reminder_id], now=now, grace=grace))[reminder_id]
+
+
+async def fire_reminders(
+    store: Store, reminder_ids: list[int], *, now: datetime, grace: timedelta
+) -> dict[int, ReminderOutcome]:
+    """Fire reminders that are still due: queue their deliveries and mark them, together.
 
     A reminder fires only for the meeting sequence it was planned for, while the meeting is
     on schedule and the subscriber still wants that reminder; otherwise it is withdrawn. One
-    whose instant passed more than `grace` ago is recorded as missed. Firing and marking
-    happen in one transaction, so a crash at any point neither loses nor doubles it.
+    whose instant passed more than `grace` ago is recorded as missed. Reminders that come
+    due together are fired in one transaction with a handful of statements, so a crash at
+    any point neither loses nor doubles any of them, and a burst stays cheap.
     """
+    outcomes: dict[int, ReminderOutcome] = {}
     async with store.write() as tx:
-        reminder = await tx.reminder(reminder_id, for_update=True)
-        if reminder is None or reminder.state != "pending":
-            return ReminderOutcome.GONE
-        meeting = await tx.meeting(reminder.meeting_id)
-        found = await tx.subscriber_records(ids=[reminder.subscriber_id])
-        subscriber = found[0].subscriber if found else None
-        wanted = (
-            meeting is not None
-            and subscriber is not None
-            and meeting.sequence == reminder.sequence
-            and meeting.status in ON_SCHEDULE
-            and reminder.offset in subscriber.reminders
-            and subscriber_matches(subscriber, meeting, EventKind.REMINDER)
-        )
-        if not wanted:
-            await tx.finish_reminder(reminder_id, state="withdrawn", at=now)
-            return ReminderOutcome.WITHDRAWN
-        assert meeting is not None
-        assert subscriber is not None
-        lateness = now - reminder.due_at
-        if lateness < -EARLY_TOLERANCE:
-            return ReminderOutcome.EARLY
-        if lateness > grace:
-            await tx.finish_reminder(reminder_id, state="missed", at=now)
-            log.warning(
-                "reminder %d (%s, %s before %s) missed by %s",
-                reminder_id,
-                reminder.subscriber_id,
-                reminder.offset,
-                reminder.meeting_id,
-                lateness,
-                extra={"action": "reminder_missed", "reminder": reminder_id},
+        found = await tx.reminders_by_id(reminder_ids, for_update=True)
+        meetings = {
+            meeting_id: await tx.meeting(meeting_id)
+            for meeting_id in sorted({r.meeting_id for r in found.values()})
+        }
+        readers = {
+            record.subscriber.id: record.subscriber
+            for record in await tx.subscriber_records(
+                ids=sorted({r.subscriber_id for r in found.values()})
             )
-            return ReminderOutcome.MISSED
-        late = lateness > LATE_AFTER
-        await tx.enqueue(
-            plan_reminder_deliveries(
+        }
+        planned: list[Delivery] = []
+        finished: list[tuple[int, str, bool]] = []
+        for reminder_id in reminder_ids:
+            reminder = found.get(reminder_id)
+            if reminder is None or reminder.state != "pending":
+                outcomes[reminder_id] = ReminderOutcome.GONE
+                continue
+            meeting = meetings.get(reminder.meeting_id)
+            subscriber = readers.get(reminder.subscriber_id)
+            if (
+                meeting is None
+                or subscriber is None
+                or meeting.sequence != reminder.sequence
+                or meeting.status not in ON_SCHEDULE
+                or reminder.offset not in subscriber.reminders
+                or not subscriber_matches(subscriber, meeting, EventKind.REMINDER)
+            ):
+                finished.append((reminder_id, "withdrawn", False))
+                outcomes[reminder_id] = ReminderOutcome.WITHDRAWN
+                continue
+            lateness = now - reminder.due_at
+            if lateness < -EARLY_TOLERANCE:
+                outcomes[reminder_id] = ReminderOutcome.EARLY
+                continue
+            if lateness > grace:
+                finished.append((reminder_id, "missed", False))
+                log.warning(
+                    "reminder %d (%s, %s before %s) missed by %s",
+                    reminder_id,
+                    reminder.subscriber_id,
+                    reminder.offset,
+                    reminder.meeting_id,
+                    lateness,
+                    extra={"action": "reminder_missed", "reminder": reminder_id},
+                )
+                outcomes[reminder_id] = ReminderOutcome.MISSED
+                continue
+            late = lateness > LATE_AFTER
+            planned += plan_reminder_deliveries(
                 meeting, subscriber, reminder.offset, now=reminder.due_at, late=late
-            ),
-            now=now,
-        )
-        await tx.finish_reminder(reminder_id, state="fired", at=now, late=late)
-    return ReminderOutcome.LATE if late else ReminderOutcome.FIRED
+            )
+            finished.append((reminder_id, "fired", late))
+            outcomes[reminder_id] = ReminderOutcome.LATE if late else ReminderOutcome.FIRED
+        await tx.enqueue(planned, now=now)
+        await tx.finish_reminders(finished, at=now)
+    return outcomes
 
 
 #: A reminder fired more than this after its instant is marked late.

@@ -1000,23 +1000,30 @@ class Transaction:
         self, reminder_id: int, *, for_update: bool = False
     ) -> StoredReminder | None:
         """One reminder, locked for the transaction with `for_update`."""
-        query = select(reminders).where(reminders.c.id == reminder_id)
+        found = await self.reminders_by_id([reminder_id], for_update=for_update)
+        return found.get(reminder_id)
+
+    async def reminders_by_id(
+        self, ids: Sequence[int], *, for_update: bool = False
+    ) -> dict[int, StoredReminder]:
+        """Reminders by id, locked for the transaction with `for_update`."""
+        query = select(reminders).where(reminders.c.id.in_(list(ids)))
         if for_update:
             query = query.with_for_update()
-        row = (await self.connection.execute(query)).first()
-        if row is None:
-            return None
-        return StoredReminder(
-            id=row.id,
-            meeting_id=row.meeting_id,
-            subscriber_id=row.subscriber_id,
-            offset=timedelta(seconds=row.offset_seconds),
-            due_at=row.due_at,
-            sequence=row.sequence,
-            state=row.state,
-            fired_at=row.fired_at,
-            late=bool(row.late),
-        )
+        return {
+            row.id: StoredReminder(
+                id=row.id,
+                meeting_id=row.meeting_id,
+                subscriber_id=row.subscriber_id,
+                offset=timedelta(seconds=row.offset_seconds),
+                due_at=row.due_at,
+                sequence=row.sequence,
+                state=row.state,
+                fired_at=row.fired_at,
+                late=bool(row.late),
+            )
+            for row in (await self.connection.execute(query)).all()
+        }
 
     async def meeting_reminders(self, meeting_id: str) -> list[StoredReminder]:
         """Every reminder of a meeting, in due order."""
@@ -1029,6 +1036,31 @@ class Transaction:
         ).scalars()
         found = [await self.reminder(reminder_id) for reminder_id in rows]
         return [r for r in found if r is not None]
+
+    async def finish_reminders(
+        self, outcomes: Sequence[tuple[int, str, bool]], *, at: datetime
+    ) -> None:
+        """Record (id, state, late) for many pending reminders in one statement."""
+        if not outcomes:
+            return
+        await self.connection.execute(
+            update(reminders)
+            .where(reminders.c.id == bindparam("b_id"), reminders.c.state == "pending")
+            .values(
+                state=bindparam("b_state"),
+                fired_at=bindparam("b_fired_at", type_=UTCDateTime),
+                late=bindparam("b_late"),
+            ),
+            [
+                {
+                    "b_id": reminder_id,
+                    "b_state": state,
+                    "b_fired_at": at if state == "fired" else None,
+                    "b_late": late,
+                }
+                for reminder_id, state, late in outcomes
+            ],
+        )
 
     async def finish_reminder(
         self, reminder_id: int, *, state: str, at: datetime, late: bool = False
