@@ -389,27 +389,6 @@ def meetings_show(
 # -- subscribers ------------------------------------------------------------------------------
 
 
-def _subscriber_dict(subscriber: Subscriber) -> dict[str, Any]:
-    return {
-        "id": subscriber.id,
-        "name": subscriber.name,
-        "email": subscriber.email,
-        # Secrets are never printed: only how many there are.
-        "webhook": {"url": subscriber.webhook.url, "secrets": len(subscriber.webhook.secrets)}
-        if subscriber.webhook
-        else None,
-        "timezone": subscriber.timezone,
-        "locale": subscriber.locale,
-        "meetings": list(subscriber.meetings),
-        "tags": list(subscriber.tags),
-        "events": list(subscriber.events),
-        "reminders": [format_duration(r) for r in subscriber.reminders],
-        "quiet_hours": str(subscriber.quiet_hours) if subscriber.quiet_hours else None,
-        "active": subscriber.active,
-        "source": subscriber.source.value,
-    }
-
-
 def _subscribers_list(config: Path | None, as_json: bool, include_retired: bool) -> None:
     settings = _settings(config)
 
@@ -419,7 +398,7 @@ def _subscribers_list(config: Path | None, as_json: bool, include_retired: bool)
 
     records = _run(settings, work)
     if as_json:
-        _print_json([_subscriber_dict(r.subscriber) for r in records])
+        _print_json([r.subscriber.to_dict() for r in records])
         return
     if not records:
         typer.echo("no subscribers")
@@ -486,7 +465,7 @@ def subscribers_show(
                 raise UnknownSubscriber(subscriber_id)
             return record.subscriber
 
-    data = _subscriber_dict(_run(settings, work))
+    data = _run(settings, work).to_dict()
     if as_json:
         _print_json(data)
         return

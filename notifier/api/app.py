@@ -28,7 +28,6 @@ from notifier.api.problems import install, problem
 from notifier.channels.webhook import sign
 from notifier.delivery import describe
 from notifier.domain.addresses import host_allowed
-from notifier.domain.durations import format_duration
 from notifier.domain.errors import (
     Conflict,
     InvalidChange,
@@ -136,27 +135,6 @@ class MeetingPatch(BaseModel):
     conditions: list[str] | None = None
     ends_at: AwareDatetime | None = None
     reason: str = ""
-
-
-def subscriber_view(subscriber: Subscriber) -> dict[str, Any]:
-    """A subscriber as JSON; secrets only as a count."""
-    return {
-        "id": subscriber.id,
-        "name": subscriber.name,
-        "email": subscriber.email,
-        "webhook": {"url": subscriber.webhook.url, "secrets": len(subscriber.webhook.secrets)}
-        if subscriber.webhook
-        else None,
-        "timezone": subscriber.timezone,
-        "locale": subscriber.locale,
-        "meetings": list(subscriber.meetings),
-        "tags": list(subscriber.tags),
-        "events": list(subscriber.events),
-        "reminders": [format_duration(r) for r in subscriber.reminders],
-        "quiet_hours": str(subscriber.quiet_hours) if subscriber.quiet_hours else None,
-        "active": subscriber.active,
-        "source": subscriber.source.value,
-    }
 
 
 class BodyLimit:
@@ -409,12 +387,12 @@ def create_api(context: ApiContext) -> FastAPI:
             for record in await tx.meeting_records():
                 await service.replan(tx, record.meeting, current, now=now)
         context.on_change()
-        return subscriber_view(subscriber)
+        return subscriber.to_dict()
 
     @v1.get("/subscribers", dependencies=secured, tags=["subscribers"], summary="List subscribers")
     async def list_subscribers() -> list[dict[str, Any]]:
         async with store.read() as tx:
-            return [subscriber_view(s) for s in await tx.subscribers()]
+            return [s.to_dict() for s in await tx.subscribers()]
 
     @v1.post(
         "/subscribers",
@@ -436,7 +414,7 @@ def create_api(context: ApiContext) -> FastAPI:
         summary="Read a subscriber",
     )
     async def read_subscriber(subscriber_id: str) -> dict[str, Any]:
-        return subscriber_view(await subscriber_or_404(subscriber_id))
+        return (await subscriber_or_404(subscriber_id)).to_dict()
 
     @v1.patch(
         "/subscribers/{subscriber_id}",
@@ -452,7 +430,7 @@ def create_api(context: ApiContext) -> FastAPI:
             )
         if "id" in body and body["id"] != subscriber_id:
             raise InvalidChange("id: cannot be changed")
-        view = subscriber_view(current)
+        view = current.to_dict()
         merged = {k: v for k, v in view.items() if k not in ("active", "source", "webhook")}
         merged["reminders"] = view["reminders"]
         if current.webhook is not None and "webhook" not in body:

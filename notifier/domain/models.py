@@ -255,3 +255,25 @@ class Subscriber:
     quiet_hours: QuietHours | None = None
     active: bool = True
     source: Source = Source.API
+
+    def to_dict(self) -> dict[str, Any]:
+        """The subscriber as JSON-ready data; webhook secrets only as a count, never shown."""
+        from notifier.domain.durations import format_duration
+
+        return {
+            "id": self.id,
+            "name": self.name,
+            "email": self.email,
+            "webhook": {"url": self.webhook.url, "secrets": len(self.webhook.secrets)}
+            if self.webhook
+            else None,
+            "timezone": self.timezone,
+            "locale": self.locale,
+            "meetings": list(self.meetings),
+            "tags": list(self.tags),
+            "events": list(self.events),
+            "reminders": [format_duration(r) for r in self.reminders],
+            "quiet_hours": str(self.quiet_hours) if self.quiet_hours else None,
+            "active": self.active,
+            "source": self.source.value,
+        }
