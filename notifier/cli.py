@@ -40,7 +40,7 @@ from notifier.domain.models import (
     StatusChange,
     Subscriber,
 )
-from notifier.domain.outbox import Channel, Contact, Delivery, DeliveryStatus
+from notifier.domain.outbox import Channel, Contact, Delivery, DeliveryFilter, DeliveryStatus
 from notifier.logs import configure_logging
 from notifier.rendering import Renderer, preview_notice, sample_notices
 from notifier.settings import Settings, load_settings, parse_datetime_arg
@@ -480,13 +480,13 @@ def subscribers_show(
 # -- deliveries -------------------------------------------------------------------------------
 
 StatusOption = Annotated[
-    DeliveryStatus | None,
+    DeliveryFilter | None,
     typer.Option("--status", help="Only deliveries in this state."),
 ]
 
 
 def _deliveries_list(
-    config: Path | None, status: DeliveryStatus | None, limit: int, as_json: bool
+    config: Path | None, status: DeliveryFilter | None, limit: int, as_json: bool
 ) -> None:
     settings = _settings(config)
 

@@ -36,7 +36,7 @@ from notifier.domain.errors import (
     UnknownSubscriber,
 )
 from notifier.domain.models import MeetingStatus, Source, StatusChange, Subscriber
-from notifier.domain.outbox import Channel, DeliveryStatus
+from notifier.domain.outbox import Channel, DeliveryFilter, DeliveryStatus
 from notifier.settings import MeetingConfig, Settings, SubscriberConfig
 from notifier.store import Store
 from notifier.tokens import read_unsubscribe_token
@@ -466,7 +466,7 @@ def create_api(context: ApiContext) -> FastAPI:
         "/deliveries", dependencies=secured, tags=["deliveries"], summary="The outbox, newest first"
     )
     async def list_deliveries(
-        status: DeliveryStatus | None = None, limit: Annotated[int, Field(ge=1, le=1000)] = 100
+        status: DeliveryFilter | None = None, limit: Annotated[int, Field(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:
         async with store.read() as tx:
             return [describe(d) for d in await tx.deliveries(status=status, limit=limit)]

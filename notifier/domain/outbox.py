@@ -45,6 +45,25 @@ class DeliveryStatus(StrEnum):
     MERGED = "merged"
 
 
+class DeliveryFilter(StrEnum):
+    """What `deliveries --status` and ``GET /v1/deliveries?status=`` select."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    DEAD = "dead"
+    MERGED = "merged"
+    #: Failed at least once and not sent: retrying or dead.
+    FAILED = "failed"
+
+    def statuses(self) -> list[DeliveryStatus]:
+        """The delivery states this filter selects."""
+        if self is DeliveryFilter.FAILED:
+            return [DeliveryStatus.RETRYING, DeliveryStatus.DEAD]
+        return [DeliveryStatus(self.value)]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Delivery:
     """One notification to one endpoint, as the outbox holds it."""

@@ -25,7 +25,14 @@ from notifier.domain.models import (
     Subscriber,
     WebhookEndpoint,
 )
-from notifier.domain.outbox import Attempt, Channel, Contact, Delivery, DeliveryStatus
+from notifier.domain.outbox import (
+    Attempt,
+    Channel,
+    Contact,
+    Delivery,
+    DeliveryFilter,
+    DeliveryStatus,
+)
 from notifier.domain.reminders import Reminder
 from notifier.store import migrate
 from notifier.store.engine import READ_ONLY, create_engine, redact
@@ -840,16 +847,17 @@ class Transaction:
         )
 
     async def deliveries(
-        self, *, status: DeliveryStatus | None = None, limit: int = 100
+        self, *, status: DeliveryStatus | DeliveryFilter | None = None, limit: int = 100
     ) -> list[Delivery]:
-        """Deliveries, newest first, optionally only those in `status`."""
+        """Deliveries, newest first, optionally only those `status` selects."""
         query = (
             select(deliveries)
             .order_by(deliveries.c.created_at.desc(), deliveries.c.id)
             .limit(limit)
         )
         if status is not None:
-            query = query.where(deliveries.c.status == status.value)
+            wanted = status.statuses() if isinstance(status, DeliveryFilter) else [status]
+            query = query.where(deliveries.c.status.in_([s.value for s in wanted]))
         return [_delivery(row) for row in (await self.connection.execute(query)).all()]
 
     async def delivery(self, delivery_id: str) -> Delivery | None:

@@ -186,6 +186,7 @@ async def test_deliveries_are_listed_and_replayed(api: httpx.AsyncClient) -> Non
     assert retried.status_code == 202
     assert_problem(await api.post("/v1/deliveries/msg_nope/retry", headers=AUTH), 404)
     assert_problem(await api.get("/v1/deliveries?status=lost", headers=AUTH), 422)
+    assert (await api.get("/v1/deliveries?status=failed", headers=AUTH)).json() == []
 
 
 async def test_one_click_unsubscribe(api: httpx.AsyncClient, store: Store) -> None:

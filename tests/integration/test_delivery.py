@@ -21,7 +21,7 @@ from notifier.domain.models import (
     Subscriber,
     WebhookEndpoint,
 )
-from notifier.domain.outbox import Channel, Delivery, DeliveryStatus
+from notifier.domain.outbox import Channel, Delivery, DeliveryFilter, DeliveryStatus
 from notifier.store import Store
 from notifier.tokens import read_unsubscribe_token
 from tests.integration.conftest import ROTATED, SECRET, Clock
@@ -191,6 +191,9 @@ async def test_a_500_is_retried_on_schedule_with_the_same_webhook_id(
     assert delivery.status is DeliveryStatus.RETRYING
     assert delivery.next_attempt_at == clock() + timedelta(seconds=5)
     assert "HTTP 500" in (delivery.last_error or "")
+    async with store.read() as tx:
+        failed = await tx.deliveries(status=DeliveryFilter.FAILED)
+    assert [d.id for d in failed] == [delivery.id]
     clock.advance(timedelta(seconds=4))
     assert await run_until_idle(worker) == 0  # not due yet
     clock.advance(timedelta(seconds=1))
