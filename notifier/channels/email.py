@@ -52,13 +52,17 @@ class EmailChannel:
         await self.close()
 
     async def close(self) -> None:
-        """Say QUIT on every open connection."""
+        """Say QUIT on every open connection, and let the sockets finish closing."""
         while self._open:
             client = self._open.pop()
             try:
                 await client.quit()
             except (aiosmtplib.SMTPException, OSError):
                 client.close()
+        # A transport closes its socket on the loop's next turn (a TLS one after its
+        # shutdown exchange): give it those turns before the caller's loop may end.
+        for _ in range(3):
+            await asyncio.sleep(0.01)
 
     async def _checkout(self) -> aiosmtplib.SMTP:
         while not self._idle.empty():

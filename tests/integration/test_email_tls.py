@@ -84,6 +84,7 @@ async def test_starttls_with_login_delivers(
         tls_context=client_context,
     ) as channel:
         await channel.send(MESSAGE, sender="n@example.org", recipient="r@example.org")
+    await settle()
     assert len(starttls_server.box.to("r@example.org")) == 1
 
 
@@ -110,6 +111,7 @@ async def test_plain_text_to_a_server_that_requires_tls_is_refused(
     async with EmailChannel(host="127.0.0.1", port=starttls_server.port) as channel:
         with pytest.raises(PermanentDeliveryError, match="530"):
             await channel.send(MESSAGE, sender="n@example.org", recipient="r@example.org")
+    await settle()
 
 
 async def test_an_untrusted_certificate_is_not_accepted(starttls_server: SmtpServer) -> None:
@@ -143,4 +145,5 @@ async def test_implicit_tls_delivers(
         host="127.0.0.1", port=tls_server.port, security="tls", tls_context=client_context
     ) as channel:
         await channel.send(MESSAGE, sender="n@example.org", recipient="r@example.org")
+    await settle()
     assert len(tls_server.box.to("r@example.org")) == 1
