@@ -54,3 +54,31 @@ def test_the_console_script_and_package_data_are_declared() -> None:
     assert project["project"]["scripts"]["notifier"] == "notifier.cli:main"
     assert (ROOT / "notifier" / "__main__.py").exists()
     assert (ROOT / "notifier" / "store" / "migrations" / "env.py").exists()
+
+
+def test_the_compose_example_runs_migrations_once_then_replicas_of_this_image() -> None:
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    assert services["migrate"]["command"] == ["db", "upgrade"]
+    replicas = [s for name, s in services.items() if name.startswith("notifier-")]
+    assert len(replicas) >= 2
+    for replica in replicas:
+        assert replica["build"] == "."
+        assert replica["command"] == ["run"]
+        assert replica["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        env = replica["environment"]
+        assert env["NOTIFIER_DATABASE_URL"].startswith("postgresql+asyncpg://")
+        for volume in replica["volumes"]:
+            source = volume.split(":")[0]
+            assert (ROOT / source).exists(), f"compose mounts {source}, which does not exist"
+    # Every NOTIFIER_* variable the example sets is a real setting.
+    from notifier.settings import Settings
+
+    for name in replicas[0]["environment"]:
+        if name == "NOTIFIER_CONFIG":
+            continue
+        key = name.removeprefix("NOTIFIER_").lower()
+        assert key in Settings.model_fields, f"{name} is not a setting"
+    assert (ROOT / "docs" / "operations.md").exists()
