@@ -672,16 +672,9 @@ def render(
                 notice_id="ntc_preview",
                 next_attempt_at=now,
             )
-            contact = Contact(
-                id=subscriber.id,
-                name=subscriber.name,
-                locale=subscriber.locale,
-                timezone=subscriber.timezone,
-                active=subscriber.active,
-                email=subscriber.email,
-                webhook=subscriber.webhook,
+            return postman.email_bytes(preview, Contact.of(subscriber), prepared).decode(
+                "utf-8", "replace"
             )
-            return postman.email_bytes(preview, contact, prepared).decode("utf-8", "replace")
 
     typer.echo(_run(settings, work).rstrip("\n"))
 

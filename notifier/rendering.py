@@ -41,7 +41,14 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from notifier.domain.durations import parse_duration
 from notifier.domain.errors import ConfigError
-from notifier.domain.models import EventKind, Meeting, MeetingStatus
+from notifier.domain.models import (
+    EventKind,
+    HistoryEntry,
+    Meeting,
+    MeetingStatus,
+    kind_of_status,
+)
+from notifier.domain.outbox import change_payload, reminder_payload
 
 PARTS = ("subject.txt", "body.txt", "body.html")
 SHIPPED_LOCALES = ("en", "ru")
@@ -110,9 +117,6 @@ class Notice:
 
 def sample_notices(now: datetime) -> list[Notice]:
     """One notice of every kind about a sample meeting, to check templates with."""
-    from notifier.domain.models import HistoryEntry, kind_of_status
-    from notifier.domain.outbox import change_payload, reminder_payload
-
     meeting = Meeting(
         id="sample",
         title="Talks <between> the presidents & delegations",
@@ -171,9 +175,6 @@ def preview_notice(
     Uses the latest history entry of that kind when there is one, else describes the
     meeting's current state as that kind.
     """
-    from notifier.domain.models import HistoryEntry
-    from notifier.domain.outbox import change_payload, reminder_payload
-
     if kind is EventKind.REMINDER:
         offset = min(subscriber.reminders) if subscriber.reminders else timedelta(hours=1)
         return Notice.from_payload(reminder_payload(meeting, offset, at=now))

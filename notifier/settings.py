@@ -44,9 +44,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from notifier.domain.addresses import host_allowed
 from notifier.domain.durations import format_duration, parse_duration
 from notifier.domain.errors import ConfigError
 from notifier.domain.models import (
+    EventKind,
     Meeting,
     MeetingStatus,
     QuietHours,
@@ -265,8 +267,6 @@ class WebhookConfig(_Strict):
 
 
 def _known_kind(value: str) -> str:
-    from notifier.domain.models import EventKind
-
     if value != "*" and value not in {k.value for k in EventKind}:
         raise ValueError(
             f"unknown event kind {value!r}: use '*' or one of "
@@ -447,8 +447,6 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
 
 def _check_targets(settings: Settings, path: Path, text: str) -> None:
     """Refuse webhook URLs that name a private, loopback or link-local address outright."""
-    from notifier.domain.addresses import host_allowed
-
     for index, subscriber in enumerate(settings.subscribers):
         if subscriber.webhook is None:
             continue

@@ -92,6 +92,12 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def owned_by_api(what: str, record_id: str, source: Source, verb: str) -> None:
+    """Refuse changing over the API a record the config file defines (409)."""
+    if source is Source.FILE:
+        raise Conflict(f"{what} {record_id!r} is defined in the config file; {verb} it there")
+
+
 def token_name(token: str) -> str:
     """How logs and metrics name a token: a short hash, never the token."""
     return "tok_" + hashlib.sha256(token.encode()).hexdigest()[:8]
@@ -279,8 +285,7 @@ def create_api(context: ApiContext) -> FastAPI:
     )
     async def patch_meeting(meeting_id: str, body: MeetingPatch) -> dict[str, Any]:
         meeting = await meeting_or_404(meeting_id)
-        if meeting.source is Source.FILE:
-            raise Conflict(f"meeting {meeting_id!r} is defined in the config file; edit it there")
+        owned_by_api("meeting", meeting_id, meeting.source, "edit")
         fields: dict[str, object] = {
             k: (tuple(v) if isinstance(v, list) else v)
             for k, v in body.model_dump(exclude_unset=True, exclude={"reason"}).items()
@@ -300,8 +305,7 @@ def create_api(context: ApiContext) -> FastAPI:
     )
     async def delete_meeting(meeting_id: str) -> Response:
         meeting = await meeting_or_404(meeting_id)
-        if meeting.source is Source.FILE:
-            raise Conflict(f"meeting {meeting_id!r} is defined in the config file; remove it there")
+        owned_by_api("meeting", meeting_id, meeting.source, "remove")
         async with store.write() as tx:
             await tx.set_meeting_bookkeeping(meeting_id, retired_at=context.clock())
             await tx.replace_reminders(meeting, [], on_schedule=False)
@@ -424,10 +428,7 @@ def create_api(context: ApiContext) -> FastAPI:
     )
     async def patch_subscriber(subscriber_id: str, body: dict[str, Any]) -> dict[str, Any]:
         current = await subscriber_or_404(subscriber_id)
-        if current.source is Source.FILE:
-            raise Conflict(
-                f"subscriber {subscriber_id!r} is defined in the config file; edit it there"
-            )
+        owned_by_api("subscriber", subscriber_id, current.source, "edit")
         if "id" in body and body["id"] != subscriber_id:
             raise InvalidChange("id: cannot be changed")
         view = current.to_dict()
@@ -450,10 +451,7 @@ def create_api(context: ApiContext) -> FastAPI:
     )
     async def delete_subscriber(subscriber_id: str) -> Response:
         current = await subscriber_or_404(subscriber_id)
-        if current.source is Source.FILE:
-            raise Conflict(
-                f"subscriber {subscriber_id!r} is defined in the config file; remove it there"
-            )
+        owned_by_api("subscriber", subscriber_id, current.source, "remove")
         async with store.write() as tx:
             await tx.retire_subscriber(subscriber_id, now=context.clock())
             await tx.touch_reminders()

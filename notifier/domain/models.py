@@ -12,6 +12,8 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+from notifier.domain.durations import format_duration
+
 
 class MeetingStatus(StrEnum):
     """Where a meeting stands."""
@@ -258,8 +260,6 @@ class Subscriber:
 
     def to_dict(self) -> dict[str, Any]:
         """The subscriber as JSON-ready data; webhook secrets only as a count, never shown."""
-        from notifier.domain.durations import format_duration
-
         return {
             "id": self.id,
             "name": self.name,

@@ -97,6 +97,19 @@ class Contact:
     email: str | None
     webhook: WebhookEndpoint | None
 
+    @classmethod
+    def of(cls, subscriber: Subscriber) -> Contact:
+        """How to reach `subscriber` as it stands."""
+        return cls(
+            id=subscriber.id,
+            name=subscriber.name,
+            locale=subscriber.locale,
+            timezone=subscriber.timezone,
+            active=subscriber.active,
+            email=subscriber.email,
+            webhook=subscriber.webhook,
+        )
+
 
 def notice_id(meeting_id: str, sequence: int, kind: EventKind, *extra: object) -> str:
     """The id of what a change (or a reminder offset) says, shared by its deliveries."""

@@ -1035,15 +1035,13 @@ class Transaction:
 
     async def meeting_reminders(self, meeting_id: str) -> list[StoredReminder]:
         """Every reminder of a meeting, in due order."""
-        rows = (
+        ids = (
             await self.connection.execute(
-                select(reminders.c.id)
-                .where(reminders.c.meeting_id == meeting_id)
-                .order_by(reminders.c.due_at, reminders.c.id)
+                select(reminders.c.id).where(reminders.c.meeting_id == meeting_id)
             )
         ).scalars()
-        found = [await self.reminder(reminder_id) for reminder_id in rows]
-        return [r for r in found if r is not None]
+        found = await self.reminders_by_id(list(ids))
+        return sorted(found.values(), key=lambda r: (r.due_at, r.id))
 
     async def finish_reminders(
         self, outcomes: Sequence[tuple[int, str, bool]], *, at: datetime
@@ -1068,20 +1066,6 @@ class Transaction:
                 }
                 for reminder_id, state, late in outcomes
             ],
-        )
-
-    async def finish_reminder(
-        self, reminder_id: int, *, state: str, at: datetime, late: bool = False
-    ) -> None:
-        """Record what became of a pending reminder: fired, missed or withdrawn.
-
-        The reminders version is left alone: the timer that fired it is already gone, and
-        a version bump per firing would make every scheduler reload every timer in a burst.
-        """
-        await self.connection.execute(
-            update(reminders)
-            .where(reminders.c.id == reminder_id, reminders.c.state == "pending")
-            .values(state=state, fired_at=at if state == "fired" else None, late=late)
         )
 
     # -- sources ----------------------------------------------------------------------------
