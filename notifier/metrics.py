@@ -36,3 +36,15 @@ OLDEST_PENDING = Gauge(
     "Age of the oldest delivery not yet sent.",
     registry=REGISTRY,
 )
+REMINDER_LATENESS = Histogram(
+    "notifier_reminder_lateness_seconds",
+    "How long after its instant a reminder was fired (or found missed).",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 600, 3600),
+    registry=REGISTRY,
+)
+SOURCE_POLL_ERRORS = Counter(
+    "notifier_source_poll_errors",
+    "Failed polls of watched sources, by source URL.",
+    ["source"],
+    registry=REGISTRY,
+)

@@ -19,7 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from notifier import service
+from notifier import metrics, service
 from notifier.store import Store
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ class Scheduler:
         #: Reminders whose timer rang and whose firing is under way.
         self._firing: set[int] = set()
         self._due: list[int] = []
+        #: When each rung timer was due, for the lateness metric.
+        self._rang: dict[int, datetime | None] = {}
         self._flushing: asyncio.Task[None] | None = None
         self._version: str | None = None
         self.last_sync_at: datetime | None = None
@@ -137,7 +139,7 @@ class Scheduler:
     async def _fire(self, reminder_id: int) -> None:
         # Timers that ring together are fired together: collect them for one tick, then
         # fire the lot in one transaction.
-        self._timers.pop(reminder_id, None)
+        self._rang[reminder_id] = self._timers.pop(reminder_id, None)
         self._firing.add(reminder_id)
         self._due.append(reminder_id)
         if self._flushing is None or self._flushing.done():
@@ -147,9 +149,14 @@ class Scheduler:
         await asyncio.sleep(0)
         while self._due:
             batch, self._due = self._due[:FIRE_BATCH], self._due[FIRE_BATCH:]
+            now = self.clock()
+            for reminder_id in batch:
+                due = self._rang.pop(reminder_id, None)
+                if due is not None:
+                    metrics.REMINDER_LATENESS.observe(max((now - due).total_seconds(), 0.0))
             try:
                 outcomes = await service.fire_reminders(
-                    self.store, batch, now=self.clock(), grace=self.grace
+                    self.store, batch, now=now, grace=self.grace
                 )
             except Exception:  # the timers are gone; the next sync sets them again
                 log.exception("%d reminders failed to fire", len(batch))

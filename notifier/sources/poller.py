@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from notifier import __version__, service
+from notifier import __version__, metrics, service
 from notifier.domain.errors import Conflict, InvalidChange
 from notifier.domain.models import Source
 from notifier.settings import SourceConfig
@@ -177,6 +177,7 @@ class SourcePoller:
             )
 
     async def _failed(self, now: datetime, state: dict[str, object], error: str) -> PollResult:
+        metrics.SOURCE_POLL_ERRORS.labels(self.url).inc()
         previous = state.get("failures")
         failures = (previous if isinstance(previous, int) else 0) + 1
         wait = backoff(self.config.every, failures)

@@ -15,6 +15,7 @@ from notifier.domain.models import (
     StatusChange,
     Subscriber,
 )
+from notifier.metrics import REGISTRY
 from notifier.scheduler import Scheduler
 from notifier.service import ReminderOutcome
 from notifier.store import Store
@@ -178,6 +179,7 @@ async def test_the_scheduler_fires_at_the_instant_of_the_latest_time(store: Stor
     start = now + timedelta(seconds=4)
     await seed(store, start, reader(reminders=(timedelta(seconds=2),)), now=now)
     scheduler = Scheduler(store, clock=utcnow, grace=GRACE, sync_every=timedelta(milliseconds=200))
+    observed = REGISTRY.get_sample_value("notifier_reminder_lateness_seconds_count") or 0.0
     await scheduler.start()
     try:
         assert scheduler.pending == 1
@@ -195,6 +197,7 @@ async def test_the_scheduler_fires_at_the_instant_of_the_latest_time(store: Stor
     finally:
         scheduler.shutdown()
     assert scheduler.fired == {"fired": 1}
+    assert REGISTRY.get_sample_value("notifier_reminder_lateness_seconds_count") == observed + 1
     async with store.read() as tx:
         (fired,) = [r for r in await tx.meeting_reminders("talks") if r.state == "fired"]
     assert fired.sequence == 2

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from notifier.domain.models import EventKind, MeetingStatus, Source, Subscriber
+from notifier.metrics import REGISTRY
 from notifier.settings import SourceConfig
 from notifier.sources.poller import SourcePoller, backoff
 from notifier.store import Store
@@ -164,7 +165,15 @@ async def test_a_failing_source_backs_off_and_records_its_health(
 ) -> None:
     poller = poller_for(store, feed, clock, client)
     feed.status = 503
+    errors = (
+        REGISTRY.get_sample_value("notifier_source_poll_errors_total", {"source": feed.url()})
+        or 0.0
+    )
     result = await poller.poll()
+    assert (
+        REGISTRY.get_sample_value("notifier_source_poll_errors_total", {"source": feed.url()})
+        == errors + 1
+    )
     assert result.outcome == "failed"
     assert "HTTP 503" in result.problems[0]
     assert (await poller.poll()).outcome == "waiting"
