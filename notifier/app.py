@@ -27,6 +27,7 @@ from notifier.channels.webhook import WebhookChannel
 from notifier.delivery import OutboxWorker, Postman, drain
 from notifier.domain.errors import NotifierError
 from notifier.domain.retry import RetryPolicy
+from notifier.leadership import Leadership
 from notifier.rendering import Renderer
 from notifier.scheduler import Scheduler
 from notifier.settings import Settings, load_settings
@@ -224,14 +225,6 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                         extra={"action": "recover", "deliveries": recovered},
                     )
             worker = outbox_worker(settings, app.store, postman)
-            scheduler = Scheduler(
-                app.store,
-                clock=utcnow,
-                grace=settings.reminders.grace,
-                sync_every=settings.reminders.sync,
-                on_fired=worker.wake.set,
-            )
-
             background: set[asyncio.Task[Any]] = set()
 
             def spawn(work: Any) -> None:
@@ -239,29 +232,62 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                 background.add(task)
                 task.add_done_callback(background.discard)
 
+            pollers: list[SourcePoller] = []
+
+            def leadership_changed(leading: bool) -> None:
+                # Taking over: set every timer and poll every feed now. Handing over: drop
+                # the timers (their firings would be fenced off anyway).
+                spawn(scheduler.sync(force=True))
+                if leading:
+                    for poller in pollers:
+                        spawn(poller.poll())
+
+            leadership = Leadership(
+                app.store,
+                clock=utcnow,
+                ttl=settings.leader.lease,
+                sole=app.store.backend == "sqlite",
+                on_change=leadership_changed,
+            )
+            scheduler = Scheduler(
+                leadership.fenced,
+                clock=utcnow,
+                grace=settings.reminders.grace,
+                sync_every=settings.reminders.sync,
+                on_fired=worker.wake.set,
+                leading=lambda: leadership.leading,
+            )
+
             def changed() -> None:
                 worker.wake.set()
                 spawn(scheduler.sync(force=True))
 
             watcher = ConfigWatcher(settings, app.store, on_change=changed)
             loop.add_signal_handler(signal.SIGHUP, lambda: spawn(watcher.reload(reason="SIGHUP")))
-            await scheduler.start()
-            scheduler.every(settings.config_watch, watcher.check, name="config-watch")
             feeds = await stack.enter_async_context(
                 httpx.AsyncClient(timeout=15.0, follow_redirects=True, trust_env=False)
             )
             for source in settings.sources:
                 poller = SourcePoller(
-                    app.store,
+                    leadership.fenced,
                     source,
                     feeds,
                     clock=utcnow,
                     default_timezone=source.timezone,
                     on_change=changed,
                 )
-                name = f"source {source.url}"
-                scheduler.every(source.every, poller.poll, name=name)
-                scheduler.once(utcnow(), poller.poll, name=f"{name} (first)")
+                pollers.append(poller)
+
+                async def poll(poller: SourcePoller = poller) -> None:
+                    if leadership.leading:
+                        await poller.poll()
+
+                scheduler.every(source.every, poll, name=f"source {source.url}")
+            # Leading from the start polls every feed and sets every timer (the callback).
+            await leadership.tick()
+            await scheduler.start()
+            scheduler.every(settings.leader.renew, leadership.tick, name="leadership")
+            scheduler.every(settings.config_watch, watcher.check, name="config-watch")
 
             def health() -> dict[str, Any]:
                 return {
@@ -273,6 +299,11 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                         else None
                     },
                     "sources": len(settings.sources),
+                    "leader": {
+                        "leading": leadership.leading,
+                        "term": leadership.term,
+                        "replica": leadership.holder,
+                    },
                 }
 
             stop_workers = asyncio.Event()
@@ -321,14 +352,15 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                 counts = await tx.counts()
             log.info(
                 "notifier %s started: database %s, listen %s, meetings=%d subscribers=%d "
-                "pending_reminders=%d",
+                "pending_reminders=%d, scheduler %s",
                 __version__,
                 app.store.url,
                 settings.listen,
                 counts["meetings"],
                 counts["subscribers"],
                 counts["pending_reminders"],
-                extra={"action": "start", **counts},
+                f"leader (term {leadership.term})" if leadership.leading else "follower",
+                extra={"action": "start", "replica": leadership.holder, **counts},
             )
             stopping = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({stopping, serving}, return_when=asyncio.FIRST_COMPLETED)
@@ -340,6 +372,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             stopping.cancel()
             server.should_exit = True
             scheduler.shutdown()
+            await leadership.release()
             await asyncio.gather(serving, return_exceptions=True)
             stop_workers.set()
             await drain(tasks, grace=settings.delivery.drain_timeout.total_seconds())

@@ -48,3 +48,13 @@ SOURCE_POLL_ERRORS = Counter(
     ["source"],
     registry=REGISTRY,
 )
+LEADER = Gauge(
+    "notifier_scheduler_leader",
+    "1 while this replica holds the scheduler lease (runs reminders and feed polls), else 0.",
+    registry=REGISTRY,
+)
+LEADER_TERM = Gauge(
+    "notifier_scheduler_term",
+    "The scheduler lease term this replica holds (0 when it holds none).",
+    registry=REGISTRY,
+)

@@ -5,6 +5,10 @@ is the truth: one job per pending reminder, rebuilt from the store at start-up a
 the store says pending reminders changed (a version every change bumps, in any process).
 A job that fires for a reminder that no longer applies finds that out in the store and does
 nothing, so a stale timer is harmless. Interval jobs run the config watcher and feed polls.
+
+With several replicas, only the scheduler leader (`leading`) keeps reminder timers; the
+others keep none and set them all when they take over. Give the scheduler a `FencedStore`
+so that a firing under a term that has moved on commits nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from notifier import metrics, service
+from notifier.domain.errors import NotLeader
 from notifier.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,8 +46,10 @@ class Scheduler:
         grace: timedelta,
         sync_every: timedelta = timedelta(seconds=2),
         on_fired: Callable[[], None] = lambda: None,
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store
+        self.leading = leading
         self.clock = clock
         self.grace = grace
         self.sync_every = sync_every
@@ -100,7 +107,21 @@ class Scheduler:
         )
 
     async def sync(self, *, force: bool = False) -> int:
-        """Mirror the store's pending reminders into timers; returns how many changed."""
+        """Mirror the store's pending reminders into timers; returns how many changed.
+
+        On a replica that does not lead, drop every timer instead.
+        """
+        if not self.leading():
+            dropped = len(self._timers)
+            for reminder_id in self._timers:
+                if self._aps.get_job(str(reminder_id)) is not None:
+                    self._aps.remove_job(str(reminder_id))
+            self._timers.clear()
+            self._version = None
+            self.last_sync_at = self.clock()
+            if dropped:
+                log.info("reminders: %d timers dropped, another replica leads", dropped)
+            return dropped
         async with self.store.read() as tx:
             version = await tx.reminders_version()
             if version == self._version and not force:
@@ -158,6 +179,16 @@ class Scheduler:
                 outcomes = await service.fire_reminders(
                     self.store, batch, now=now, grace=self.grace
                 )
+            except NotLeader as exc:  # the new leader fires them
+                log.warning(
+                    "%d reminders left to the new scheduler leader: %s",
+                    len(batch),
+                    exc.message,
+                    extra={"action": "reminders_handed_over"},
+                )
+                self._version = None
+                self._firing.difference_update(batch)
+                continue
             except Exception:  # the timers are gone; the next sync sets them again
                 log.exception("%d reminders failed to fire", len(batch))
                 self._version = None

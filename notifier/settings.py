@@ -190,6 +190,28 @@ class ReminderSettings(_Strict):
     sync: Duration = timedelta(seconds=2)
 
 
+class LeaderSettings(_Strict):
+    """Scheduler leadership among replicas sharing one PostgreSQL database.
+
+    One replica at a time runs the reminder timers and feed polls; the others take over
+    within `lease` + `renew` of it dying (or at once when it stops gracefully).
+    """
+
+    #: How long a lease lasts without renewal: a dead leader is replaced after this.
+    lease: Duration = timedelta(seconds=10)
+    #: How often the leader renews its lease and the others try to take it.
+    renew: Duration = timedelta(seconds=2)
+
+    @model_validator(mode="after")
+    def _renew_well_within_lease(self) -> LeaderSettings:
+        if self.renew <= timedelta(0) or self.renew * 2 > self.lease:
+            raise ValueError(
+                f"renew ({format_duration(self.renew)}) must be positive and at most half "
+                f"of lease ({format_duration(self.lease)})"
+            )
+        return self
+
+
 class HistoryConfig(_Strict):
     """A past event of a meeting, imported once when the meeting is first created."""
 
@@ -358,6 +380,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     delivery: DeliverySettings = DeliverySettings()
     reminders: ReminderSettings = ReminderSettings()
+    leader: LeaderSettings = LeaderSettings()
     api: ApiSettings = ApiSettings()
     #: Systems that may push status changes signed instead of with a bearer token.
     upstreams: list[UpstreamConfig] = []

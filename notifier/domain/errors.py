@@ -10,6 +10,7 @@ Callers catch at the level they need::
     ├── Conflict                  an id is taken, or owned by another source
     ├── InvalidChange             a status change that cannot be applied
     │   └── TransitionError       the state machine refuses from -> to
+    ├── NotLeader                 this replica no longer holds the scheduler lease
     └── DeliveryError             a notification could not be delivered
         ├── TemporaryDeliveryError    retry later (honouring Retry-After)
         └── PermanentDeliveryError    dead-letter; `gone` disables the endpoint
@@ -97,6 +98,14 @@ class TransitionError(InvalidChange):
             f"meeting {meeting_id!r} cannot go from {from_status} to {to_status} "
             f"(allowed from {from_status}: {options}; force overrides)"
         )
+
+
+class NotLeader(NotifierError):
+    """This replica does not hold the scheduler lease (another replica took over).
+
+    Raised inside a leader-only transaction whose fencing term is no longer current, so
+    that nothing it would have written is committed.
+    """
 
 
 class DeliveryError(NotifierError):

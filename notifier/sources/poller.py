@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import httpx
 
 from notifier import __version__, metrics, service
-from notifier.domain.errors import Conflict, InvalidChange
+from notifier.domain.errors import Conflict, InvalidChange, NotLeader
 from notifier.domain.models import Source
 from notifier.settings import SourceConfig
 from notifier.sources.feed import (
@@ -36,7 +36,7 @@ MAX_BACKOFF = timedelta(hours=1)
 class PollResult:
     """What one poll did."""
 
-    #: changed | unchanged | not-modified | failed | waiting
+    #: changed | unchanged | not-modified | failed | waiting | handed-over
     outcome: str
     applied: int = 0
     problems: list[str] = field(default_factory=list)
@@ -71,7 +71,24 @@ class SourcePoller:
         self.on_change = on_change
 
     async def poll(self) -> PollResult:
-        """Fetch the source (unless backing off), apply its changes, record its health."""
+        """Fetch the source (unless backing off), apply its changes, record its health.
+
+        Given a `FencedStore`, a poll cut short by another replica taking the scheduler
+        over ends with outcome ``handed-over``; what it applied is idempotent, so the new
+        leader's next poll finishes the job.
+        """
+        try:
+            return await self._poll()
+        except NotLeader as exc:
+            log.warning(
+                "source %s: poll handed over: %s",
+                self.url,
+                exc.message,
+                extra={"action": "source_handed_over"},
+            )
+            return PollResult(outcome="handed-over", problems=[exc.message])
+
+    async def _poll(self) -> PollResult:
         now = self.clock()
         async with self.store.read() as tx:
             state = await tx.source_state(self.url)

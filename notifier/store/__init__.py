@@ -6,6 +6,6 @@ every query lives on `Transaction`, so the SQL of the whole product is in one mo
 
 from __future__ import annotations
 
-from notifier.store.queries import MeetingRecord, Store, Transaction
+from notifier.store.queries import FencedStore, Lease, MeetingRecord, Store, Transaction
 
-__all__ = ["MeetingRecord", "Store", "Transaction"]
+__all__ = ["FencedStore", "Lease", "MeetingRecord", "Store", "Transaction"]

@@ -252,3 +252,16 @@ sources = Table(
     #: What each item looked like when last read (by feed uid), to tell what changed.
     Column("seen", JSON, nullable=False),
 )
+
+#: Leases that let one replica of many do a job alone (the scheduler: reminder timers and
+#: feed polls). `term` grows by one at every change of holder and is the fencing token:
+#: the leader's writes check it in their own transaction.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("term", Integer, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -85,9 +85,10 @@ class _Handler:
 class SmtpServer:
     """An aiosmtpd server on a free loopback port, run in its own thread."""
 
-    def __init__(self, **options: Any) -> None:
-        self.box = Mailbox()
-        self.port = free_port()
+    def __init__(self, *, port: int = 0, box: Mailbox | None = None, **options: Any) -> None:
+        # The same port and mailbox again: a server "restarted" after an outage.
+        self.box = box or Mailbox()
+        self.port = port or free_port()
         self.controller = Controller(
             _Handler(self.box), hostname="127.0.0.1", port=self.port, **options
         )
@@ -97,7 +98,8 @@ class SmtpServer:
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller._thread is not None:  # running (stopping twice is harmless)
+            self.controller.stop()
 
 
 def free_port() -> int:
@@ -115,6 +117,8 @@ class Hit:
     headers: dict[str, str]
     body: bytes
     verified: Any
+    #: The status the receiver answered (0 while it has not answered yet).
+    status: int = 0
 
 
 @dataclass
@@ -147,7 +151,8 @@ class Receiver:
                 break
             except WebhookVerificationError:
                 continue
-        self.hits.append(Hit(request.path, headers, body, verified))
+        hit = Hit(request.path, headers, body, verified)
+        self.hits.append(hit)
         if self.delay:
             await asyncio.sleep(self.delay)
         script = self.script.get(request.path)
@@ -155,6 +160,7 @@ class Receiver:
         if answer == "hang":
             await asyncio.sleep(3600)
         status, extra = (answer, {}) if isinstance(answer, int) else answer
+        hit.status = status
         return web.Response(status=status, headers=extra, text="" if status < 300 else "nope")
 
     async def start(self) -> Receiver:
