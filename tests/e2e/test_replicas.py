@@ -27,6 +27,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 
 from tests.conftest import _truncate
 from tests.e2e.conftest import ROOT
@@ -60,7 +62,7 @@ def postgres(postgres_url: str) -> str:
     return postgres_url
 
 
-def write_config(path: Path, receiver: Receiver, smtp_port: int) -> None:
+def write_config(path: Path, receiver: Receiver, smtp_port: int, feed: str) -> None:
     lines = [
         f'api_tokens = ["{TOKEN}"]',
         "[smtp]",
@@ -81,6 +83,10 @@ def write_config(path: Path, receiver: Receiver, smtp_port: int) -> None:
         "[leader]",
         'lease = "4s"',
         'renew = "1s"',
+        "[[sources]]",
+        'kind = "json"',
+        f'url = "{feed}"',
+        'every = "1s"',
         "[[meetings]]",
         'id = "talks"',
         'title = "Talks"',
@@ -199,6 +205,32 @@ async def leader_of(replicas: list[Replica], client: httpx.AsyncClient) -> Repli
     return found[0]
 
 
+@dataclass
+class Feed:
+    """A JSON feed with no meetings in it that notes when it is read."""
+
+    reads: list[float] = field(default_factory=list)
+    url: str = ""
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        self.reads.append(time.monotonic())
+        return web.json_response({"meetings": []})
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Feed]:
+        app = web.Application()
+        app.router.add_get("/feed.json", self._serve)
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}/feed.json"
+        try:
+            yield self
+        finally:
+            await runner.cleanup()
+
+
 @pytest.fixture
 async def peers() -> AsyncIterator[tuple[Receiver, SmtpServer]]:
     receiver = await Receiver(secrets=[SECRET], delay=0.05).start()
@@ -214,13 +246,21 @@ async def test_three_replicas_lose_nothing_through_kills_and_outages(
     tmp_path: Path, postgres: str, peers: tuple[Receiver, SmtpServer]
 ) -> None:
     receiver, smtp = peers
+    feed = Feed()
+    async with feed.running():
+        await scenario(tmp_path, postgres, receiver, smtp, feed)
+
+
+async def scenario(
+    tmp_path: Path, postgres: str, receiver: Receiver, smtp: SmtpServer, feed: Feed
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     env |= {
         "NOTIFIER_DATABASE_URL": postgres,
         "NOTIFIER_CONFIG": str(tmp_path / "notifier.toml"),
         "PYTHONPATH": str(ROOT),
     }
-    write_config(tmp_path / "notifier.toml", receiver, smtp.port)
+    write_config(tmp_path / "notifier.toml", receiver, smtp.port, feed.url)
     code, out = await cli(env, tmp_path, "db", "upgrade")
     assert code == 0, out
     replicas = [Replica(name, free_port(), env, tmp_path) for name in "abc"]
@@ -228,6 +268,7 @@ async def test_three_replicas_lose_nothing_through_kills_and_outages(
     smtp_box, smtp_port = smtp.box, smtp.port
     try:
         await asyncio.gather(*(r.start() for r in replicas))
+        polling_since = time.monotonic()
         async with httpx.AsyncClient(timeout=10, headers=auth, trust_env=False) as client:
             first_leader = await leader_of(replicas, client)
 
@@ -351,6 +392,11 @@ async def test_three_replicas_lose_nothing_through_kills_and_outages(
             assert {d["id"] for d in sent if d["channel"] == "email"} == {
                 mid.strip("<>").split("@")[0] for mid in mail_ids
             }
+
+            # The feed was polled by one replica at a time (every second), not by all three.
+            window = time.monotonic() - polling_since
+            polls = len([t for t in feed.reads if t >= polling_since])
+            assert window * 0.5 - 3 <= polls <= window * 1.3 + 6, (polls, window)
 
             # Survivors and restarted replicas stop cleanly.
             codes = await asyncio.gather(*(r.stop() for r in replicas if r.alive))
