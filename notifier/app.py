@@ -237,7 +237,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             def leadership_changed(leading: bool) -> None:
                 # Taking over: set every timer and poll every feed now. Handing over: drop
                 # the timers (their firings would be fenced off anyway).
-                spawn(scheduler.sync(force=True))
+                scheduler.poke()
                 if leading:
                     for poller in pollers:
                         spawn(poller.poll())
@@ -260,7 +260,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
 
             def changed() -> None:
                 worker.wake.set()
-                spawn(scheduler.sync(force=True))
+                scheduler.poke()
 
             watcher = ConfigWatcher(settings, app.store, on_change=changed)
             loop.add_signal_handler(signal.SIGHUP, lambda: spawn(watcher.reload(reason="SIGHUP")))

@@ -127,7 +127,7 @@ class Leadership:
                 extra={"action": "leader", "term": lease.term, "holder": self.holder},
             )
         else:
-            log.warning(
+            (log.info if reason == "stopping" else log.warning)(
                 "this replica (%s) no longer leads the scheduler: %s",
                 self.holder,
                 reason,

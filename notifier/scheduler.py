@@ -66,6 +66,8 @@ class Scheduler:
         self._rang: dict[int, datetime | None] = {}
         self._flushing: asyncio.Task[None] | None = None
         self._version: str | None = None
+        self._poked = False
+        self._poking: asyncio.Task[None] | None = None
         self.last_sync_at: datetime | None = None
         self.fired: dict[str, int] = {}
 
@@ -105,6 +107,24 @@ class Scheduler:
         self._aps.add_job(
             job, DateTrigger(run_date=when), id=name, name=name, replace_existing=True
         )
+
+    def poke(self) -> None:
+        """Sync soon (something changed); pokes while a sync runs fold into one more sync.
+
+        A burst of changes (200 a second through the API, say) costs a few syncs, not one
+        read of every pending reminder per change.
+        """
+        self._poked = True
+        if self._poking is None or self._poking.done():
+            self._poking = asyncio.get_running_loop().create_task(self._sync_while_poked())
+
+    async def _sync_while_poked(self) -> None:
+        while self._poked:
+            self._poked = False
+            try:
+                await self.sync(force=True)
+            except Exception:  # the periodic sync tries again
+                log.exception("reminder sync failed")
 
     async def sync(self, *, force: bool = False) -> int:
         """Mirror the store's pending reminders into timers; returns how many changed.

@@ -162,3 +162,24 @@ async def test_the_leader_gauge_follows_leadership(store: Store) -> None:
     assert REGISTRY.get_sample_value("notifier_scheduler_term") == 1
     await a.release()
     assert REGISTRY.get_sample_value("notifier_scheduler_leader") == 0
+
+
+async def test_a_burst_of_changes_costs_a_few_syncs_not_one_each(store: Store) -> None:
+    await seed(store, NOW + timedelta(days=1), reader())
+    scheduler = Scheduler(store, clock=Clock(NOW), grace=TTL)
+    syncs = 0
+    real_sync = scheduler.sync
+
+    async def counted(*, force: bool = False) -> int:
+        nonlocal syncs
+        syncs += 1
+        return await real_sync(force=force)
+
+    scheduler.sync = counted  # type: ignore[method-assign]
+    for _ in range(50):
+        scheduler.poke()
+        await asyncio.sleep(0)
+    assert scheduler._poking is not None
+    await scheduler._poking
+    assert 1 <= syncs <= 3
+    assert scheduler.pending == 2
