@@ -286,7 +286,10 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             # Leading from the start polls every feed and sets every timer (the callback).
             await leadership.tick()
             await scheduler.start()
-            scheduler.every(settings.leader.renew, leadership.tick, name="leadership")
+            stop_leading = asyncio.Event()
+            leading_task = asyncio.create_task(
+                leadership.run(stop_leading, every=settings.leader.renew), name="leadership"
+            )
             scheduler.every(settings.config_watch, watcher.check, name="config-watch")
 
             def health() -> dict[str, Any]:
@@ -372,6 +375,8 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             stopping.cancel()
             server.should_exit = True
             scheduler.shutdown()
+            stop_leading.set()
+            await leading_task
             await leadership.release()
             await asyncio.gather(serving, return_exceptions=True)
             stop_workers.set()

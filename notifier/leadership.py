@@ -12,6 +12,8 @@ replica has taken over.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -71,10 +73,14 @@ class Leadership:
         return lease.term if lease else None
 
     def current(self) -> Lease | None:
-        """The lease this replica holds, or None (never one it could not renew in time)."""
+        """The lease this replica holds, or None (never one it could not renew in time).
+
+        A sole process (SQLite) keeps its lease however late a renewal is: nothing else may
+        take it, and a busy database must not cost it its timers.
+        """
         if self._lease is None or self._valid_until is None:
             return None
-        if self.clock() >= self._valid_until:
+        if not self.sole and self.clock() >= self._valid_until:
             self._set(None, reason="lease expired before it could be renewed")
             return None
         return self._lease
@@ -97,6 +103,13 @@ class Leadership:
         self._valid_until = started + self.ttl
         self._set(lease, reason="renewed")
         return True
+
+    async def run(self, stop: asyncio.Event, *, every: timedelta) -> None:
+        """Tick every `every` until `stop` is set (a renewal that runs late is not doubled)."""
+        while not stop.is_set():
+            await self.tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every.total_seconds())
 
     async def release(self) -> None:
         """Give the lease up at once (on a graceful stop) so another replica takes over."""
