@@ -391,15 +391,20 @@ async def reconcile(store: Store, settings: Settings, *, now: datetime) -> Recon
                 await tx.set_meeting_bookkeeping(meeting.id, retired_at=now)
                 report.retired.append(f"meeting {meeting.id}")
 
+        # One read of every stored subscriber; only those the file changes are written, so
+        # a file of thousands that did not change costs two queries, not thousands.
+        stored = {r.subscriber.id: r for r in await tx.subscriber_records(include_retired=True)}
         for index, subscriber_config in enumerate(settings.subscribers):
             subscriber = subscriber_config.to_domain(source=Source.FILE)
-            existing = await tx.subscriber_record(subscriber.id)
+            existing = stored.get(subscriber.id)
             if existing is not None and existing.subscriber.source is not Source.FILE:
                 raise where.error(
                     f"subscriber {subscriber.id!r} was created through the "
                     f"{existing.subscriber.source.value}; the config file cannot take it over",
                     ("subscribers", index, "id"),
                 )
+            if existing is not None and existing.subscriber == subscriber:
+                continue
             if await tx.save_subscriber(subscriber, now=now):
                 label = f"subscriber {subscriber.id}"
                 (report.created if existing is None else report.updated).append(label)
