@@ -124,7 +124,7 @@ async def _write(tx: Transaction, before: Meeting, transition: Transition, *, no
             sequence=transition.entry.sequence,
             now=now,
         )
-    subscribers = await tx.subscribers()
+    subscribers = await tx.subscribers(meeting_id=transition.meeting.id)
     planned = plan_change_deliveries(transition.meeting, transition.entry, subscribers, now=now)
     if transition.meeting.coalesce:
         planned, merged = coalesce(planned, await tx.waiting_changes(transition.meeting.id))
@@ -280,7 +280,7 @@ async def create_meeting(
         await tx.append_history(entry)
         if event_id:
             await tx.record_event(event_id, result=meeting, sequence=0, now=now)
-        subscribers = await tx.subscribers()
+        subscribers = await tx.subscribers(meeting_id=meeting.id)
         queued = await tx.enqueue(
             plan_change_deliveries(meeting, entry, subscribers, now=now), now=now
         )

@@ -405,14 +405,26 @@ class Transaction:
     # -- subscribers ------------------------------------------------------------------------
 
     async def subscriber_records(
-        self, *, include_retired: bool = False, ids: Sequence[str] | None = None
+        self,
+        *,
+        include_retired: bool = False,
+        ids: Sequence[str] | None = None,
+        meeting_id: str | None = None,
     ) -> list[SubscriberRecord]:
-        """Subscribers by id, with their endpoints."""
+        """Subscribers by id, with their endpoints; with `meeting_id`, only those who may
+        follow that meeting (every meeting, or a list naming it: tags are left to match)."""
         query = select(subscribers).order_by(subscribers.c.id)
         if not include_retired:
             query = query.where(subscribers.c.retired_at.is_(None))
         if ids is not None:
             query = query.where(subscribers.c.id.in_(list(ids)))
+        if meeting_id is not None:
+            query = query.where(
+                or_(
+                    subscribers.c.meeting_filter.is_(None),
+                    subscribers.c.meeting_filter.contains(f",{meeting_id},", autoescape=True),
+                )
+            )
         rows = (await self.connection.execute(query)).all()
         if not rows:
             return []
@@ -463,9 +475,11 @@ class Transaction:
         found = await self.subscriber_records(include_retired=True, ids=[subscriber_id])
         return found[0] if found else None
 
-    async def subscribers(self) -> list[Subscriber]:
-        """Every subscriber that is not retired."""
-        return [record.subscriber for record in await self.subscriber_records()]
+    async def subscribers(self, *, meeting_id: str | None = None) -> list[Subscriber]:
+        """Every subscriber that is not retired (who may follow `meeting_id`, if given)."""
+        return [
+            record.subscriber for record in await self.subscriber_records(meeting_id=meeting_id)
+        ]
 
     async def save_subscriber(self, subscriber: Subscriber, *, now: datetime) -> bool:
         """Insert or replace `subscriber` and its endpoints; True when anything changed.
@@ -478,6 +492,9 @@ class Transaction:
             "timezone": subscriber.timezone,
             "locale": subscriber.locale,
             "meetings": list(subscriber.meetings),
+            "meeting_filter": ",".join(("", *subscriber.meetings, ""))
+            if subscriber.meetings
+            else None,
             "tags": list(subscriber.tags),
             "events": list(subscriber.events),
             "reminders": [int(r.total_seconds()) for r in subscriber.reminders],

@@ -115,6 +115,8 @@ subscribers = Table(
     Column("timezone", String(64), nullable=False),
     Column("locale", String(10), nullable=False),
     Column("meetings", JSON, nullable=False),
+    #: The same list as ",id1,id2," for a search in SQL; NULL when it follows every meeting.
+    Column("meeting_filter", Text),
     Column("tags", JSON, nullable=False),
     Column("events", JSON, nullable=False),
     #: Reminder offsets in whole seconds.

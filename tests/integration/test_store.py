@@ -237,3 +237,23 @@ def test_sqlite_stores_instants_in_utc() -> None:
     with pytest.raises(ValueError, match="naive"):
         column.process_bind_param(datetime(2026, 3, 2, 19, 0), dialect)  # noqa: DTZ001
     assert column.process_result_value(None, dialect) is None
+
+
+async def test_a_meetings_readers_are_read_without_the_others(
+    store: Store, subscriber_factory: Callable[..., Subscriber], now: datetime
+) -> None:
+    everyone = subscriber_factory(id="everyone")
+    named = subscriber_factory(id="named", meetings=("talks_1", "summit"))
+    other = subscriber_factory(id="other", meetings=("talksx1",))  # "_" is no wildcard
+    async with store.write() as tx:
+        for subscriber in (everyone, named, other):
+            await tx.save_subscriber(subscriber, now=now)
+    async with store.read() as tx:
+        assert [s.id for s in await tx.subscribers(meeting_id="talks_1")] == ["everyone", "named"]
+        assert [s.id for s in await tx.subscribers(meeting_id="summit")] == ["everyone", "named"]
+        assert [s.id for s in await tx.subscribers(meeting_id="talks")] == ["everyone"]
+        assert len(await tx.subscribers()) == 3
+    async with store.write() as tx:  # following every meeting again
+        await tx.save_subscriber(subscriber_factory(id="other"), now=now)
+    async with store.read() as tx:
+        assert [s.id for s in await tx.subscribers(meeting_id="talks")] == ["everyone", "other"]
