@@ -31,8 +31,10 @@ test: lint typecheck
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
 
-# Benchmarks print ratios against baselines measured in the same run (bench/README.md).
+# Benchmarks print ratios against baselines measured in the same run (README, Benchmarks).
+# bench/replicas.py needs PostgreSQL (NOTIFIER_TEST_POSTGRES_URL or --postgres).
 bench: install
 	$(BIN)/pip install --quiet -e '.[test,dev,bench]'
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/reminders.py
+	$(BIN)/python bench/replicas.py

@@ -355,7 +355,13 @@ def postgres_database(server: str) -> Iterator[str]:
         finally:
             await connection.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except OSError as exc:
+        raise SystemExit(
+            f"PostgreSQL at {parsed.render_as_string()} is unreachable ({exc}); start it, "
+            "or name another server with --postgres"
+        ) from exc
     try:
         yield parsed.set(database=name).render_as_string(hide_password=False)
     finally:

@@ -382,6 +382,7 @@ async def reconcile(store: Store, settings: Settings, *, now: datetime) -> Recon
     where = _Locator(settings)
     report = ReconcileReport()
     async with store.write() as tx:
+        await tx.serialize("reconcile")
         for index, config in enumerate(settings.meetings):
             await _reconcile_meeting(tx, config, index, where, report, now=now)
         named = {m.id for m in settings.meetings}

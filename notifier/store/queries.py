@@ -1170,6 +1170,18 @@ class Transaction:
         ).scalar_one()
         return str(stored)
 
+    async def serialize(self, name: str) -> None:
+        """Wait until no other transaction holds `name`, then hold it until this one ends.
+
+        On PostgreSQL a transaction-scoped advisory lock; SQLite already runs one writer at
+        a time. Replicas that reconcile the same config file at once take turns, so the
+        second finds the work done instead of failing on the first one's inserts.
+        """
+        if self.connection.dialect.name == "postgresql":
+            await self.connection.execute(
+                select(func.pg_advisory_xact_lock(func.hashtext(f"notifier:{name}")))
+            )
+
     # -- leases -----------------------------------------------------------------------------
 
     async def acquire_lease(

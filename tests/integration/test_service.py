@@ -203,6 +203,24 @@ async def test_the_seed_scenario_is_created_with_its_history(
     assert not again
 
 
+async def test_replicas_reconciling_the_same_file_at_once_take_turns(
+    store: Store, database_url: str, now: datetime
+) -> None:
+    settings = load_settings(SHIPPED, database_url=database_url)
+    others = [await Store.open(database_url) for _ in range(3)]
+    try:
+        reports = await asyncio.gather(
+            *(service.reconcile(s, settings, now=now) for s in [store, *others])
+        )
+    finally:
+        for other in others:
+            await other.close()
+    # One of them loaded the file; the others found it loaded.
+    assert sorted(bool(r.created) for r in reports) == [False, False, False, True]
+    async with store.read() as tx:
+        assert len(await tx.subscribers()) == len(settings.subscribers)
+
+
 async def test_changes_made_since_survive_a_reload_of_an_unedited_file(
     store: Store, database_url: str, now: datetime
 ) -> None:
