@@ -122,7 +122,7 @@ class Scheduler:
         while self._poked:
             self._poked = False
             try:
-                await self.sync(force=True)
+                await self.sync()  # cheap unless the pending reminders changed
             except Exception:  # the periodic sync tries again
                 log.exception("reminder sync failed")
 

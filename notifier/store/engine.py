@@ -21,6 +21,12 @@ READ_ONLY = "notifier_read_only"
 #: How long a SQLite writer waits for the lock before giving up, in seconds.
 SQLITE_BUSY_TIMEOUT = 30
 
+#: Connections a process keeps open, and how many more it may open under a burst. Beyond
+#: the first number a connection is closed when returned, and opening one (a thread for
+#: SQLite, a TLS attempt and login for PostgreSQL) costs more than most transactions:
+#: API requests, outbox workers and the scheduler together use more than five at a time.
+POOL = {"pool_size": 20, "max_overflow": 10}
+
 
 def redact(url: str | URL) -> str:
     """`url` with any password hidden, fit for logs and start-up lines."""
@@ -35,14 +41,18 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, **options)
-    return create_async_engine(parsed, pool_pre_ping=True, **options)
+    pool = {} if "poolclass" in options else POOL
+    return create_async_engine(parsed, pool_pre_ping=True, **(pool | options))
 
 
 def _sqlite_engine(url: URL, **options: Any) -> AsyncEngine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, **options)
+    pool = POOL if database and database != ":memory:" and "poolclass" not in options else {}
+    engine = create_async_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, **(pool | options)
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -106,8 +107,12 @@ class SubscriberRecord:
 class Store:
     """The database: open it, migrate it, and run transactions on it."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, write_lock: asyncio.Lock | None = None) -> None:
         self.engine = engine
+        # SQLite runs one writer at a time, and a writer that finds the lock taken sleeps
+        # in steps of up to 100 ms before it looks again. Writers of this process queue
+        # here instead, and each starts the moment the one before it commits.
+        self._write_lock = write_lock or asyncio.Lock()
 
     @classmethod
     async def open(cls, url: str, *, upgrade: bool = True) -> Store:
@@ -138,7 +143,11 @@ class Store:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Transaction]:
         """A read-write transaction, committed on normal exit and rolled back on error."""
-        async with self.engine.begin() as connection:
+        if self.backend != "sqlite":
+            async with self.engine.begin() as connection:
+                yield Transaction(connection)
+            return
+        async with self._write_lock, self.engine.begin() as connection:
             yield Transaction(connection)
 
     @asynccontextmanager
@@ -160,7 +169,7 @@ class FencedStore(Store):
     """
 
     def __init__(self, store: Store, lease: Callable[[], Lease | None]) -> None:
-        super().__init__(store.engine)
+        super().__init__(store.engine, write_lock=store._write_lock)
         self._lease = lease
 
     @asynccontextmanager
@@ -576,11 +585,13 @@ class Transaction:
             .where(subscribers.c.id == subscriber_id)
             .values(retired_at=now, updated_at=now)
         )
-        await self.connection.execute(
+        withdrawn = await self.connection.execute(
             update(reminders)
             .where(reminders.c.subscriber_id == subscriber_id, reminders.c.state == "pending")
             .values(state="withdrawn")
         )
+        if withdrawn.rowcount:
+            await self.touch_reminders()
 
     # -- counts -----------------------------------------------------------------------------
 
@@ -996,7 +1007,7 @@ class Transaction:
         stale = [reminders.c.sequence != meeting.sequence]
         if not on_schedule:
             stale.append(reminders.c.sequence == meeting.sequence)
-        await self.connection.execute(
+        withdrawn = await self.connection.execute(
             update(reminders)
             .where(
                 reminders.c.meeting_id == meeting.id,
@@ -1012,8 +1023,8 @@ class Transaction:
                 index_elements=["meeting_id", "subscriber_id", "offset_seconds", "sequence"],
                 set_={"state": "pending", "due_at": statement.excluded.due_at},
                 where=reminders.c.state == "withdrawn",
-            )
-            await self.connection.execute(
+            ).returning(reminders.c.id)
+            added = await self.connection.execute(
                 statement,
                 [
                     {
@@ -1027,7 +1038,13 @@ class Transaction:
                     for r in planned
                 ],
             )
-        await self.touch_reminders()
+            changed = bool(added.all())
+        else:
+            changed = False
+        # Only a change to the pending set moves the version every scheduler watches: it is
+        # one row, and writing it in every status change would queue them all behind it.
+        if changed or withdrawn.rowcount:
+            await self.touch_reminders()
 
     async def touch_reminders(self) -> None:
         """Tell schedulers (in any process) that pending reminders changed."""

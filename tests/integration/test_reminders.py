@@ -205,3 +205,30 @@ async def test_the_scheduler_fires_at_the_instant_of_the_latest_time(store: Stor
     lateness = fired.fired_at - (moved - timedelta(seconds=2))
     assert timedelta(0) <= lateness < timedelta(seconds=1)
     assert await reminder_deliveries(store) == [("press", 2, "2s")]
+
+
+async def test_the_version_moves_only_when_pending_reminders_change(store: Store) -> None:
+    await seed(store, NOW + timedelta(days=1), reader(), reader(id="quiet", reminders=()))
+
+    async def version() -> str:
+        async with store.read() as tx:
+            return await tx.reminders_version()
+
+    before = await version()
+    # A details-only replan that plans the same reminders leaves it alone.
+    async with store.write() as tx:
+        meeting = await tx.meeting("talks")
+        assert meeting is not None
+        await service.replan(tx, meeting, await tx.subscribers(), now=NOW)
+    assert await version() == before
+    async with store.write() as tx:
+        await tx.retire_subscriber("quiet", now=NOW)  # had no reminders
+    assert await version() == before
+    async with store.write() as tx:
+        await tx.retire_subscriber("press", now=NOW)
+    assert await version() != before
+    after_retire = await version()
+    await service.apply_status_change(
+        store, StatusChange(meeting_id="talks", status=S.POSTPONED), now=NOW
+    )
+    assert await version() == after_retire  # nothing was pending any more
