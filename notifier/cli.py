@@ -41,6 +41,7 @@ from notifier.domain.models import (
     Subscriber,
 )
 from notifier.domain.outbox import Channel, Contact, Delivery, DeliveryFilter, DeliveryStatus
+from notifier.leadership import SCHEDULER
 from notifier.logs import configure_logging
 from notifier.rendering import Renderer, preview_notice, sample_notices
 from notifier.settings import Settings, load_settings, parse_datetime_arg
@@ -604,6 +605,44 @@ def deliveries_retry(
     typer.echo(
         f"{retried.id}: {retried.status.value}, due now (attempts so far: {retried.attempts})"
     )
+
+
+# -- leader -----------------------------------------------------------------------------------
+
+
+@cli.command()
+def leader(as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """Show which replica holds the scheduler lease (runs reminders and feed polls)."""
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> dict[str, Any] | None:
+        async with opened.store.read() as tx:
+            lease = await tx.lease(SCHEDULER)
+        if lease is None:
+            return None
+        left = (lease.expires_at - app.utcnow()).total_seconds()
+        return {
+            "holder": lease.holder,
+            "term": lease.term,
+            "expires_at": lease.expires_at.isoformat(),
+            "live": left > 0,
+        }
+
+    found = _run(settings, work)
+    if as_json:
+        _print_json(found)
+        return
+    if found is None:
+        typer.echo("no replica has led the scheduler yet")
+    elif found["live"]:
+        typer.echo(
+            f"term {found['term']}: {found['holder']} leads (lease until {found['expires_at']})"
+        )
+    else:
+        typer.echo(
+            f"term {found['term']}: {found['holder']} led until {found['expires_at']}; "
+            "the next replica to renew takes over"
+        )
 
 
 # -- render -----------------------------------------------------------------------------------

@@ -258,3 +258,28 @@ def test_deliveries_are_listed_shown_and_replayed(notifier: Notifier) -> None:
     assert "due now" in retried.out
     assert_user_error(notifier("deliveries", "retry", "msg_nope"), r"unknown delivery")
     assert notifier("deliveries", "--status", "dead").out.strip() == "no deliveries dead"
+
+
+def test_leader_says_who_runs_the_scheduler(notifier: Notifier) -> None:
+    before = notifier("leader")
+    assert (before.code, before.out) == (0, "no replica has led the scheduler yet\n")
+    daemon = notifier.spawn("run")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            shown = notifier("leader", "--json")
+            assert shown.code == 0, shown.err
+            if shown.json() is not None:
+                break
+            time.sleep(0.2)
+        lease = shown.json()
+        assert lease["term"] >= 1
+        assert lease["live"] is True
+        assert lease["holder"].split(":")[1] == str(daemon.pid)
+        assert re.match(rf"term {lease['term']}: \S+ leads", notifier("leader").out)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=30)
+    assert daemon.returncode == 0
+    after = notifier("leader")
+    assert "the next replica to renew takes over" in after.out
