@@ -346,6 +346,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                     host=host.strip("[]"),
                     port=int(port),
                     log_level="warning",
+                    http="httptools",
                     lifespan="off",
                     access_log=False,
                 )
