@@ -138,7 +138,9 @@ async def notifier_fanout(
         await store.close()
 
 
-async def bare_aiohttp(port: int, count: int, body: bytes) -> float:
+async def bare_aiohttp(port: int, count: int, body: bytes, *, first: int = 0) -> float:
+    """The baseline sender: POST `body` to /h/first .. /h/first+count-1, 64 at a time, each
+    with its own webhook-id; returns the seconds it took."""
     limit = asyncio.Semaphore(64)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
 
@@ -148,13 +150,13 @@ async def bare_aiohttp(port: int, count: int, body: bytes) -> float:
                 session.post(
                     f"http://127.0.0.1:{port}/h/{n}",
                     data=body,
-                    headers={"content-type": "application/json"},
+                    headers={"content-type": "application/json", "webhook-id": f"bare-{n}"},
                 ) as response,
             ):
                 assert response.status == 200
 
         started = time.perf_counter()
-        await asyncio.gather(*(one(n) for n in range(count)))
+        await asyncio.gather(*(one(n) for n in range(first, first + count)))
         return time.perf_counter() - started
 
 

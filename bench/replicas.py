@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.fanout import free_port, start_peer  # noqa: E402 -- after the path set-up above
+from bench.fanout import bare_aiohttp, free_port, start_peer  # noqa: E402 -- after the path set-up
+from tests.conftest import _admin  # noqa: E402
 
 TOKEN = "bench-token"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -182,33 +182,12 @@ async def fanout(api_port: int, hook_port: int, count: int) -> float:
 
 
 def bare_loop(hook_port: int, first: int, count: int) -> None:
-    """The baseline sender: POST `count` bodies, 64 at a time (run in its own process).
-
-    Prints when it started and ended sending (epoch seconds), so process start-up and
-    imports are not counted against it.
-    """
+    """One baseline sender process: prints when it started and ended sending (epoch
+    seconds), so process start-up and imports are not counted against it."""
     body = json.dumps({"type": "meeting.cleared", "data": {"sequence": 1}}).encode()
-
-    async def run() -> None:
-        limit = asyncio.Semaphore(64)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
-
-            async def one(n: int) -> None:
-                async with (
-                    limit,
-                    session.post(
-                        f"http://127.0.0.1:{hook_port}/h/{n}",
-                        data=body,
-                        headers={"content-type": "application/json", "webhook-id": f"b{n}"},
-                    ) as answer,
-                ):
-                    assert answer.status == 200
-
-            started = time.time()
-            await asyncio.gather(*(one(n) for n in range(first, first + count)))
-            print(json.dumps([started, time.time()]), flush=True)
-
-    asyncio.run(run())
+    started = time.time()
+    took = asyncio.run(bare_aiohttp(hook_port, count, body, first=first))
+    print(json.dumps([started, started + took]), flush=True)
 
 
 def bare_fanout(hook_port: int, count: int, processes: int) -> float:
@@ -339,33 +318,18 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 @contextmanager
 def postgres_database(server: str) -> Iterator[str]:
     """A fresh database on `server`, dropped afterwards."""
-    parsed = make_url(server)
     name = f"notifier_bench_{uuid.uuid4().hex[:8]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(
-            user=parsed.username,
-            password=parsed.password,
-            host=parsed.host or "127.0.0.1",
-            port=parsed.port or 5432,
-            database=parsed.database,
-        )
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
     try:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(_admin(server, f'CREATE DATABASE "{name}"'))
     except OSError as exc:
         raise SystemExit(
-            f"PostgreSQL at {parsed.render_as_string()} is unreachable ({exc}); start it, "
-            "or name another server with --postgres"
+            f"PostgreSQL at {make_url(server).render_as_string()} is unreachable ({exc}); "
+            "start it, or name another server with --postgres"
         ) from exc
     try:
-        yield parsed.set(database=name).render_as_string(hide_password=False)
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def main() -> None:
