@@ -290,6 +290,10 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             leading_task = asyncio.create_task(
                 leadership.run(stop_leading, every=settings.leader.renew), name="leadership"
             )
+            # Deliveries queued by another replica (or the CLI) wake this worker at once.
+            listening = asyncio.create_task(
+                app.store.listen_outbox(worker.wake.set, stop_leading), name="outbox-listen"
+            )
             scheduler.every(settings.config_watch, watcher.check, name="config-watch")
 
             def health() -> dict[str, Any]:
@@ -377,7 +381,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             server.should_exit = True
             scheduler.shutdown()
             stop_leading.set()
-            await leading_task
+            await asyncio.gather(leading_task, listening)
             await leadership.release()
             await asyncio.gather(serving, return_exceptions=True)
             stop_workers.set()

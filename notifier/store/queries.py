@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -83,6 +85,11 @@ class StoredReminder:
 
 REMINDERS_VERSION = "reminders_version"
 
+log = logging.getLogger(__name__)
+
+#: The PostgreSQL channel on which new deliveries are announced to every replica.
+OUTBOX_CHANNEL = "notifier_outbox"
+
 
 @dataclass(frozen=True, kw_only=True)
 class Lease:
@@ -149,6 +156,40 @@ class Store:
             return
         async with self._write_lock, self.engine.begin() as connection:
             yield Transaction(connection)
+
+    async def listen_outbox(
+        self, on_notify: Callable[[], None], stop: asyncio.Event, *, check: float = 5.0
+    ) -> None:
+        """Call `on_notify` whenever any process queues deliveries, until `stop` is set.
+
+        PostgreSQL only (returns at once on SQLite): one connection LISTENs on
+        `OUTBOX_CHANNEL`; when it is lost (a database restart) it is opened again every
+        `check` seconds. A worker still polls, so a lost notification only costs time.
+        """
+        if self.backend != "postgresql":
+            return
+        while not stop.is_set():
+            try:
+                async with self.engine.connect() as connection:
+                    raw = await connection.get_raw_connection()
+                    driver = raw.driver_connection
+                    assert driver is not None
+
+                    def heard(*_: object) -> None:
+                        on_notify()
+
+                    await driver.add_listener(OUTBOX_CHANNEL, heard)
+                    on_notify()  # anything queued while not listening
+                    while not stop.is_set() and not driver.is_closed():
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), check)
+                    if not driver.is_closed():
+                        await driver.remove_listener(OUTBOX_CHANNEL, heard)
+            except Exception as exc:  # the database is away; the worker keeps polling
+                log.warning("not listening for new deliveries: %s", exc)
+            if not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), check)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Transaction]:
@@ -659,7 +700,19 @@ class Transaction:
         )
         # Batched into multi-row INSERTs by SQLAlchemy; RETURNING counts what was new.
         result = await self.connection.execute(statement, rows)
-        return len(result.all())
+        added = len(result.all())
+        if added:
+            await self.notify_outbox()
+        return added
+
+    async def notify_outbox(self) -> None:
+        """Tell every replica listening (`Store.listen_outbox`) that deliveries are due.
+
+        On PostgreSQL a NOTIFY, delivered when this transaction commits and never if it
+        rolls back; SQLite has one process, whose own worker is woken directly.
+        """
+        if self.connection.dialect.name == "postgresql":
+            await self.connection.execute(select(func.pg_notify(OUTBOX_CHANNEL, "")))
 
     async def claim(
         self, *, worker: str, now: datetime, lease: timedelta, limit: int
@@ -963,6 +1016,7 @@ class Transaction:
             )
             .values(status=DeliveryStatus.PENDING.value, next_attempt_at=now, last_error=None)
         )
+        await self.notify_outbox()
         return await self.delivery(delivery_id)
 
     async def queue_stats(self, *, now: datetime) -> dict[str, float]:

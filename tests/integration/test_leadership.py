@@ -14,6 +14,7 @@ from notifier.leadership import Leadership
 from notifier.metrics import REGISTRY
 from notifier.scheduler import Scheduler
 from notifier.store import FencedStore, Lease, Store
+from tests.conftest import _truncate
 from tests.integration.conftest import Clock
 from tests.integration.test_reminders import NOW, reader, seed
 
@@ -209,3 +210,37 @@ async def test_a_burst_of_changes_costs_a_few_syncs_not_one_each(store: Store) -
     await scheduler._poking
     assert syncs == 3
     assert scheduler.pending == 2
+
+
+async def _notify_then_roll_back(store: Store) -> None:
+    async with store.write() as tx:
+        await tx.notify_outbox()
+        raise RuntimeError("rolled back")
+
+
+@pytest.mark.postgres
+async def test_every_replica_hears_of_new_deliveries_when_they_commit(postgres_url: str) -> None:
+    # PostgreSQL only: SQLite has one process, whose worker is woken directly.
+    await _truncate(postgres_url)
+    store, other = await Store.open(postgres_url), await Store.open(postgres_url)
+    heard = asyncio.Event()
+    stop = asyncio.Event()
+    listening = asyncio.create_task(other.listen_outbox(heard.set, stop, check=0.1))
+    try:
+        await seed(store, NOW + timedelta(days=1), reader())
+        await asyncio.wait_for(heard.wait(), 5)  # told on (re)connecting, and of the seed
+        await asyncio.sleep(0.3)
+        heard.clear()
+        with pytest.raises(RuntimeError):
+            await _notify_then_roll_back(store)
+        await asyncio.sleep(0.3)
+        assert not heard.is_set()  # rolled back: nobody is told
+        await service.apply_status_change(
+            store, StatusChange(meeting_id="talks", status=MeetingStatus.POSTPONED), now=NOW
+        )
+        await asyncio.wait_for(heard.wait(), 5)
+    finally:
+        stop.set()
+        await listening
+        await store.close()
+        await other.close()
