@@ -286,13 +286,13 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             # Leading from the start polls every feed and sets every timer (the callback).
             await leadership.tick()
             await scheduler.start()
-            stop_leading = asyncio.Event()
+            stop_background = asyncio.Event()
             leading_task = asyncio.create_task(
-                leadership.run(stop_leading, every=settings.leader.renew), name="leadership"
+                leadership.run(stop_background, every=settings.leader.renew), name="leadership"
             )
             # Deliveries queued by another replica (or the CLI) wake this worker at once.
             listening = asyncio.create_task(
-                app.store.listen_outbox(worker.wake.set, stop_leading), name="outbox-listen"
+                app.store.listen_outbox(worker.wake.set, stop_background), name="outbox-listen"
             )
             scheduler.every(settings.config_watch, watcher.check, name="config-watch")
 
@@ -380,7 +380,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             stopping.cancel()
             server.should_exit = True
             scheduler.shutdown()
-            stop_leading.set()
+            stop_background.set()
             await asyncio.gather(leading_task, listening)
             await leadership.release()
             await asyncio.gather(serving, return_exceptions=True)

@@ -133,10 +133,8 @@ class Scheduler:
         """
         if not self.leading():
             dropped = len(self._timers)
-            for reminder_id in self._timers:
-                if self._aps.get_job(str(reminder_id)) is not None:
-                    self._aps.remove_job(str(reminder_id))
-            self._timers.clear()
+            for reminder_id in list(self._timers):
+                self._drop(reminder_id)
             self._version = None
             self.last_sync_at = self.clock()
             if dropped:
@@ -150,9 +148,7 @@ class Scheduler:
             pending = dict(await tx.pending_reminders())
         changed = 0
         for reminder_id in [r for r in self._timers if r not in pending]:
-            del self._timers[reminder_id]
-            if self._aps.get_job(str(reminder_id)) is not None:
-                self._aps.remove_job(str(reminder_id))
+            self._drop(reminder_id)
             changed += 1
         for reminder_id, due in pending.items():
             if self._timers.get(reminder_id) == due or reminder_id in self._firing:
@@ -176,6 +172,11 @@ class Scheduler:
                 extra={"action": "reminder_sync", "pending": len(self._timers)},
             )
         return changed
+
+    def _drop(self, reminder_id: int) -> None:
+        del self._timers[reminder_id]
+        if self._aps.get_job(str(reminder_id)) is not None:
+            self._aps.remove_job(str(reminder_id))
 
     async def _fire(self, reminder_id: int) -> None:
         # Timers that ring together are fired together: collect them for one tick, then

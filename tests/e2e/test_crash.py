@@ -10,7 +10,9 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.conftest import ROOT
 from tests.integration.conftest import SECRET
@@ -82,15 +84,17 @@ async def start_daemon(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Pro
         stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
-    deadline = time.monotonic() + 30
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+        line = (await asyncio.wait_for(process.stderr.readline(), 60)).decode()
+        seen.append(line)
         if "started: database" in line:
             # Keep draining stderr so the daemon never blocks on a full pipe.
             asyncio.get_running_loop().create_task(_drain(process))
             return process
-        assert line, "the daemon exited before it started"
-    raise AssertionError("the daemon did not start within 30s")
+        assert line, "the daemon exited before it started:\n" + "".join(seen)
+    raise AssertionError("the daemon did not start within 60s")
 
 
 async def _drain(process: asyncio.subprocess.Process) -> None:
@@ -99,13 +103,14 @@ async def _drain(process: asyncio.subprocess.Process) -> None:
         pass
 
 
-async def wait_for(condition: object, seconds: float) -> None:
+async def wait_for(condition: Callable[[], Any], seconds: float, what: str = "") -> None:
+    """Wait until `condition()` (a function or a coroutine function) is true."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if await condition() if asyncio.iscoroutinefunction(condition) else condition():
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"not reached within {seconds}s")
+    raise AssertionError(f"not reached within {seconds}s{': ' + what if what else ''}")
 
 
 async def test_a_killed_daemon_loses_nothing_and_repeats_only_in_flight_work(

@@ -23,10 +23,9 @@ import asyncio
 import json
 import os
 import signal
-import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,7 +38,7 @@ from aiohttp import web
 
 from tests.conftest import _truncate
 from tests.e2e.conftest import ROOT
-from tests.e2e.test_crash import cli
+from tests.e2e.test_crash import cli, start_daemon, wait_for
 from tests.integration.conftest import SECRET
 from tests.integration.peers import Receiver, SmtpServer, free_port
 
@@ -129,39 +128,15 @@ class Replica:
     env: dict[str, str]
     cwd: Path
     process: asyncio.subprocess.Process | None = None
-    log: list[str] = field(default_factory=list)
 
     @property
     def api(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "notifier",
-            "run",
-            cwd=self.cwd,
-            env=self.env | {"NOTIFIER_LISTEN": f"127.0.0.1:{self.port}"},
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+        self.process = await start_daemon(
+            self.env | {"NOTIFIER_LISTEN": f"127.0.0.1:{self.port}"}, self.cwd
         )
-        assert self.process.stderr is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = (await asyncio.wait_for(self.process.stderr.readline(), 60)).decode()
-            self.log.append(line)
-            if "started: database" in line:
-                asyncio.get_running_loop().create_task(self._drain())
-                return
-            assert line, f"replica {self.name} exited before it started:\n{''.join(self.log)}"
-        raise AssertionError(f"replica {self.name} did not start within 60s")
-
-    async def _drain(self) -> None:
-        assert self.process is not None
-        assert self.process.stderr is not None
-        while line := await self.process.stderr.readline():
-            self.log.append(line.decode())
 
     @property
     def alive(self) -> bool:
@@ -180,15 +155,6 @@ class Replica:
     async def leading(self, client: httpx.AsyncClient) -> bool:
         answer = await client.get(f"{self.api}/healthz")
         return bool(answer.json()["leader"]["leading"])
-
-
-async def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await condition() if asyncio.iscoroutinefunction(condition) else condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not reached within {seconds}s: {what}")
 
 
 async def leader_of(replicas: list[Replica], client: httpx.AsyncClient) -> Replica:
