@@ -265,18 +265,7 @@ async def create_meeting(
                 return ChangeResult(meeting=first, entry=entry, duplicate=True)
         meeting = meeting.replace(sequence=0)
         await tx.insert_meeting(meeting, now=now)
-        entry = HistoryEntry(
-            meeting_id=meeting.id,
-            sequence=0,
-            at=now,
-            kind=kind_of_status(meeting.status),
-            from_status=None,
-            to_status=meeting.status,
-            reason=meeting.reason,
-            starts_at=meeting.starts_at,
-            event_id=event_id,
-            source=meeting.source,
-        )
+        entry = _creation(meeting, at=now, source=meeting.source, event_id=event_id)
         await tx.append_history(entry)
         if event_id:
             await tx.record_event(event_id, result=meeting, sequence=0, now=now)
@@ -505,23 +494,29 @@ async def _reconcile_meeting(
         report.updated.append(f"meeting {config.id}")
 
 
+def _creation(
+    meeting: Meeting, *, at: datetime, source: Source, event_id: str | None = None
+) -> HistoryEntry:
+    """The first history entry of a meeting created with no past of its own."""
+    return HistoryEntry(
+        meeting_id=meeting.id,
+        sequence=0,
+        at=at,
+        kind=kind_of_status(meeting.status),
+        from_status=None,
+        to_status=meeting.status,
+        reason=meeting.reason,
+        starts_at=meeting.starts_at,
+        event_id=event_id,
+        source=source,
+    )
+
+
 def _initial_history(
     config: MeetingConfig, meeting: Meeting, *, now: datetime
 ) -> list[HistoryEntry]:
     if not config.history:
-        return [
-            HistoryEntry(
-                meeting_id=meeting.id,
-                sequence=0,
-                at=now,
-                kind=kind_of_status(meeting.status),
-                from_status=None,
-                to_status=meeting.status,
-                reason=meeting.reason,
-                starts_at=meeting.starts_at,
-                source=Source.FILE,
-            )
-        ]
+        return [_creation(meeting, at=now, source=Source.FILE)]
     entries = []
     status = None
     for sequence, item in enumerate(config.history):
