@@ -8,6 +8,7 @@ from icalendar import Alarm, Calendar, Event, vCalAddress
 
 from notifier import __version__
 from notifier.domain.models import Meeting, MeetingStatus
+from notifier.domain.text import clean_text
 
 _STATUS = {
     MeetingStatus.SCHEDULED: "TENTATIVE",
@@ -26,6 +27,23 @@ def ics_method(meeting: Meeting) -> str:
     return "CANCEL" if meeting.status is MeetingStatus.CANCELLED else "REQUEST"
 
 
+#: Stands where the reader's ATTENDEE line goes in a calendar built for a group of readers.
+ATTENDEE_PLACEHOLDER = b"X-NOTIFIER-ATTENDEE:reader\r\n"
+
+
+def attendee_lines(address: str, name: str = "") -> bytes:
+    """The folded ``ATTENDEE`` content line naming one reader (iTIP wants one in REQUEST
+    and CANCEL); RSVP=FALSE, since nobody reads replies to a notification."""
+    event = Event()
+    parameters = {"ROLE": "REQ-PARTICIPANT", "PARTSTAT": "NEEDS-ACTION", "RSVP": "FALSE"}
+    cleaned = clean_text(name)
+    if cleaned:
+        parameters["CN"] = cleaned
+    event.add("attendee", vCalAddress(f"mailto:{address}"), parameters=parameters)
+    lines = bytes(event.to_ical()).split(b"\r\n")
+    return b"\r\n".join(lines[1:-2]) + b"\r\n"
+
+
 def meeting_uid(meeting_id: str, domain: str) -> str:
     """The stable iCalendar UID of a meeting: the same in every message about it."""
     return f"{meeting_id}@{domain}"
@@ -38,10 +56,14 @@ def build_ics(
     domain: str,
     now: datetime,
     alarm: timedelta | None = timedelta(minutes=15),
+    attendee: tuple[str, str] | None = None,
 ) -> bytes:
     """An iCalendar object for `meeting`: METHOD, stable UID, SEQUENCE, STATUS, a VALARM.
 
-    Times are written in UTC, which every calendar reads without a VTIMEZONE block.
+    Times are written in UTC, which every calendar reads without a VTIMEZONE block. With
+    `attendee`, the event names that reader as ATTENDEE; without, it holds
+    `ATTENDEE_PLACEHOLDER` for `attendee_lines` to replace per reader. Text is cleaned of
+    control characters; icalendar escapes it and folds lines at 75 octets (RFC 5545).
     """
     calendar = Calendar()
     calendar.add("prodid", f"-//notifier//notifier {__version__}//EN")
@@ -54,18 +76,27 @@ def build_ics(
     event.add("dtstart", meeting.starts_at.astimezone(UTC))
     if meeting.ends_at is not None:
         event.add("dtend", meeting.ends_at.astimezone(UTC))
-    event.add("summary", meeting.title)
+    event.add("summary", clean_text(meeting.title))
     if meeting.description:
-        event.add("description", meeting.description)
+        event.add("description", clean_text(meeting.description, multiline=True))
     if meeting.location:
-        event.add("location", meeting.location)
+        event.add("location", clean_text(meeting.location))
     event.add("status", _STATUS[meeting.status])
     event.add("organizer", vCalAddress(f"mailto:{organizer}"))
     if alarm is not None and meeting.status is not MeetingStatus.CANCELLED:
         reminder = Alarm()
         reminder.add("action", "DISPLAY")
-        reminder.add("description", meeting.title)
+        reminder.add("description", clean_text(meeting.title))
         reminder.add("trigger", -alarm)
         event.add_component(reminder)
     calendar.add_component(event)
-    return bytes(calendar.to_ical())
+    built = bytes(calendar.to_ical())
+    reader = attendee_lines(*attendee) if attendee else ATTENDEE_PLACEHOLDER
+    # After ORGANIZER, inside the VEVENT: the one place the reader's line belongs.
+    head, found, rest = built.partition(b"\r\nORGANIZER")
+    organizer_line, _, tail = rest.partition(b"\r\n")
+    while tail.startswith(b" "):  # the folded continuation of the ORGANIZER line
+        more, _, tail = tail.partition(b"\r\n")
+        organizer_line += b"\r\n" + more
+    assert found, "the event always has an ORGANIZER"
+    return head + found + organizer_line + b"\r\n" + reader + tail

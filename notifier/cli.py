@@ -144,6 +144,8 @@ def check(config: ConfigOption = None) -> None:
     except ConfigError as exc:
         raise _fail(exc.message) from None
     problems = renderer.check(sample_notices(app.utcnow()), now=app.utcnow())
+    for warning in settings.warnings():
+        typer.echo(f"notifier: warning: {warning}", err=True)
     if problems:
         for problem in problems:
             typer.echo(f"notifier: error: template {problem}", err=True)

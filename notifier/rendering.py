@@ -10,18 +10,16 @@ anything is sent.
 
 from __future__ import annotations
 
-import email.policy
+import hashlib
 import html
 import json
-import quopri
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from email.utils import format_datetime as format_datetime_rfc
-from email.utils import formataddr, parseaddr
+from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, format_timedelta
@@ -39,6 +37,8 @@ from jinja2 import (
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
+from notifier import mail
+from notifier.calendar import ATTENDEE_PLACEHOLDER, attendee_lines
 from notifier.domain.durations import parse_duration
 from notifier.domain.errors import ConfigError
 from notifier.domain.models import (
@@ -49,6 +49,7 @@ from notifier.domain.models import (
     kind_of_status,
 )
 from notifier.domain.outbox import change_payload, reminder_payload
+from notifier.domain.text import clean_text
 
 PARTS = ("subject.txt", "body.txt", "body.html")
 SHIPPED_LOCALES = ("en", "ru")
@@ -217,13 +218,18 @@ class RenderedEmail:
 
 
 def one_line(text: str, *, limit: int = 250) -> str:
-    """`text` on one line: CR, LF and runs of white space become one space."""
-    flat = re.sub(r"\s+", " ", text).strip()
+    """`text` on one line: control characters, line breaks and runs of white space become
+    one space, encoded words are decoded (`notifier.domain.text.clean_text`)."""
+    flat = clean_text(text)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 class Renderer:
-    """Renders the email parts of a `Notice` for one locale and time zone."""
+    """Renders the email parts of a `Notice` for one locale and time zone.
+
+    Templates see the meeting and change with their text cleaned (`clean_text`): whatever a
+    feed or an old row carries, a one-line field is one line in every part.
+    """
 
     def __init__(self, templates_dir: Path | None = None) -> None:
         loaders: list[Any] = []
@@ -270,9 +276,9 @@ class Renderer:
         """The subject (one line), text and HTML of `notice` for this reader."""
         context = {
             "kind": notice.kind.value,
-            "meeting": notice.meeting,
-            "change": notice.change,
-            "changes": notice.changes,
+            "meeting": _safe_meeting(notice.meeting),
+            "change": _safe_change(notice.change),
+            "changes": tuple(_safe_change(c) for c in notice.changes),
             "offset": notice.offset,
             "subscriber": {"name": name, "timezone": timezone, "locale": locale},
             "unsubscribe_url": unsubscribe_url,
@@ -311,6 +317,28 @@ class Renderer:
                 except TemplateError as exc:
                     problems.append(f"{locale}, {notice.kind.value}: {exc}")
         return list(dict.fromkeys(problems))
+
+
+def _safe_meeting(meeting: Meeting) -> Meeting:
+    """`meeting` with its text cleaned for display: one-line fields stay on one line, so
+    a title from a feed cannot start a new paragraph or fake a line of the message."""
+    return meeting.replace(
+        title=clean_text(meeting.title),
+        location=clean_text(meeting.location),
+        reason=clean_text(meeting.reason),
+        description=clean_text(meeting.description, multiline=True),
+        participants=tuple(clean_text(p) for p in meeting.participants),
+        conditions=tuple(clean_text(c) for c in meeting.conditions),
+        tags=tuple(clean_text(t) for t in meeting.tags),
+    )
+
+
+@overload
+def _safe_change(change: Change) -> Change: ...
+@overload
+def _safe_change(change: None) -> None: ...
+def _safe_change(change: Change | None) -> Change | None:
+    return None if change is None else replace(change, reason=clean_text(change.reason))
 
 
 @pass_context
@@ -355,71 +383,105 @@ UNSUBSCRIBE_PLACEHOLDER = "notifier_unsubscribe_link_placeholder"
 
 
 @dataclass(frozen=True, kw_only=True)
+class _LinkLine:
+    """A body line holding the reader's unsubscribe link, encoded per reader."""
+
+    line: str
+    html: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Invitation:
+    """The calendar part, which names its reader as ATTENDEE (iTIP, RFC 5546)."""
+
+    ics: bytes
+
+
+_Piece = bytes | _LinkLine | _Invitation
+
+
+@dataclass(frozen=True, kw_only=True)
 class PreparedEmail:
     """An email built once for everyone who reads it the same way (kind, locale, zone).
 
-    `segments` is every shared header and the whole MIME body, cut where the reader's own
-    unsubscribe link goes; `for_recipient` adds the headers that differ per reader and
-    fills in the link, so building the MIME tree (the CPU-bound part) happens once per
-    group instead of once per recipient.
+    `head` is every shared header, `pieces` the MIME body with holes where the reader's
+    own unsubscribe link and calendar attendee go; `for_recipient` adds the headers that
+    differ per reader and fills the holes, so rendering and encoding (the CPU-bound part)
+    happen once per group instead of once per recipient.
     """
 
-    segments: tuple[bytes, ...]
-    #: For each cut: the decoded line holding the placeholder, and whether it is HTML.
-    holes: tuple[tuple[bytes, bool], ...]
+    head: bytes
+    pieces: tuple[_Piece, ...]
     domain: str
 
     def for_recipient(
         self, *, to: str, name: str = "", delivery_id: str, unsubscribe_url: str
     ) -> bytes:
-        """The complete message for one recipient, ready for SMTP DATA."""
-        head = EmailMessage(policy=SMTP_POLICY)
-        head["To"] = formataddr((one_line(name), to)) if name else to
-        head["Message-ID"] = f"<{delivery_id}@{self.domain}>"
-        head["List-Unsubscribe"] = f"<{unsubscribe_url}>"
-        head["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        parts = [head.as_bytes().split(b"\r\n\r\n", 1)[0], b"\r\n", self.segments[0]]
-        for (line, is_html), after in zip(self.holes, self.segments[1:], strict=True):
-            link = html.escape(unsubscribe_url) if is_html else unsubscribe_url
-            filled = line.replace(UNSUBSCRIBE_PLACEHOLDER.encode(), link.encode())
-            parts.append(quopri.encodestring(filled).replace(b"\n", b"\r\n"))
-            parts.append(after)
-        return b"".join(parts)
+        """The complete message for one recipient, ready for SMTP DATA.
+
+        Raises `MessageBuildError` (a permanent failure) when the address or the link
+        cannot be written safely.
+        """
+        out = [
+            mail.mailbox(name, to, "To"),
+            mail.plain("Message-ID", mail.msg_id(delivery_id, self.domain)),
+            mail.plain("List-Unsubscribe", mail.angle_uri(unsubscribe_url)),
+            mail.plain("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            self.head,
+            mail.CRLF,
+        ]
+        for piece in self.pieces:
+            if isinstance(piece, bytes):
+                out.append(piece)
+            elif isinstance(piece, _LinkLine):
+                link = html.escape(unsubscribe_url) if piece.html else unsubscribe_url
+                out.append(mail.qp_line(piece.line.replace(UNSUBSCRIBE_PLACEHOLDER, link)))
+            else:
+                attendee = attendee_lines(mail.check_address(to), name)
+                out.append(mail.base64_lines(piece.ics.replace(ATTENDEE_PLACEHOLDER, attendee)))
+        return b"".join(out)
 
 
-def _cut(common: bytes) -> tuple[tuple[bytes, ...], tuple[tuple[bytes, bool], ...]]:
-    """Cut built bytes at each quoted-printable line holding the placeholder."""
-    marker = UNSUBSCRIBE_PLACEHOLDER.encode()
-    segments: list[bytes] = []
-    holes: list[tuple[bytes, bool]] = []
-    current: list[bytes] = []
-    is_html = False
-    for line in common.split(b"\r\n"):
-        lowered = line.lower()
-        if lowered.startswith(b"content-type:"):
-            is_html = b"text/html" in lowered
-        if marker in line and not line.endswith(b"="):
-            segments.append(b"\r\n".join([*current, b""]))
-            holes.append((quopri.decodestring(line), is_html))
-            current = []
+def _qp_pieces(text: str, *, is_html: bool) -> list[_Piece]:
+    """`text` in quoted-printable, with the lines holding the link left as holes."""
+    pieces: list[_Piece] = []
+    lines = text.replace("\r\n", "\n").split("\n")
+    for number, line in enumerate(lines):
+        if UNSUBSCRIBE_PLACEHOLDER in line:
+            pieces.append(_LinkLine(line=line, html=is_html))
         else:
-            current.append(line)
-    segments.append(b"\r\n".join(current))
-    return tuple(segments), tuple(holes)
-
-
-SMTP_POLICY = email.policy.SMTP
+            pieces.append(mail.qp_line(line))
+        if number < len(lines) - 1:
+            pieces.append(mail.CRLF)
+    return pieces
 
 
 def sender_domain(sender: str) -> str:
     """The domain of the sender address, for Message-IDs and the iCalendar UID."""
     address = parseaddr(sender)[1]
-    return address.rpartition("@")[2] or "localhost"
+    return address.rpartition("@")[2].lower() or "localhost"
+
+
+def list_id(meeting_id: str, domain: str) -> str:
+    """The RFC 2919 ``List-Id`` of a meeting's notifications: one list per meeting, so a
+    reader can filter them, and a List-Unsubscribe is never without its list."""
+    left = thread_id(meeting_id, domain)[1:].partition("@")[0]
+    return f"<{left}.{domain}>"
 
 
 def thread_id(meeting_id: str, domain: str) -> str:
-    """The Message-ID every email about a meeting refers to, so mail clients thread them."""
-    return f"<meeting.{meeting_id}@{domain}>"
+    """The Message-ID every email about a meeting refers to, so mail clients thread them.
+
+    Slugs may hold ``..`` or end in a dot, which a message id may not: those meetings are
+    named by a digest of their id instead.
+    """
+    left = f"meeting.{meeting_id}"
+    if not _DOT_ATOM_ID.fullmatch(left):
+        left = "meeting.x-" + hashlib.sha256(meeting_id.encode()).hexdigest()[:32]
+    return mail.msg_id(left, domain)
+
+
+_DOT_ATOM_ID = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 
 
 def prepare_email(
@@ -433,32 +495,57 @@ def prepare_email(
 ) -> PreparedEmail:
     """Build the shared part of an email: headers, text, HTML and the calendar part.
 
-    Every header value comes through `one_line` or the email policy, so CR/LF from
-    templated data can never start a new header.
+    Written by `notifier.mail`: headers from their grammar (text cleaned and encoded,
+    addresses and ids checked), bodies in quoted-printable of at most 76 characters a line.
     """
     domain = sender_domain(sender)
-    message = EmailMessage(policy=SMTP_POLICY)
-    message["From"] = sender
-    message["Subject"] = one_line(rendered.subject)
-    message["Date"] = format_datetime_rfc(now)
-    message["In-Reply-To"] = thread_id(meeting.id, domain)
-    message["References"] = thread_id(meeting.id, domain)
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(rendered.text, cte="quoted-printable")
-    message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    sender_name, sender_address = parseaddr(sender)
+    boundary = (
+        "=_notifier_"
+        + hashlib.sha256(
+            rendered.text.encode() + rendered.html.encode() + (ics or b"")
+        ).hexdigest()[:24]
+    )
+    head = b"".join(
+        [
+            mail.mailbox(sender_name, sender_address, "From"),
+            mail.unstructured("Subject", rendered.subject),
+            mail.plain("Date", format_datetime_rfc(now)),
+            mail.plain("In-Reply-To", thread_id(meeting.id, domain)),
+            mail.plain("References", thread_id(meeting.id, domain)),
+            mail.plain("List-Id", list_id(meeting.id, domain)),
+            mail.plain("Auto-Submitted", "auto-generated"),
+            mail.plain("MIME-Version", "1.0"),
+            mail.plain("Content-Type", "multipart/alternative;"),
+            f' boundary="{boundary}"\r\n'.encode(),  # folded after ";", as RFC 2045 allows
+        ]
+    )
+    open_part = f"--{boundary}\r\n".encode()
+    qp_headers = (
+        "Content-Type: text/{}; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    )
+    pieces: list[_Piece] = [
+        open_part,
+        qp_headers.format("plain").encode(),
+        *_qp_pieces(rendered.text, is_html=False),
+        b"\r\n" + open_part,
+        qp_headers.format("html").encode(),
+        *_qp_pieces(rendered.html, is_html=True),
+        b"\r\n",
+    ]
     if ics is not None:
-        message.add_alternative(
-            ics,
-            maintype="text",
-            subtype="calendar",
-            params={"method": ics_method, "charset": "utf-8"},
-            cte="base64",
-            filename="invite.ics",
-            disposition="inline",
-        )
-    common = message.as_bytes()
-    segments, holes = _cut(common)
-    if UNSUBSCRIBE_PLACEHOLDER.encode() in b"".join(segments):
-        # A template split the link across encoded lines: no shared build is possible.
-        raise ValueError("the unsubscribe link must stand on a line of its own, under 60 chars")
-    return PreparedEmail(segments=segments, holes=holes, domain=domain)
+        pieces += [
+            open_part,
+            f"Content-Type: text/calendar; charset=utf-8; method={ics_method}\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n".encode(),
+            _Invitation(ics=ics),
+        ]
+    pieces.append(f"--{boundary}--\r\n".encode())
+    merged: list[_Piece] = []
+    for piece in pieces:  # join adjacent fixed bytes, so a reader's copy is a short join
+        if isinstance(piece, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    return PreparedEmail(head=head, pieces=tuple(merged), domain=domain)

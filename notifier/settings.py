@@ -17,6 +17,7 @@ import os
 import re
 import tomllib
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -44,7 +45,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from notifier.domain.addresses import host_allowed
+from notifier import mail
+from notifier.domain.addresses import host_allowed, is_loopback_host
 from notifier.domain.durations import format_duration, parse_duration
 from notifier.domain.errors import ConfigError
 from notifier.domain.models import (
@@ -57,6 +59,7 @@ from notifier.domain.models import (
     WebhookEndpoint,
 )
 from notifier.domain.retry import DEFAULT_SCHEDULE
+from notifier.domain.text import check_text
 
 DEFAULT_CONFIG = Path("config/notifier.toml")
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,99}$"
@@ -93,6 +96,24 @@ TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
 Slug = Annotated[str, Field(pattern=SLUG, description="lowercase letters, digits, . _ -")]
 
 
+def _one_line(value: str) -> str:
+    return check_text(value, field="")
+
+
+def _multi_line(value: str) -> str:
+    return check_text(value, field="", multiline=True)
+
+
+#: Text that may reach a mail header or a calendar line: no control characters, no
+#: RFC 2047 encoded words (`notifier.domain.text`).
+OneLine = Annotated[str, Field(max_length=2000), AfterValidator(_one_line)]
+#: A description: line breaks and tabs allowed, no other control characters.
+MultiLine = Annotated[str, Field(max_length=20000), AfterValidator(_multi_line)]
+Title = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_one_line)]
+#: A caller's id for a change (idempotency key): short, one line.
+EventId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
+
+
 def check_webhook_secret(secret: SecretStr) -> SecretStr:
     """Accept Standard Webhooks secrets: ``whsec_`` and base64 of at least 24 bytes."""
     value = secret.get_secret_value()
@@ -104,6 +125,10 @@ def check_webhook_secret(secret: SecretStr) -> SecretStr:
         raise ValueError("webhook secret after 'whsec_' is not valid base64") from None
     if len(raw) < 24:
         raise ValueError("webhook secret is too short: use at least 24 random bytes")
+    if len(raw) > 64:
+        # The Standard Webhooks specification bounds secrets at 64 bytes; receivers built
+        # on its libraries refuse longer ones, so every signature would fail to verify.
+        raise ValueError("webhook secret is too long: Standard Webhooks allows at most 64 bytes")
     return secret
 
 
@@ -124,6 +149,31 @@ class SmtpSettings(_Strict):
     password: SecretStr | None = None
     sender: str = "Notifier <notifier@localhost>"
     timeout: Duration = timedelta(seconds=30)
+    #: Send the password over a connection that is not encrypted (security = "none").
+    #: Off: a password with no TLS is refused, since anyone on the path can read it.
+    allow_plaintext_auth: bool = False
+
+    @field_validator("sender")
+    @classmethod
+    def _a_mailbox(cls, value: str) -> str:
+        check_text(value, field="")
+        _, address = parseaddr(value)
+        if not address or "@" not in address:
+            raise ValueError(f"not an email address: {value!r} (write 'Name <user@domain>')")
+        try:
+            mail.check_address(address)
+        except mail.MessageBuildError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> SmtpSettings:
+        if self.password is not None and self.security == "none" and not self.allow_plaintext_auth:
+            raise ValueError(
+                "a password with security = 'none' would cross the network unencrypted: "
+                "use 'starttls' or 'tls', or set allow_plaintext_auth = true to accept that"
+            )
+        return self
 
 
 class WebhookSettings(_Strict):
@@ -218,24 +268,24 @@ class HistoryConfig(_Strict):
     at: AwareDatetime
     #: The status entered; omitted for a note that changed no status.
     status: MeetingStatus | None = None
-    reason: str = ""
+    reason: OneLine = ""
 
 
 class MeetingConfig(_Strict):
     """A meeting as written in the config file or posted to the API."""
 
     id: Slug
-    title: str = Field(min_length=1)
-    description: str = ""
-    location: str = ""
-    participants: list[str] = []
+    title: Title
+    description: MultiLine = ""
+    location: OneLine = ""
+    participants: list[OneLine] = []
     timezone: TimeZoneName
     starts_at: AwareDatetime
     ends_at: AwareDatetime | None = None
     status: MeetingStatus = MeetingStatus.SCHEDULED
-    reason: str = ""
-    conditions: list[str] = []
-    tags: list[str] = []
+    reason: OneLine = ""
+    conditions: list[OneLine] = []
+    tags: list[OneLine] = []
     #: Changes within this window go out as one message per subscriber (default: off).
     coalesce: Duration | None = None
     history: list[HistoryConfig] = []
@@ -301,13 +351,13 @@ class SubscriberConfig(_Strict):
     """A subscriber as written in the config file or posted to the API."""
 
     id: Slug
-    name: str = ""
+    name: Annotated[str, Field(max_length=200), AfterValidator(_one_line)] = ""
     email: EmailStr | None = None
     webhook: WebhookConfig | None = None
     timezone: TimeZoneName = "UTC"
     locale: Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = "en"
     meetings: list[Slug] = []
-    tags: list[str] = []
+    tags: list[OneLine] = []
     events: list[Annotated[str, AfterValidator(_known_kind)]] = ["*"]
     reminders: list[Duration] = []
     quiet_hours: Annotated[str, AfterValidator(lambda v: str(QuietHours.parse(v)))] | None = None
@@ -391,6 +441,34 @@ class Settings(BaseSettings):
     sources: list[SourceConfig] = []
     #: Set by `load_settings`: the file these settings were read from. Not a config key.
     config_path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("public_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: HttpUrl) -> HttpUrl:
+        # RFC 8058: the one-click List-Unsubscribe URI must be https. Plain http is kept
+        # for a loopback address, where a developer tries notifier out (`check` warns).
+        if value.scheme != "https" and not is_loopback_host(value.host or ""):
+            raise ValueError(
+                f"public_url must be https for {value.host} (RFC 8058 one-click unsubscribe "
+                "links are https); plain http is accepted only for loopback addresses"
+            )
+        if len(str(value)) > 200:
+            raise ValueError("public_url is longer than 200 characters")
+        if value.query or value.fragment:
+            raise ValueError("public_url may not have a query or fragment")
+        return value
+
+    def warnings(self) -> list[str]:
+        """What is accepted but unwise, for `notifier check` to print."""
+        found = []
+        if self.public_url.scheme != "https":
+            found.append(
+                f"public_url {self.public_url} is not https: fine on loopback for trying "
+                "notifier out, but mail clients show one-click unsubscribe only for https"
+            )
+        if self.smtp.password is not None and self.smtp.security == "none":
+            found.append("smtp.password is sent unencrypted (allow_plaintext_auth = true)")
+        return found
 
     @field_validator("database_url")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,9 +18,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,7 +39,18 @@ from notifier.domain.errors import (
 )
 from notifier.domain.models import MeetingStatus, Source, StatusChange, Subscriber
 from notifier.domain.outbox import Channel, DeliveryFilter, DeliveryStatus
-from notifier.settings import MeetingConfig, Settings, SubscriberConfig
+from notifier.domain.text import text_problem
+from notifier.settings import (
+    SLUG,
+    EventId,
+    MeetingConfig,
+    MultiLine,
+    OneLine,
+    Settings,
+    Slug,
+    SubscriberConfig,
+    Title,
+)
 from notifier.store import Store
 from notifier.tokens import read_unsubscribe_token
 
@@ -60,6 +73,33 @@ class ApiContext:
 
 #: How far a signed push's timestamp may be from our clock, in seconds.
 SIGNATURE_TOLERANCE = 300
+#: What a `webhook-id` from an upstream may look like (it becomes an idempotency key).
+WEBHOOK_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+#: Seconds since the epoch, ASCII digits only (``str.isdigit`` accepts other scripts).
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
+#: Record ids in paths: anything else names no record (404), and never reaches a query
+#: (PostgreSQL refuses a NUL in text outright).
+PATH_ID = re.compile(SLUG)
+DELIVERY_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Caller:
+    """Who made a request: a token (by its hash) or a signing upstream."""
+
+    name: str
+    #: The upstream's name, for a signed push.
+    upstream: str | None = None
+    #: The signed push's `webhook-id`: with `upstream`, its one idempotency key.
+    webhook_id: str | None = None
+
+    @property
+    def event_id(self) -> str | None:
+        """The idempotency key of a signed push: upstream and webhook-id, nothing else."""
+        if self.upstream is None:
+            return None
+        return f"upstream:{self.upstream}:{self.webhook_id}"
+
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -83,6 +123,7 @@ def problem_response(description: str) -> dict[str, Any]:
 
 #: Answers every /v1 operation may give, documented in the OpenAPI schema.
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: problem_response("A body that cannot be parsed at all (not UTF-8 JSON)"),
     401: problem_response("No or unknown bearer token"),
     404: problem_response("No such meeting, subscriber or delivery"),
     409: problem_response("Impossible transition, taken id, or a config-file record"),
@@ -90,6 +131,26 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: problem_response("Invalid request"),
     429: problem_response("Too many requests; see Retry-After"),
 }
+
+
+def _links(target: str, parameter: str, expression: str, *operations: str) -> dict[str, Any]:
+    """OpenAPI links from a response to the operations that take its id (stateful tests and
+    clients follow them: a created meeting -> read, patch, retire, status, history)."""
+    return {
+        f"{operation}_{target}": {
+            "operationId": operation,
+            "parameters": {parameter: expression},
+        }
+        for operation in operations
+    }
+
+
+MEETING_OPERATIONS = ("read_meeting", "patch_meeting", "push_status", "meeting_history")
+
+
+def created(description: str, links: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    """The documented success response of a create, with its links."""
+    return {201: {"description": description, "links": links}}
 
 
 def owned_by_api(what: str, record_id: str, source: Source, verb: str) -> None:
@@ -120,11 +181,15 @@ class StatusPush(BaseModel):
         },
     )
 
+    #: The meeting this change is for. Required in a signed push (the body is what the
+    #: signature covers, so it binds the change to one meeting); when given, it must be
+    #: the meeting of the URL.
+    meeting: Slug | None = None
     status: MeetingStatus
-    reason: str = Field(default="", max_length=2000)
+    reason: OneLine = ""
     starts_at: AwareDatetime | None = None
-    conditions: list[str] | None = None
-    event_id: str | None = Field(default=None, min_length=1, max_length=200)
+    conditions: list[OneLine] | None = None
+    event_id: EventId | None = None
     force: bool = False
 
 
@@ -133,14 +198,14 @@ class MeetingPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = Field(default=None, min_length=1)
-    description: str | None = None
-    location: str | None = None
-    participants: list[str] | None = None
-    tags: list[str] | None = None
-    conditions: list[str] | None = None
+    title: Title | None = None
+    description: MultiLine | None = None
+    location: OneLine | None = None
+    participants: list[OneLine] | None = None
+    tags: list[OneLine] | None = None
+    conditions: list[OneLine] | None = None
     ends_at: AwareDatetime | None = None
-    reason: str = ""
+    reason: OneLine = ""
 
 
 class BodyLimit:
@@ -180,10 +245,25 @@ def create_api(context: ApiContext) -> FastAPI:
         title="notifier",
         version=__version__,
         description="Keeps subscribers informed about meetings whose status changes.",
+        # operationId = the route function's name: short, stable, and what links name.
+        generate_unique_id_function=lambda route: route.name,
     )
     install(api)
     api.add_middleware(BodyLimit, limit=context.settings.api.max_body)
     tokens = [t.get_secret_value() for t in context.settings.api_tokens]
+
+    def take(bucket: str) -> None:
+        """Spend one request from `bucket` (a token's or an upstream's), or raise 429."""
+        rate = context.settings.api.rate_per_minute
+        now = time.monotonic()
+        level, updated = context.buckets.get(bucket, (float(rate), now))
+        level = min(float(rate), level + (now - updated) * rate / 60)
+        if level < 1:
+            wait = max(1, round((1 - level) * 60 / rate))
+            raise HTTPException(
+                429, f"more than {rate} requests a minute", {"Retry-After": str(wait)}
+            )
+        context.buckets[bucket] = (level - 1, now)
 
     async def authorized(authorization: Annotated[str | None, Header()] = None) -> str:
         scheme, _, given = (authorization or "").partition(" ")
@@ -191,20 +271,12 @@ def create_api(context: ApiContext) -> FastAPI:
             raise HTTPException(
                 401, "send Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"}
             )
-        matched = [hmac.compare_digest(given.encode(), t.encode()) for t in tokens]
+        offered = given.strip().encode("utf-8", "surrogateescape")
+        matched = [hmac.compare_digest(offered, t.encode()) for t in tokens]
         if not any(matched):
             raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
         name = token_name(given)
-        rate = context.settings.api.rate_per_minute
-        now = time.monotonic()
-        level, updated = context.buckets.get(name, (float(rate), now))
-        level = min(float(rate), level + (now - updated) * rate / 60)
-        if level < 1:
-            wait = max(1, round((1 - level) * 60 / rate))
-            raise HTTPException(
-                429, f"more than {rate} requests a minute", {"Retry-After": str(wait)}
-            )
-        context.buckets[name] = (level - 1, now)
+        take(name)
         return name
 
     upstreams = [
@@ -218,21 +290,33 @@ def create_api(context: ApiContext) -> FastAPI:
         webhook_id: Annotated[str | None, Header()] = None,
         webhook_timestamp: Annotated[str | None, Header()] = None,
         webhook_signature: Annotated[str | None, Header()] = None,
-    ) -> str:
-        """Bearer token, or a Standard Webhooks signature from a configured upstream."""
-        if authorization or not (webhook_id and webhook_signature):
-            return await authorized(authorization)
-        if not webhook_timestamp or not webhook_timestamp.isdigit():
-            raise HTTPException(401, "webhook-timestamp is missing or not a number")
+    ) -> Caller:
+        """Bearer token, or a Standard Webhooks signature from a configured upstream.
+
+        Every malformed value is a 401 naming the header, never an error of ours: ids are
+        short printable ASCII, timestamps at most 12 ASCII digits, signatures compared as
+        bytes.
+        """
+        if authorization or not (webhook_id or webhook_signature or webhook_timestamp):
+            return Caller(name=await authorized(authorization))
+        if not webhook_id or not WEBHOOK_ID.fullmatch(webhook_id):
+            raise HTTPException(
+                401, "webhook-id is missing or not 1-128 characters of A-Z a-z 0-9 _ . : -"
+            )
+        if not webhook_timestamp or not TIMESTAMP.fullmatch(webhook_timestamp):
+            raise HTTPException(401, "webhook-timestamp is missing or not a number of seconds")
         if abs(time.time() - int(webhook_timestamp)) > SIGNATURE_TOLERANCE:
             raise HTTPException(401, "webhook-timestamp is more than 5 minutes off")
+        if not webhook_signature:
+            raise HTTPException(401, "webhook-signature is missing")
         body = await request.body()
-        offered = set(webhook_signature.split())
+        offered = [o.encode("utf-8", "surrogateescape") for o in webhook_signature.split()[:16]]
         for name, secrets in upstreams:
             for secret in secrets:
-                expected = sign(secret, webhook_id, int(webhook_timestamp), body)
+                expected = sign(secret, webhook_id, int(webhook_timestamp), body).encode()
                 if any(hmac.compare_digest(expected, o) for o in offered):
-                    return f"upstream:{name}:{webhook_id}"
+                    take(f"upstream:{name}")
+                    return Caller(name=f"upstream:{name}", upstream=name, webhook_id=webhook_id)
         raise HTTPException(401, "no valid signature from a configured upstream")
 
     v1 = APIRouter(prefix="/v1", responses=COMMON_RESPONSES)
@@ -242,7 +326,16 @@ def create_api(context: ApiContext) -> FastAPI:
     # -- meetings ---------------------------------------------------------------------------
 
     @v1.get(
-        "/meetings", dependencies=secured, tags=["meetings"], summary="List meetings, soonest first"
+        "/meetings",
+        dependencies=secured,
+        tags=["meetings"],
+        summary="List meetings, soonest first",
+        responses={
+            200: {
+                "description": "Meetings, soonest first",
+                "links": _links("first", "meeting_id", "$response.body#/0/id", *MEETING_OPERATIONS),
+            }
+        },
     )
     async def list_meetings() -> list[dict[str, Any]]:
         async with store.read() as tx:
@@ -254,6 +347,11 @@ def create_api(context: ApiContext) -> FastAPI:
         status_code=201,
         tags=["meetings"],
         summary="Create a meeting",
+        responses=created(
+            "The meeting as stored",
+            _links("meeting", "meeting_id", "$response.body#/id", *MEETING_OPERATIONS)
+            | _links("meeting", "meeting_id", "$response.body#/id", "delete_meeting"),
+        ),
     )
     async def create_meeting(body: MeetingConfig) -> dict[str, Any]:
         if body.history:
@@ -265,6 +363,8 @@ def create_api(context: ApiContext) -> FastAPI:
         return result.meeting.to_dict()
 
     async def meeting_or_404(meeting_id: str) -> Any:
+        if not PATH_ID.fullmatch(meeting_id):
+            raise UnknownMeeting(meeting_id)
         async with store.read() as tx:
             meeting = await tx.meeting(meeting_id)
         if meeting is None:
@@ -317,15 +417,39 @@ def create_api(context: ApiContext) -> FastAPI:
         status_code=202,
         tags=["meetings"],
         summary="Change a meeting's status",
+        responses={
+            202: {
+                "description": "The change was applied (or was a duplicate)",
+                "links": _links(
+                    "meeting", "meeting_id", "$response.body#/meeting/id", *MEETING_OPERATIONS
+                ),
+            }
+        },
     )
     async def push_status(
         meeting_id: str,
         body: StatusPush,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
         # Annotated[...] would name a local function, which postponed annotations cannot
-        # resolve; the default-value form of Depends is FastAPI's other spelling.
-        caller: str = Depends(pushed),
+        # resolve; the default-value form of Depends is FastAPI's other spelling (and
+        # FastAPI calls it per request, which is what B008 guards against).
+        caller: Caller = Depends(pushed),  # noqa: B008
     ) -> dict[str, Any]:
+        if not PATH_ID.fullmatch(meeting_id):
+            raise UnknownMeeting(meeting_id)
+        if caller.upstream is not None and body.meeting is None:
+            raise InvalidChange(
+                "meeting: a signed push must name its meeting in the body, which the "
+                "signature covers (see README, Signed pushes)"
+            )
+        if body.meeting is not None and body.meeting != meeting_id:
+            raise InvalidChange(
+                f"meeting: the body is for {body.meeting!r}, the URL for {meeting_id!r}"
+            )
+        if idempotency_key is not None and (
+            not idempotency_key or text_problem(idempotency_key) is not None
+        ):
+            raise InvalidChange("Idempotency-Key: 1-200 printable characters")
         result = await service.apply_status_change(
             store,
             StatusChange(
@@ -334,10 +458,9 @@ def create_api(context: ApiContext) -> FastAPI:
                 reason=body.reason,
                 starts_at=body.starts_at,
                 conditions=tuple(body.conditions) if body.conditions is not None else None,
-                # A signed push is idempotent on its webhook-id even without an event_id.
-                event_id=body.event_id
-                or idempotency_key
-                or (caller if caller.startswith("upstream:") else None),
+                # A signed push is idempotent on its upstream and webhook-id alone: nothing
+                # unsigned (a header, the query) may make a captured push new again.
+                event_id=caller.event_id or body.event_id or idempotency_key,
                 force=body.force,
                 source=Source.API,
             ),
@@ -358,6 +481,8 @@ def create_api(context: ApiContext) -> FastAPI:
         summary="A meeting's history",
     )
     async def meeting_history(meeting_id: str) -> list[dict[str, Any]]:
+        if not PATH_ID.fullmatch(meeting_id):
+            raise UnknownMeeting(meeting_id)
         async with store.read() as tx:
             record = await tx.meeting_record(meeting_id)
             if record is None:
@@ -367,6 +492,8 @@ def create_api(context: ApiContext) -> FastAPI:
     # -- subscribers ------------------------------------------------------------------------
 
     async def subscriber_or_404(subscriber_id: str) -> Subscriber:
+        if not PATH_ID.fullmatch(subscriber_id):
+            raise UnknownSubscriber(subscriber_id)
         async with store.read() as tx:
             record = await tx.subscriber_record(subscriber_id)
         if record is None or record.retired_at is not None:
@@ -381,19 +508,36 @@ def create_api(context: ApiContext) -> FastAPI:
                     f"webhook.url: target {host} is a private, loopback or link-local address"
                 )
 
-    async def save(config: SubscriberConfig) -> dict[str, Any]:
+    async def save(config: SubscriberConfig, *, create: bool = False) -> dict[str, Any]:
         check_target(config)
         subscriber = config.to_domain(source=Source.API)
         now = context.clock()
         async with store.write() as tx:
-            await tx.save_subscriber(subscriber, now=now)
+            await tx.save_subscriber(subscriber, now=now, create=create)
             current = await tx.subscribers()
             for record in await tx.meeting_records():
                 await service.replan(tx, record.meeting, current, now=now)
         context.on_change()
         return subscriber.to_dict()
 
-    @v1.get("/subscribers", dependencies=secured, tags=["subscribers"], summary="List subscribers")
+    @v1.get(
+        "/subscribers",
+        dependencies=secured,
+        tags=["subscribers"],
+        summary="List subscribers",
+        responses={
+            200: {
+                "description": "Subscribers",
+                "links": _links(
+                    "first",
+                    "subscriber_id",
+                    "$response.body#/0/id",
+                    "read_subscriber",
+                    "patch_subscriber",
+                ),
+            }
+        },
+    )
     async def list_subscribers() -> list[dict[str, Any]]:
         async with store.read() as tx:
             return [s.to_dict() for s in await tx.subscribers()]
@@ -404,12 +548,20 @@ def create_api(context: ApiContext) -> FastAPI:
         status_code=201,
         tags=["subscribers"],
         summary="Add a subscriber",
+        responses=created(
+            "The subscriber as stored",
+            _links(
+                "subscriber",
+                "subscriber_id",
+                "$response.body#/id",
+                "read_subscriber",
+                "patch_subscriber",
+                "delete_subscriber",
+            ),
+        ),
     )
     async def create_subscriber(body: SubscriberConfig) -> dict[str, Any]:
-        async with store.read() as tx:
-            if await tx.subscriber_record(body.id) is not None:
-                raise Conflict(f"subscriber {body.id!r} already exists")
-        return await save(body)
+        return await save(body, create=True)
 
     @v1.get(
         "/subscribers/{subscriber_id}",
@@ -440,7 +592,13 @@ def create_api(context: ApiContext) -> FastAPI:
                 "secrets": list(current.webhook.secrets),
             }
         merged = {k: v for k, v in merged.items() if v is not None} | body
-        return await save(SubscriberConfig.model_validate(merged))
+        try:
+            config = SubscriberConfig.model_validate(merged)
+        except ValidationError as exc:  # a field of the PATCH body: 422 naming it
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+            ) from None
+        return await save(config)
 
     @v1.delete(
         "/subscribers/{subscriber_id}",
@@ -461,7 +619,16 @@ def create_api(context: ApiContext) -> FastAPI:
     # -- deliveries -------------------------------------------------------------------------
 
     @v1.get(
-        "/deliveries", dependencies=secured, tags=["deliveries"], summary="The outbox, newest first"
+        "/deliveries",
+        dependencies=secured,
+        tags=["deliveries"],
+        summary="The outbox, newest first",
+        responses={
+            200: {
+                "description": "Deliveries, newest first",
+                "links": _links("first", "delivery_id", "$response.body#/0/id", "retry_delivery"),
+            }
+        },
     )
     async def list_deliveries(
         status: DeliveryFilter | None = None, limit: Annotated[int, Field(ge=1, le=1000)] = 100
@@ -477,6 +644,8 @@ def create_api(context: ApiContext) -> FastAPI:
         summary="Send a dead or waiting delivery again, now",
     )
     async def retry_delivery(delivery_id: str) -> dict[str, Any]:
+        if not DELIVERY_ID.fullmatch(delivery_id):
+            raise NotFound(f"unknown delivery {delivery_id[:100]!r}")
         async with store.write() as tx:
             found = await tx.delivery(delivery_id)
             if found is None:

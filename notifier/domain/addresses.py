@@ -41,3 +41,14 @@ def host_allowed(host: str, allow: Sequence[Network] = ()) -> bool | None:
     except ValueError:
         return None
     return address_allowed(bare, allow)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a URL host is ``localhost`` or a loopback IP literal (127.0.0.0/8, ::1)."""
+    bare = host.strip("[]").lower()
+    if bare == "localhost" or bare.endswith(".localhost"):
+        return True
+    try:
+        return ip_address(bare.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False

@@ -21,6 +21,7 @@ from notifier.domain.models import (
     StatusChange,
     kind_of_status,
 )
+from notifier.domain.text import text_problem
 
 S = MeetingStatus
 
@@ -61,6 +62,17 @@ def _require_aware(value: datetime, name: str) -> None:
         raise InvalidChange(f"{name} must include a UTC offset or zone, got {value.isoformat()}")
 
 
+def _check_texts(fields: Mapping[str, object]) -> None:
+    """Refuse text that could break a message header (see `notifier.domain.text`)."""
+    for name, value in fields.items():
+        values = value if isinstance(value, tuple | list) else (value,)
+        for item in values:
+            if isinstance(item, str):
+                problem = text_problem(item, multiline=name == "description")
+                if problem is not None:
+                    raise InvalidChange(f"{name}: {problem}")
+
+
 def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Transition:
     """Apply `change` to `meeting` at `now`, or raise `InvalidChange` / `TransitionError`.
 
@@ -70,6 +82,7 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
     not-in-the-past check, never the data checks.
     """
     _require_aware(now, "now")
+    _check_texts({"reason": change.reason, "conditions": change.conditions or ()})
     if change.meeting_id != meeting.id:
         raise InvalidChange(f"change for {change.meeting_id!r} applied to {meeting.id!r}")
     allowed = TRANSITIONS[meeting.status]
@@ -171,6 +184,7 @@ def update_details(
     unknown = set(details) - DETAIL_FIELDS
     if unknown:
         raise InvalidChange(f"cannot update {', '.join(sorted(unknown))} of a meeting this way")
+    _check_texts({**details, "reason": reason})
     changed = {k: v for k, v in details.items() if getattr(meeting, k) != v}
     if not changed:
         return None

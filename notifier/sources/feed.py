@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from notifier.domain.machine import TRANSITIONS
 from notifier.domain.models import Meeting, MeetingStatus, Source, StatusChange
+from notifier.domain.text import clean_text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +27,30 @@ class FeedItem:
     reason: str = ""
     #: The feed's own revision number (iCalendar SEQUENCE), when it has one.
     sequence: int | None = None
+
+
+def clean_item(item: FeedItem) -> tuple[FeedItem, str | None]:
+    """`item` with its text made safe (`clean_text`), and a warning naming what changed.
+
+    A feed is a third party's text: a title carrying CR LF, NUL, U+2028 or an RFC 2047
+    encoded word is not refused (the meeting is still real) but cleaned, and the caller
+    logs the warning.
+    """
+    safe = replace(
+        item,
+        title=clean_text(item.title)[:500] or clean_text(item.uid)[:200] or "untitled",
+        location=clean_text(item.location)[:500],
+        reason=clean_text(item.reason)[:2000],
+        description=clean_text(item.description, multiline=True)[:20000],
+    )
+    names = ("title", "location", "reason", "description")
+    changed = [name for name in names if getattr(item, name) != getattr(safe, name)]
+    if not changed:
+        return item, None
+    return safe, (
+        f"item {clean_text(item.uid)[:80]!r}: cleaned control characters or encoded words "
+        f"from {', '.join(changed)}"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,6 +19,7 @@ from notifier.sources.feed import (
     Details,
     FeedItem,
     actions_for,
+    clean_item,
     meeting_id_for,
     snapshot,
 )
@@ -129,10 +130,18 @@ class SourcePoller:
 
     def _parse(self, body: bytes) -> tuple[list[FeedItem], list[str]]:
         if self.config.kind == "ics":
-            return parse_ics(body, default_timezone=self.default_timezone)
-        return parse_json_feed(
-            body, fields=self.config.fields, default_timezone=self.default_timezone
-        )
+            items, problems = parse_ics(body, default_timezone=self.default_timezone)
+        else:
+            items, problems = parse_json_feed(
+                body, fields=self.config.fields, default_timezone=self.default_timezone
+            )
+        cleaned = []
+        for item in items:
+            safe, warning = clean_item(item)
+            cleaned.append(safe)
+            if warning:
+                problems.append(warning)
+        return cleaned, problems
 
     async def _apply(
         self, items: list[FeedItem], seen: dict[str, dict[str, object]], *, now: datetime

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifier.domain.errors import Conflict, NotLeader
@@ -338,15 +339,18 @@ class Transaction:
         """Store a new meeting; `Conflict` if the id is taken."""
         if await self.meeting_record(meeting.id) is not None:
             raise Conflict(f"meeting {meeting.id!r} already exists")
-        await self.connection.execute(
-            insert(meetings).values(
-                id=meeting.id,
-                **_meeting_values(meeting),
-                file_state=file_state,
-                created_at=now,
-                updated_at=now,
+        try:
+            await self.connection.execute(
+                insert(meetings).values(
+                    id=meeting.id,
+                    **_meeting_values(meeting),
+                    file_state=file_state,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-        )
+        except IntegrityError:  # a concurrent create won (PostgreSQL: unique violation)
+            raise Conflict(f"meeting {meeting.id!r} already exists") from None
 
     async def update_meeting(
         self,
@@ -531,11 +535,14 @@ class Transaction:
             record.subscriber for record in await self.subscriber_records(meeting_id=meeting_id)
         ]
 
-    async def save_subscriber(self, subscriber: Subscriber, *, now: datetime) -> bool:
+    async def save_subscriber(
+        self, subscriber: Subscriber, *, now: datetime, create: bool = False
+    ) -> bool:
         """Insert or replace `subscriber` and its endpoints; True when anything changed.
 
         Endpoints the subscriber no longer has are removed; one it keeps keeps its
-        `disabled_at` (an unsubscribe survives a config reload).
+        `disabled_at` (an unsubscribe survives a config reload). With `create`, an id that
+        exists already (or is inserted meanwhile by another transaction) is a `Conflict`.
         """
         values = {
             "name": subscriber.name,
@@ -558,12 +565,17 @@ class Transaction:
             )
         ).first()
         changed = False
+        if existing is not None and create:
+            raise Conflict(f"subscriber {subscriber.id!r} already exists")
         if existing is None:
-            await self.connection.execute(
-                insert(subscribers).values(
-                    id=subscriber.id, **values, created_at=now, updated_at=now
+            try:
+                await self.connection.execute(
+                    insert(subscribers).values(
+                        id=subscriber.id, **values, created_at=now, updated_at=now
+                    )
                 )
-            )
+            except IntegrityError:  # a concurrent create won (PostgreSQL: unique violation)
+                raise Conflict(f"subscriber {subscriber.id!r} already exists") from None
             changed = True
         elif any(getattr(existing, k) != v for k, v in values.items()) or existing.retired_at:
             await self.connection.execute(

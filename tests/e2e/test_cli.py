@@ -27,6 +27,8 @@ def test_check_passes_on_the_shipped_config(notifier: Notifier) -> None:
     result = notifier("check")
     assert result.code == 0, result.err
     assert "OK: 1 meeting, 4 subscribers" in result.out
+    # Plain http on loopback is for trying notifier out: accepted, with a warning.
+    assert "warning: public_url http://127.0.0.1:8080/ is not https" in result.err
 
 
 @pytest.mark.parametrize(
@@ -51,6 +53,31 @@ def test_check_passes_on_the_shipped_config(notifier: Notifier) -> None:
             r"invalid duration",
         ),
         ("[smtp]", "[smtp]\nhots = 'x'", r"notifier\.toml:\d+: smtp\.hots: unknown key"),
+        (
+            'title = "Talks between',
+            'title = "Talks\\r\\nBcc: x@evil.example between',
+            r"notifier\.toml:48: meetings\[0\]\.title: one-line text may not contain U\+000D",
+        ),
+        (
+            'name = "Kremlin press desk"',
+            'name = "=?utf-8?b?DQpCY2M6IHg=?="',
+            r"notifier\.toml:77: subscribers\[0\]\.name: looks like an RFC 2047 encoded word",
+        ),
+        (
+            'sender = "Notifier <notifier@example.org>"',
+            'sender = "Notifier <notifier@example.org>\\r\\nBcc: x@evil.example"',
+            r"notifier\.toml:21: smtp\.sender: one-line text may not contain",
+        ),
+        (
+            'public_url = "http://127.0.0.1:8080"',
+            'public_url = "http://notify.example.org"',
+            r"notifier\.toml:13: public_url: public_url must be https for notify\.example\.org",
+        ),
+        (
+            "[smtp]",
+            '[smtp]\npassword = "hunter2"',
+            r"notifier\.toml:\d+: smtp: a password with security = 'none'",
+        ),
     ],
 )
 def test_check_fails_clearly_on_a_broken_copy(
@@ -119,6 +146,14 @@ def test_an_impossible_transition_exits_1_and_changes_nothing(notifier: Notifier
         ),
         (("event", TALKS, "rescheduled", "--starts-at", "tomorrow"), r"--starts-at: not an ISO"),
         (("event", TALKS, "rescheduled"), r"needs the new starts_at"),
+        (
+            ("event", TALKS, "cleared", "--reason", "ok\r\nBcc: x@evil.example"),
+            r"reason: one-line text may not contain U\+000D",
+        ),
+        (
+            ("event", TALKS, "cleared", "--condition", "=?utf-8?q?=0D=0AX:_y?="),
+            r"conditions: looks like an RFC 2047 encoded word",
+        ),
         (("meetings", "show", "nope"), r"unknown meeting 'nope'"),
         (("subscribers", "show", "nope"), r"unknown subscriber 'nope'"),
     ],
@@ -214,7 +249,8 @@ def test_render_prints_the_exact_message(notifier: Notifier) -> None:
     )
     assert email.code == 0, email.err
     assert "Message-ID: <msg_preview@example.org>" in email.out
-    assert 'Content-Type: text/calendar; method="REQUEST"' in email.out
+    assert "Content-Type: text/calendar; charset=utf-8; method=REQUEST" in email.out
+    assert "List-Unsubscribe: <http://127.0.0.1:8080/unsubscribe/" in email.out
     text = notifier(
         "render",
         "meeting.postponed",

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from notifier import service
+from notifier.api.app import ApiContext, create_api
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.delivery import OutboxWorker, Postman
 from notifier.domain.retry import RetryPolicy
 from notifier.rendering import Renderer
+from notifier.settings import load_settings
 from notifier.store import Store
 from tests.integration.peers import Receiver, SmtpServer
 
+ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = (ip_network("127.0.0.1/32"),)
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ROTATED = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
@@ -99,3 +105,31 @@ async def make_worker(
             )
 
         yield make
+
+
+@pytest.fixture
+async def api(store: Store, database_url: str, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
+    clock.now = datetime(2026, 2, 25, 9, 0, tzinfo=UTC)
+    settings = load_settings(
+        ROOT / "config" / "notifier.toml",
+        database_url=database_url,
+        api={"max_body": 2048, "rate_per_minute": 1000},
+    )
+    await service.reconcile(store, settings, now=clock())
+
+    async def ready() -> dict[str, Any]:
+        return {"database": True, "scheduler": True, "worker": True}
+
+    app = create_api(
+        ApiContext(
+            store=store,
+            settings=settings,
+            clock=clock,
+            unsubscribe_key="k",
+            health=lambda: {"uptime_seconds": 1.0},
+            ready=ready,
+        )
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://notifier.test") as client:
+        yield client

@@ -27,6 +27,8 @@ class Mailbox:
     """What the SMTP server received, and the replies it will give."""
 
     messages: list[tuple[str, EmailMessage]] = field(default_factory=list)
+    #: Every accepted DATA exactly as it came off the wire, with its envelope recipients.
+    raw: list[tuple[list[str], bytes]] = field(default_factory=list)
     #: Per recipient address, replies to give RCPT in turn (then "250 OK").
     rcpt_script: dict[str, list[str]] = field(default_factory=dict)
     #: Replies to give DATA in turn, whoever the recipient (then "250 OK").
@@ -77,6 +79,7 @@ class _Handler:
             reply = self.box.data_script.pop(0) if self.box.data_script else "250 OK"
             if reply.startswith("250"):
                 parsed = message_from_bytes(envelope.original_content or b"", policy=policy.default)
+                self.box.raw.append((list(envelope.rcpt_tos), envelope.original_content or b""))
                 for rcpt in envelope.rcpt_tos:
                     self.box.messages.append((rcpt, parsed))  # type: ignore[arg-type]
         return reply

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from notifier import service
 from notifier.api.app import ApiContext, create_api
@@ -20,34 +18,6 @@ from tests.integration.conftest import Clock
 ROOT = Path(__file__).resolve().parents[2]
 TALKS = "moscow-tskhinvali-talks"
 AUTH = {"Authorization": "Bearer dev-token"}
-
-
-@pytest.fixture
-async def api(store: Store, database_url: str, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
-    clock.now = datetime(2026, 2, 25, 9, 0, tzinfo=UTC)
-    settings = load_settings(
-        ROOT / "config" / "notifier.toml",
-        database_url=database_url,
-        api={"max_body": 2048, "rate_per_minute": 1000},
-    )
-    await service.reconcile(store, settings, now=clock())
-
-    async def ready() -> dict[str, Any]:
-        return {"database": True, "scheduler": True, "worker": True}
-
-    app = create_api(
-        ApiContext(
-            store=store,
-            settings=settings,
-            clock=clock,
-            unsubscribe_key="k",
-            health=lambda: {"uptime_seconds": 1.0},
-            ready=ready,
-        )
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://notifier.test") as client:
-        yield client
 
 
 def assert_problem(response: httpx.Response, status: int, detail: str = "") -> dict[str, Any]:
@@ -277,7 +247,7 @@ async def test_an_upstream_may_push_signed_instead_of_with_a_token(
             ready=ready,
         )
     )
-    body = json.dumps({"status": "cleared", "reason": "assessment negative"})
+    body = json.dumps({"meeting": TALKS, "status": "cleared", "reason": "assessment negative"})
     url = f"/v1/meetings/{TALKS}/status"
 
     def signed(msg_id: str, stamp: float, key: str = secret) -> dict[str, str]:

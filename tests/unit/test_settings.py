@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -86,6 +88,7 @@ def test_notifier_config_names_the_file(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_secrets_never_show_in_repr_or_dumps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOTIFIER_SMTP__PASSWORD", "hunter2-smtp")
+    monkeypatch.setenv("NOTIFIER_SMTP__SECURITY", "starttls")
     settings = load_settings(SHIPPED)
     hook_secret = settings.subscribers[1].webhook.secrets[0].get_secret_value()  # type: ignore[union-attr]
     for text in (repr(settings), str(settings), settings.model_dump_json()):
@@ -246,3 +249,24 @@ def test_json_logs_carry_the_machine_fields() -> None:
     assert line["action"] == "status_change"
     assert line["meeting"] == "talks"
     assert line["level"] == "info"
+
+
+def test_unsafe_settings_are_refused_with_the_field_named(tmp_path: Path) -> None:
+    long_secret = "whsec_" + base64.b64encode(b"k" * 65).decode()
+    cases = {
+        '[smtp]\npassword = "hunter2-pw"\n': "smtp: a password with security = 'none'",
+        'public_url = "http://notify.example.org"\n': "public_url must be https",
+        '[[upstreams]]\nname = "up"\nsecrets = ["' + long_secret + '"]\n': "at most 64 bytes",
+    }
+    for text, complaint in cases.items():
+        path = tmp_path / "n.toml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(complaint)) as refused:
+            load_settings(path)
+        assert "hunter2" not in str(refused.value)
+    accepted = tmp_path / "ok.toml"
+    accepted.write_text(
+        'public_url = "http://[::1]:8080"\n[smtp]\npassword = "pw"\nallow_plaintext_auth = true\n'
+    )
+    settings = load_settings(accepted)
+    assert len(settings.warnings()) == 2
