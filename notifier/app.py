@@ -27,6 +27,7 @@ from notifier.channels.webhook import WebhookChannel
 from notifier.delivery import OutboxWorker, Postman, drain
 from notifier.domain.errors import NotifierError
 from notifier.domain.retry import RetryPolicy
+from notifier.egress import GuardedTransport
 from notifier.leadership import Leadership
 from notifier.rendering import Renderer
 from notifier.scheduler import Scheduler
@@ -265,7 +266,14 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             watcher = ConfigWatcher(settings, app.store, on_change=changed)
             loop.add_signal_handler(signal.SIGHUP, lambda: spawn(watcher.reload(reason="SIGHUP")))
             feeds = await stack.enter_async_context(
-                httpx.AsyncClient(timeout=15.0, follow_redirects=True, trust_env=False)
+                httpx.AsyncClient(
+                    timeout=15.0,
+                    follow_redirects=True,
+                    max_redirects=5,
+                    trust_env=False,
+                    # Every request, each redirect included, goes only to allowed addresses.
+                    transport=GuardedTransport(settings.feeds.allow_cidrs),
+                )
             )
             for source in settings.sources:
                 poller = SourcePoller(

@@ -46,7 +46,7 @@ from pydantic_settings import (
 )
 
 from notifier import mail
-from notifier.domain.addresses import host_allowed, is_loopback_host
+from notifier.domain.addresses import allow_range_problem, host_allowed, is_loopback_host
 from notifier.domain.durations import format_duration, parse_duration
 from notifier.domain.errors import ConfigError
 from notifier.domain.models import (
@@ -176,11 +176,22 @@ class SmtpSettings(_Strict):
         return self
 
 
+def _narrow(network: IPv4Network | IPv6Network) -> IPv4Network | IPv6Network:
+    problem = allow_range_problem(network)
+    if problem is not None:
+        raise ValueError(problem)
+    return network
+
+
+#: An allow-list entry: a private range an operator opens on purpose, never everything.
+AllowRange = Annotated[IPv4Network | IPv6Network, AfterValidator(_narrow)]
+
+
 class WebhookSettings(_Strict):
     """How webhooks go out."""
 
     #: Private, loopback and link-local targets are refused unless inside one of these.
-    allow_cidrs: list[IPv4Network | IPv6Network] = []
+    allow_cidrs: list[AllowRange] = []
     timeout: Duration = timedelta(seconds=15)
 
     @field_validator("timeout")
@@ -189,6 +200,14 @@ class WebhookSettings(_Strict):
         if value > timedelta(seconds=15):
             raise ValueError("webhook timeout is at most 15s")
         return value
+
+
+class FeedSettings(_Strict):
+    """How watched sources are fetched."""
+
+    #: Feeds on private, loopback or link-local addresses are refused unless inside one of
+    #: these (a list of its own: webhook receivers and feed servers are different hosts).
+    allow_cidrs: list[AllowRange] = []
 
 
 class DeliverySettings(_Strict):
@@ -428,6 +447,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     smtp: SmtpSettings = SmtpSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    feeds: FeedSettings = FeedSettings()
     delivery: DeliverySettings = DeliverySettings()
     reminders: ReminderSettings = ReminderSettings()
     leader: LeaderSettings = LeaderSettings()
@@ -547,7 +567,19 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
 
 
 def _check_targets(settings: Settings, path: Path, text: str) -> None:
-    """Refuse webhook URLs that name a private, loopback or link-local address outright."""
+    """Refuse webhook and feed URLs that name a private, loopback or link-local address
+    outright (names are resolved and checked when connecting)."""
+    for index, source in enumerate(settings.sources):
+        host = source.url.host or ""
+        if host_allowed(host, settings.feeds.allow_cidrs) is False:
+            feed_loc: tuple[str | int, ...] = ("sources", index, "url")
+            raise ConfigError(
+                f"feed {host} is a private, loopback or link-local address; "
+                "list it in feeds.allow_cidrs to allow it",
+                path=str(path),
+                line=locate(text, feed_loc),
+                field=format_loc(feed_loc),
+            )
     for index, subscriber in enumerate(settings.subscribers):
         if subscriber.webhook is None:
             continue

@@ -29,7 +29,6 @@ from notifier import __version__, metrics, service
 from notifier.api.problems import install, problem
 from notifier.channels.webhook import sign
 from notifier.delivery import describe
-from notifier.domain.addresses import host_allowed
 from notifier.domain.errors import (
     Conflict,
     InvalidChange,
@@ -40,6 +39,7 @@ from notifier.domain.errors import (
 from notifier.domain.models import MeetingStatus, Source, StatusChange, Subscriber
 from notifier.domain.outbox import Channel, DeliveryFilter, DeliveryStatus
 from notifier.domain.text import text_problem
+from notifier.egress import check_url
 from notifier.settings import (
     SLUG,
     EventId,
@@ -500,16 +500,16 @@ def create_api(context: ApiContext) -> FastAPI:
             raise UnknownSubscriber(subscriber_id)
         return record.subscriber
 
-    def check_target(config: SubscriberConfig) -> None:
+    async def check_target(config: SubscriberConfig) -> None:
         if config.webhook is not None:
-            host = config.webhook.url.host or ""
-            if host_allowed(host, context.settings.webhooks.allow_cidrs) is False:
-                raise InvalidChange(
-                    f"webhook.url: target {host} is a private, loopback or link-local address"
-                )
+            problem = await check_url(
+                str(config.webhook.url), context.settings.webhooks.allow_cidrs, what="webhook.url"
+            )
+            if problem is not None:
+                raise InvalidChange(problem)
 
     async def save(config: SubscriberConfig, *, create: bool = False) -> dict[str, Any]:
-        check_target(config)
+        await check_target(config)
         subscriber = config.to_domain(source=Source.API)
         now = context.clock()
         async with store.write() as tx:

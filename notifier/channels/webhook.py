@@ -24,6 +24,7 @@ from aiohttp.resolver import DefaultResolver
 
 from notifier.domain.addresses import Network, address_allowed, host_allowed
 from notifier.domain.errors import PermanentDeliveryError, TemporaryDeliveryError
+from notifier.egress import RefusedAddress
 
 
 @functools.lru_cache(maxsize=4096)
@@ -58,10 +59,6 @@ def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - now).total_seconds(), 0.0)
-
-
-class RefusedAddress(OSError):
-    """Every address of a webhook host is refused by the SSRF policy."""
 
 
 class FilteringResolver(AbstractResolver):

@@ -71,6 +71,8 @@ def write_config(path: Path, receiver: Receiver, smtp_port: int, feed: str) -> N
         "[webhooks]",
         'allow_cidrs = ["127.0.0.1/32"]',
         'timeout = "5s"',
+        "[feeds]",
+        'allow_cidrs = ["127.0.0.1/32"]',
         "[delivery]",
         f"batch = {BATCH}",
         f"parallel = {PARALLEL}",

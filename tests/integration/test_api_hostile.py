@@ -287,3 +287,26 @@ async def test_a_malformed_json_body_is_a_documented_4xx(api: httpx.AsyncClient)
         )
         assert response.status_code in (400, 422), response.text
         assert_problem(response, response.status_code)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::ffff:169.254.169.254]/latest",
+        "http://[64:ff9b::a9fe:a9fe]/latest",
+        "http://[2002:a9fe:a9fe::1]/latest",
+        "http://[fec0::1]/hook",
+        "http://[::127.0.0.2]/hook",
+        "http://no-such-host.invalid/hook",
+    ],
+)
+async def test_a_webhook_target_is_judged_by_where_it_really_leads_when_saved(
+    api: httpx.AsyncClient, url: str
+) -> None:
+    reader = {
+        "id": "sneaky",
+        "webhook": {"url": url, "secrets": ["whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"]},
+    }
+    body = assert_problem(await api.post("/v1/subscribers", json=reader, headers=AUTH), 422)
+    assert body["detail"].startswith("webhook.url: ")
+    assert (await api.get("/v1/subscribers/sneaky", headers=AUTH)).status_code == 404

@@ -3,12 +3,15 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 from ipaddress import ip_network
+from pathlib import Path
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
 from notifier.channels.webhook import retry_after_seconds, sign, signature_header
 from notifier.domain.addresses import address_allowed, host_allowed
+from notifier.domain.errors import ConfigError
+from notifier.settings import load_settings
 from notifier.tokens import read_unsubscribe_token, unsubscribe_token
 
 KNOWN_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -48,6 +51,22 @@ def test_every_secret_signs_so_a_rotated_in_secret_verifies() -> None:
         ("fe80::1", False),
         ("fd00:ec2::254", False),
         ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
+        ("::ffff:169.254.169.254", False),  # IPv4-mapped metadata
+        ("::127.0.0.1", False),  # IPv4-compatible loopback
+        ("::a9fe:a9fe", False),  # IPv4-compatible metadata, written in hex
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8: leads somewhere public
+        ("64:ff9b:1::808:808", False),  # local-use NAT64: where it leads is unknown
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo to 192.0.2.45
+        ("fec0::1", False),  # site-local
+        ("2001:db8::1", False),  # documentation
+        ("100::1", False),  # discard
+        ("ff02::1", False),  # multicast
+        ("[::ffff:127.0.0.1]", False),  # as written in a URL
         ("224.0.0.1", False),
         ("not an address", False),
     ],
@@ -91,3 +110,22 @@ def test_unsubscribe_tokens_are_signed_per_subscriber_and_channel() -> None:
     assert read_unsubscribe_token("key", forged) is None
     assert read_unsubscribe_token("key", "garbage") is None
     assert read_unsubscribe_token("key", subject + ".!!!") is None
+
+
+@pytest.mark.parametrize("network", ["0.0.0.0/0", "::/0", "0.0.0.0/1", "10.0.0.0/7", "::/7"])
+def test_an_allow_list_entry_that_opens_everything_is_refused(network: str, tmp_path: Path) -> None:
+    for section in ("webhooks", "feeds"):
+        path = tmp_path / "n.toml"
+        path.write_text(f'[{section}]\nallow_cidrs = ["{network}"]\n')
+        with pytest.raises(ConfigError, match=rf"{section}\.allow_cidrs\[0\]: .*at least /8"):
+            load_settings(path)
+
+
+def test_a_feed_on_a_private_address_is_refused_unless_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "n.toml"
+    source = '[[sources]]\nkind = "json"\nurl = "http://[::ffff:10.0.0.1]/feed"\n'
+    path.write_text(source)
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.url: feed .* feeds\.allow_cidrs"):
+        load_settings(path)
+    path.write_text('[feeds]\nallow_cidrs = ["10.0.0.0/8"]\n' + source)
+    assert len(load_settings(path).sources) == 1
