@@ -42,7 +42,7 @@ from notifier.domain.models import (
 )
 from notifier.domain.outbox import Channel, Contact, Delivery, DeliveryFilter, DeliveryStatus
 from notifier.leadership import SCHEDULER
-from notifier.logs import configure_logging
+from notifier.logs import configure_logging, redact_text
 from notifier.rendering import Renderer, preview_notice, sample_notices
 from notifier.settings import Settings, load_settings, parse_datetime_arg
 from notifier.store import migrate
@@ -86,9 +86,12 @@ def _fail(message: str) -> typer.Exit:
 
 def _settings(config: Path | None) -> Settings:
     try:
-        return load_settings(config)
+        settings = load_settings(config)
     except ConfigError as exc:
         raise _fail(exc.message) from None
+    # Commands other than `run` log only warnings, but with the same redaction.
+    configure_logging(level="warning", fmt=settings.log_format, secrets=settings.secrets())
+    return settings
 
 
 @contextmanager
@@ -100,6 +103,7 @@ def _user_errors(settings: Settings) -> Iterator[None]:
         raise _fail(exc.message) from None
     except (OperationalError, DBAPIError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        reason = redact_text(reason, settings.secrets())
         raise _fail(f"database {redact(settings.database_url)}: {reason}") from None
 
 
@@ -173,7 +177,7 @@ def db_upgrade(config: ConfigOption = None) -> None:
 def run(config: ConfigOption = None) -> None:
     """Run the daemon until SIGTERM or Ctrl-C."""
     settings = _settings(config)
-    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
     with _user_errors(settings):
         asyncio.run(app.run_daemon(settings))
 

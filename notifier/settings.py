@@ -478,6 +478,18 @@ class Settings(BaseSettings):
             raise ValueError("public_url may not have a query or fragment")
         return value
 
+    def secrets(self) -> list[str]:
+        """Every secret these settings hold, for logs to hide wherever one turns up."""
+        found = [t.get_secret_value() for t in self.api_tokens]
+        if self.smtp.password is not None:
+            found.append(self.smtp.password.get_secret_value())
+        for upstream in self.upstreams:
+            found += [s.get_secret_value() for s in upstream.secrets]
+        for subscriber in self.subscribers:
+            if subscriber.webhook is not None:
+                found += [s.get_secret_value() for s in subscriber.webhook.secrets]
+        return found
+
     def warnings(self) -> list[str]:
         """What is accepted but unwise, for `notifier check` to print."""
         found = []

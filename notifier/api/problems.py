@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from notifier.domain.errors import (
@@ -20,6 +22,7 @@ from notifier.domain.errors import (
 )
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger(__name__)
 
 _STATUS = [
     (NotFound, 404),
@@ -74,6 +77,31 @@ def install(api: FastAPI) -> None:
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
         detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
         return problem(422, "Invalid request", detail, errors=errors)
+
+    @api.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The database away (restarting, disk full, read-only) is an outage, not our bug:
+        # 503 with Retry-After, so clients and load balancers back off and come back.
+        if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        ):
+            log.warning(
+                "%s %s: database unavailable: %s",
+                request.method,
+                request.url.path,
+                type(exc).__name__,
+                extra={"action": "api_unavailable"},
+            )
+            return problem(
+                503,
+                "Service Unavailable",
+                "the database is not answering; try again shortly",
+                headers={"Retry-After": "5"},
+            )
+        log.exception(
+            "%s %s failed", request.method, request.url.path, extra={"action": "api_error"}
+        )
+        return problem(500, "Internal Server Error", "an internal error; it has been logged")
 
     @api.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

@@ -36,9 +36,12 @@ def redact(url: str | URL) -> str:
 def create_engine(url: str, **options: Any) -> AsyncEngine:
     """An async engine for `url` (``sqlite+aiosqlite://`` or ``postgresql+asyncpg://``).
 
-    For a SQLite file, its folder is created when missing.
+    For a SQLite file, its folder is created when missing. Statement parameters never
+    appear in errors (`hide_parameters`): they hold webhook secrets and addresses, and an
+    error's text ends up in logs and tracebacks.
     """
     parsed = make_url(url)
+    options = {"hide_parameters": True} | options
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, **options)
     pool = {} if "poolclass" in options else POOL
