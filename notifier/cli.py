@@ -698,7 +698,9 @@ def render(
                     notice,
                     locale=subscriber.locale,
                     timezone=subscriber.timezone,
-                    unsubscribe_url=postman.unsubscribe_url(subscriber.id, Channel.EMAIL),
+                    unsubscribe_url=postman.unsubscribe_url(
+                        subscriber.id, Channel.EMAIL, subscriber.email
+                    ),
                     now=now,
                 )
                 return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}[

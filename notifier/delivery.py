@@ -56,9 +56,9 @@ class Postman:
     public_url: str
     unsubscribe_key: str
 
-    def unsubscribe_url(self, subscriber_id: str, channel: Channel) -> str:
-        """The one-click unsubscribe link for one subscriber's channel."""
-        token = unsubscribe_token(self.unsubscribe_key, subscriber_id, channel.value)
+    def unsubscribe_url(self, subscriber_id: str, channel: Channel, address: str) -> str:
+        """The one-click unsubscribe link for one subscriber's channel, bound to `address`."""
+        token = unsubscribe_token(self.unsubscribe_key, subscriber_id, channel.value, address)
         return f"{self.public_url.rstrip('/')}/unsubscribe/{token}"
 
     def prepare(
@@ -98,7 +98,7 @@ class Postman:
             to=subscriber.email,
             name=subscriber.name,
             delivery_id=delivery.id,
-            unsubscribe_url=self.unsubscribe_url(subscriber.id, Channel.EMAIL),
+            unsubscribe_url=self.unsubscribe_url(subscriber.id, Channel.EMAIL, subscriber.email),
         )
 
 

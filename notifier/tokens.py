@@ -1,4 +1,10 @@
-"""Signed one-click unsubscribe tokens: per subscriber and channel, tamper-evident."""
+"""Signed one-click unsubscribe tokens: per subscriber, channel and address, tamper-evident.
+
+A token names the subscriber, the channel and a short digest of the address it was mailed
+to, and is signed with the installation's key. The digest binds the link to that address:
+once a subscriber's address changes, links in mails sent to the old address no longer
+unsubscribe the new one.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 
 
 def new_key() -> str:
@@ -21,23 +28,50 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def unsubscribe_token(key: str, subscriber_id: str, channel: str) -> str:
-    """A URL-safe token naming `subscriber_id` and `channel`, signed with `key`."""
-    subject = f"{subscriber_id}:{channel}".encode()
-    mac = hmac.new(key.encode(), b"unsubscribe\x00" + subject, hashlib.sha256).digest()
-    return f"{_b64(subject)}.{_b64(mac[:18])}"
+def address_tag(address: str) -> str:
+    """A short digest of an address (case and surrounding space ignored)."""
+    return _b64(hashlib.sha256(address.strip().lower().encode()).digest()[:9])
 
 
-def read_unsubscribe_token(key: str, token: str) -> tuple[str, str] | None:
-    """(subscriber id, channel) from a token signed with `key`, or None if tampered."""
+@dataclass(frozen=True, kw_only=True)
+class UnsubscribeSubject:
+    """What a valid token names."""
+
+    subscriber_id: str
+    channel: str
+    #: `address_tag` of the address the link was sent to.
+    tag: str
+
+    def sent_to(self, address: str | None) -> bool:
+        """Whether the link was sent to `address`."""
+        return address is not None and hmac.compare_digest(self.tag, address_tag(address))
+
+
+def _mac(key: str, subject: bytes) -> bytes:
+    return hmac.new(key.encode(), b"unsubscribe\x00" + subject, hashlib.sha256).digest()[:18]
+
+
+def unsubscribe_token(key: str, subscriber_id: str, channel: str, address: str) -> str:
+    """A URL-safe token naming `subscriber_id`, `channel` and `address`, signed with `key`."""
+    subject = f"{subscriber_id}:{channel}:{address_tag(address)}".encode()
+    return f"{_b64(subject)}.{_b64(_mac(key, subject))}"
+
+
+def read_unsubscribe_token(key: str, token: str) -> UnsubscribeSubject | None:
+    """What a token signed with `key` names, or None if it is tampered with or malformed.
+
+    Tokens from before addresses were bound (two parts) are refused: they cannot say which
+    address they were sent to.
+    """
     try:
         subject_text, _, mac_text = token.partition(".")
         subject = _unb64(subject_text)
         mac = _unb64(mac_text)
     except (ValueError, UnicodeError):
         return None
-    expected = hmac.new(key.encode(), b"unsubscribe\x00" + subject, hashlib.sha256).digest()[:18]
-    if not hmac.compare_digest(mac, expected):
+    if not hmac.compare_digest(mac, _mac(key, subject)):
         return None
-    subscriber_id, _, channel = subject.decode(errors="replace").rpartition(":")
-    return (subscriber_id, channel) if subscriber_id and channel else None
+    parts = subject.decode(errors="replace").split(":")
+    if len(parts) != 3 or not all(parts):
+        return None
+    return UnsubscribeSubject(subscriber_id=parts[0], channel=parts[1], tag=parts[2])

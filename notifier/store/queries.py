@@ -957,6 +957,17 @@ class Transaction:
             for row in (await self.connection.execute(query)).all()
         }
 
+    async def endpoint_address(self, subscriber_id: str, channel: Channel) -> str | None:
+        """The address (email or URL) of a subscriber's endpoint, disabled or not."""
+        return (
+            await self.connection.execute(
+                select(subscriber_endpoints.c.address).where(
+                    subscriber_endpoints.c.subscriber_id == subscriber_id,
+                    subscriber_endpoints.c.channel == channel.value,
+                )
+            )
+        ).scalar_one_or_none()
+
     async def disable_endpoint(
         self, subscriber_id: str, channel: Channel, *, reason: str, now: datetime
     ) -> None:

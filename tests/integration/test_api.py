@@ -160,7 +160,7 @@ async def test_deliveries_are_listed_and_replayed(api: httpx.AsyncClient) -> Non
 
 
 async def test_one_click_unsubscribe(api: httpx.AsyncClient, store: Store) -> None:
-    token = unsubscribe_token("k", "press-desk", "email")
+    token = unsubscribe_token("k", "press-desk", "email", "press@example.org")
     page = await api.get(f"/unsubscribe/{token}")
     assert page.status_code == 200
     assert "press-desk" in page.text

@@ -17,6 +17,7 @@ from notifier import service
 from notifier.api.app import ApiContext, create_api
 from notifier.settings import load_settings
 from notifier.store import Store
+from notifier.tokens import unsubscribe_token
 from tests.integration.conftest import ROOT, Clock
 from tests.integration.test_api import AUTH, TALKS, assert_problem
 
@@ -310,3 +311,77 @@ async def test_a_webhook_target_is_judged_by_where_it_really_leads_when_saved(
     body = assert_problem(await api.post("/v1/subscribers", json=reader, headers=AUTH), 422)
     assert body["detail"].startswith("webhook.url: ")
     assert (await api.get("/v1/subscribers/sneaky", headers=AUTH)).status_code == 404
+
+
+# -- unsubscribe links ---------------------------------------------------------------------
+
+
+async def test_an_old_emails_link_does_not_unsubscribe_a_new_address(
+    api: httpx.AsyncClient, store: Store
+) -> None:
+    reader = {"id": "agency", "email": "old-desk@agency.example.org"}
+    assert (await api.post("/v1/subscribers", json=reader, headers=AUTH)).status_code == 201
+    old = unsubscribe_token("k", "agency", "email", "old-desk@agency.example.org")
+    patched = await api.patch(
+        "/v1/subscribers/agency", json={"email": "new-desk@agency.example.org"}, headers=AUTH
+    )
+    assert patched.status_code == 200, patched.text
+    assert_problem(await api.post(f"/unsubscribe/{old}"), 404, "no longer receives")
+    assert_problem(await api.get(f"/unsubscribe/{old}"), 404)
+    async with store.read() as tx:
+        contact = (await tx.contacts(["agency"]))["agency"]
+    assert contact.email == "new-desk@agency.example.org"
+    new = unsubscribe_token("k", "agency", "email", "new-desk@agency.example.org")
+    assert (await api.post(f"/unsubscribe/{new}")).status_code == 200
+    async with store.read() as tx:
+        assert (await tx.contacts(["agency"]))["agency"].email is None
+
+
+async def test_get_never_unsubscribes(api: httpx.AsyncClient, store: Store) -> None:
+    token = unsubscribe_token("k", "press-desk", "email", "press@example.org")
+    for _ in range(3):  # a mail scanner, a link preview, the reader
+        page = await api.get(f"/unsubscribe/{token}")
+        assert page.status_code == 200
+        assert "<form method='post'" in page.text
+    head = await api.head(f"/unsubscribe/{token}")
+    assert head.status_code in (200, 405)
+    async with store.read() as tx:
+        assert (await tx.contacts(["press-desk"]))["press-desk"].email == "press@example.org"
+    pushed = await api.post(
+        f"/v1/meetings/{TALKS}/status", json={"status": "cleared"}, headers=AUTH
+    )
+    assert pushed.status_code == 202
+    async with store.read() as tx:
+        queued = await tx.deliveries(limit=100)
+    assert any(d.subscriber_id == "press-desk" and d.channel.value == "email" for d in queued)
+
+
+async def test_the_confirmation_form_posts_under_a_public_url_with_a_path_prefix(
+    store: Store, database_url: str, clock: Clock
+) -> None:
+    settings = load_settings(
+        ROOT / "config" / "notifier.toml",
+        database_url=database_url,
+        public_url="https://news.example.org/notify/",
+    )
+    await service.reconcile(store, settings, now=clock())
+
+    async def ready() -> dict[str, Any]:
+        return {}
+
+    app = create_api(
+        ApiContext(
+            store=store,
+            settings=settings,
+            clock=clock,
+            unsubscribe_key="k",
+            health=dict,
+            ready=ready,
+        )
+    )
+    token = unsubscribe_token("k", "press-desk", "email", "press@example.org")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        page = await client.get(f"/unsubscribe/{token}")
+    assert page.status_code == 200
+    assert f"action='https://news.example.org/notify/unsubscribe/{token}'" in page.text

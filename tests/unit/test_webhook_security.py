@@ -101,12 +101,18 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_seconds(None, now=now) is None
 
 
-def test_unsubscribe_tokens_are_signed_per_subscriber_and_channel() -> None:
-    token = unsubscribe_token("key", "press-desk", "email")
-    assert read_unsubscribe_token("key", token) == ("press-desk", "email")
+def test_unsubscribe_tokens_are_signed_per_subscriber_channel_and_address() -> None:
+    token = unsubscribe_token("key", "press-desk", "email", "press@example.org")
+    read = read_unsubscribe_token("key", token)
+    assert read is not None
+    assert (read.subscriber_id, read.channel) == ("press-desk", "email")
+    assert read.sent_to("Press@Example.org ")
+    assert not read.sent_to("new-desk@example.org")
+    assert not read.sent_to(None)
     assert read_unsubscribe_token("other-key", token) is None
     subject, mac = token.split(".")
-    forged = unsubscribe_token("key", "wire-service", "email").split(".")[0] + "." + mac
+    forged = unsubscribe_token("key", "wire-service", "email", "x@example.org").split(".")[0]
+    forged += "." + mac
     assert read_unsubscribe_token("key", forged) is None
     assert read_unsubscribe_token("key", "garbage") is None
     assert read_unsubscribe_token("key", subject + ".!!!") is None
@@ -129,3 +135,17 @@ def test_a_feed_on_a_private_address_is_refused_unless_allowed(tmp_path: Path) -
         load_settings(path)
     path.write_text('[feeds]\nallow_cidrs = ["10.0.0.0/8"]\n' + source)
     assert len(load_settings(path).sources) == 1
+
+
+def test_a_token_from_before_addresses_were_bound_is_refused() -> None:
+    import hashlib
+    import hmac
+
+    subject = b"press-desk:email"
+    mac = hmac.new(b"key", b"unsubscribe\x00" + subject, hashlib.sha256).digest()[:18]
+    legacy = (
+        base64.urlsafe_b64encode(subject).rstrip(b"=").decode()
+        + "."
+        + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    )
+    assert read_unsubscribe_token("key", legacy) is None
