@@ -127,3 +127,62 @@ def ics_lines(ics: str) -> list[str]:
         elif line:
             unfolded.append(line)
     return unfolded
+
+
+#: Run by another Python (3.13: stricter header checks) on raw messages given as files.
+_OTHER_PYTHON_CHECK = r"""
+import sys
+from email import message_from_bytes, policy
+
+strict = policy.SMTP
+if hasattr(policy.SMTP, "verify_generated_headers"):  # 3.13: refuses injected headers
+    strict = policy.SMTP.clone(verify_generated_headers=True)
+for path in sys.argv[1:]:
+    raw = open(path, "rb").read()
+    for each in (policy.compat32, policy.default, strict):
+        parsed = message_from_bytes(raw, policy=each)
+        assert not parsed.defects, (path, parsed.defects)
+        for part in parsed.walk():
+            assert not part.defects, (path, part.defects)
+        parsed.as_bytes(policy=strict)  # regenerating must not find an injection
+    names = sorted(k.lower() for k in message_from_bytes(raw, policy=policy.default).keys())
+    print(path, ",".join(names))
+"""
+
+
+def other_python() -> str | None:
+    """The newest Python other than this one found on the machine (3.13 or later)."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+
+    candidates = [shutil.which(name) for name in ("python3.14", "python3.13")]
+    # pyenv keeps versions it has not activated here, behind shims that refuse to run them.
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates += sorted(glob.glob(f"{root}/versions/3.1[3-9]*/bin/python3"), reverse=True)
+    for found in candidates:
+        if not found:
+            continue
+        check = "import sys; assert sys.version_info >= (3, 13)"
+        ran = subprocess.run([found, "-c", check], capture_output=True, check=False)
+        if ran.returncode == 0:
+            return found
+    return None
+
+
+def assert_parses_on(python: str, raws: list[bytes], folder: object) -> list[str]:
+    """Have `python` parse each raw message under its email policies; the header names."""
+    import subprocess
+    from pathlib import Path
+
+    paths = []
+    for number, raw in enumerate(raws):
+        path = Path(str(folder)) / f"message-{number}.eml"
+        path.write_bytes(raw)
+        paths.append(str(path))
+    ran = subprocess.run(
+        [python, "-c", _OTHER_PYTHON_CHECK, *paths], capture_output=True, text=True, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
+    return [line.split(" ", 1)[1] for line in ran.stdout.splitlines()]
