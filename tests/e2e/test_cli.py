@@ -56,22 +56,22 @@ def test_check_passes_on_the_shipped_config(notifier: Notifier) -> None:
         (
             'title = "Talks between',
             'title = "Talks\\r\\nBcc: x@evil.example between',
-            r"notifier\.toml:48: meetings\[0\]\.title: one-line text may not contain U\+000D",
+            r"notifier\.toml:\d+: meetings\[0\]\.title: one-line text may not contain U\+000D",
         ),
         (
             'name = "Kremlin press desk"',
             'name = "=?utf-8?b?DQpCY2M6IHg=?="',
-            r"notifier\.toml:77: subscribers\[0\]\.name: looks like an RFC 2047 encoded word",
+            r"notifier\.toml:\d+: subscribers\[0\]\.name: looks like an RFC 2047 encoded word",
         ),
         (
             'sender = "Notifier <notifier@example.org>"',
             'sender = "Notifier <notifier@example.org>\\r\\nBcc: x@evil.example"',
-            r"notifier\.toml:21: smtp\.sender: one-line text may not contain",
+            r"notifier\.toml:\d+: smtp\.sender: one-line text may not contain",
         ),
         (
             'public_url = "http://127.0.0.1:8080"',
             'public_url = "http://notify.example.org"',
-            r"notifier\.toml:13: public_url: public_url must be https for notify\.example\.org",
+            r"notifier\.toml:\d+: public_url: public_url must be https for notify\.example\.org",
         ),
         (
             "[smtp]",
