@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 from pathlib import Path
@@ -107,14 +107,13 @@ async def make_worker(
         yield make
 
 
-@pytest.fixture
-async def api(store: Store, database_url: str, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
-    clock.now = datetime(2026, 2, 25, 9, 0, tzinfo=UTC)
-    settings = load_settings(
-        ROOT / "config" / "notifier.toml",
-        database_url=database_url,
-        api={"max_body": 2048, "rate_per_minute": 1000},
-    )
+@asynccontextmanager
+async def api_client(
+    store: Store, clock: Clock, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app over ASGI, on the shipped config with `overrides`, reconciled into
+    `store` first."""
+    settings = load_settings(ROOT / "config" / "notifier.toml", **overrides)
     await service.reconcile(store, settings, now=clock())
 
     async def ready() -> dict[str, Any]:
@@ -132,4 +131,13 @@ async def api(store: Store, database_url: str, clock: Clock) -> AsyncIterator[ht
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://notifier.test") as client:
+        yield client
+
+
+@pytest.fixture
+async def api(store: Store, database_url: str, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
+    clock.now = datetime(2026, 2, 25, 9, 0, tzinfo=UTC)
+    async with api_client(
+        store, clock, database_url=database_url, api={"max_body": 2048, "rate_per_minute": 1000}
+    ) as client:
         yield client

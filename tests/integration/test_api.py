@@ -8,12 +8,9 @@ from typing import Any
 
 import httpx
 
-from notifier import service
-from notifier.api.app import ApiContext, create_api
-from notifier.settings import load_settings
 from notifier.store import Store
 from notifier.tokens import unsubscribe_token
-from tests.integration.conftest import Clock
+from tests.integration.conftest import Clock, api_client
 
 ROOT = Path(__file__).resolve().parents[2]
 TALKS = "moscow-tskhinvali-talks"
@@ -183,24 +180,8 @@ async def test_limits_on_body_size_and_rate(api: httpx.AsyncClient, store: Store
 async def test_rate_limit_answers_429_with_retry_after(
     store: Store, database_url: str, clock: Clock
 ) -> None:
-    settings = load_settings(
-        ROOT / "config" / "notifier.toml", database_url=database_url, api={"rate_per_minute": 3}
-    )
-
-    async def ready() -> dict[str, Any]:
-        return {}
-
-    app = create_api(
-        ApiContext(
-            store=store,
-            settings=settings,
-            clock=clock,
-            unsubscribe_key="k",
-            health=dict,
-            ready=ready,
-        )
-    )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    limits = {"rate_per_minute": 3}
+    async with api_client(store, clock, database_url=database_url, api=limits) as c:
         codes = [(await c.get("/v1/meetings", headers=AUTH)).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
         limited = await c.get("/v1/meetings", headers=AUTH)
@@ -227,26 +208,7 @@ async def test_an_upstream_may_push_signed_instead_of_with_a_token(
     from standardwebhooks.webhooks import Webhook
 
     secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
-    settings = load_settings(
-        ROOT / "config" / "notifier.toml",
-        database_url=database_url,
-        upstreams=[{"name": "protocol-office", "secrets": [secret]}],
-    )
-    await service.reconcile(store, settings, now=clock())
-
-    async def ready() -> dict[str, Any]:
-        return {}
-
-    app = create_api(
-        ApiContext(
-            store=store,
-            settings=settings,
-            clock=clock,
-            unsubscribe_key="k",
-            health=dict,
-            ready=ready,
-        )
-    )
+    upstreams = [{"name": "protocol-office", "secrets": [secret]}]
     body = json.dumps({"meeting": TALKS, "status": "cleared", "reason": "assessment negative"})
     url = f"/v1/meetings/{TALKS}/status"
 
@@ -259,7 +221,7 @@ async def test_an_upstream_may_push_signed_instead_of_with_a_token(
             "content-type": "application/json",
         }
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with api_client(store, clock, database_url=database_url, upstreams=upstreams) as c:
         first = await c.post(url, content=body, headers=signed("msg_up_1", time.time()))
         assert first.status_code == 202, first.text
         replay = await c.post(url, content=body, headers=signed("msg_up_1", time.time()))

@@ -13,12 +13,9 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from notifier import service
-from notifier.api.app import ApiContext, create_api
-from notifier.settings import load_settings
 from notifier.store import Store
 from notifier.tokens import unsubscribe_token
-from tests.integration.conftest import ROOT, Clock
+from tests.integration.conftest import Clock, api_client
 from tests.integration.test_api import AUTH, TALKS, assert_problem
 
 HOSTILE = [
@@ -96,29 +93,13 @@ UPSTREAM_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 async def signed_api(
     store: Store, database_url: str, clock: Clock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    settings = load_settings(
-        ROOT / "config" / "notifier.toml",
+    async with api_client(
+        store,
+        clock,
         database_url=database_url,
         upstreams=[{"name": "protocol-office", "secrets": [UPSTREAM_SECRET]}],
         api={"rate_per_minute": 6},
-    )
-    await service.reconcile(store, settings, now=clock())
-
-    async def ready() -> dict[str, Any]:
-        return {}
-
-    app = create_api(
-        ApiContext(
-            store=store,
-            settings=settings,
-            clock=clock,
-            unsubscribe_key="k",
-            health=dict,
-            ready=ready,
-        )
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    ) as client:
         yield client
 
 
@@ -359,29 +340,9 @@ async def test_get_never_unsubscribes(api: httpx.AsyncClient, store: Store) -> N
 async def test_the_confirmation_form_posts_under_a_public_url_with_a_path_prefix(
     store: Store, database_url: str, clock: Clock
 ) -> None:
-    settings = load_settings(
-        ROOT / "config" / "notifier.toml",
-        database_url=database_url,
-        public_url="https://news.example.org/notify/",
-    )
-    await service.reconcile(store, settings, now=clock())
-
-    async def ready() -> dict[str, Any]:
-        return {}
-
-    app = create_api(
-        ApiContext(
-            store=store,
-            settings=settings,
-            clock=clock,
-            unsubscribe_key="k",
-            health=dict,
-            ready=ready,
-        )
-    )
     token = unsubscribe_token("k", "press-desk", "email", "press@example.org")
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        page = await client.get(f"/unsubscribe/{token}")
+    prefixed = "https://news.example.org/notify/"
+    async with api_client(store, clock, database_url=database_url, public_url=prefixed) as c:
+        page = await c.get(f"/unsubscribe/{token}")
     assert page.status_code == 200
     assert f"action='https://news.example.org/notify/unsubscribe/{token}'" in page.text
