@@ -22,10 +22,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from notifier import __version__, app, service
 from notifier.delivery import describe
-from notifier.domain.durations import format_duration
+from notifier.domain.durations import format_duration, parse_duration
 from notifier.domain.errors import (
     ConfigError,
-    Conflict,
     NotFound,
     NotifierError,
     UnknownMeeting,
@@ -40,7 +39,13 @@ from notifier.domain.models import (
     StatusChange,
     Subscriber,
 )
-from notifier.domain.outbox import Channel, Contact, Delivery, DeliveryFilter, DeliveryStatus
+from notifier.domain.outbox import (
+    Channel,
+    Contact,
+    Delivery,
+    DeliveryFilter,
+    Replay,
+)
 from notifier.leadership import SCHEDULER
 from notifier.logs import configure_logging, redact_text
 from notifier.rendering import Renderer, preview_notice, sample_notices
@@ -590,27 +595,61 @@ def deliveries_show(
 
 @deliveries_cli.command("retry")
 def deliveries_retry(
-    delivery_id: Annotated[str, typer.Argument(metavar="ID")],
+    delivery_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="One delivery; or select with --status.")
+    ] = None,
+    status: Annotated[
+        DeliveryFilter | None,
+        typer.Option(help="Replay every delivery in this state (dead, failed, retrying)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only those created since: ISO-8601 with offset, or a duration ago."),
+    ] = None,
+    subscriber: Annotated[str | None, typer.Option(help="Only this subscriber's.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be replayed; change nothing.")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Send a dead or waiting delivery again, now (the running daemon picks it up)."""
+    """Send dead or waiting deliveries again, now, with a fresh set of attempts.
+
+    One by ID, or in bulk with --status (and --since, --subscriber); the running daemon
+    picks them up.
+    """
     settings = _settings(config)
+    if (delivery_id is None) == (status is None):
+        raise _fail("give a delivery ID or --status (not both)")
+    if delivery_id is None:
+        assert status is not None
+        now = app.utcnow()
+        selection = Replay(
+            status=status,
+            since=_since(since, now=now) if since else None,
+            subscriber_id=subscriber,
+        )
+
+        async def bulk(opened: app.App) -> list[str]:
+            return await service.replay(opened.store, selection, now=now, dry_run=dry_run)
+
+        ids = _run(settings, bulk)
+        verb = "would replay" if dry_run else "replayed"
+        typer.echo(f"{verb} {_count(ids, 'delivery')}".replace("deliverys", "deliveries"))
+        return
 
     async def work(opened: app.App) -> Delivery:
-        async with opened.store.write() as tx:
-            found = await tx.delivery(delivery_id)
-            if found is None:
-                raise NotFound(f"unknown delivery {delivery_id!r}")
-            if found.status in (DeliveryStatus.SENT, DeliveryStatus.SENDING):
-                raise Conflict(f"delivery {delivery_id} is {found.status.value}: nothing to retry")
-            retried = await tx.retry_delivery(delivery_id, now=app.utcnow())
-            assert retried is not None
-            return retried
+        return await service.retry_delivery(opened.store, delivery_id, now=app.utcnow())
 
     retried = _run(settings, work)
-    typer.echo(
-        f"{retried.id}: {retried.status.value}, due now (attempts so far: {retried.attempts})"
-    )
+    typer.echo(f"{retried.id}: {retried.status.value}, due now with a fresh set of attempts")
+
+
+def _since(value: str, *, now: datetime) -> datetime:
+    """An ISO-8601 instant, or a duration back from `now` (``24h``)."""
+    try:
+        return now - parse_duration(value)
+    except ValueError:
+        return parse_datetime_arg(value, field="--since")
 
 
 # -- leader -----------------------------------------------------------------------------------

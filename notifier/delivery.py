@@ -2,14 +2,17 @@
 
 A worker claims a batch, groups the emails of the batch by what they say and how they are
 read (the same change, locale and time zone), renders and builds each group once, sends
-everything concurrently, then records all attempts in one transaction. Delivery is
-at-least-once: a worker killed after sending but before recording sends again once its
-lease runs out, with the same idempotency key (webhook-id, Message-ID).
+everything concurrently, and records attempts as they end (a few transactions a second),
+extending the claims of what is still in flight. An endpoint that times out gets nothing
+more in the same batch. Delivery is at-least-once: a worker killed after sending but before
+recording sends again once its lease runs out, with the same idempotency key (webhook-id,
+Message-ID).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
@@ -20,12 +23,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
+from urllib.parse import urlsplit
 
 from notifier import metrics
 from notifier.calendar import build_ics, ics_method
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
-from notifier.domain.errors import DeliveryError, PermanentDeliveryError, TemporaryDeliveryError
+from notifier.domain.errors import (
+    DeliveryError,
+    DeliveryTimeout,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 from notifier.domain.models import EventKind
 from notifier.domain.outbox import Attempt, Channel, Contact, Delivery, Outcome, after_attempt
 from notifier.domain.retry import RetryPolicy
@@ -110,6 +119,8 @@ class _Batch:
     notices: dict[str, Notice] = field(default_factory=dict)
     emails: dict[tuple[str, str, str], PreparedEmail] = field(default_factory=dict)
     bodies: dict[str, bytes] = field(default_factory=dict)
+    #: Endpoints that timed out in this batch: nothing more is sent to them in it.
+    timed_out: set[str] = field(default_factory=set)
 
     def notice(self, delivery: Delivery) -> Notice:
         notice = self.notices.get(delivery.notice_id)
@@ -209,31 +220,14 @@ class OutboxWorker:
         for delivery in sorted(claimed, key=lambda d: (d.sequence, d.kind != EventKind.REMINDER)):
             lanes.setdefault((delivery.subscriber_id, delivery.channel), []).append(delivery)
 
-        async def lane(items: list[Delivery]) -> list[Attempt]:
-            return [await self._deliver(d, subscribers.get(d.subscriber_id), batch) for d in items]
+        async with _Recorder(self, claimed) as recorder:
 
-        done = {
-            attempt.delivery_id: attempt
-            for attempts_of_lane in await asyncio.gather(*(lane(v) for v in lanes.values()))
-            for attempt in attempts_of_lane
-        }
-        attempts = [done[d.id] for d in claimed]
-        async with self.store.write() as tx:
-            await tx.record_attempts(attempts, worker=self.name)
-            for delivery, attempt in zip(claimed, attempts, strict=True):
-                if attempt.gone:
-                    await tx.disable_endpoint(
-                        delivery.subscriber_id,
-                        delivery.channel,
-                        reason=attempt.error or "gone",
-                        now=attempt.at,
-                    )
-        ended: dict[tuple[str, str], int] = {}
-        for delivery, attempt in zip(claimed, attempts, strict=True):
-            key = (delivery.channel.value, attempt.status.value)
-            ended[key] = ended.get(key, 0) + 1
-        for (channel, status), count in ended.items():
-            metrics.DELIVERIES.labels(channel, status).inc(count)
+            async def lane(items: list[Delivery]) -> None:
+                for delivery in items:
+                    contact = subscribers.get(delivery.subscriber_id)
+                    recorder.add(delivery, await self._deliver(delivery, contact, batch))
+
+            await asyncio.gather(*(lane(v) for v in lanes.values()))
         return len(claimed)
 
     async def _deliver(
@@ -245,6 +239,8 @@ class OutboxWorker:
             async with self._limit:
                 code = await self._send(delivery, subscriber, batch)
         except DeliveryError as exc:
+            if isinstance(exc, DeliveryTimeout):
+                batch.timed_out.add(_endpoint(delivery, subscriber))
             return self._finish(delivery, exc, started)
         except Exception as exc:  # a bug in a template or channel: keep it, retry later
             log.exception("delivery %s failed unexpectedly", delivery.id)
@@ -257,6 +253,10 @@ class OutboxWorker:
     ) -> int | None:
         if subscriber is None or not subscriber.active:
             raise PermanentDeliveryError("subscriber removed or retired")
+        endpoint = _endpoint(delivery, subscriber)
+        if endpoint in batch.timed_out:
+            # One hanging endpoint must not hold a batch for timeout x deliveries.
+            raise TemporaryDeliveryError(f"not tried: {endpoint} timed out earlier in this batch")
         notice = batch.notice(delivery)
         if delivery.channel is Channel.WEBHOOK:
             if subscriber.webhook is None or self.postman.webhook is None:
@@ -328,6 +328,121 @@ class OutboxWorker:
                 },
             )
         return attempt
+
+
+def _endpoint(delivery: Delivery, subscriber: Contact | None) -> str:
+    """What a timeout is blamed on: the webhook's origin, or the mail relay as a whole."""
+    if delivery.channel is Channel.WEBHOOK and subscriber is not None and subscriber.webhook:
+        parts = urlsplit(subscriber.webhook.url)
+        return f"{parts.scheme}://{parts.netloc}"
+    return "the mail server" if delivery.channel is Channel.EMAIL else "webhook"
+
+
+class _Recorder:
+    """Records a batch's attempts as they happen and keeps its claims alive meanwhile.
+
+    Outcomes are written every `FLUSH` seconds (or at once when `FLUSH_SIZE` are waiting),
+    so a slow endpoint in a batch cannot leave the fast deliveries unrecorded until their
+    claim runs out and another worker sends them again; the deliveries still in flight
+    have their claims extended every third of the lease (a heartbeat).
+    """
+
+    FLUSH = 0.25
+    FLUSH_SIZE = 200
+
+    def __init__(self, worker: OutboxWorker, claimed: list[Delivery]) -> None:
+        self.worker = worker
+        self.in_flight = {d.id: d for d in claimed}
+        self.done: list[tuple[Delivery, Attempt]] = []
+        self.full = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+        self._stopping = False
+
+    def add(self, delivery: Delivery, attempt: Attempt) -> None:
+        """An attempt has ended: record it soon."""
+        self.in_flight.pop(delivery.id, None)
+        self.done.append((delivery, attempt))
+        if len(self.done) >= self.FLUSH_SIZE:
+            self.full.set()
+
+    async def __aenter__(self) -> _Recorder:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        # Not cancelled: a flush cut short mid-transaction would lose what it had taken.
+        self._stopping = True
+        self.full.set()
+        await self._task
+        for wait in (0.0, 0.5, 1.0, 2.0):  # the last outcomes, through a database hiccup
+            await asyncio.sleep(wait)
+            if await self._flush():
+                return
+        log.error(
+            "%s: could not record %d attempts; their claims return after the lease",
+            self.worker.name,
+            len(self.done),
+            extra={"action": "record_failed"},
+        )
+
+    async def _run(self) -> None:
+        lease = self.worker.lease.total_seconds()
+        beat = max(lease / 3, 0.05)
+        last_beat = time.monotonic()
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(self.FLUSH, beat)):
+                    await self.full.wait()
+            self.full.clear()
+            if self._stopping:
+                return
+            await self._flush()
+            if time.monotonic() - last_beat >= beat and self.in_flight:
+                last_beat = time.monotonic()
+                await self._extend()
+
+    async def _extend(self) -> None:
+        until = self.worker.clock() + self.worker.lease
+        try:
+            async with self.worker.store.write() as tx:
+                await tx.extend_claims(list(self.in_flight), worker=self.worker.name, until=until)
+        except Exception:  # the next beat tries again; the lease covers a missed one
+            log.warning("%s: could not extend claims", self.worker.name, exc_info=True)
+
+    async def _flush(self) -> bool:
+        """Record what has ended; True when nothing is left unrecorded."""
+        if not self.done:
+            return True
+        taken, self.done = self.done, []
+        try:
+            async with self.worker.store.write() as tx:
+                await tx.record_attempts([a for _, a in taken], worker=self.worker.name)
+                for delivery, attempt in taken:
+                    if attempt.gone:
+                        await tx.disable_endpoint(
+                            delivery.subscriber_id,
+                            delivery.channel,
+                            reason=attempt.error or "gone",
+                            now=attempt.at,
+                        )
+        except Exception:
+            self.done = taken + self.done
+            if not self._failing:
+                log.warning(
+                    "%s: recording attempts failed; will retry", self.worker.name, exc_info=True
+                )
+            self._failing = True
+            return False
+        self._failing = False
+        ended: dict[tuple[str, str], int] = {}
+        for delivery, attempt in taken:
+            key = (delivery.channel.value, attempt.status.value)
+            ended[key] = ended.get(key, 0) + 1
+        for (channel, status), count in ended.items():
+            metrics.DELIVERIES.labels(channel, status).inc(count)
+        return not self.done
 
 
 @functools.cache

@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
 
-from notifier.domain.errors import ConfigError, Conflict, InvalidChange, UnknownMeeting
+from notifier.domain.errors import ConfigError, Conflict, InvalidChange, NotFound, UnknownMeeting
 from notifier.domain.machine import ON_SCHEDULE, Transition, apply_change, update_details
 from notifier.domain.matching import subscriber_matches
 from notifier.domain.models import (
@@ -27,7 +27,9 @@ from notifier.domain.models import (
     kind_of_status,
 )
 from notifier.domain.outbox import (
+    REPLAYABLE,
     Delivery,
+    Replay,
     coalesce,
     plan_change_deliveries,
     plan_reminder_deliveries,
@@ -537,3 +539,39 @@ def _initial_history(
         )
         status = to_status
     return entries
+
+
+async def retry_delivery(store: Store, delivery_id: str, *, now: datetime) -> Delivery:
+    """Make one delivery due now with a fresh set of attempts (replay).
+
+    Raises `NotFound` for an unknown id and `Conflict` for one that is sent, being sent
+    or folded into another: those have nothing to retry.
+    """
+    async with store.write() as tx:
+        found = await tx.delivery(delivery_id)
+        if found is None:
+            raise NotFound(f"unknown delivery {delivery_id!r}")
+        if found.status not in REPLAYABLE:
+            raise Conflict(f"delivery {delivery_id} is {found.status.value}: nothing to retry")
+        retried = await tx.retry_delivery(delivery_id, now=now)
+    assert retried is not None
+    return retried
+
+
+async def replay(
+    store: Store, selection: Replay, *, now: datetime, dry_run: bool = False
+) -> list[str]:
+    """Replay every delivery `selection` picks, each with a fresh set of attempts; their ids.
+
+    With `dry_run` nothing changes: the ids are what would be replayed.
+    """
+    async with store.write() as tx:
+        ids = await tx.replay(selection, now=now, dry_run=dry_run)
+    log.info(
+        "%s %d deliveries (%s)",
+        "would replay" if dry_run else "replayed",
+        len(ids),
+        selection.status.value,
+        extra={"action": "replay", "count": len(ids), "dry_run": dry_run},
+    )
+    return ids

@@ -462,6 +462,19 @@ class Settings(BaseSettings):
     #: Set by `load_settings`: the file these settings were read from. Not a config key.
     config_path: Path | None = Field(default=None, exclude=True)
 
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Settings:
+        # A claim must outlive the longest single send, or another worker takes over a
+        # delivery while it is still being sent (and sends it again). Claims are extended
+        # every third of the lease while their batch runs, so one send is what counts.
+        longest = max(self.webhooks.timeout, self.smtp.timeout)
+        if self.delivery.lease <= longest:
+            raise ValueError(
+                f"delivery.lease ({format_duration(self.delivery.lease)}) must be longer than "
+                f"the longest send (webhooks.timeout / smtp.timeout: {format_duration(longest)})"
+            )
+        return self
+
     @field_validator("public_url")
     @classmethod
     def _https_unless_loopback(cls, value: HttpUrl) -> HttpUrl:

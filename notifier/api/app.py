@@ -37,7 +37,7 @@ from notifier.domain.errors import (
     UnknownSubscriber,
 )
 from notifier.domain.models import MeetingStatus, Source, StatusChange, Subscriber
-from notifier.domain.outbox import Channel, DeliveryFilter, DeliveryStatus
+from notifier.domain.outbox import Channel, DeliveryFilter, DeliveryStatus, Replay
 from notifier.domain.text import text_problem
 from notifier.egress import check_url
 from notifier.settings import (
@@ -206,6 +206,27 @@ class MeetingPatch(BaseModel):
     conditions: list[OneLine] | None = None
     ends_at: AwareDatetime | None = None
     reason: OneLine = ""
+
+
+class ReplayRequest(BaseModel):
+    """Which deliveries to replay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: DeliveryFilter = DeliveryFilter.DEAD
+    #: Only deliveries created at or after this instant.
+    since: AwareDatetime | None = None
+    subscriber: Slug | None = None
+    #: Count what would be replayed; change nothing.
+    dry_run: bool = False
+
+
+class ReplayAnswer(BaseModel):
+    """How many deliveries were (or would be) replayed, and the first hundred ids."""
+
+    count: int
+    dry_run: bool
+    ids: list[str]
 
 
 class BodyLimit:
@@ -637,24 +658,34 @@ def create_api(context: ApiContext) -> FastAPI:
             return [describe(d) for d in await tx.deliveries(status=status, limit=limit)]
 
     @v1.post(
+        "/deliveries/retry",
+        dependencies=secured,
+        tags=["deliveries"],
+        summary="Replay deliveries in bulk (dead by default), each with fresh attempts",
+    )
+    async def replay_deliveries(body: ReplayRequest) -> ReplayAnswer:
+        ids = await service.replay(
+            store,
+            Replay(status=body.status, since=body.since, subscriber_id=body.subscriber),
+            now=context.clock(),
+            dry_run=body.dry_run,
+        )
+        if not body.dry_run:
+            context.on_change()
+        return ReplayAnswer(count=len(ids), dry_run=body.dry_run, ids=ids[:100])
+
+    @v1.post(
         "/deliveries/{delivery_id}/retry",
         dependencies=secured,
         status_code=202,
         tags=["deliveries"],
-        summary="Send a dead or waiting delivery again, now",
+        summary="Send a dead or waiting delivery again, now, with fresh attempts",
     )
     async def retry_delivery(delivery_id: str) -> dict[str, Any]:
         if not DELIVERY_ID.fullmatch(delivery_id):
             raise NotFound(f"unknown delivery {delivery_id[:100]!r}")
-        async with store.write() as tx:
-            found = await tx.delivery(delivery_id)
-            if found is None:
-                raise NotFound(f"unknown delivery {delivery_id!r}")
-            if found.status in (DeliveryStatus.SENT, DeliveryStatus.SENDING, DeliveryStatus.MERGED):
-                raise Conflict(f"delivery {delivery_id} is {found.status.value}: nothing to retry")
-            retried = await tx.retry_delivery(delivery_id, now=context.clock())
+        retried = await service.retry_delivery(store, delivery_id, now=context.clock())
         context.on_change()
-        assert retried is not None
         return describe(retried)
 
     api.include_router(v1)

@@ -13,7 +13,11 @@ from typing import Literal
 
 import aiosmtplib
 
-from notifier.domain.errors import PermanentDeliveryError, TemporaryDeliveryError
+from notifier.domain.errors import (
+    DeliveryTimeout,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 
 
 class EmailChannel:
@@ -41,6 +45,7 @@ class EmailChannel:
             "timeout": timeout,
             "tls_context": tls_context,
         }
+        self._timeout = timeout
         self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
         self._slots = asyncio.Semaphore(pool_size)
         self._open: set[aiosmtplib.SMTP] = set()
@@ -76,13 +81,18 @@ class EmailChannel:
         return client
 
     async def send(self, message: bytes, /, *, sender: str, recipient: str) -> None:
-        """Deliver `message` to `recipient` in one SMTP transaction, or raise."""
+        """Deliver `message` to `recipient` in one SMTP transaction, or raise.
+
+        The whole transaction (connecting included) is bounded by the timeout, not only
+        each command: a server that answers a byte at a time cannot hold a worker.
+        """
         async with self._slots:
             client: aiosmtplib.SMTP | None = None
             healthy = False
             try:
-                client = await self._checkout()
-                await client.sendmail(sender, [recipient], message)
+                async with asyncio.timeout(self._timeout):
+                    client = await self._checkout()
+                    await client.sendmail(sender, [recipient], message)
                 healthy = True
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 healthy = True  # the connection is fine; this recipient is not
@@ -97,7 +107,9 @@ class EmailChannel:
                 raise _error(exc.code, exc.message) from None
             except aiosmtplib.SMTPResponseException as exc:
                 raise _error(exc.code, exc.message) from None
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPTimeoutError):
+                raise DeliveryTimeout(f"SMTP: no answer within {self._timeout:g}s") from None
+            except (aiosmtplib.SMTPException, OSError) as exc:
                 raise TemporaryDeliveryError(f"SMTP: {type(exc).__name__}: {exc}") from None
             finally:
                 if client is not None:

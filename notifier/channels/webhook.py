@@ -23,7 +23,11 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from notifier.domain.addresses import Network, address_allowed, host_allowed
-from notifier.domain.errors import PermanentDeliveryError, TemporaryDeliveryError
+from notifier.domain.errors import (
+    DeliveryTimeout,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
 from notifier.egress import RefusedAddress
 
 
@@ -181,7 +185,7 @@ class WebhookChannel:
                 ) from None
             raise TemporaryDeliveryError(f"cannot connect: {exc}") from None
         except TimeoutError:
-            raise TemporaryDeliveryError(f"timed out after {self._timeout.total:g}s") from None
+            raise DeliveryTimeout(f"timed out after {self._timeout.total:g}s") from None
         except aiohttp.ClientError as exc:
             raise TemporaryDeliveryError(f"{type(exc).__name__}: {exc}") from None
 

@@ -116,6 +116,7 @@ class DeliveryError(NotifierError):
 
         DeliveryError
         ├── TemporaryDeliveryError   5xx, 408, 429, timeouts, refused connections, SMTP 4xx
+        │   └── DeliveryTimeout      the peer did not answer in time
         └── PermanentDeliveryError   other 3xx/4xx, SMTP 5xx, refused targets; 410 = gone
     """
 
@@ -133,6 +134,11 @@ class TemporaryDeliveryError(DeliveryError):
         #: Seconds the receiver asked us to wait (Retry-After), if it said.
         self.retry_after = retry_after
         super().__init__(message, code=code)
+
+
+class DeliveryTimeout(TemporaryDeliveryError):
+    """The peer did not answer within the channel's timeout (it may be hanging): the worker
+    sends nothing more to that endpoint in the same batch."""
 
 
 class PermanentDeliveryError(DeliveryError):

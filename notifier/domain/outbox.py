@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from notifier.domain.durations import format_duration
+from notifier.domain.errors import InvalidChange
 from notifier.domain.matching import match_subscribers, release_at
 from notifier.domain.models import EventKind, HistoryEntry, Meeting, Subscriber, WebhookEndpoint
 from notifier.domain.retry import RetryPolicy
@@ -62,6 +63,30 @@ class DeliveryFilter(StrEnum):
         if self is DeliveryFilter.FAILED:
             return [DeliveryStatus.RETRYING, DeliveryStatus.DEAD]
         return [DeliveryStatus(self.value)]
+
+
+#: What may be replayed: anything not sent, being sent or folded into another.
+REPLAYABLE = (DeliveryStatus.DEAD, DeliveryStatus.RETRYING, DeliveryStatus.PENDING)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Replay:
+    """Which deliveries a bulk replay selects (`notifier deliveries retry --status`)."""
+
+    status: DeliveryFilter = DeliveryFilter.DEAD
+    #: Only deliveries created at or after this.
+    since: datetime | None = None
+    subscriber_id: str | None = None
+
+    def statuses(self) -> list[DeliveryStatus]:
+        """The replayable states the filter selects; `InvalidChange` if it selects none."""
+        chosen = [s for s in self.status.statuses() if s in REPLAYABLE]
+        if not chosen:
+            raise InvalidChange(
+                f"status: {self.status.value} deliveries cannot be replayed "
+                "(use dead, failed, retrying or pending)"
+            )
+        return chosen
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,7 @@ from sqlalchemy import Row, and_, bindparam, case, func, insert, or_, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from notifier.domain.errors import Conflict, NotLeader
 from notifier.domain.models import (
@@ -36,6 +37,7 @@ from notifier.domain.outbox import (
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
+    Replay,
 )
 from notifier.domain.reminders import Reminder
 from notifier.store import migrate
@@ -768,6 +770,21 @@ class Transaction:
         ).all()
         return [_delivery(row) for row in rows]
 
+    async def extend_claims(self, ids: Sequence[str], *, worker: str, until: datetime) -> int:
+        """Keep `worker`'s claims on `ids` (still sending) until `until`; how many it kept."""
+        if not ids:
+            return 0
+        result = await self.connection.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(list(ids)),
+                deliveries.c.claimed_by == worker,
+                deliveries.c.status == DeliveryStatus.SENDING.value,
+            )
+            .values(claimed_until=until)
+        )
+        return int(result.rowcount or 0)
+
     async def record_attempts(self, attempts: Sequence[Attempt], *, worker: str) -> int:
         """Record attempts and move their deliveries on; returns how many were still ours.
 
@@ -1037,10 +1054,50 @@ class Transaction:
                     ]
                 ),
             )
-            .values(status=DeliveryStatus.PENDING.value, next_attempt_at=now, last_error=None)
+            # A fresh set of attempts: the old ones stay in delivery_attempts to read.
+            .values(
+                status=DeliveryStatus.PENDING.value,
+                next_attempt_at=now,
+                last_error=None,
+                attempts=0,
+            )
         )
         await self.notify_outbox()
         return await self.delivery(delivery_id)
+
+    async def replay(self, selection: Replay, *, now: datetime, dry_run: bool = False) -> list[str]:
+        """Make every delivery `selection` picks due now with fresh attempts; their ids.
+
+        With `dry_run`, only says which it would pick.
+        """
+        where: list[ColumnElement[bool]] = [
+            deliveries.c.status.in_([s.value for s in selection.statuses()])
+        ]
+        if selection.since is not None:
+            where.append(deliveries.c.created_at >= selection.since)
+        if selection.subscriber_id is not None:
+            where.append(deliveries.c.subscriber_id == selection.subscriber_id)
+        ids = list(
+            (
+                await self.connection.execute(
+                    select(deliveries.c.id).where(*where).order_by(deliveries.c.created_at)
+                )
+            ).scalars()
+        )
+        if ids and not dry_run:
+            for start in range(0, len(ids), 500):
+                await self.connection.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_(ids[start : start + 500]), *where)
+                    .values(
+                        status=DeliveryStatus.PENDING.value,
+                        next_attempt_at=now,
+                        last_error=None,
+                        attempts=0,
+                    )
+                )
+            await self.notify_outbox()
+        return ids
 
     async def queue_stats(self, *, now: datetime) -> dict[str, float]:
         """Deliveries per status, and the age in seconds of the oldest one not yet sent."""

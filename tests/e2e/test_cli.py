@@ -294,6 +294,13 @@ def test_deliveries_are_listed_shown_and_replayed(notifier: Notifier) -> None:
     assert "due now" in retried.out
     assert_user_error(notifier("deliveries", "retry", "msg_nope"), r"unknown delivery")
     assert notifier("deliveries", "--status", "dead").out.strip() == "no deliveries dead"
+    bulk = notifier("deliveries", "retry", "--status", "pending", "--since", "1h", "--dry-run")
+    assert bulk.code == 0, bulk.err
+    assert bulk.out.strip() == "would replay 5 deliveries"
+    assert_user_error(notifier("deliveries", "retry"), r"give a delivery ID or --status")
+    assert_user_error(
+        notifier("deliveries", "retry", "--status", "sent"), r"sent deliveries cannot be replayed"
+    )
 
 
 def test_leader_says_who_runs_the_scheduler(notifier: Notifier) -> None:

@@ -25,8 +25,11 @@ OFFSETS = (34, 28, 22, 16)
 def config(receiver: Receiver, starts_at: datetime, port: int, *, extra: str = "") -> str:
     lines = [
         f'listen = "127.0.0.1:{port}"',
+        "[smtp]",
+        'timeout = "2s"',
         "[webhooks]",
         'allow_cidrs = ["127.0.0.1/32"]',
+        'timeout = "2s"',
         "[delivery]",
         'lease = "3s"',
         "[reminders]",

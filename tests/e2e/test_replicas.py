@@ -70,7 +70,7 @@ def write_config(path: Path, receiver: Receiver, smtp_port: int, feed: str) -> N
         'timeout = "2s"',
         "[webhooks]",
         'allow_cidrs = ["127.0.0.1/32"]',
-        'timeout = "5s"',
+        'timeout = "2s"',
         "[feeds]",
         'allow_cidrs = ["127.0.0.1/32"]',
         "[delivery]",

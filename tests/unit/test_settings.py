@@ -270,3 +270,12 @@ def test_unsafe_settings_are_refused_with_the_field_named(tmp_path: Path) -> Non
     )
     settings = load_settings(accepted)
     assert len(settings.warnings()) == 2
+
+
+def test_a_lease_no_longer_than_one_send_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "n.toml"
+    path.write_text('[delivery]\nlease = "15s"\n')  # webhooks.timeout is 15s by default
+    with pytest.raises(ConfigError, match=r"delivery\.lease \(15s\) must be longer than"):
+        load_settings(path)
+    path.write_text('[delivery]\nlease = "16s"\n[smtp]\ntimeout = "10s"\n')
+    assert load_settings(path).delivery.lease.total_seconds() == 16

@@ -1,0 +1,67 @@
+"""An accepted delivery is never sent again because its batch was slow: one hanging endpoint
+and a hundred fast ones, a lease shorter than the hang, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from notifier.delivery import OutboxWorker
+from notifier.domain.models import MeetingStatus
+from notifier.domain.outbox import DeliveryStatus
+from notifier.store import Store
+from tests.integration.conftest import Clock
+from tests.integration.peers import Receiver
+from tests.integration.test_delivery import change, hook, outbox, seed
+
+MakeWorker = Callable[..., Awaitable[OutboxWorker]]
+FAST = 100
+
+
+async def test_a_hanging_endpoint_makes_no_fast_delivery_go_twice(
+    store: Store, clock: Clock, now: datetime, receiver: Receiver, make_worker: MakeWorker
+) -> None:
+    readers = [hook(f"fast-{n}", receiver, f"/fast/{n}") for n in range(FAST)]
+    await seed(store, now, hook("slow", receiver, "/slow"), *readers)
+    receiver.script["/slow"] = ["hang"] * 10
+    # Three changes: the slow reader's lane holds three deliveries, in one batch.
+    await change(store, clock, MeetingStatus.CLEARED, reason="one")
+    await change(
+        store, clock, MeetingStatus.RESCHEDULED, starts_at=now + timedelta(days=3), reason="two"
+    )
+    await change(store, clock, MeetingStatus.CONFIRMED, reason="three")
+    # A lease shorter than the slow lane would take (3 x 1 s), two loops and a second
+    # worker competing for expired claims: what the old worker re-sent.
+    first = await make_worker(
+        wait=1.0, lease=timedelta(seconds=1.5), real_clock=True, name="first", batch=1000
+    )
+    second = await make_worker(
+        wait=1.0, lease=timedelta(seconds=1.5), real_clock=True, name="second", batch=1000
+    )
+    stop = asyncio.Event()
+    runs = [asyncio.create_task(w.run(stop)) for w in (first, second)]
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while asyncio.get_running_loop().time() < deadline:
+            fast = [h for h in receiver.hits if h.path.startswith("/fast/")]
+            if len(fast) >= FAST * 3:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(3)  # long enough for any expired claim to be sent again
+    finally:
+        stop.set()
+        await asyncio.gather(*runs)
+
+    fast = Counter(
+        (h.path, h.headers["webhook-id"]) for h in receiver.hits if h.path.startswith("/fast/")
+    )
+    assert len(fast) == FAST * 3
+    repeated = {key: n for key, n in fast.items() if n > 1}
+    assert not repeated, f"{len(repeated)} accepted deliveries were sent again"
+    # The slow endpoint was tried once in its batch, not three times in a row.
+    slow = [h for h in receiver.hits if h.path == "/slow"]
+    assert len(slow) <= 2
+    stored = await outbox(store)
+    assert stored[("slow", "webhook")].status is DeliveryStatus.RETRYING
