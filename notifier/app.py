@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from notifier import __version__, service
 from notifier.api.app import ApiContext, create_api
@@ -195,6 +199,42 @@ class ConfigWatcher:
             return True
 
 
+@asynccontextmanager
+async def only_daemon(database_url: str) -> AsyncIterator[None]:
+    """Hold the one-daemon lock of a SQLite database file for as long as the daemon runs.
+
+    A SQLite database has one daemon: a second one would take the first's in-flight
+    deliveries for a crash's and send them again. The lock (``flock`` on a file beside the
+    database) goes with the process, even on kill -9. PostgreSQL takes any number of
+    replicas and needs none.
+    """
+    url = make_url(database_url)
+    path = url.database
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        yield
+        return
+    lock_path = Path(path).with_name(Path(path).name + ".daemon.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = lock_path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise NotifierError(
+                f"another notifier daemon (pid {holder}) is running on {path}; a SQLite "
+                "database has one daemon (use PostgreSQL for several replicas)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
+
 async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT (or `stop` is set), then shut down cleanly.
 
@@ -211,6 +251,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
         loop.add_signal_handler(sig, stop.set)
     try:
         async with (
+            only_daemon(settings.database_url),
             open_app(settings) as app,
             open_postman(settings, app.store) as postman,
             contextlib.AsyncExitStack() as stack,
@@ -394,6 +435,19 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             await asyncio.gather(serving, return_exceptions=True)
             stop_workers.set()
             await drain(tasks, grace=settings.delivery.drain_timeout.total_seconds())
+            # What could not finish within the drain goes back to the queue now, not after
+            # the lease: another replica (or the next start) sends it at once.
+            try:
+                async with app.store.write() as tx:
+                    released = await tx.release_claims(worker.name)
+                if released:
+                    log.warning(
+                        "%d deliveries were still in flight at stop; handed back",
+                        released,
+                        extra={"action": "release", "deliveries": released},
+                    )
+            except Exception:  # the lease returns them anyway
+                log.warning("could not hand back in-flight deliveries", exc_info=True)
             if serving in done and not stop.is_set():
                 raise NotifierError(f"cannot serve HTTP on {settings.listen}")
     finally:

@@ -870,6 +870,22 @@ class Transaction:
                 )
             )
 
+    async def release_claims(self, worker: str) -> int:
+        """Hand back what `worker` still holds (a stop that could not finish it): due now,
+        its attempt count unchanged, for the next worker rather than after the lease."""
+        result = await self.connection.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.status == DeliveryStatus.SENDING.value,
+                deliveries.c.claimed_by == worker,
+            )
+            .values(status=case_pending(deliveries.c.attempts), claimed_by=None, claimed_until=None)
+        )
+        released = int(result.rowcount or 0)
+        if released:
+            await self.notify_outbox()
+        return released
+
     async def recover_claims(self) -> int:
         """Return every claimed delivery to the queue (SQLite start-up: one process only)."""
         result = await self.connection.execute(
