@@ -345,6 +345,12 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             )
             scheduler.every(settings.config_watch, watcher.check, name="config-watch")
 
+            async def prune() -> None:
+                if leadership.leading:  # one replica prunes; the others would only wait
+                    await service.prune(app.store, retention=settings.retention, now=utcnow())
+
+            scheduler.every(timedelta(hours=1), prune, name="prune")
+
             def health() -> dict[str, Any]:
                 return {
                     "uptime_seconds": round(time.monotonic() - started, 1),

@@ -575,3 +575,29 @@ async def replay(
         extra={"action": "replay", "count": len(ids), "dry_run": dry_run},
     )
     return ids
+
+
+async def prune(
+    store: Store, *, retention: timedelta, now: datetime, batch: int = 500
+) -> dict[str, int]:
+    """Delete what is older than `retention` (see `Transaction.prune`), in small batches,
+    each its own short transaction so that nothing waits long behind it. Returns counts.
+    A zero `retention` keeps everything."""
+    total = {"deliveries": 0, "attempts": 0, "events": 0, "notices": 0}
+    if retention <= timedelta(0):
+        return total
+    while True:
+        async with store.write() as tx:
+            done = await tx.prune(before=now - retention, limit=batch)
+        for key, count in done.items():
+            total[key] += count
+        if not any(done.values()):
+            break
+    if any(total.values()):
+        log.info(
+            "pruned records older than %s: %s",
+            retention,
+            ", ".join(f"{count} {key}" for key, count in total.items()),
+            extra={"action": "prune", **total},
+        )
+    return total

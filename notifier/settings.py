@@ -81,6 +81,20 @@ Duration = Annotated[
 ]
 
 
+def _retention(value: object) -> object:
+    if value in (0, "0"):
+        return timedelta(0)
+    return _duration(value)
+
+
+#: How long finished records are kept; 0 keeps them for ever.
+Retention = Annotated[
+    timedelta,
+    BeforeValidator(_retention),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+
+
 def check_timezone(name: str) -> str:
     """Return `name` if it is an IANA time zone known here, else raise `ValueError`."""
     try:
@@ -454,6 +468,9 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     #: Systems that may push status changes signed instead of with a bearer token.
     upstreams: list[UpstreamConfig] = []
+    #: Sent deliveries, attempts, processed event ids and unused notices older than this
+    #: are pruned by the scheduler leader (``0`` keeps everything).
+    retention: Retention = timedelta(days=90)
     #: How often the daemon checks the config file for edits (SIGHUP reloads at once).
     config_watch: Duration = timedelta(seconds=2)
     meetings: list[MeetingConfig] = []

@@ -13,7 +13,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import (
+    Row,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -869,6 +881,80 @@ class Transaction:
                     claimed_until=None,
                 )
             )
+
+    async def prune(self, *, before: datetime, limit: int = 500) -> dict[str, int]:
+        """Delete up to `limit` of each kind of record that has served its time.
+
+        Sent and merged deliveries older than `before` (with their attempts), attempts
+        older than `before`, processed event ids older than `before`, and notices older
+        than `before` that no delivery refers to any more. History, meetings, subscribers,
+        and deliveries still pending, retrying or dead are kept.
+        """
+        finished = [DeliveryStatus.SENT.value, DeliveryStatus.MERGED.value]
+        old_deliveries = list(
+            (
+                await self.connection.execute(
+                    select(deliveries.c.id)
+                    .where(
+                        deliveries.c.status.in_(finished),
+                        func.coalesce(deliveries.c.sent_at, deliveries.c.created_at) < before,
+                    )
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+        attempts_gone = 0
+        if old_deliveries:
+            gone = await self.connection.execute(
+                delete(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(old_deliveries))
+            )
+            attempts_gone += max(gone.rowcount or 0, 0)
+            await self.connection.execute(
+                delete(deliveries).where(deliveries.c.id.in_(old_deliveries))
+            )
+        old_attempts = list(
+            (
+                await self.connection.execute(
+                    select(delivery_attempts.c.id)
+                    .where(delivery_attempts.c.at < before)
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+        if old_attempts:
+            gone = await self.connection.execute(
+                delete(delivery_attempts).where(delivery_attempts.c.id.in_(old_attempts))
+            )
+            attempts_gone += max(gone.rowcount or 0, 0)
+        old_events = list(
+            (
+                await self.connection.execute(
+                    select(processed_events.c.event_id)
+                    .where(processed_events.c.at < before)
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+        if old_events:
+            await self.connection.execute(
+                delete(processed_events).where(processed_events.c.event_id.in_(old_events))
+            )
+        unused = ~exists(select(deliveries.c.id).where(deliveries.c.notice_id == notices.c.id))
+        old_notices = list(
+            (
+                await self.connection.execute(
+                    select(notices.c.id).where(notices.c.created_at < before, unused).limit(limit)
+                )
+            ).scalars()
+        )
+        if old_notices:
+            await self.connection.execute(delete(notices).where(notices.c.id.in_(old_notices)))
+        return {
+            "deliveries": len(old_deliveries),
+            "attempts": attempts_gone,
+            "events": len(old_events),
+            "notices": len(old_notices),
+        }
 
     async def release_claims(self, worker: str) -> int:
         """Hand back what `worker` still holds (a stop that could not finish it): due now,
