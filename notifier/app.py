@@ -21,11 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from sqlalchemy.engine import make_url
 
 from notifier import __version__, service
-from notifier.api.app import ApiContext, create_api
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.delivery import OutboxWorker, Postman, drain
@@ -38,6 +36,7 @@ from notifier.scheduler import Scheduler
 from notifier.settings import Settings, load_settings
 from notifier.sources.poller import SourcePoller
 from notifier.store import Store
+from notifier.store.engine import is_outage, reachable, redact
 from notifier.tokens import new_key
 
 log = logging.getLogger("notifier")
@@ -129,14 +128,6 @@ async def open_app(settings: Settings, *, reconcile: bool = True) -> AsyncIterat
         await store.close()
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the daemon owns SIGTERM and SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class ConfigWatcher:
     """Reloads the config file when it changes on disk or on SIGHUP.
 
@@ -152,6 +143,8 @@ class ConfigWatcher:
         self.path = settings.config_path
         self._stamp = self._mtime()
         self._lock = asyncio.Lock()
+        #: The database was away at the last reload: say so once, and when it is applied.
+        self._waiting = False
 
     def _mtime(self) -> tuple[float, int] | None:
         try:
@@ -161,14 +154,15 @@ class ConfigWatcher:
         return (stat.st_mtime, stat.st_size) if stat else None
 
     async def check(self) -> None:
-        """Reload if the file changed since the last look."""
+        """Reload if the file changed since the last look (again later if the database
+        was away, so an edit made during an outage is applied once it is back)."""
         stamp = self._mtime()
-        if stamp != self._stamp:
+        if stamp != self._stamp and await self.reload(reason="file changed") is not None:
             self._stamp = stamp
-            await self.reload(reason="file changed")
 
-    async def reload(self, *, reason: str) -> bool:
-        """Read the file again and reconcile it; False (and an error logged) if refused."""
+    async def reload(self, *, reason: str) -> bool | None:
+        """Read the file again and reconcile it; False (and an error logged) if refused,
+        None if the database is away (one line when that starts; the next check retries)."""
         async with self._lock:
             try:
                 fresh = load_settings(self.path)
@@ -181,12 +175,25 @@ class ConfigWatcher:
                     extra={"action": "reload_refused"},
                 )
                 return False
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                if not self._waiting:
+                    self._waiting = True
+                    log.warning(
+                        "config reload (%s) waits for the database: %s",
+                        reason,
+                        type(exc).__name__,
+                        extra={"action": "reload_waiting"},
+                    )
+                return None
             restart = [
                 key
                 for key in Settings.model_fields
                 if key not in ("meetings", "subscribers", "config_path")
                 and getattr(fresh, key) != getattr(self.settings, key)
             ]
+            self._waiting = False
             log.info(
                 "config reloaded (%s): %s%s",
                 reason,
@@ -197,6 +204,47 @@ class ConfigWatcher:
             self.settings = fresh.model_copy(update={k: getattr(self.settings, k) for k in restart})
             self.on_change()
             return True
+
+
+async def wait_for_database(url: str, stop: asyncio.Event, *, longest: float = 30.0) -> bool:
+    """Wait until the database at `url` answers, retrying with backoff (1 s, doubling, at
+    most `longest`); one line when waiting starts and one when it ends. False if `stop` was
+    set first. Errors that are not an outage (a wrong password, an unknown database) are
+    raised at once: waiting would not fix them."""
+    delay, since = 1.0, time.monotonic()
+    waiting = False
+    while not stop.is_set():
+        try:
+            await reachable(url)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            if not waiting:
+                waiting = True
+                log.warning(
+                    "waiting for the database %s (%s); retrying with backoff up to %ds",
+                    redact(url),
+                    type(exc).__name__,
+                    longest,
+                    extra={"action": "database_wait"},
+                )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+            delay = min(delay * 2, longest)
+            continue
+        if waiting:
+            log.warning(
+                "the database answers after %.0fs; starting",
+                time.monotonic() - since,
+                extra={"action": "database_back"},
+            )
+        return True
+    return False
+
+
+#: How long /readyz waits for its write to the database before it says not ready.
+READY_TIMEOUT = 2.0
 
 
 @asynccontextmanager
@@ -250,6 +298,9 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
+        if not await wait_for_database(settings.database_url, stop):
+            log.info("stopped while waiting for the database", extra={"action": "stop"})
+            return
         async with (
             only_daemon(settings.database_url),
             open_app(settings) as app,
@@ -372,11 +423,14 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             tasks = [asyncio.create_task(worker.run(stop_workers), name=worker.name)]
 
             async def ready() -> dict[str, Any]:
+                # Ready means the database takes writes, not only reads: a full or
+                # read-only disk, or a server in recovery, answers reads and refuses writes.
                 try:
-                    async with app.store.read() as tx:
-                        await tx.reminders_version()
+                    async with asyncio.timeout(READY_TIMEOUT):
+                        async with app.store.write() as tx:
+                            await tx.set_meta("ready_probe", utcnow().isoformat())
                     database = True
-                except Exception:  # any failure to reach the database means not ready
+                except Exception:  # any failure to write to the database means not ready
                     database = False
                 now = utcnow()
                 return {
@@ -386,6 +440,19 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                     and now - scheduler.last_sync_at < settings.reminders.sync * 5,
                     "worker": worker.last_loop_at is not None and not all(t.done() for t in tasks),
                 }
+
+            # The HTTP side (FastAPI, uvicorn) is imported here, by the daemon alone: every
+            # other command starts a second sooner without it.
+            import uvicorn
+
+            from notifier.api.app import ApiContext, create_api
+
+            class _Server(uvicorn.Server):
+                """uvicorn without its own signal handlers: the daemon owns SIGTERM/SIGINT."""
+
+                @contextlib.contextmanager
+                def capture_signals(self) -> Iterator[None]:
+                    yield
 
             api = create_api(
                 ApiContext(

@@ -47,6 +47,7 @@ from notifier.rendering import (
     sender_domain,
 )
 from notifier.store import Store
+from notifier.store.engine import is_outage
 from notifier.tokens import unsubscribe_token
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,8 @@ class OutboxWorker:
         #: Set to look for work at once (after a change was accepted) instead of polling.
         self.wake = asyncio.Event()
         self.last_loop_at: datetime | None = None
+        #: When the worker started failing (the database away), for one line each way.
+        self._trouble_since: float | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; batches already claimed are finished first.
@@ -177,9 +180,28 @@ class OutboxWorker:
             self.last_loop_at = self.clock()
             try:
                 handled = await self.run_once()
-            except Exception:  # a database hiccup must not kill the worker
-                log.exception("%s: batch failed", self.name, extra={"action": "worker_error"})
+            except Exception as exc:  # a database hiccup must not kill the worker
+                if self._trouble_since is None:  # one line when trouble starts, not each poll
+                    self._trouble_since = time.monotonic()
+                    log.warning(
+                        "%s: cannot work (%s: %s); retrying every %ss",
+                        self.name,
+                        type(exc).__name__,
+                        str(exc).splitlines()[0][:300] if str(exc) else "",
+                        self.poll.total_seconds(),
+                        extra={"action": "worker_trouble"},
+                        exc_info=not is_outage(exc),
+                    )
                 handled = 0
+            else:
+                if self._trouble_since is not None:
+                    log.warning(
+                        "%s: working again after %.1fs",
+                        self.name,
+                        time.monotonic() - self._trouble_since,
+                        extra={"action": "worker_recovered"},
+                    )
+                    self._trouble_since = None
             if handled == 0:
                 self.wake.clear()
                 waiters = [

@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from notifier.domain.errors import (
@@ -20,6 +19,7 @@ from notifier.domain.errors import (
     NotifierError,
     TransitionError,
 )
+from notifier.store.engine import is_outage
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -82,9 +82,7 @@ def install(api: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The database away (restarting, disk full, read-only) is an outage, not our bug:
         # 503 with Retry-After, so clients and load balancers back off and come back.
-        if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError) or (
-            isinstance(exc, DBAPIError) and exc.connection_invalidated
-        ):
+        if is_outage(exc):
             log.warning(
                 "%s %s: database unavailable: %s",
                 request.method,

@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 #: Execution option marking a transaction that only reads.
 READ_ONLY = "notifier_read_only"
@@ -26,6 +28,24 @@ SQLITE_BUSY_TIMEOUT = 30
 #: SQLite, a TLS attempt and login for PostgreSQL) costs more than most transactions:
 #: API requests, outbox workers and the scheduler together use more than five at a time.
 POOL = {"pool_size": 20, "max_overflow": 10}
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database is away (restarting, unreachable, disk trouble),
+    rather than that a statement was wrong: callers answer 503 and log one line for it."""
+    return isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+async def reachable(url: str) -> None:
+    """Connect to `url` once and run ``SELECT 1``; raise what the database said if not."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    finally:
+        await engine.dispose()
 
 
 def redact(url: str | URL) -> str:
@@ -45,7 +65,12 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, **options)
     pool = {} if "poolclass" in options else POOL
-    return create_async_engine(parsed, pool_pre_ping=True, **(pool | options))
+    # A half-open connection (the server gone without a FIN) must not stall the daemon:
+    # connecting and every statement have a deadline; pool checkout waits at most 10 s.
+    timeouts = {"connect_args": {"timeout": 10, "command_timeout": 60}, "pool_timeout": 10}
+    if "poolclass" in options:
+        timeouts.pop("pool_timeout")
+    return create_async_engine(parsed, pool_pre_ping=True, **(pool | timeouts | options))
 
 
 def _sqlite_engine(url: URL, **options: Any) -> AsyncEngine:

@@ -23,6 +23,11 @@ def assert_user_error(result: Result, pattern: str) -> None:
     assert re.search(pattern, lines[0]), lines[0]
 
 
+#: For commands that touch no database (`check`, usage errors): one backend is enough.
+NO_DATABASE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@NO_DATABASE
 def test_check_passes_on_the_shipped_config(notifier: Notifier) -> None:
     result = notifier("check")
     assert result.code == 0, result.err
@@ -80,6 +85,7 @@ def test_check_passes_on_the_shipped_config(notifier: Notifier) -> None:
         ),
     ],
 )
+@NO_DATABASE
 def test_check_fails_clearly_on_a_broken_copy(
     notifier: Notifier, old: str, new: str, pattern: str
 ) -> None:
@@ -164,6 +170,7 @@ def test_bad_input_is_one_line_and_exit_1(
     assert_user_error(notifier(*args), pattern)
 
 
+@NO_DATABASE
 def test_usage_errors_exit_2(notifier: Notifier) -> None:
     assert notifier("event", TALKS, "adjourned").code == 2
     assert notifier("no-such-command").code == 2
