@@ -48,7 +48,7 @@ from notifier.domain.outbox import (
 )
 from notifier.leadership import SCHEDULER
 from notifier.logs import configure_logging, redact_text
-from notifier.rendering import Renderer, preview_notice, sample_notices
+from notifier.rendering import Renderer, one_line, preview_notice, sample_notices
 from notifier.settings import Settings, load_settings, parse_datetime_arg
 from notifier.store import migrate
 from notifier.store.engine import redact
@@ -71,6 +71,11 @@ cli.add_typer(meetings_cli, name="meetings")
 cli.add_typer(deliveries_cli, name="deliveries")
 cli.add_typer(subscribers_cli, name="subscribers")
 cli.add_typer(db_cli, name="db")
+suppressions_cli = typer.Typer(
+    help="Addresses that bounced for good: nothing is sent to them until cleared.",
+    no_args_is_help=False,
+)
+cli.add_typer(suppressions_cli, name="suppressions")
 
 ConfigOption = Annotated[
     Path | None,
@@ -650,6 +655,60 @@ def _since(value: str, *, now: datetime) -> datetime:
         return now - parse_duration(value)
     except ValueError:
         return parse_datetime_arg(value, field="--since")
+
+
+# -- suppressions -----------------------------------------------------------------------------
+
+
+def _suppressions_list(config: Path | None, as_json: bool) -> None:
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> list[dict[str, Any]]:
+        async with opened.store.read() as tx:
+            return await tx.suppressions()
+
+    found = _run(settings, work)
+    if as_json:
+        _print_json(found)
+    elif not found:
+        typer.echo("no suppressed addresses")
+    else:
+        _table(
+            [[s["address"], s["since"][:19], one_line(s["reason"], limit=80)] for s in found],
+            ["ADDRESS", "SINCE", "REASON"],
+        )
+
+
+@suppressions_cli.callback(invoke_without_command=True)
+def suppressions_default(
+    ctx: typer.Context, as_json: JsonOption = False, config: ConfigOption = None
+) -> None:
+    """List suppressed addresses (the default), or clear one."""
+    if ctx.invoked_subcommand is None:
+        _suppressions_list(config, as_json)
+
+
+@suppressions_cli.command("list")
+def suppressions_list(as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """List suppressed addresses, newest first."""
+    _suppressions_list(config, as_json)
+
+
+@suppressions_cli.command("clear")
+def suppressions_clear(
+    address: Annotated[str, typer.Argument(help="The address to send to again.")],
+    config: ConfigOption = None,
+) -> None:
+    """Take an address off the suppression list (replay its deliveries to resend them)."""
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> bool:
+        async with opened.store.write() as tx:
+            return await tx.unsuppress(address)
+
+    if not _run(settings, work):
+        raise _fail(f"{address} is not suppressed")
+    typer.echo(f"{address} cleared; `notifier deliveries retry --status suppressed` resends")
 
 
 # -- leader -----------------------------------------------------------------------------------

@@ -30,9 +30,11 @@ from notifier.calendar import build_ics, ics_method
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.domain.errors import (
+    ChannelUnavailable,
     DeliveryError,
     DeliveryTimeout,
     PermanentDeliveryError,
+    SuppressedAddress,
     TemporaryDeliveryError,
 )
 from notifier.domain.models import EventKind
@@ -122,6 +124,8 @@ class _Batch:
     bodies: dict[str, bytes] = field(default_factory=dict)
     #: Endpoints that timed out in this batch: nothing more is sent to them in it.
     timed_out: set[str] = field(default_factory=set)
+    #: Addresses on the suppression list (lower case), read once for the batch.
+    suppressed: set[str] = field(default_factory=set)
 
     def notice(self, delivery: Delivery) -> Notice:
         notice = self.notices.get(delivery.notice_id)
@@ -235,7 +239,12 @@ class OutboxWorker:
         async with self.store.read() as tx:
             subscribers = await tx.contacts(sorted({d.subscriber_id for d in claimed}))
             said = await tx.notices(sorted({d.notice_id for d in claimed}))
-        batch = _Batch(now=now, notices={k: Notice.from_payload(v) for k, v in said.items()})
+            suppressed = await tx.suppressed([c.email for c in subscribers.values() if c.email])
+        batch = _Batch(
+            now=now,
+            notices={k: Notice.from_payload(v) for k, v in said.items()},
+            suppressed=suppressed,
+        )
         # One endpoint's deliveries go out one after another, oldest change first, so a
         # reader never gets "cleared" after "rescheduled"; different endpoints in parallel.
         lanes: dict[tuple[str, Channel], list[Delivery]] = {}
@@ -263,7 +272,8 @@ class OutboxWorker:
         except DeliveryError as exc:
             if isinstance(exc, DeliveryTimeout):
                 batch.timed_out.add(_endpoint(delivery, subscriber))
-            return self._finish(delivery, exc, started)
+            address = subscriber.email if subscriber is not None else None
+            return self._finish(delivery, exc, started, address=address)
         except Exception as exc:  # a bug in a template or channel: keep it, retry later
             log.exception("delivery %s failed unexpectedly", delivery.id)
             error = TemporaryDeliveryError(f"internal error: {type(exc).__name__}: {exc}")
@@ -277,8 +287,14 @@ class OutboxWorker:
             raise PermanentDeliveryError("subscriber removed or retired")
         endpoint = _endpoint(delivery, subscriber)
         if endpoint in batch.timed_out:
-            # One hanging endpoint must not hold a batch for timeout x deliveries.
-            raise TemporaryDeliveryError(f"not tried: {endpoint} timed out earlier in this batch")
+            # One hanging endpoint must not hold a batch for timeout x deliveries; what is
+            # not tried waits without using up an attempt.
+            raise ChannelUnavailable(
+                f"not tried: {endpoint} timed out earlier in this batch",
+                retry_after=self.policy.schedule[1].total_seconds()
+                if len(self.policy.schedule) > 1
+                else 5.0,
+            )
         notice = batch.notice(delivery)
         if delivery.channel is Channel.WEBHOOK:
             if subscriber.webhook is None or self.postman.webhook is None:
@@ -294,6 +310,11 @@ class OutboxWorker:
             )
         if subscriber.email is None or self.postman.email is None:
             raise PermanentDeliveryError("email address removed or unsubscribed")
+        if subscriber.email.strip().lower() in batch.suppressed:
+            raise SuppressedAddress(
+                f"{subscriber.email} is suppressed (it bounced); clear it with "
+                "`notifier suppressions clear` to send again"
+            )
         group = (delivery.notice_id, subscriber.locale, subscriber.timezone)
         if group not in batch.emails:
             batch.emails[group] = self.postman.prepare(
@@ -312,16 +333,22 @@ class OutboxWorker:
         started: float,
         *,
         code: int | None = None,
+        address: str | None = None,
     ) -> Attempt:
         elapsed = time.perf_counter() - started
         _latency(delivery.channel).observe(elapsed)
         if error is None:
             outcome = Outcome.SENT
+        elif isinstance(error, ChannelUnavailable):
+            outcome = Outcome.PAUSED
+        elif isinstance(error, SuppressedAddress):
+            outcome = Outcome.SUPPRESSED
         elif isinstance(error, TemporaryDeliveryError):
             outcome = Outcome.TEMPORARY
         else:
             outcome = Outcome.PERMANENT
         _attempts(delivery.channel, outcome).inc()
+        bounced = isinstance(error, PermanentDeliveryError) and error.bounce
         attempt = after_attempt(
             delivery,
             outcome=outcome,
@@ -333,6 +360,7 @@ class OutboxWorker:
             error=error.message if error else None,
             retry_after=error.retry_after if isinstance(error, TemporaryDeliveryError) else None,
             gone=isinstance(error, PermanentDeliveryError) and error.gone,
+            suppress=address if bounced else None,
         )
         if error is not None:
             log.warning(
@@ -353,10 +381,12 @@ class OutboxWorker:
 
 
 def _endpoint(delivery: Delivery, subscriber: Contact | None) -> str:
-    """What a timeout is blamed on: the webhook's origin, or the mail relay as a whole."""
+    """What a timeout is blamed on: the webhook URL, or the mail relay as a whole. (Not the
+    webhook's host: many readers may share one receiver, and one slow path of it should
+    not hold back the others.)"""
     if delivery.channel is Channel.WEBHOOK and subscriber is not None and subscriber.webhook:
         parts = urlsplit(subscriber.webhook.url)
-        return f"{parts.scheme}://{parts.netloc}"
+        return f"{parts.scheme}://{parts.netloc}{parts.path}"
     return "the mail server" if delivery.channel is Channel.EMAIL else "webhook"
 
 
@@ -442,6 +472,10 @@ class _Recorder:
             async with self.worker.store.write() as tx:
                 await tx.record_attempts([a for _, a in taken], worker=self.worker.name)
                 for delivery, attempt in taken:
+                    if attempt.suppress:
+                        await tx.suppress(
+                            attempt.suppress, reason=attempt.error or "bounced", now=attempt.at
+                        )
                     if attempt.gone:
                         await tx.disable_endpoint(
                             delivery.subscriber_id,

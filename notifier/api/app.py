@@ -657,6 +657,32 @@ def create_api(context: ApiContext) -> FastAPI:
         async with store.read() as tx:
             return [describe(d) for d in await tx.deliveries(status=status, limit=limit)]
 
+    @v1.get(
+        "/suppressions",
+        dependencies=secured,
+        tags=["deliveries"],
+        summary="Addresses that bounced for good (nothing is sent to them)",
+    )
+    async def list_suppressions() -> list[dict[str, Any]]:
+        async with store.read() as tx:
+            return await tx.suppressions()
+
+    @v1.delete(
+        "/suppressions/{address}",
+        dependencies=secured,
+        status_code=204,
+        tags=["deliveries"],
+        summary="Send to an address again",
+    )
+    async def clear_suppression(address: str) -> Response:
+        if len(address) > 320:
+            raise NotFound("that address is not suppressed")
+        async with store.write() as tx:
+            cleared = await tx.unsuppress(address)
+        if not cleared:
+            raise NotFound(f"{address[:100]!r} is not suppressed")
+        return Response(status_code=204)
+
     @v1.post(
         "/deliveries/retry",
         dependencies=secured,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from typing import Literal
 
 import aiosmtplib
 
 from notifier.domain.errors import (
+    ChannelUnavailable,
     DeliveryTimeout,
     PermanentDeliveryError,
     TemporaryDeliveryError,
@@ -46,6 +48,8 @@ class EmailChannel:
             "tls_context": tls_context,
         }
         self._timeout = timeout
+        self._pause = 0.0
+        self._paused_until = 0.0
         self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
         self._slots = asyncio.Semaphore(pool_size)
         self._open: set[aiosmtplib.SMTP] = set()
@@ -80,32 +84,86 @@ class EmailChannel:
         self._open.add(client)
         return client
 
+    def _unavailable(self, reason: str, *, code: int | None = None) -> ChannelUnavailable:
+        """Pause the channel (5 s, doubling to 5 min while it keeps failing) and say why.
+
+        Sends already under way when the channel broke fail together: they join the pause
+        that the first of them started rather than doubling it once each.
+        """
+        now = time.monotonic()
+        if now >= self._paused_until:
+            self._pause = min(max(self._pause * 2, PAUSE_FIRST), PAUSE_LONGEST)
+            self._paused_until = now + self._pause
+        left = self._paused_until - now
+        return ChannelUnavailable(
+            f"{reason}; email paused for {left:.0f}s", code=code, retry_after=left
+        )
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds the channel stays paused (0 when it is not)."""
+        return max(self._paused_until - time.monotonic(), 0.0)
+
     async def send(self, message: bytes, /, *, sender: str, recipient: str) -> None:
         """Deliver `message` to `recipient` in one SMTP transaction, or raise.
 
-        The whole transaction (connecting included) is bounded by the timeout, not only
-        each command: a server that answers a byte at a time cannot hold a worker.
+        Failures are classified by whose fault they are. Ours (authentication refused, the
+        sender refused, the relay unreachable or failing TLS) raise `ChannelUnavailable`
+        and pause the channel, so nothing else is tried until the pause ends; the
+        recipient's (5xx to RCPT) raise a `PermanentDeliveryError` marked as a bounce;
+        4xx replies are temporary. The whole transaction (connecting included) is bounded
+        by the timeout, not only each command.
         """
+        if self.paused_for > 0:
+            raise ChannelUnavailable(
+                f"email paused for {self.paused_for:.0f}s more after the last failure",
+                retry_after=self.paused_for,
+            )
         async with self._slots:
             client: aiosmtplib.SMTP | None = None
             healthy = False
             try:
                 async with asyncio.timeout(self._timeout):
-                    client = await self._checkout()
+                    try:
+                        client = await self._checkout()
+                    except aiosmtplib.SMTPAuthenticationError as exc:
+                        raise self._unavailable(
+                            f"SMTP login refused: {exc.code}", code=exc.code
+                        ) from None
+                    except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
+                        if isinstance(exc, aiosmtplib.SMTPTimeoutError):
+                            raise
+                        raise self._unavailable(
+                            f"cannot reach the mail server: {type(exc).__name__}: {exc}"
+                        ) from None
                     await client.sendmail(sender, [recipient], message)
                 healthy = True
+                self._pause = 0.0
+            except ChannelUnavailable:
+                raise
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 healthy = True  # the connection is fine; this recipient is not
                 refusal = exc.recipients[0]
-                raise _error(refusal.code, f"{recipient} refused: {refusal.message}") from None
-            except (
-                aiosmtplib.SMTPRecipientRefused,
-                aiosmtplib.SMTPSenderRefused,
-                aiosmtplib.SMTPDataError,
-            ) as exc:
+                raise _error(
+                    refusal.code, f"{recipient} refused: {refusal.message}", bounce=True
+                ) from None
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                healthy = True
+                raise _error(exc.code, f"{recipient} refused: {exc.message}", bounce=True) from None
+            except aiosmtplib.SMTPSenderRefused as exc:
+                healthy = True
+                raise self._unavailable(
+                    f"SMTP {exc.code}: our sender {exc.sender} refused: {exc.message}",
+                    code=exc.code,
+                ) from None
+            except aiosmtplib.SMTPDataError as exc:
                 healthy = True
                 raise _error(exc.code, exc.message) from None
             except aiosmtplib.SMTPResponseException as exc:
+                if exc.code in OUR_FAULT:
+                    raise self._unavailable(
+                        f"SMTP {exc.code}: {exc.message}", code=exc.code
+                    ) from None
                 raise _error(exc.code, exc.message) from None
             except (TimeoutError, aiosmtplib.SMTPTimeoutError):
                 raise DeliveryTimeout(f"SMTP: no answer within {self._timeout:g}s") from None
@@ -120,8 +178,18 @@ class EmailChannel:
                         client.close()
 
 
-def _error(code: int, message: str) -> TemporaryDeliveryError | PermanentDeliveryError:
+#: SMTP replies that are about us, not the recipient: authentication required or refused,
+#: encryption required (RFC 4954, RFC 3207).
+OUR_FAULT = frozenset({530, 534, 535, 538})
+#: The first pause after the channel fails, and the longest it doubles to.
+PAUSE_FIRST = 5.0
+PAUSE_LONGEST = 300.0
+
+
+def _error(
+    code: int, message: str, *, bounce: bool = False
+) -> TemporaryDeliveryError | PermanentDeliveryError:
     text = f"SMTP {code}: {message}"
     if 400 <= code < 500:
         return TemporaryDeliveryError(text, code=code)
-    return PermanentDeliveryError(text, code=code)
+    return PermanentDeliveryError(text, code=code, bounce=bounce)

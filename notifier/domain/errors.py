@@ -116,8 +116,12 @@ class DeliveryError(NotifierError):
 
         DeliveryError
         ├── TemporaryDeliveryError   5xx, 408, 429, timeouts, refused connections, SMTP 4xx
-        │   └── DeliveryTimeout      the peer did not answer in time
-        └── PermanentDeliveryError   other 3xx/4xx, SMTP 5xx, refused targets; 410 = gone
+        │   ├── DeliveryTimeout      the peer did not answer in time
+        │   └── ChannelUnavailable   our side cannot send (SMTP auth, sender, relay down):
+        │                            the channel pauses, attempts are not used up
+        ├── PermanentDeliveryError   other 3xx/4xx, SMTP 5xx, refused targets; 410 = gone,
+        │                            5xx to RCPT = bounce (the address is suppressed)
+        └── SuppressedAddress        the address bounced before: not sent
     """
 
     def __init__(self, message: str, *, code: int | None = None) -> None:
@@ -141,10 +145,24 @@ class DeliveryTimeout(TemporaryDeliveryError):
     sends nothing more to that endpoint in the same batch."""
 
 
+class ChannelUnavailable(TemporaryDeliveryError):
+    """The channel cannot send at all, through our fault (credentials, sender, relay down or
+    refusing TLS): not the recipient's. The delivery waits for the channel without using up
+    its attempts, so a broken relay never dead-letters the queue."""
+
+
 class PermanentDeliveryError(DeliveryError):
     """The delivery will never succeed as it is."""
 
-    def __init__(self, message: str, *, code: int | None = None, gone: bool = False) -> None:
+    def __init__(
+        self, message: str, *, code: int | None = None, gone: bool = False, bounce: bool = False
+    ) -> None:
         #: The endpoint said it no longer exists (HTTP 410): stop using it.
         self.gone = gone
+        #: The mail server refused the recipient address for good (5xx to RCPT).
+        self.bounce = bounce
         super().__init__(message, code=code)
+
+
+class SuppressedAddress(DeliveryError):
+    """The address is on the suppression list (it bounced): the message is not sent."""

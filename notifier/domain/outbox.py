@@ -44,6 +44,8 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"
     #: Folded, before it was sent, into a later delivery that says everything (coalescing).
     MERGED = "merged"
+    #: Not sent: the address is on the suppression list (it bounced).
+    SUPPRESSED = "suppressed"
 
 
 class DeliveryFilter(StrEnum):
@@ -55,6 +57,7 @@ class DeliveryFilter(StrEnum):
     SENT = "sent"
     DEAD = "dead"
     MERGED = "merged"
+    SUPPRESSED = "suppressed"
     #: Failed at least once and not sent: retrying or dead.
     FAILED = "failed"
 
@@ -66,7 +69,12 @@ class DeliveryFilter(StrEnum):
 
 
 #: What may be replayed: anything not sent, being sent or folded into another.
-REPLAYABLE = (DeliveryStatus.DEAD, DeliveryStatus.RETRYING, DeliveryStatus.PENDING)
+REPLAYABLE = (
+    DeliveryStatus.DEAD,
+    DeliveryStatus.RETRYING,
+    DeliveryStatus.PENDING,
+    DeliveryStatus.SUPPRESSED,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -270,6 +278,10 @@ class Outcome(StrEnum):
     SENT = "sent"
     TEMPORARY = "temporary"
     PERMANENT = "permanent"
+    #: The channel could not send at all (our side); the attempt is not counted.
+    PAUSED = "paused"
+    #: Not sent: the address is suppressed.
+    SUPPRESSED = "suppressed"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -287,6 +299,10 @@ class Attempt:
     next_attempt_at: datetime | None = None
     #: The endpoint said it is gone (HTTP 410): disable it.
     gone: bool = False
+    #: Whether it uses up one of the delivery's attempts (a paused channel's does not).
+    counted: bool = True
+    #: An address the mail server refused for good: put it on the suppression list.
+    suppress: str | None = None
 
 
 def after_attempt(
@@ -301,15 +317,32 @@ def after_attempt(
     error: str | None = None,
     retry_after: float | None = None,
     gone: bool = False,
+    suppress: str | None = None,
 ) -> Attempt:
     """Decide a delivery's next state from one attempt's outcome.
 
     Sent stays sent; a permanent failure is dead at once; a temporary one is retried at
-    the policy's next instant (honouring Retry-After), or dead once attempts run out.
+    the policy's next instant (honouring Retry-After), or dead once attempts run out. A
+    paused channel's attempt is not counted: the delivery waits for the channel (for
+    `retry_after` seconds) and can never die of it. A suppressed address's delivery is
+    recorded as suppressed, not sent.
     """
     if outcome is Outcome.SENT:
         return Attempt(
             delivery_id=delivery.id, at=at, duration_ms=duration_ms, outcome=outcome, code=code
+        )
+    if outcome in (Outcome.PAUSED, Outcome.SUPPRESSED):
+        paused = outcome is Outcome.PAUSED
+        return Attempt(
+            delivery_id=delivery.id,
+            at=at,
+            duration_ms=duration_ms,
+            outcome=outcome,
+            code=code,
+            error=error,
+            status=DeliveryStatus.RETRYING if paused else DeliveryStatus.SUPPRESSED,
+            next_attempt_at=at + timedelta(seconds=retry_after or 5.0) if paused else None,
+            counted=False,
         )
     status = DeliveryStatus.DEAD
     next_at = None
@@ -329,6 +362,7 @@ def after_attempt(
         status=status,
         next_attempt_at=next_at,
         gone=gone,
+        suppress=suppress,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    Integer,
     Row,
     and_,
     bindparam,
@@ -68,6 +69,7 @@ from notifier.store.tables import (
     sources,
     subscriber_endpoints,
     subscribers,
+    suppressions,
 )
 
 
@@ -841,7 +843,7 @@ class Transaction:
                 .where(deliveries.c.id == bindparam("b_id"))
                 .values(
                     status=bindparam("b_status"),
-                    attempts=deliveries.c.attempts + 1,
+                    attempts=deliveries.c.attempts + bindparam("b_count", type_=Integer),
                     claimed_by=None,
                     claimed_until=None,
                     last_error=bindparam("b_error"),
@@ -856,6 +858,7 @@ class Transaction:
                     {
                         "b_id": a.delivery_id,
                         "b_status": a.status.value,
+                        "b_count": 1 if a.counted else 0,
                         "b_error": a.error,
                         "b_sent_at": a.at if a.status is DeliveryStatus.SENT else None,
                         "b_next": a.next_attempt_at,
@@ -955,6 +958,47 @@ class Transaction:
             "events": len(old_events),
             "notices": len(old_notices),
         }
+
+    # -- suppression list ---------------------------------------------------------------
+
+    async def suppress(self, address: str, *, reason: str, now: datetime) -> None:
+        """Put `address` on the suppression list (a hard bounce); a repeat keeps the first."""
+        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        await self.connection.execute(
+            dialect.insert(suppressions)
+            .values(address=address.strip().lower(), reason=reason[:500], created_at=now)
+            .on_conflict_do_nothing()
+        )
+
+    async def suppressed(self, addresses: Sequence[str]) -> set[str]:
+        """Which of `addresses` (compared in lower case) are suppressed."""
+        wanted = sorted({a.strip().lower() for a in addresses})
+        if not wanted:
+            return set()
+        return set(
+            (
+                await self.connection.execute(
+                    select(suppressions.c.address).where(suppressions.c.address.in_(wanted))
+                )
+            ).scalars()
+        )
+
+    async def suppressions(self) -> list[dict[str, Any]]:
+        """The suppression list, newest first."""
+        rows = await self.connection.execute(
+            select(suppressions).order_by(suppressions.c.created_at.desc())
+        )
+        return [
+            {"address": r.address, "reason": r.reason, "since": r.created_at.isoformat()}
+            for r in rows
+        ]
+
+    async def unsuppress(self, address: str) -> bool:
+        """Take `address` off the suppression list; False if it was not on it."""
+        result = await self.connection.execute(
+            delete(suppressions).where(suppressions.c.address == address.strip().lower())
+        )
+        return bool(result.rowcount)
 
     async def release_claims(self, worker: str) -> int:
         """Hand back what `worker` still holds (a stop that could not finish it): due now,

@@ -218,6 +218,16 @@ reminders = Table(
 )
 
 #: Event ids already applied, so a repeated push or feed read is a no-op.
+#: Addresses the mail server refused for good (5xx to RCPT): nothing is sent to them until
+#: an operator clears them (`notifier suppressions clear`).
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("address", String(320), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 processed_events = Table(
     "processed_events",
     metadata,

@@ -33,6 +33,10 @@ class Mailbox:
     rcpt_script: dict[str, list[str]] = field(default_factory=dict)
     #: Replies to give DATA in turn, whoever the recipient (then "250 OK").
     data_script: list[str] = field(default_factory=list)
+    #: Replies to give MAIL FROM in turn (then "250 OK").
+    mail_script: list[str] = field(default_factory=list)
+    #: RCPT TO addresses the server was asked to take, accepted or not.
+    rcpts_asked: list[str] = field(default_factory=list)
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -59,6 +63,21 @@ class _Handler:
         session.host_name = hostname
         return responses
 
+    async def handle_MAIL(
+        self,
+        server: SMTPServer,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        with self.box.lock:
+            reply = self.box.mail_script.pop(0) if self.box.mail_script else "250 OK"
+        if reply.startswith("250"):
+            envelope.mail_from = address
+            envelope.mail_options.extend(mail_options)
+        return reply
+
     async def handle_RCPT(
         self,
         server: SMTPServer,
@@ -68,6 +87,7 @@ class _Handler:
         rcpt_options: list[str],
     ) -> str:
         with self.box.lock:
+            self.box.rcpts_asked.append(address)
             script = self.box.rcpt_script.get(address)
             reply = script.pop(0) if script else "250 OK"
         if reply.startswith("250"):

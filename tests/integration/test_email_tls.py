@@ -12,7 +12,9 @@ import trustme
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from notifier.channels.email import EmailChannel
-from notifier.domain.errors import PermanentDeliveryError, TemporaryDeliveryError
+from notifier.domain.errors import (
+    ChannelUnavailable,
+)
 from tests.integration.peers import SmtpServer, free_port
 
 MESSAGE = b"From: n@example.org\r\nTo: r@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
@@ -88,7 +90,7 @@ async def test_starttls_with_login_delivers(
     assert len(starttls_server.box.to("r@example.org")) == 1
 
 
-async def test_a_wrong_password_is_permanent(
+async def test_a_wrong_password_pauses_the_channel_instead_of_failing_the_reader(
     starttls_server: SmtpServer, client_context: ssl.SSLContext
 ) -> None:
     async with EmailChannel(
@@ -99,17 +101,24 @@ async def test_a_wrong_password_is_permanent(
         password="wrong",
         tls_context=client_context,
     ) as channel:
-        with pytest.raises(PermanentDeliveryError) as raised:
+        with pytest.raises(ChannelUnavailable) as raised:
             await channel.send(MESSAGE, sender="n@example.org", recipient="r@example.org")
-    assert raised.value.code == 535
+        assert raised.value.code == 535
+        assert 4 < (raised.value.retry_after or 0) <= 5
+        assert channel.paused_for > 4
+        connections = starttls_server.box.connections
+        with pytest.raises(ChannelUnavailable, match="paused"):  # not even a connection
+            await channel.send(MESSAGE, sender="n@example.org", recipient="r@example.org")
+        assert starttls_server.box.connections == connections
     await settle()
 
 
 async def test_plain_text_to_a_server_that_requires_tls_is_refused(
     starttls_server: SmtpServer,
 ) -> None:
+    # 530 "must issue STARTTLS first" is about our settings, not the reader: a pause.
     async with EmailChannel(host="127.0.0.1", port=starttls_server.port) as channel:
-        with pytest.raises(PermanentDeliveryError, match="530"):
+        with pytest.raises(ChannelUnavailable, match="530"):
             await channel.send(MESSAGE, sender="n@example.org", recipient="r@example.org")
     await settle()
 
@@ -122,14 +131,14 @@ async def test_an_untrusted_certificate_is_not_accepted(starttls_server: SmtpSer
         username="notifier",
         password="s3cret",
     ) as channel:
-        with pytest.raises(TemporaryDeliveryError, match="SMTP"):
+        with pytest.raises(ChannelUnavailable, match="cannot reach the mail server"):
             await channel.send(MESSAGE, sender="n@example.org", recipient="r@example.org")
     await settle()
 
 
-async def test_a_server_that_is_down_is_temporary() -> None:
+async def test_a_server_that_is_down_pauses_the_channel() -> None:
     async with EmailChannel(host="127.0.0.1", port=free_port(), timeout=2) as channel:
-        with pytest.raises(TemporaryDeliveryError, match="SMTP"):
+        with pytest.raises(ChannelUnavailable, match="cannot reach the mail server"):
             await channel.send(MESSAGE, sender="n@example.org", recipient="r@example.org")
 
 
