@@ -113,6 +113,8 @@ def outbox_worker(settings: Settings, store: Store, postman: Postman) -> OutboxW
         lease=settings.delivery.lease,
         poll=settings.delivery.poll,
         parallel=settings.delivery.parallel,
+        disable_after=settings.webhooks.disable_after or None,
+        operator_email=settings.operator_email,
     )
 
 

@@ -466,6 +466,25 @@ def subscribers_list(
     _subscribers_list(config, as_json, include_retired)
 
 
+@subscribers_cli.command("enable")
+def subscribers_enable(
+    subscriber_id: Annotated[str, typer.Argument(metavar="ID")],
+    channel: Annotated[Channel, typer.Option(help="Which endpoint.")] = Channel.WEBHOOK,
+    config: ConfigOption = None,
+) -> None:
+    """Use a disabled endpoint again (after it failed for days, answered 410, or the reader
+    unsubscribed and asked to come back)."""
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> bool:
+        async with opened.store.write() as tx:
+            return await tx.enable_endpoint(subscriber_id, channel)
+
+    if not _run(settings, work):
+        raise _fail(f"subscriber {subscriber_id!r} has no disabled {channel.value} endpoint")
+    typer.echo(f"{subscriber_id}: {channel.value} enabled again")
+
+
 @subscribers_cli.command("show")
 def subscribers_show(
     subscriber_id: Annotated[str, typer.Argument(metavar="ID", help="The subscriber id.")],

@@ -21,11 +21,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import parseaddr
+from email.utils import format_datetime, parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
-from notifier import metrics
+from notifier import mail, metrics
 from notifier.calendar import build_ics, ics_method
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
@@ -67,6 +67,33 @@ class Postman:
     sender: str
     public_url: str
     unsubscribe_key: str
+
+    async def tell_operator(self, address: str, *, subject: str, text: str, now: datetime) -> None:
+        """Email the operator a plain-text notice (best effort: logged if it fails)."""
+        if self.email is None:
+            return
+        domain = sender_domain(self.sender)
+        name, sender_address = parseaddr(self.sender)
+        message = b"".join(
+            [
+                mail.mailbox(name, sender_address, "From"),
+                mail.mailbox("", address, "To"),
+                mail.unstructured("Subject", subject),
+                mail.plain("Date", format_datetime(now)),
+                mail.plain("Message-ID", mail.msg_id(f"operator.{uuid.uuid4().hex}", domain)),
+                mail.plain("Auto-Submitted", "auto-generated"),
+                mail.plain("MIME-Version", "1.0"),
+                mail.plain("Content-Type", "text/plain; charset=utf-8"),
+                mail.plain("Content-Transfer-Encoding", "quoted-printable"),
+                mail.CRLF,
+                mail.quoted_printable(text),
+                mail.CRLF,
+            ]
+        )
+        try:
+            await self.email.send(message, sender=sender_address, recipient=address)
+        except DeliveryError as exc:
+            log.warning("could not email the operator: %s", exc.message)
 
     def unsubscribe_url(self, subscriber_id: str, channel: Channel, address: str) -> str:
         """The one-click unsubscribe link for one subscriber's channel, bound to `address`."""
@@ -151,6 +178,8 @@ class OutboxWorker:
         name: str | None = None,
         rng: Callable[[], float] = random.random,
         parallel: int = 2,
+        disable_after: timedelta | None = None,
+        operator_email: str | None = None,
     ) -> None:
         self.store = store
         self.postman = postman
@@ -162,6 +191,9 @@ class OutboxWorker:
         self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
         self.rng = rng
         self.parallel = parallel
+        #: A webhook endpoint failing every attempt for this long is disabled (None: never).
+        self.disable_after = disable_after
+        self.operator_email = operator_email
         self._limit = asyncio.Semaphore(concurrency)
         #: Set to look for work at once (after a change was accepted) instead of polling.
         self.wake = asyncio.Event()
@@ -260,6 +292,24 @@ class OutboxWorker:
 
             await asyncio.gather(*(lane(v) for v in lanes.values()))
         return len(claimed)
+
+    async def endpoint_disabled(self, subscriber_id: str, since: datetime) -> None:
+        """Tell the operator a webhook endpoint was disabled: a log line, the metric, and an
+        email to `operator_email` when one is set."""
+        metrics.ENDPOINTS_DISABLED.inc()
+        message = (
+            f"webhook endpoint of subscriber {subscriber_id} disabled: it failed every "
+            f"attempt since {since.isoformat()}; re-enable it with "
+            f"`notifier subscribers enable {subscriber_id}`"
+        )
+        log.warning(message, extra={"action": "endpoint_disabled", "subscriber": subscriber_id})
+        if self.operator_email:
+            await self.postman.tell_operator(
+                self.operator_email,
+                subject=f"notifier: webhook of {subscriber_id} disabled",
+                text=message + "\n",
+                now=self.clock(),
+            )
 
     async def _deliver(
         self, delivery: Delivery, subscriber: Contact | None, batch: _Batch
@@ -471,6 +521,13 @@ class _Recorder:
         try:
             async with self.worker.store.write() as tx:
                 await tx.record_attempts([a for _, a in taken], worker=self.worker.name)
+                health = [
+                    (delivery.subscriber_id, attempt.outcome is Outcome.SENT, attempt.at)
+                    for delivery, attempt in taken
+                    if delivery.channel is Channel.WEBHOOK
+                    and attempt.outcome in (Outcome.SENT, Outcome.TEMPORARY, Outcome.PERMANENT)
+                ]
+                disabled = await tx.endpoint_health(health, disable_after=self.worker.disable_after)
                 for delivery, attempt in taken:
                     if attempt.suppress:
                         await tx.suppress(
@@ -492,6 +549,8 @@ class _Recorder:
             self._failing = True
             return False
         self._failing = False
+        for subscriber_id, since in disabled:
+            await self.worker.endpoint_disabled(subscriber_id, since)
         ended: dict[tuple[str, str], int] = {}
         for delivery, attempt in taken:
             key = (delivery.channel.value, attempt.status.value)

@@ -48,6 +48,11 @@ SOURCE_POLL_ERRORS = Counter(
     ["source"],
     registry=REGISTRY,
 )
+ENDPOINTS_DISABLED = Counter(
+    "notifier_endpoints_disabled",
+    "Webhook endpoints disabled after failing every attempt for webhooks.disable_after",
+    registry=REGISTRY,
+)
 LEADER = Gauge(
     "notifier_scheduler_leader",
     "1 while this replica holds the scheduler lease (runs reminders and feed polls), else 0.",

@@ -207,6 +207,8 @@ class WebhookSettings(_Strict):
     #: Private, loopback and link-local targets are refused unless inside one of these.
     allow_cidrs: list[AllowRange] = []
     timeout: Duration = timedelta(seconds=15)
+    #: An endpoint that fails every attempt for this long is disabled (0: never).
+    disable_after: Retention = timedelta(days=5)
 
     @field_validator("timeout")
     @classmethod
@@ -468,6 +470,8 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     #: Systems that may push status changes signed instead of with a bearer token.
     upstreams: list[UpstreamConfig] = []
+    #: Told by email when a webhook endpoint is disabled (optional).
+    operator_email: EmailStr | None = None
     #: Sent deliveries, attempts, processed event ids and unused notices older than this
     #: are pruned by the scheduler leader (``0`` keeps everything).
     retention: Retention = timedelta(days=90)

@@ -959,6 +959,90 @@ class Transaction:
             "notices": len(old_notices),
         }
 
+    # -- failing endpoints ----------------------------------------------------------------
+
+    async def endpoint_health(
+        self,
+        outcomes: Sequence[tuple[str, bool, datetime]],
+        *,
+        disable_after: timedelta | None,
+    ) -> list[tuple[str, datetime]]:
+        """Track webhook endpoints' runs of failures; disable those failing too long.
+
+        `outcomes` are (subscriber id, succeeded, when) for webhook attempts. A success
+        ends a run; a failure starts one if none is running. Endpoints whose run began
+        `disable_after` or more before their latest failure are disabled; returns those
+        (subscriber id, failing since).
+        """
+        ok = sorted({sid for sid, good, _ in outcomes if good})
+        if ok:
+            await self.connection.execute(
+                update(subscriber_endpoints)
+                .where(
+                    subscriber_endpoints.c.subscriber_id.in_(ok),
+                    subscriber_endpoints.c.channel == Channel.WEBHOOK.value,
+                    subscriber_endpoints.c.failing_since.is_not(None),
+                )
+                .values(failing_since=None)
+            )
+        latest: dict[str, datetime] = {}
+        for sid, good, at in outcomes:
+            if not good and sid not in ok:
+                latest[sid] = max(at, latest.get(sid, at))
+        if not latest:
+            return []
+        await self.connection.execute(
+            update(subscriber_endpoints)
+            .where(
+                subscriber_endpoints.c.subscriber_id == bindparam("b_sid"),
+                subscriber_endpoints.c.channel == Channel.WEBHOOK.value,
+                subscriber_endpoints.c.failing_since.is_(None),
+            )
+            .values(failing_since=bindparam("b_at", type_=UTCDateTime)),
+            [{"b_sid": sid, "b_at": at} for sid, at in latest.items()],
+        )
+        if disable_after is None or disable_after <= timedelta(0):
+            return []
+        rows = (
+            await self.connection.execute(
+                select(
+                    subscriber_endpoints.c.subscriber_id, subscriber_endpoints.c.failing_since
+                ).where(
+                    subscriber_endpoints.c.subscriber_id.in_(sorted(latest)),
+                    subscriber_endpoints.c.channel == Channel.WEBHOOK.value,
+                    subscriber_endpoints.c.disabled_at.is_(None),
+                    subscriber_endpoints.c.failing_since.is_not(None),
+                )
+            )
+        ).all()
+        disabled = [
+            (row.subscriber_id, row.failing_since)
+            for row in rows
+            if latest[row.subscriber_id] - row.failing_since >= disable_after
+        ]
+        for sid, since in disabled:
+            await self.disable_endpoint(
+                sid,
+                Channel.WEBHOOK,
+                reason=f"failed every attempt since {since.isoformat()}",
+                now=latest[sid],
+            )
+        return disabled
+
+    async def enable_endpoint(self, subscriber_id: str, channel: Channel) -> bool:
+        """Use a disabled endpoint again (its run of failures forgotten); False if none was
+        disabled."""
+        result = await self.connection.execute(
+            update(subscriber_endpoints)
+            .where(
+                subscriber_endpoints.c.subscriber_id == subscriber_id,
+                subscriber_endpoints.c.channel == channel.value,
+                subscriber_endpoints.c.disabled_at.is_not(None),
+            )
+            .values(disabled_at=None, disabled_reason=None, failing_since=None)
+        )
+        return bool(result.rowcount)
+
     # -- suppression list ---------------------------------------------------------------
 
     async def suppress(self, address: str, *, reason: str, now: datetime) -> None:

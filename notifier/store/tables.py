@@ -144,6 +144,8 @@ subscriber_endpoints = Table(
     #: Set when the endpoint must not be used again (unsubscribed, 410 Gone).
     Column("disabled_at", UTCDateTime),
     Column("disabled_reason", Text),
+    #: When its current run of failed attempts began (cleared by any success).
+    Column("failing_since", UTCDateTime),
     UniqueConstraint("subscriber_id", "channel"),
 )
 

@@ -306,6 +306,13 @@ def test_deliveries_are_listed_shown_and_replayed(notifier: Notifier) -> None:
     assert bulk.out.strip() == "would replay 5 deliveries"
     assert_user_error(notifier("deliveries", "retry"), r"give a delivery ID or --status")
     assert_user_error(
+        notifier("subscribers", "enable", "wire-service"),
+        r"subscriber 'wire-service' has no disabled webhook endpoint",
+    )
+    suppressed = notifier("suppressions", "--json")
+    assert suppressed.code == 0, suppressed.err
+    assert suppressed.json() == []
+    assert_user_error(
         notifier("deliveries", "retry", "--status", "sent"), r"sent deliveries cannot be replayed"
     )
 

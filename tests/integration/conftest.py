@@ -82,6 +82,7 @@ async def make_worker(
             batch: int = 500,
             real_clock: bool = False,
             parallel: int = 2,
+            **options: Any,
         ) -> OutboxWorker:
             webhook = await stack.enter_async_context(WebhookChannel(timeout=wait, allow=allow))
             email = await stack.enter_async_context(
@@ -102,6 +103,7 @@ async def make_worker(
                 # Claims expire by the clock: a test of leases needs one that moves.
                 clock=(lambda: datetime.now(UTC)) if real_clock else clock,
                 parallel=parallel,
+                **options,
                 name=name,
                 lease=lease,
                 batch=batch,

@@ -11,12 +11,13 @@ import httpx
 from notifier import service
 from notifier.delivery import OutboxWorker
 from notifier.domain.models import MeetingStatus
-from notifier.domain.outbox import DeliveryFilter, DeliveryStatus, Replay
+from notifier.domain.outbox import Channel, DeliveryFilter, DeliveryStatus, Replay
+from notifier.domain.retry import RetryPolicy
 from notifier.store import Store
 from tests.integration.conftest import Clock
-from tests.integration.peers import SmtpServer
+from tests.integration.peers import Receiver, SmtpServer
 from tests.integration.test_api import AUTH
-from tests.integration.test_delivery import change, mail, outbox, run_until_idle, seed
+from tests.integration.test_delivery import change, hook, mail, outbox, run_until_idle, seed
 
 MakeWorker = Callable[..., Awaitable[OutboxWorker]]
 
@@ -83,3 +84,43 @@ async def test_a_hard_bounce_suppresses_the_address_until_cleared(
     assert len(replayed) == 1
     await run_until_idle(worker)
     assert smtp_server.box.to("gone@example.org")
+
+
+async def test_a_webhook_failing_for_days_is_disabled_and_the_operator_told(
+    store: Store,
+    clock: Clock,
+    now: datetime,
+    receiver: Receiver,
+    smtp_server: SmtpServer,
+    make_worker: MakeWorker,
+) -> None:
+    await seed(store, now, hook("flaky", receiver, "/flaky"), hook("dead-end", receiver, "/dead"))
+    receiver.default = lambda path: 503
+    policy = RetryPolicy(schedule=(timedelta(0),) + (timedelta(hours=6),) * 20, jitter=0)
+    worker = await make_worker(
+        policy=policy, disable_after=timedelta(days=1), operator_email="ops@example.org"
+    )
+    await change(store, clock, MeetingStatus.CLEARED)
+    await run_until_idle(worker)
+    for hour in range(6, 25, 6):
+        clock.advance(timedelta(hours=6))
+        if hour == 12:  # /flaky answers once: its run of failures starts again
+            receiver.default = lambda path: 204 if path == "/flaky" else 503
+            await change(store, clock, MeetingStatus.POSTPONED, reason="again")
+        elif hour == 18:
+            receiver.default = lambda path: 503
+        await run_until_idle(worker)
+    async with store.read() as tx:
+        contacts = await tx.contacts(["flaky", "dead-end"])
+    assert contacts["dead-end"].webhook is None, "failing for a day: disabled"
+    assert contacts["flaky"].webhook is not None, "a success in the day resets the clock"
+    told = smtp_server.box.to("ops@example.org")
+    assert len(told) == 1
+    assert "dead-end" in str(told[0]["Subject"])
+    assert "notifier subscribers enable dead-end" in told[0].get_content()
+
+    async with store.write() as tx:
+        assert await tx.enable_endpoint("dead-end", Channel.WEBHOOK)
+        assert not await tx.enable_endpoint("dead-end", Channel.WEBHOOK)
+    async with store.read() as tx:
+        assert (await tx.contacts(["dead-end"]))["dead-end"].webhook is not None
