@@ -506,10 +506,14 @@ class _Recorder:
                 await self._extend()
 
     async def _extend(self) -> None:
-        until = self.worker.clock() + self.worker.lease
         try:
             async with self.worker.store.write() as tx:
-                await tx.extend_claims(list(self.in_flight), worker=self.worker.name, until=until)
+                await tx.extend_claims(
+                    list(self.in_flight),
+                    worker=self.worker.name,
+                    lease=self.worker.lease,
+                    now=self.worker.clock(),
+                )
         except Exception:  # the next beat tries again; the lease covers a missed one
             log.warning("%s: could not extend claims", self.worker.name, exc_info=True)
 

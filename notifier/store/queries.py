@@ -760,7 +760,7 @@ class Transaction:
             ),
             and_(
                 deliveries.c.status == DeliveryStatus.SENDING.value,
-                deliveries.c.claimed_until < now,
+                deliveries.c.claimed_until < self._clock(now),
             ),
         )
         chosen = (
@@ -777,15 +777,24 @@ class Transaction:
                 .values(
                     status=DeliveryStatus.SENDING.value,
                     claimed_by=worker,
-                    claimed_until=now + lease,
+                    claimed_until=self._clock(now) + lease,
                 )
                 .returning(*deliveries.c)
             )
         ).all()
         return [_delivery(row) for row in rows]
 
-    async def extend_claims(self, ids: Sequence[str], *, worker: str, until: datetime) -> int:
-        """Keep `worker`'s claims on `ids` (still sending) until `until`; how many it kept."""
+    def _clock(self, now: datetime) -> Any:
+        """The instant claims are judged by: PostgreSQL's own clock, so that replicas whose
+        clocks differ agree on when a claim has run out; on SQLite (one process) `now`."""
+        if self.connection.dialect.name == "postgresql":
+            return func.now()
+        return now
+
+    async def extend_claims(
+        self, ids: Sequence[str], *, worker: str, lease: timedelta, now: datetime
+    ) -> int:
+        """Keep `worker`'s claims on `ids` (still sending) for another `lease`; how many."""
         if not ids:
             return 0
         result = await self.connection.execute(
@@ -795,7 +804,7 @@ class Transaction:
                 deliveries.c.claimed_by == worker,
                 deliveries.c.status == DeliveryStatus.SENDING.value,
             )
-            .values(claimed_until=until)
+            .values(claimed_until=self._clock(now) + lease)
         )
         return int(result.rowcount or 0)
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from notifier.delivery import OutboxWorker
 from notifier.domain.models import MeetingStatus
@@ -65,3 +67,19 @@ async def test_a_hanging_endpoint_makes_no_fast_delivery_go_twice(
     assert len(slow) <= 2
     stored = await outbox(store)
     assert stored[("slow", "webhook")].status is DeliveryStatus.RETRYING
+
+
+async def test_claims_run_out_by_the_databases_clock_not_a_skewed_replicas(
+    store: Store, now: datetime, receiver: Receiver
+) -> None:
+    if store.backend != "postgresql":
+        pytest.skip("one SQLite daemon: its own clock is the only one")
+    await seed(store, now, hook("wire", receiver, "/wire"))
+    await change(store, lambda: datetime.now(UTC), MeetingStatus.CLEARED)  # type: ignore[arg-type]
+    real = datetime.now(UTC)
+    async with store.write() as tx:
+        assert len(await tx.claim(worker="a", now=real, lease=timedelta(seconds=30), limit=10)) == 1
+    # A replica whose clock runs an hour fast must not think that claim ran out.
+    async with store.write() as tx:
+        skewed = real + timedelta(hours=1)
+        assert await tx.claim(worker="b", now=skewed, lease=timedelta(seconds=30), limit=10) == []
