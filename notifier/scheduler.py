@@ -26,6 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from notifier import metrics, service
 from notifier.domain.errors import NotLeader
 from notifier.store import Store
+from notifier.store.engine import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class Scheduler:
         self._poking: asyncio.Task[None] | None = None
         self.last_sync_at: datetime | None = None
         self.fired: dict[str, int] = {}
+        #: Periodic jobs failing now, and since when (one log line each way).
+        self._trouble: dict[str, datetime] = {}
 
     @property
     def pending(self) -> int:
@@ -93,14 +96,48 @@ class Scheduler:
             self._aps.shutdown(wait=False)
 
     def every(self, interval: timedelta, job: Callable[[], Awaitable[Any]], *, name: str) -> None:
-        """Run `job` every `interval` (first run after one interval)."""
+        """Run `job` every `interval` (first run after one interval).
+
+        A job that fails (the database away) says so in one line when it starts failing and
+        one when it works again, not a traceback at every run.
+        """
         self._aps.add_job(
-            job,
+            self._guarded(job, name, interval),
             IntervalTrigger(seconds=interval.total_seconds(), timezone=UTC),
             id=name,
             name=name,
             replace_existing=True,
         )
+
+    def _guarded(
+        self, job: Callable[[], Awaitable[Any]], name: str, interval: timedelta
+    ) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            try:
+                await job()
+            except Exception as exc:
+                if name not in self._trouble:
+                    self._trouble[name] = self.clock()
+                    log.warning(
+                        "%s failing (%s: %s); it runs again every %ss",
+                        name,
+                        type(exc).__name__,
+                        str(exc).splitlines()[0][:300] if str(exc) else "",
+                        interval.total_seconds(),
+                        exc_info=not is_outage(exc),
+                        extra={"action": "job_trouble", "job": name},
+                    )
+                return
+            since = self._trouble.pop(name, None)
+            if since is not None:
+                log.warning(
+                    "%s working again after %.0fs",
+                    name,
+                    (self.clock() - since).total_seconds(),
+                    extra={"action": "job_recovered", "job": name},
+                )
+
+        return run
 
     def once(self, when: datetime, job: Callable[[], Awaitable[Any]], *, name: str) -> None:
         """Run `job` once at `when` (at once if it is past)."""
@@ -123,8 +160,9 @@ class Scheduler:
             self._poked = False
             try:
                 await self.sync()  # cheap unless the pending reminders changed
-            except Exception:  # the periodic sync tries again
-                log.exception("reminder sync failed")
+            except Exception as exc:  # the periodic sync tries again (and says so, once)
+                if not is_outage(exc):
+                    log.exception("reminder sync failed")
 
     async def sync(self, *, force: bool = False) -> int:
         """Mirror the store's pending reminders into timers; returns how many changed.
@@ -210,8 +248,14 @@ class Scheduler:
                 self._version = None
                 self._firing.difference_update(batch)
                 continue
-            except Exception:  # the timers are gone; the next sync sets them again
-                log.exception("%d reminders failed to fire", len(batch))
+            except Exception as exc:  # the timers are gone; the next sync sets them again
+                log.warning(
+                    "%d reminders could not fire now (%s); they fire when the next sync "
+                    "sets them again, late if need be, within the grace",
+                    len(batch),
+                    type(exc).__name__,
+                    exc_info=not is_outage(exc),
+                )
                 self._version = None
                 self._firing.difference_update(batch)
                 continue

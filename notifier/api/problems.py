@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from notifier.domain.errors import (
@@ -78,10 +79,11 @@ def install(api: FastAPI) -> None:
         detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
         return problem(422, "Invalid request", detail, errors=errors)
 
-    @api.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def database_trouble(request: Request, exc: Exception) -> JSONResponse:
         # The database away (restarting, disk full, read-only) is an outage, not our bug:
         # 503 with Retry-After, so clients and load balancers back off and come back.
+        # Registered for these exception classes (not for Exception), so Starlette answers
+        # here and does not re-raise: no traceback per request in the server's log.
         if is_outage(exc):
             log.warning(
                 "%s %s: database unavailable: %s",
@@ -96,6 +98,20 @@ def install(api: FastAPI) -> None:
                 "the database is not answering; try again shortly",
                 headers={"Retry-After": "5"},
             )
+        log.error(
+            "%s %s failed",
+            request.method,
+            request.url.path,
+            exc_info=exc,
+            extra={"action": "api_error"},
+        )
+        return problem(500, "Internal Server Error", "an internal error; it has been logged")
+
+    for kind in (SQLAlchemyError, OSError, TimeoutError):
+        api.add_exception_handler(kind, database_trouble)
+
+    @api.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception(
             "%s %s failed", request.method, request.url.path, extra={"action": "api_error"}
         )

@@ -33,9 +33,24 @@ POOL = {"pool_size": 20, "max_overflow": 10}
 def is_outage(exc: BaseException) -> bool:
     """Whether `exc` says the database is away (restarting, unreachable, disk trouble),
     rather than that a statement was wrong: callers answer 503 and log one line for it."""
-    return isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
+    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    # PostgreSQL says why in its SQLSTATE: 08 connection trouble, 53 out of resources (disk
+    # full), 57 shutting down or starting up, 58 system errors, 25006 read-only.
+    cause: BaseException | None = exc.orig
+    while cause is not None:
+        state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        if isinstance(state, str) and (state[:2] in _OUTAGE_CLASSES or state == "25006"):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+_OUTAGE_CLASSES = frozenset({"08", "53", "57", "58"})
 
 
 async def reachable(url: str) -> None:

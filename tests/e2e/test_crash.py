@@ -73,7 +73,10 @@ async def cli(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str]:
     return process.returncode or 0, out.decode()
 
 
-async def start_daemon(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+async def start_daemon(
+    env: dict[str, str], cwd: Path, *, log: list[str] | None = None
+) -> asyncio.subprocess.Process:
+    """`notifier run`, once it has logged its start-up line; `log` collects what it says."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -85,23 +88,23 @@ async def start_daemon(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Pro
         stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
-    seen: list[str] = []
+    seen: list[str] = log if log is not None else []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         line = (await asyncio.wait_for(process.stderr.readline(), 60)).decode()
         seen.append(line)
         if "started: database" in line:
             # Keep draining stderr so the daemon never blocks on a full pipe.
-            asyncio.get_running_loop().create_task(_drain(process))
+            asyncio.get_running_loop().create_task(_drain(process, seen))
             return process
         assert line, "the daemon exited before it started:\n" + "".join(seen)
     raise AssertionError("the daemon did not start within 60s")
 
 
-async def _drain(process: asyncio.subprocess.Process) -> None:
+async def _drain(process: asyncio.subprocess.Process, into: list[str]) -> None:
     assert process.stderr is not None
-    while await process.stderr.readline():
-        pass
+    while line := await process.stderr.readline():
+        into.append(line.decode(errors="replace"))
 
 
 async def wait_for(condition: Callable[[], Any], seconds: float, what: str = "") -> None:

@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -43,7 +44,9 @@ def run(command: list[str]) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def write_config(path: Path, receiver: Receiver, port: int, *, extra: int = 0) -> None:
+def write_config(
+    path: Path, receiver: Receiver, port: int, *, extra: int = 0, briefing: datetime | None = None
+) -> None:
     lines = [
         f'listen = "127.0.0.1:{port}"',
         'config_watch = "1s"',
@@ -66,6 +69,21 @@ def write_config(path: Path, receiver: Receiver, port: int, *, extra: int = 0) -
         'starts_at = "2030-03-02T19:00:00+03:00"',
         'status = "postponed"',
     ]
+    if briefing is not None:  # a meeting whose reminder falls due during the outage
+        lines += [
+            "[[meetings]]",
+            'id = "briefing"',
+            'title = "Briefing"',
+            'timezone = "UTC"',
+            f'starts_at = "{briefing.isoformat()}"',
+            'status = "confirmed"',
+            "[[subscribers]]",
+            'id = "reminded"',
+            f'webhook = {{ url = "{receiver.url("/remind")}", secrets = ["{SECRET}"] }}',
+            'meetings = ["briefing"]',
+            'events = ["meeting.reminder"]',
+            'reminders = ["60s"]',
+        ]
     for n in range(READERS, READERS + extra):  # added while the database is down
         lines += ["[[subscribers]]", f'id = "late-{n}"', f'email = "late{n}@example.org"']
     for n in range(READERS):
@@ -85,14 +103,17 @@ async def test_a_postgresql_restart_under_load_is_an_outage_not_a_crash(
     stop_db, start_db = cluster("stop"), cluster("start")
     receiver = await Receiver(secrets=[SECRET]).start()
     port = free_port()
-    write_config(tmp_path / "notifier.toml", receiver, port)
+    # The briefing's 60 s reminder falls due about 7 s from now: while the database is away.
+    briefing = (datetime.now(UTC) + timedelta(seconds=67)).replace(microsecond=0)
+    write_config(tmp_path / "notifier.toml", receiver, port, briefing=briefing)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     env |= {
         "NOTIFIER_DATABASE_URL": database_url,
         "NOTIFIER_CONFIG": str(tmp_path / "notifier.toml"),
         "PYTHONPATH": str(ROOT),
     }
-    daemon = await start_daemon(env, tmp_path)
+    said: list[str] = []
+    daemon = await start_daemon(env, tmp_path, log=said)
     api = f"http://127.0.0.1:{port}"
     answers: list[tuple[str, int, str]] = []  # (event id, status, Retry-After)
     ready: list[tuple[float, int]] = []
@@ -135,8 +156,10 @@ async def test_a_postgresql_restart_under_load_is_an_outage_not_a_crash(
             restarted_at = time.monotonic()
             await asyncio.to_thread(run, stop_db)
             # An edit made while the database is away is applied once it is back.
-            write_config(tmp_path / "notifier.toml", receiver, port, extra=1)
-            await asyncio.sleep(3)
+            write_config(tmp_path / "notifier.toml", receiver, port, extra=1, briefing=briefing)
+            await asyncio.sleep(
+                max(3.0, (briefing - timedelta(seconds=58) - datetime.now(UTC)).total_seconds())
+            )
             await asyncio.to_thread(run, start_db)
             back_at = time.monotonic()
             await wait_for(lambda: ready and ready[-1][1] == 200 and ready[-1][0] > back_at, 60)
@@ -178,6 +201,16 @@ async def test_a_postgresql_restart_under_load_is_an_outage_not_a_crash(
             90,
             "every accepted change delivered",
         )
+        # The reminder that fell due while the database was away fired once, late.
+        await wait_for(lambda: any(h.path == "/remind" for h in receiver.hits), 30, "reminder")
+        await asyncio.sleep(2)
+        assert len([h for h in receiver.hits if h.path == "/remind"]) == 1
+        # One line when trouble starts and one when it ends, per loop; no traceback.
+        text = "".join(said)
+        assert "Traceback" not in text, text[-3000:]
+        assert text.count("cannot work (") <= 1
+        assert text.count("reminder-sync failing") <= 1
+        assert text.count("config reload (file changed) waits for the database") == 1
         print(
             f"outage: answers {dict(codes)}; /readyz 503 after "
             f"{turned[0] - restarted_at:.1f}s, 200 again {ready_again - back_at:.1f}s after "
