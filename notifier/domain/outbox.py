@@ -9,6 +9,7 @@ meeting, taken when the change was accepted, and a fan-out to thousands stores i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -327,18 +328,14 @@ def after_attempt(
     `retry_after` seconds) and can never die of it. A suppressed address's delivery is
     recorded as suppressed, not sent.
     """
+    attempt = functools.partial(
+        Attempt, delivery_id=delivery.id, at=at, duration_ms=duration_ms, outcome=outcome, code=code
+    )
     if outcome is Outcome.SENT:
-        return Attempt(
-            delivery_id=delivery.id, at=at, duration_ms=duration_ms, outcome=outcome, code=code
-        )
+        return attempt()
     if outcome in (Outcome.PAUSED, Outcome.SUPPRESSED):
         paused = outcome is Outcome.PAUSED
-        return Attempt(
-            delivery_id=delivery.id,
-            at=at,
-            duration_ms=duration_ms,
-            outcome=outcome,
-            code=code,
+        return attempt(
             error=error,
             status=DeliveryStatus.RETRYING if paused else DeliveryStatus.SUPPRESSED,
             next_attempt_at=at + timedelta(seconds=retry_after or 5.0) if paused else None,
@@ -352,17 +349,8 @@ def after_attempt(
         )
         if next_at is not None:
             status = DeliveryStatus.RETRYING
-    return Attempt(
-        delivery_id=delivery.id,
-        at=at,
-        duration_ms=duration_ms,
-        outcome=outcome,
-        code=code,
-        error=error,
-        status=status,
-        next_attempt_at=next_at,
-        gone=gone,
-        suppress=suppress,
+    return attempt(
+        error=error, status=status, next_attempt_at=next_at, gone=gone, suppress=suppress
     )
 
 

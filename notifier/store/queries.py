@@ -924,48 +924,21 @@ class Transaction:
             await self.connection.execute(
                 delete(deliveries).where(deliveries.c.id.in_(old_deliveries))
             )
-        old_attempts = list(
-            (
-                await self.connection.execute(
-                    select(delivery_attempts.c.id)
-                    .where(delivery_attempts.c.at < before)
-                    .limit(limit)
-                )
-            ).scalars()
+        attempts_gone += await self._delete_oldest(
+            delivery_attempts.c.id, delivery_attempts.c.at < before, limit=limit
         )
-        if old_attempts:
-            gone = await self.connection.execute(
-                delete(delivery_attempts).where(delivery_attempts.c.id.in_(old_attempts))
-            )
-            attempts_gone += max(gone.rowcount or 0, 0)
-        old_events = list(
-            (
-                await self.connection.execute(
-                    select(processed_events.c.event_id)
-                    .where(processed_events.c.at < before)
-                    .limit(limit)
-                )
-            ).scalars()
+        old_events = await self._delete_oldest(
+            processed_events.c.event_id, processed_events.c.at < before, limit=limit
         )
-        if old_events:
-            await self.connection.execute(
-                delete(processed_events).where(processed_events.c.event_id.in_(old_events))
-            )
         unused = ~exists(select(deliveries.c.id).where(deliveries.c.notice_id == notices.c.id))
-        old_notices = list(
-            (
-                await self.connection.execute(
-                    select(notices.c.id).where(notices.c.created_at < before, unused).limit(limit)
-                )
-            ).scalars()
+        old_notices = await self._delete_oldest(
+            notices.c.id, and_(notices.c.created_at < before, unused), limit=limit
         )
-        if old_notices:
-            await self.connection.execute(delete(notices).where(notices.c.id.in_(old_notices)))
         return {
             "deliveries": len(old_deliveries),
             "attempts": attempts_gone,
-            "events": len(old_events),
-            "notices": len(old_notices),
+            "events": old_events,
+            "notices": old_notices,
         }
 
     # -- failing endpoints ----------------------------------------------------------------
@@ -1037,6 +1010,15 @@ class Transaction:
                 now=latest[sid],
             )
         return disabled
+
+    async def _delete_oldest(self, key: Any, condition: ColumnElement[bool], *, limit: int) -> int:
+        """Delete up to `limit` rows of `key`'s table that meet `condition`; how many."""
+        keys = list(
+            (await self.connection.execute(select(key).where(condition).limit(limit))).scalars()
+        )
+        if keys:
+            await self.connection.execute(delete(key.table).where(key.in_(keys)))
+        return len(keys)
 
     async def enable_endpoint(self, subscriber_id: str, channel: Channel) -> bool:
         """Use a disabled endpoint again (its run of failures forgotten); False if none was
