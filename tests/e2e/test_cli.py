@@ -23,7 +23,8 @@ def assert_user_error(result: Result, pattern: str) -> None:
     assert re.search(pattern, lines[0]), lines[0]
 
 
-#: For commands that touch no database (`check`, usage errors): one backend is enough.
+#: For what does not depend on the backend (`check`, usage errors, the form of an error
+#: line): one backend is enough.
 NO_DATABASE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
@@ -164,6 +165,7 @@ def test_an_impossible_transition_exits_1_and_changes_nothing(notifier: Notifier
         (("subscribers", "show", "nope"), r"unknown subscriber 'nope'"),
     ],
 )
+@NO_DATABASE  # the message's form; the store's answers are proven on both in tests/integration
 def test_bad_input_is_one_line_and_exit_1(
     notifier: Notifier, args: tuple[str, ...], pattern: str
 ) -> None:

@@ -127,7 +127,12 @@ def test_every_operation_conforms_to_its_schema_with_a_token(api_schema: Any) ->
     assert not problems, "\n\n".join(problems)
 
 
+#: The auth layers in front of the store: one backend is enough (the token pass runs on both).
+ONE_BACKEND = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
 @pytest.mark.slow
+@ONE_BACKEND
 def test_every_operation_conforms_to_its_schema_without_credentials(api_schema: Any) -> None:
     statuses: list[int] = []
 
@@ -144,6 +149,7 @@ def test_every_operation_conforms_to_its_schema_without_credentials(api_schema: 
 
 
 @pytest.mark.slow
+@ONE_BACKEND
 def test_the_signed_push_conforms_to_its_schema(api_schema: Any) -> None:
     (operation,) = [op for op in _operations(api_schema) if op.path.endswith("/status")]
     statuses: list[int] = []
