@@ -44,6 +44,7 @@ from notifier.domain.models import (
     WebhookEndpoint,
 )
 from notifier.domain.outbox import (
+    REPLAYABLE,
     Attempt,
     Channel,
     Contact,
@@ -101,6 +102,10 @@ class StoredReminder:
 
 
 REMINDERS_VERSION = "reminders_version"
+
+#: What a replay sets: due again, with a fresh set of attempts (the old ones stay in
+#: delivery_attempts to read).
+_REPLAYED = {"status": DeliveryStatus.PENDING.value, "last_error": None, "attempts": 0}
 
 log = logging.getLogger(__name__)
 
@@ -1267,21 +1272,9 @@ class Transaction:
             update(deliveries)
             .where(
                 deliveries.c.id == delivery_id,
-                deliveries.c.status.in_(
-                    [
-                        DeliveryStatus.DEAD.value,
-                        DeliveryStatus.RETRYING.value,
-                        DeliveryStatus.PENDING.value,
-                    ]
-                ),
+                deliveries.c.status.in_([s.value for s in REPLAYABLE]),
             )
-            # A fresh set of attempts: the old ones stay in delivery_attempts to read.
-            .values(
-                status=DeliveryStatus.PENDING.value,
-                next_attempt_at=now,
-                last_error=None,
-                attempts=0,
-            )
+            .values(**_REPLAYED, next_attempt_at=now)
         )
         await self.notify_outbox()
         return await self.delivery(delivery_id)
@@ -1310,12 +1303,7 @@ class Transaction:
                 await self.connection.execute(
                     update(deliveries)
                     .where(deliveries.c.id.in_(ids[start : start + 500]), *where)
-                    .values(
-                        status=DeliveryStatus.PENDING.value,
-                        next_attempt_at=now,
-                        last_error=None,
-                        attempts=0,
-                    )
+                    .values(**_REPLAYED, next_attempt_at=now)
                 )
             await self.notify_outbox()
         return ids

@@ -73,11 +73,9 @@ async def cli(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str]:
     return process.returncode or 0, out.decode()
 
 
-async def start_daemon(
-    env: dict[str, str], cwd: Path, *, log: list[str] | None = None
-) -> asyncio.subprocess.Process:
-    """`notifier run`, once it has logged its start-up line; `log` collects what it says."""
-    process = await asyncio.create_subprocess_exec(
+async def spawn_daemon(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """`notifier run` as a process, its log on a pipe, not waited for."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "notifier",
@@ -87,6 +85,13 @@ async def start_daemon(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def start_daemon(
+    env: dict[str, str], cwd: Path, *, log: list[str] | None = None
+) -> asyncio.subprocess.Process:
+    """`notifier run`, once it has logged its start-up line; `log` collects what it says."""
+    process = await spawn_daemon(env, cwd)
     assert process.stderr is not None
     seen: list[str] = log if log is not None else []
     deadline = time.monotonic() + 60

@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -23,7 +22,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.e2e.conftest import ROOT
-from tests.e2e.test_crash import cli, start_daemon, wait_for
+from tests.e2e.test_crash import cli, spawn_daemon, start_daemon, wait_for
 from tests.integration.conftest import SECRET
 from tests.integration.peers import Receiver, free_port
 
@@ -258,16 +257,7 @@ async def test_a_daemon_started_while_the_database_is_down_waits_for_it(
         "NOTIFIER_CONFIG": str(tmp_path / "notifier.toml"),
         "PYTHONPATH": str(ROOT),
     }
-    daemon = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "notifier",
-        "run",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    daemon = await spawn_daemon(env, tmp_path)
     assert daemon.stderr is not None
     server = None
     seen: list[str] = []
