@@ -375,8 +375,8 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                     source,
                     feeds,
                     clock=utcnow,
-                    default_timezone=source.timezone,
                     on_change=changed,
+                    max_bytes=settings.feeds.max_bytes,
                 )
                 pollers.append(poller)
 

@@ -48,6 +48,18 @@ SOURCE_POLL_ERRORS = Counter(
     ["source"],
     registry=REGISTRY,
 )
+SOURCE_EVENTS = Gauge(
+    "notifier_source_events",
+    "Events in the last read of each watched source: followed, skipped or refused.",
+    ["source", "state"],
+    registry=REGISTRY,
+)
+SOURCE_CHANGES = Counter(
+    "notifier_source_changes",
+    "Changes applied from watched sources (meetings created, moved, updated, cancelled).",
+    ["source"],
+    registry=REGISTRY,
+)
 ENDPOINTS_DISABLED = Counter(
     "notifier_endpoints_disabled",
     "Webhook endpoints disabled after failing every attempt for webhooks.disable_after",

@@ -66,7 +66,7 @@ async def apply_status_change(store: Store, change: StatusChange, *, now: dateti
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             async with store.write() as tx:
-                return await _apply_in(tx, change, now=now)
+                return await apply_change_in(tx, change, now=now)
         except (IntegrityError, Conflict):
             if attempt == _ATTEMPTS:
                 raise
@@ -78,7 +78,10 @@ async def apply_status_change(store: Store, change: StatusChange, *, now: dateti
     raise AssertionError("unreachable")
 
 
-async def _apply_in(tx: Transaction, change: StatusChange, *, now: datetime) -> ChangeResult:
+async def apply_change_in(
+    tx: Transaction, change: StatusChange, *, now: datetime
+) -> ChangeResult:
+    """`apply_status_change` inside the caller's transaction (a feed applies many at once)."""
     # Lock the meeting first: a concurrent copy of the same event then waits here and, once
     # the first commits, finds its event id below instead of applying the change twice.
     record = await tx.meeting_record(change.meeting_id, for_update=True)
@@ -259,23 +262,30 @@ async def create_meeting(
     is taken; with an `event_id` already applied, returns that first result instead.
     """
     async with store.write() as tx:
-        if event_id:
-            seen = await tx.processed_event(event_id)
-            if seen is not None:
-                first, sequence = seen
-                entry = await tx.history_entry(first.id, sequence, zone=first.timezone)
-                return ChangeResult(meeting=first, entry=entry, duplicate=True)
-        meeting = meeting.replace(sequence=0)
-        await tx.insert_meeting(meeting, now=now)
-        entry = _creation(meeting, at=now, source=meeting.source, event_id=event_id)
-        await tx.append_history(entry)
-        if event_id:
-            await tx.record_event(event_id, result=meeting, sequence=0, now=now)
-        subscribers = await tx.subscribers(meeting_id=meeting.id)
-        queued = await tx.enqueue(
-            plan_change_deliveries(meeting, entry, subscribers, now=now), now=now
-        )
-        await replan(tx, meeting, subscribers, now=now)
+        return await create_meeting_in(tx, meeting, now=now, event_id=event_id)
+
+
+async def create_meeting_in(
+    tx: Transaction, meeting: Meeting, *, now: datetime, event_id: str | None = None
+) -> ChangeResult:
+    """`create_meeting` inside the caller's transaction."""
+    if event_id:
+        seen = await tx.processed_event(event_id)
+        if seen is not None:
+            first, sequence = seen
+            entry = await tx.history_entry(first.id, sequence, zone=first.timezone)
+            return ChangeResult(meeting=first, entry=entry, duplicate=True)
+    meeting = meeting.replace(sequence=0)
+    await tx.insert_meeting(meeting, now=now)
+    entry = _creation(meeting, at=now, source=meeting.source, event_id=event_id)
+    await tx.append_history(entry)
+    if event_id:
+        await tx.record_event(event_id, result=meeting, sequence=0, now=now)
+    subscribers = await tx.subscribers(meeting_id=meeting.id)
+    queued = await tx.enqueue(
+        plan_change_deliveries(meeting, entry, subscribers, now=now), now=now
+    )
+    await replan(tx, meeting, subscribers, now=now)
     return ChangeResult(meeting=meeting, entry=entry, deliveries=queued)
 
 
@@ -290,17 +300,32 @@ async def update_meeting_details(
 ) -> ChangeResult | None:
     """Change descriptive fields as a ``meeting.updated`` change; None if nothing differs."""
     async with store.write() as tx:
-        if event_id and await tx.processed_event(event_id) is not None:
-            return None
-        record = await tx.meeting_record(meeting_id, for_update=True)
-        if record is None or record.retired_at is not None:
-            raise UnknownMeeting(meeting_id)
-        transition = update_details(
-            record.meeting, details, now=now, source=source, event_id=event_id
+        return await update_details_in(
+            tx, meeting_id, details, now=now, source=source, event_id=event_id
         )
-        if transition is None:
-            return None
-        queued = await _write(tx, record.meeting, transition, now=now)
+
+
+async def update_details_in(
+    tx: Transaction,
+    meeting_id: str,
+    details: dict[str, object],
+    *,
+    now: datetime,
+    source: Source,
+    event_id: str | None = None,
+) -> ChangeResult | None:
+    """`update_meeting_details` inside the caller's transaction."""
+    if event_id and await tx.processed_event(event_id) is not None:
+        return None
+    record = await tx.meeting_record(meeting_id, for_update=True)
+    if record is None or record.retired_at is not None:
+        raise UnknownMeeting(meeting_id)
+    transition = update_details(
+        record.meeting, details, now=now, source=source, event_id=event_id
+    )
+    if transition is None:
+        return None
+    queued = await _write(tx, record.meeting, transition, now=now)
     return ChangeResult(meeting=transition.meeting, entry=transition.entry, deliveries=queued)
 
 

@@ -224,6 +224,8 @@ class FeedSettings(_Strict):
     #: Feeds on private, loopback or link-local addresses are refused unless inside one of
     #: these (a list of its own: webhook receivers and feed servers are different hosts).
     allow_cidrs: list[AllowRange] = []
+    #: A feed larger than this (bytes, after decompression) is refused with a reason.
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=1024**3)
 
 
 class DeliverySettings(_Strict):
@@ -439,6 +441,15 @@ class SourceConfig(_Strict):
     #: For JSON feeds: where each field is found in an item (documented shape by default),
     #: and ``items``: where the list of meetings is.
     fields: dict[str, str] = {}
+    #: For ICS feeds: how far ahead a recurring event's occurrences are followed.
+    horizon: Duration = timedelta(days=30)
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon_in_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(hours=1) <= value <= timedelta(days=366):
+            raise ValueError("horizon is between 1h and 366d")
+        return value
 
 
 class Settings(BaseSettings):

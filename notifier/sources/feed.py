@@ -27,6 +27,21 @@ class FeedItem:
     reason: str = ""
     #: The feed's own revision number (iCalendar SEQUENCE), when it has one.
     sequence: int | None = None
+    #: What the item is known by across reads: the uid, or for one occurrence of a series
+    #: the uid and its original start (``uid/20300302T160000Z``). Empty means the uid.
+    key: str = ""
+    #: For an occurrence: the uid of its series, and its original start (RECURRENCE-ID).
+    series: str | None = None
+    original: datetime | None = None
+
+    @property
+    def ident(self) -> str:
+        """The key this item is followed by (and its meeting id is made from)."""
+        return self.key or self.uid
+
+
+#: The longest text kept from a feed, per field (characters); longer text is cut, with a note.
+LIMITS = {"title": 500, "location": 500, "reason": 2000, "description": 20000}
 
 
 def clean_item(item: FeedItem) -> tuple[FeedItem, str | None]:
@@ -36,21 +51,31 @@ def clean_item(item: FeedItem) -> tuple[FeedItem, str | None]:
     encoded word is not refused (the meeting is still real) but cleaned, and the caller
     logs the warning.
     """
+    cut: list[str] = []
+    changed: list[str] = []
+    kept: dict[str, str] = {}
+    for name, limit in LIMITS.items():
+        raw: str = getattr(item, name)
+        kept[name] = clean_text(raw[: limit * 2], multiline=name == "description")[:limit]
+        if len(raw) > limit:
+            cut.append(f"{name} cut to {limit:,} characters")
+        elif kept[name] != raw:
+            changed.append(name)
+    if not cut and not changed:
+        return item, None
     safe = replace(
         item,
-        title=clean_text(item.title)[:500] or clean_text(item.uid)[:200] or "untitled",
-        location=clean_text(item.location)[:500],
-        reason=clean_text(item.reason)[:2000],
-        description=clean_text(item.description, multiline=True)[:20000],
+        title=kept["title"] or clean_text(item.uid)[:200] or "untitled",
+        location=kept["location"],
+        reason=kept["reason"],
+        description=kept["description"],
     )
-    names = ("title", "location", "reason", "description")
-    changed = [name for name in names if getattr(item, name) != getattr(safe, name)]
-    if not changed:
-        return item, None
-    return safe, (
-        f"item {clean_text(item.uid)[:80]!r}: cleaned control characters or encoded words "
-        f"from {', '.join(changed)}"
+    notes = cut + (
+        [f"cleaned control characters or encoded words from {', '.join(changed)}"]
+        if changed
+        else []
     )
+    return safe, "; ".join(notes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,22 +114,32 @@ def meeting_id_for(uid: str) -> str:
 
 
 def _event_id(source: str, item: FeedItem, what: str) -> str:
-    key = "\x1f".join(
-        [source, item.uid, str(item.sequence), what, item.status.value, item.starts_at.isoformat()]
-    )
+    parts = [source, item.ident, str(item.sequence), what, item.status.value]
+    key = "\x1f".join([*parts, item.starts_at.isoformat()])
     return "feed_" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
 def snapshot(item: FeedItem) -> dict[str, object]:
-    """What the feed said about an item, kept to tell next time what the feed changed."""
-    return {
+    """What the feed said about an item, kept to tell next time what the feed changed.
+
+    Text is kept as a digest: the meeting holds the text, the snapshot only tells change.
+    """
+    said: dict[str, object] = {
         "sequence": item.sequence,
         "status": item.status.value,
         "starts_at": item.starts_at.isoformat(),
-        "title": item.title,
-        "location": item.location,
-        "description": item.description,
+        "title": _digest(item.title),
+        "location": _digest(item.location),
+        "description": _digest(item.description),
     }
+    if item.series is not None and item.original is not None:
+        said["series"] = item.series
+        said["original"] = item.original.isoformat()
+    return said
 
 
 def actions_for(
@@ -133,7 +168,7 @@ def actions_for(
         return []
     if stored is None:
         meeting = Meeting(
-            id=meeting_id_for(item.uid),
+            id=meeting_id_for(item.ident),
             title=item.title,
             description=item.description,
             location=item.location,
@@ -149,6 +184,11 @@ def actions_for(
 
     def feed_changed(name: str) -> bool:
         return not previous or previous.get(name) != now_said[name]
+
+    # Snapshots written before text was kept as a digest hold the text itself.
+    for name in ("title", "location", "description"):
+        if previous.get(name) == getattr(item, name):
+            previous = {**previous, name: now_said[name]}
 
     actions: list[Action] = []
     details: dict[str, object] = {

@@ -1,82 +1,394 @@
-"""iCalendar feeds: each VEVENT is a meeting; STATUS, DTSTART and SEQUENCE carry changes."""
+"""iCalendar feeds: each VEVENT, or each occurrence of a recurring one, is a meeting.
+
+What real calendars publish and how it is read:
+
+- **Recurrence**: a series (RRULE, RDATE) is expanded with recurring-ical-events into its
+  occurrences within a horizon; each is a meeting keyed by UID and original start (its
+  RECURRENCE-ID), so an edited instance changes that occurrence, a cancelled one cancels
+  it, and the series' own edits reach every occurrence not overridden.
+- **Time zones are the feed's own**: a TZID is resolved per feed (never through
+  icalendar's process-wide cache), as an IANA name, a Windows or Outlook display name, a
+  vendor path, or the feed's VTIMEZONE definition; the meeting's zone is the IANA zone it
+  maps to. A TZID that resolves to nothing refuses the event. ``X-WR-TIMEZONE`` is read as
+  Google means it (and as the x-wr-timezone library does): UTC and floating times are
+  shown, and series repeat, in that zone.
+- **One bad event never spoils a feed**: a broken DTSTART, DURATION, SEQUENCE, RRULE or
+  TZID refuses that event (or series) with a reason; the rest is read.
+
+Pure apart from parsing: `now` is a parameter.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any, cast
 
-from icalendar import Calendar
+import recurring_ical_events
+from icalendar import Calendar, Component, Timezone
+from icalendar.prop import vDDDLists, vDDDTypes
+from icalendar.timezone import tzp
 
 from notifier.domain.models import MeetingStatus
+from notifier.sources.decoding import decode_ics
 from notifier.sources.feed import FeedItem
+from notifier.sources.zones import iana_matching, iana_name, zone
 
 _STATUS = {
     "TENTATIVE": MeetingStatus.SCHEDULED,
     "CONFIRMED": MeetingStatus.CONFIRMED,
     "CANCELLED": MeetingStatus.CANCELLED,
 }
+#: Properties whose parse errors make an event unreadable.
+_ESSENTIAL = frozenset(
+    {"DTSTART", "DTEND", "DURATION", "SEQUENCE", "RECURRENCE-ID", "RRULE", "RDATE", "EXDATE"}
+)
+_SINGLE = ("UID", "DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "SEQUENCE", "STATUS")
+_TIMES = ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE")
+#: Occurrences followed per series within the horizon (a FREQ=MINUTELY rule is cut here).
+MAX_OCCURRENCES = 1000
+#: icalendar caches every VTIMEZONE it parses process-wide by TZID (the first definition
+#: wins for every later feed); parsing holds this lock and forgets that cache afterwards.
+_PARSE_LOCK = threading.Lock()
 
 
 class FeedError(ValueError):
     """The feed could not be read as promised."""
 
 
-def _zone_name(value: datetime, default: str) -> str:
-    key = getattr(value.tzinfo, "key", None)
-    return key if isinstance(key, str) else default
+@dataclass(kw_only=True)
+class ParsedFeed:
+    """What a feed says: the items it describes and, per event, why one was not read."""
+
+    items: list[FeedItem] = field(default_factory=list)
+    #: (event key, reason): not meetings by design (all-day events).
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: (event key, reason): events that could not be read.
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    #: Feed-level notes (encoding guesses, a cut series).
+    notes: list[str] = field(default_factory=list)
+    #: Series read in full within the horizon: uid -> horizon end, for telling which of
+    #: their earlier occurrences are gone.
+    complete_series: dict[str, datetime] = field(default_factory=dict)
 
 
-def parse_ics(body: bytes, *, default_timezone: str = "UTC") -> tuple[list[FeedItem], list[str]]:
-    """Feed items from an iCalendar document, and one line per event that was skipped.
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
-    Floating times (no zone) are read in `default_timezone`; all-day events, events without
-    a UID or DTSTART, and recurring events (RRULE) are skipped with a reason.
-    """
-    try:
-        calendar = Calendar.from_ical(body)
-    except ValueError as exc:
-        raise FeedError(f"not an iCalendar document: {exc}") from None
-    items: list[FeedItem] = []
-    skipped: list[str] = []
-    for event in calendar.walk("VEVENT"):
-        uid = str(event.get("UID", "")).strip()
-        start = event.get("DTSTART")
-        if not uid or start is None:
-            skipped.append(f"event {uid or '(no UID)'}: no UID or DTSTART")
-            continue
-        if event.get("RRULE") is not None:
-            skipped.append(f"event {uid}: recurring events are not followed")
-            continue
-        starts_at = start.dt
-        if isinstance(starts_at, date) and not isinstance(starts_at, datetime):
-            skipped.append(f"event {uid}: all-day events have no start time")
-            continue
-        zone = default_timezone
-        if starts_at.tzinfo is None:
-            starts_at = starts_at.replace(tzinfo=ZoneInfo(default_timezone))
+
+def occurrence_key(uid: str, original: datetime) -> str:
+    """The key of one occurrence of a series: its UID and original start in UTC."""
+    return f"{uid}/{original.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+class _Zones:
+    """One VCALENDAR's time zones: its VTIMEZONEs, its X-WR-TIMEZONE, the source default."""
+
+    def __init__(self, calendar: Calendar, default: str) -> None:
+        self.definitions: dict[str, Timezone] = {}
+        for component in calendar.walk("VTIMEZONE"):
+            tzid = component.get("TZID")
+            if tzid is not None:
+                self.definitions.setdefault(str(tzid), cast(Timezone, component))
+        self.resolved: dict[str, tuple[tzinfo, str]] = {}
+        self.names: dict[int, str] = {}
+        self.default = default
+        self.problem: str | None = None
+        self.wall: tuple[tzinfo, str] | None = None
+        declared = calendar.get("X-WR-TIMEZONE")
+        if declared is not None:
+            name = iana_name(str(declared))
+            if name is None:
+                self.problem = f"X-WR-TIMEZONE {str(declared)[:80]!r} is not a known zone; ignored"
+            else:
+                self.wall = (zone(name) or UTC, name)
+
+    def floating(self) -> tuple[tzinfo, str]:
+        if self.wall is not None:
+            return self.wall
+        return zone(self.default) or UTC, self.default
+
+    def resolve(self, tzid: str, at: datetime) -> tuple[tzinfo, str]:
+        if tzid in self.resolved:
+            return self.resolved[tzid]
+        name = iana_name(tzid)
+        definition = self.definitions.get(tzid)
+        result: tuple[tzinfo, str]
+        if name is not None and (definition is None or zone(tzid.strip()) is not None):
+            # An IANA name means the tz database's rules, as icalendar and Google read it.
+            result = (zone(name) or UTC, name)
+        elif definition is not None:
+            try:
+                defined = tzp.create_timezone(definition)  # not cached: this feed's only
+                at.replace(tzinfo=defined).utcoffset()
+            except Exception as exc:  # any failure: unreadable
+                raise _Refused(f"VTIMEZONE {tzid[:80]!r} cannot be read: {exc}") from None
+            location = definition.get("X-LIC-LOCATION")
+            name = name or (iana_name(str(location)) if location is not None else None)
+            name = name or iana_matching(defined, at.replace(tzinfo=defined), prefer=self.default)
+            if name is None:
+                raise _Refused(f"VTIMEZONE {tzid[:80]!r} matches no IANA time zone")
+            result = (defined, name)
         else:
-            zone = _zone_name(starts_at, default_timezone)
-        ends_at = None
-        end = event.get("DTEND")
-        if end is not None and isinstance(end.dt, datetime):
-            ends_at = end.dt if end.dt.tzinfo else end.dt.replace(tzinfo=ZoneInfo(default_timezone))
-        elif event.get("DURATION") is not None:
-            duration = event.get("DURATION").dt
-            if isinstance(duration, timedelta):
-                ends_at = starts_at + duration
-        raw_status = str(event.get("STATUS", "CONFIRMED")).upper()
-        sequence = event.get("SEQUENCE")
-        items.append(
-            FeedItem(
-                uid=uid,
-                title=str(event.get("SUMMARY", "")).strip() or uid,
-                starts_at=starts_at,
-                ends_at=ends_at if ends_at and ends_at > starts_at else None,
-                status=_STATUS.get(raw_status, MeetingStatus.CONFIRMED),
-                timezone=zone,
-                location=str(event.get("LOCATION", "")).strip(),
-                description=str(event.get("DESCRIPTION", "")).strip(),
-                sequence=int(sequence) if sequence is not None else None,
+            raise _Refused(f"TZID {tzid[:80]!r} names no VTIMEZONE in the feed and no known zone")
+        self.resolved[tzid] = result
+        self.names[id(result[0])] = result[1]
+        return result
+
+    def name_of(self, value: datetime) -> str:
+        tz = value.tzinfo
+        key = getattr(tz, "key", None)
+        if isinstance(key, str):
+            return key
+        if tz is not None and id(tz) in self.names:
+            return self.names[id(tz)]
+        if self.wall is not None and tz is self.wall[0]:
+            return self.wall[1]
+        return "UTC"
+
+
+def _localize(value: Any, params: dict[str, Any], zones: _Zones) -> Any:
+    """A parsed date/time re-read in this feed's own zones (dates pass through)."""
+    if isinstance(value, tuple):  # an RDATE period
+        return (_localize(value[0], params, zones), value[1])
+    if not isinstance(value, datetime):
+        return value
+    wall = value.replace(tzinfo=None)
+    tzid = params.get("TZID")
+    if tzid and str(tzid).upper() not in ("UTC", "Z"):
+        tz, _name = zones.resolve(str(tzid), wall)
+        return wall.replace(tzinfo=tz)
+    if value.tzinfo is None:
+        return wall.replace(tzinfo=zones.floating()[0])
+    if zones.wall is not None:  # UTC in a Google calendar: shown in the calendar's zone
+        return value.astimezone(zones.wall[0])
+    return value.astimezone(UTC)
+
+
+def _relocalize(event: Component, zones: _Zones) -> None:
+    for name in _TIMES:
+        values = event.get(name)
+        if values is None:
+            continue
+        if name in ("EXDATE", "RDATE"):
+            fixed = []
+            for listed in values if isinstance(values, list) else [values]:
+                if not isinstance(listed, vDDDLists):
+                    raise _Refused(f"{name} cannot be read")
+                params = dict(listed.params)
+                fixed.append(
+                    vDDDLists([_localize(d.dt, params | dict(d.params), zones) for d in listed.dts])
+                )
+            event[name] = fixed if len(fixed) != 1 else fixed[0]
+        else:
+            if not isinstance(values, vDDDTypes):
+                raise _Refused(f"{name} cannot be read")
+            event[name] = vDDDTypes(_localize(values.dt, dict(values.params), zones))
+
+
+def _check(event: Component) -> None:
+    """Refuse an event whose essential properties are broken or given twice."""
+    for name, message in getattr(event, "errors", []):
+        if name is None or str(name).upper() in _ESSENTIAL:
+            what = str(name).upper() if name else "a line"
+            raise _Refused(f"{what} cannot be read: {str(message)[:200]}")
+    for name in _SINGLE:
+        if isinstance(event.get(name), list):
+            raise _Refused(f"more than one {name}")
+    if event.get("DTSTART") is None:
+        raise _Refused("no DTSTART")
+    if event.get("DTEND") is not None and event.get("DURATION") is not None:
+        raise _Refused("both DTEND and DURATION")
+    duration = event.get("DURATION")
+    if duration is not None and not isinstance(getattr(duration, "dt", None), timedelta):
+        raise _Refused("DURATION cannot be read")
+    sequence = event.get("SEQUENCE")
+    if sequence is not None:
+        try:
+            number = int(sequence)
+        except (ValueError, TypeError):
+            raise _Refused(f"SEQUENCE {str(sequence)[:20]!r} is not a whole number") from None
+        if not 0 <= number < 2**31:
+            raise _Refused(f"SEQUENCE {number} is out of range")
+
+
+def _dt(component: Component, name: str) -> Any:
+    """The parsed value of a date, time or duration property (None when absent)."""
+    return getattr(component.get(name), "dt", None)
+
+
+def _text(event: Component, name: str, limit: int) -> str:
+    value = event.get(name)
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    # Cut far above the stored cap before cleaning: a 5 MB DESCRIPTION costs nothing more.
+    return str(value if value is not None else "")[: limit * 2].strip()
+
+
+def _item(
+    event: Component,
+    *,
+    key: str,
+    uid: str,
+    zones: _Zones,
+    series: str | None = None,
+    original: datetime | None = None,
+) -> FeedItem:
+    starts_at: datetime = _dt(event, "DTSTART")
+    ends_at: datetime | None = None
+    end, duration = _dt(event, "DTEND"), _dt(event, "DURATION")
+    if isinstance(end, datetime):
+        ends_at = end
+    elif isinstance(duration, timedelta):
+        ends_at = starts_at + duration
+    raw_status = str(event.get("STATUS", "CONFIRMED")).upper()
+    sequence = event.get("SEQUENCE")
+    title = _text(event, "SUMMARY", 500)
+    return FeedItem(
+        uid=uid,
+        key=key,
+        series=series,
+        original=original,
+        title=title or uid,
+        starts_at=starts_at,
+        ends_at=ends_at if ends_at and ends_at > starts_at else None,
+        status=_STATUS.get(raw_status, MeetingStatus.CONFIRMED),
+        timezone=zones.name_of(starts_at),
+        location=_text(event, "LOCATION", 500),
+        description=_text(event, "DESCRIPTION", 20000),
+        sequence=int(sequence) if sequence is not None else None,
+    )
+
+
+def _calendars(text: str) -> list[Calendar]:
+    upper = text.upper()
+    if "BEGIN:VCALENDAR" not in upper:
+        raise FeedError(f"not an iCalendar document (starts with {text[:40]!r})")
+    # Text before the first calendar (a stray blank, a byte of junk) is not ours to read.
+    text = text[upper.index("BEGIN:VCALENDAR") :]
+    with _PARSE_LOCK:
+        try:
+            found = Calendar.from_ical(text, multiple=True)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise FeedError(f"not an iCalendar document: {str(exc)[:300]}") from None
+        finally:
+            tzp.use_zoneinfo()  # forget the VTIMEZONEs icalendar cached process-wide
+    calendars = [c for c in found if isinstance(c, Calendar)]
+    if not calendars:
+        raise FeedError("not an iCalendar document: no VCALENDAR")
+    return calendars
+
+
+def parse_ics(
+    body: bytes,
+    *,
+    now: datetime,
+    default_timezone: str = "UTC",
+    horizon: timedelta = timedelta(days=30),
+    content_type: str | None = None,
+) -> ParsedFeed:
+    """Read an iCalendar document (one or several concatenated VCALENDARs).
+
+    Single events are read whatever their date; series are expanded into the occurrences
+    that end after `now` and start before ``now + horizon``.
+    """
+    decoded = decode_ics(body, content_type=content_type)
+    parsed = ParsedFeed(notes=list(decoded.notes))
+    for calendar in _calendars(decoded.text):
+        zones = _Zones(calendar, default_timezone)
+        if zones.problem:
+            parsed.notes.append(zones.problem)
+        groups: dict[str, list[Component]] = defaultdict(list)
+        for event in calendar.walk("VEVENT"):
+            uid = _text(event, "UID", 1000)
+            label = uid or f"(no UID, {_text(event, 'SUMMARY', 60)[:60]!r})"
+            try:
+                if not uid:
+                    raise _Refused("no UID")
+                _check(event)
+                if not isinstance(_dt(event, "DTSTART"), datetime):
+                    parsed.skipped.append((label, "all-day events have no start time"))
+                    continue
+                _relocalize(event, zones)
+            except _Refused as refused:
+                parsed.refused.append((label, refused.reason))
+                continue
+            groups[uid].append(event)
+        for uid, events in groups.items():
+            _read_group(uid, events, zones, parsed, now=now, horizon=horizon)
+    return parsed
+
+
+def _sequence(event: Component) -> int:
+    value = event.get("SEQUENCE")
+    return int(value) if value is not None else 0
+
+
+def _read_group(
+    uid: str,
+    events: list[Component],
+    zones: _Zones,
+    parsed: ParsedFeed,
+    *,
+    now: datetime,
+    horizon: timedelta,
+) -> None:
+    masters = [e for e in events if e.get("RECURRENCE-ID") is None]
+    overrides = [e for e in events if e.get("RECURRENCE-ID") is not None]
+    if len(masters) > 1:
+        masters.sort(key=_sequence, reverse=True)
+        for _extra in masters[1:]:
+            parsed.refused.append(
+                (uid, "UID given to more than one event; the highest SEQUENCE is read")
             )
-        )
-    return items, skipped
+        masters = masters[:1]
+    recurring = bool(overrides) or any(
+        m.get("RRULE") is not None or m.get("RDATE") is not None for m in masters
+    )
+    if not recurring:
+        parsed.items.append(_item(masters[0], key=uid, uid=uid, zones=zones))
+        return
+    by_original: dict[datetime, Component] = {}
+    for override in sorted(overrides, key=_sequence):
+        by_original[_dt(override, "RECURRENCE-ID")] = override  # the highest SEQUENCE wins
+    series = Calendar()
+    for component in masters + list(by_original.values()):
+        series.add_component(component)
+    end = now + horizon
+    count = 0
+    try:
+        for occurrence in recurring_ical_events.of(series).after(now):
+            start = _dt(occurrence, "DTSTART")
+            if not isinstance(start, datetime):
+                continue
+            if start >= end:
+                break
+            count += 1
+            if count > MAX_OCCURRENCES:
+                parsed.notes.append(
+                    f"series {uid[:80]!r} has more than {MAX_OCCURRENCES} occurrences within "
+                    "the horizon; the first are followed"
+                )
+                return
+            original = _dt(occurrence, "RECURRENCE-ID") or start
+            parsed.items.append(
+                _item(
+                    occurrence,
+                    key=occurrence_key(uid, original),
+                    uid=uid,
+                    zones=zones,
+                    series=uid,
+                    original=original,
+                )
+            )
+    except Exception as exc:  # the library cannot expand it
+        parsed.refused.append((uid, f"the series cannot be expanded: {str(exc)[:200]}"))
+        return
+    parsed.complete_series[uid] = end
+
+
+__all__ = ["FeedError", "ParsedFeed", "occurrence_key", "parse_ics"]

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from notifier.domain.models import MeetingStatus
 from notifier.sources.feed import FeedItem
-from notifier.sources.ics import FeedError
+from notifier.sources.ics import FeedError, ParsedFeed
 
 FIELDS = ("id", "title", "status", "starts_at", "timezone", "reason", "location", "sequence")
 
@@ -30,8 +30,8 @@ def _get(item: Any, path: str) -> Any:
 
 def parse_json_feed(
     body: bytes, *, fields: dict[str, str] | None = None, default_timezone: str = "UTC"
-) -> tuple[list[FeedItem], list[str]]:
-    """Feed items from a JSON feed, and one line per item that was skipped (and why)."""
+) -> ParsedFeed:
+    """Feed items from a JSON feed, and each item that could not be read (and why)."""
     mapping = {name: name for name in FIELDS} | {
         k: v for k, v in (fields or {}).items() if k != "items"
     }
@@ -46,15 +46,14 @@ def parse_json_feed(
     )
     if not isinstance(listed, list):
         raise FeedError("no list of meetings found (set fields.items to where it is)")
-    items: list[FeedItem] = []
-    skipped: list[str] = []
+    parsed = ParsedFeed()
     for index, raw in enumerate(listed):
-        label = f"item {index}"
+        label = f"(item {index})"
         try:
             uid = _get(raw, mapping["id"])
             if not uid:
                 raise ValueError(f"no {mapping['id']}")
-            label = f"item {uid}"
+            label = str(uid)[:200]
             status = MeetingStatus(str(_get(raw, mapping["status"]) or "scheduled").lower())
             start_text = _get(raw, mapping["starts_at"])
             starts_at = datetime.fromisoformat(str(start_text))
@@ -63,7 +62,7 @@ def parse_json_feed(
             if starts_at.tzinfo is None:
                 starts_at = starts_at.replace(tzinfo=ZoneInfo(zone))
             sequence = _get(raw, mapping["sequence"])
-            items.append(
+            parsed.items.append(
                 FeedItem(
                     uid=str(uid),
                     title=str(_get(raw, mapping["title"]) or uid),
@@ -76,5 +75,5 @@ def parse_json_feed(
                 )
             )
         except (ValueError, TypeError, ZoneInfoNotFoundError) as exc:
-            skipped.append(f"{label}: {exc}")
-    return items, skipped
+            parsed.refused.append((label, str(exc)[:300]))
+    return parsed

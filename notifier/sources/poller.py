@@ -1,19 +1,31 @@
-"""Polling a watched source: conditional GET, parse, apply, back off when it fails."""
+"""Polling a watched source: conditional GET, parse off the loop, apply in chunks, back off.
+
+One poll of a source at a time (a poll still running when the next is due is skipped).
+The body is read up to `feeds.max_bytes`; parsing runs in a worker thread so a 17,000-event
+feed does not hold up the API or the outbox. Items are applied in chunks of `CHUNK`, each
+chunk's changes and the feed's progress committed together, so a restart resumes where the
+last chunk ended. An item the feed has not changed since it was last read costs nothing.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
+from sqlalchemy.exc import IntegrityError
 
 from notifier import __version__, metrics, service
-from notifier.domain.errors import Conflict, InvalidChange, NotLeader
-from notifier.domain.models import Source
+from notifier.domain.errors import Conflict, InvalidChange, NotFound, NotLeader
+from notifier.domain.models import MeetingStatus, Source, StatusChange
 from notifier.settings import SourceConfig
 from notifier.sources.feed import (
+    Action,
     Change,
     Create,
     Details,
@@ -23,24 +35,36 @@ from notifier.sources.feed import (
     meeting_id_for,
     snapshot,
 )
-from notifier.sources.ics import FeedError, parse_ics
+from notifier.sources.ics import FeedError, ParsedFeed, parse_ics
 from notifier.sources.jsonfeed import parse_json_feed
 from notifier.store import Store
+from notifier.store.queries import Transaction
 
 log = logging.getLogger(__name__)
 
 #: The longest a failing source waits between polls.
 MAX_BACKOFF = timedelta(hours=1)
+#: Items applied (and progress committed) per transaction.
+CHUNK = 500
+#: Problems remembered per source, to log each once (the counts stay exact past this).
+MAX_PROBLEMS = 2000
+#: The default cap on a feed's size (`feeds.max_bytes`).
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+_FEED_KEY = "(feed)"
 
 
 @dataclass(kw_only=True)
 class PollResult:
     """What one poll did."""
 
-    #: changed | unchanged | not-modified | failed | waiting | handed-over
+    #: changed | unchanged | not-modified | failed | waiting | busy | handed-over
     outcome: str
     applied: int = 0
+    #: One line per skipped or refused event (``key: reason``) and per feed-level note.
     problems: list[str] = field(default_factory=list)
+    followed: int = 0
+    skipped: int = 0
+    refused: int = 0
 
 
 def backoff(every: timedelta, failures: int) -> timedelta:
@@ -60,34 +84,40 @@ class SourcePoller:
         client: httpx.AsyncClient,
         *,
         clock: Callable[[], datetime],
-        default_timezone: str = "UTC",
+        default_timezone: str | None = None,
         on_change: Callable[[], None] = lambda: None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.store = store
         self.config = config
         self.url = str(config.url)
         self.client = client
         self.clock = clock
-        self.default_timezone = default_timezone
+        self.default_timezone = default_timezone or config.timezone
         self.on_change = on_change
+        self.max_bytes = max_bytes
+        self._busy = asyncio.Lock()
 
     async def poll(self) -> PollResult:
-        """Fetch the source (unless backing off), apply its changes, record its health.
+        """Fetch the source (unless backing off or already polling), apply what changed.
 
         Given a `FencedStore`, a poll cut short by another replica taking the scheduler
         over ends with outcome ``handed-over``; what it applied is idempotent, so the new
         leader's next poll finishes the job.
         """
-        try:
-            return await self._poll()
-        except NotLeader as exc:
-            log.warning(
-                "source %s: poll handed over: %s",
-                self.url,
-                exc.message,
-                extra={"action": "source_handed_over"},
-            )
-            return PollResult(outcome="handed-over", problems=[exc.message])
+        if self._busy.locked():
+            return PollResult(outcome="busy")
+        async with self._busy:
+            try:
+                return await self._poll()
+            except NotLeader as exc:
+                log.warning(
+                    "source %s: poll handed over: %s",
+                    self.url,
+                    exc.message,
+                    extra={"action": "source_handed_over"},
+                )
+                return PollResult(outcome="handed-over", problems=[exc.message])
 
     async def _poll(self) -> PollResult:
         now = self.clock()
@@ -101,91 +131,268 @@ class SourcePoller:
         if state.get("last_modified"):
             headers["if-modified-since"] = state["last_modified"]
         try:
-            response = await self.client.get(self.url, headers=headers)
-            if response.status_code == 304:
+            status, body, answer = await self._fetch(headers)
+            if status == 304:
                 await self._record(now, ok=True)
                 return PollResult(outcome="not-modified")
-            if response.status_code >= 400:
-                raise FeedError(f"HTTP {response.status_code}")
-            items, skipped = self._parse(response.content)
+            if status >= 400:
+                raise FeedError(f"HTTP {status}")
+            parsed = await asyncio.to_thread(self._parse, body, answer.get("content-type"), now)
         except (httpx.HTTPError, FeedError) as exc:
             return await self._failed(now, state, str(exc) or type(exc).__name__)
-        applied, problems, seen = await self._apply(items, state.get("seen") or {}, now=now)
-        problems = skipped + problems
-        await self._record(
-            now,
-            ok=True,
-            etag=response.headers.get("etag"),
-            last_modified=response.headers.get("last-modified"),
-            seen=seen,
-            error="; ".join(problems)[:2000] or None,
-        )
-        for problem in problems:
-            log.warning("source %s: %s", self.url, problem, extra={"action": "source_item"})
-        if applied:
-            self.on_change()
-        return PollResult(
-            outcome="changed" if applied else "unchanged", applied=applied, problems=problems
+        return await self._apply(parsed, state, answer, now=now)
+
+    async def _fetch(self, headers: dict[str, str]) -> tuple[int, bytes, httpx.Headers]:
+        """The response's status, body (at most `max_bytes`) and headers."""
+        async with self.client.stream("GET", self.url, headers=headers) as response:
+            if response.status_code == 304 or response.status_code >= 400:
+                return response.status_code, b"", response.headers
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                raise FeedError(self._too_big(int(declared)))
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise FeedError(self._too_big(size, more=True))
+                chunks.append(chunk)
+            return response.status_code, b"".join(chunks), response.headers
+
+    def _too_big(self, size: int, *, more: bool = False) -> str:
+        return (
+            f"the feed is {'over ' if more else ''}{size:,} bytes, more than "
+            f"feeds.max_bytes ({self.max_bytes:,}); not read"
         )
 
-    def _parse(self, body: bytes) -> tuple[list[FeedItem], list[str]]:
+    def _parse(self, body: bytes, content_type: str | None, now: datetime) -> ParsedFeed:
+        """Parse and clean (in a worker thread: this is the CPU-heavy part of a poll)."""
         if self.config.kind == "ics":
-            items, problems = parse_ics(body, default_timezone=self.default_timezone)
+            parsed = parse_ics(
+                body,
+                now=now,
+                default_timezone=self.default_timezone,
+                horizon=self.config.horizon,
+                content_type=content_type,
+            )
         else:
-            items, problems = parse_json_feed(
+            parsed = parse_json_feed(
                 body, fields=self.config.fields, default_timezone=self.default_timezone
             )
-        cleaned = []
-        for item in items:
+        cleaned: list[FeedItem] = []
+        for item in parsed.items:
             safe, warning = clean_item(item)
             cleaned.append(safe)
             if warning:
-                problems.append(warning)
-        return cleaned, problems
+                parsed.notes.append(f"{item.ident[:120]}: {warning}")
+        parsed.items = cleaned
+        return parsed
 
     async def _apply(
-        self, items: list[FeedItem], seen: dict[str, dict[str, object]], *, now: datetime
-    ) -> tuple[int, list[str], dict[str, dict[str, object]]]:
+        self, parsed: ParsedFeed, state: dict[str, Any], answer: httpx.Headers, *, now: datetime
+    ) -> PollResult:
+        previous_seen: dict[str, dict[str, object]] = state.get("seen") or {}
+        seen = dict(previous_seen)
+        problems: dict[str, str] = {}
+        for key, reason in parsed.skipped + parsed.refused:
+            problems.setdefault(key[:200], reason)
+        for note in parsed.notes:
+            problems.setdefault(f"{_FEED_KEY} {len(problems)}", note)
+        refused_in_apply = 0
         applied = 0
-        problems: list[str] = []
-        seen = dict(seen)
-        for item in items:
-            async with self.store.read() as tx:
-                stored = await tx.meeting(meeting_id_for(item.uid))
-            last = seen.get(item.uid)
-            actions = actions_for(item, stored, source=self.url, last=last)
-            if not actions and last and item.sequence is not None:
-                last_sequence = last.get("sequence")
-                if isinstance(last_sequence, int) and item.sequence < last_sequence:
-                    continue  # an older revision: keep what the newer one said
-            for action in actions:
-                try:
-                    result = await self._do(action, now=now)
-                except (InvalidChange, Conflict) as exc:
-                    problems.append(f"{item.uid}: {exc.message}")
+        items = parsed.items
+        # Items the feed has not changed since the last read need no work at all.
+        todo = [item for item in items if previous_seen.get(item.ident) != snapshot(item)]
+        counts = {
+            "followed": len(items),
+            "skipped": len(parsed.skipped),
+            "refused": len(parsed.refused),
+            "applied": 0,
+            "to_apply": len(todo),
+            "done": 0,
+        }
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start : start + CHUNK]
+            done, chunk_problems = await self._apply_chunk(chunk, seen, now=now, counts=counts)
+            applied += done
+            refused_in_apply += len(chunk_problems)
+            problems.update(chunk_problems)
+            counts["done"] = min(start + CHUNK, len(todo))
+            counts["applied"] = applied
+            await asyncio.sleep(0)  # let the API and the outbox in between chunks
+        gone, gone_problems = await self._series_gone(parsed, seen, now=now)
+        applied += gone
+        problems.update(gone_problems)
+        produced = {item.ident for item in items}
+        counts.update(applied=applied, refused=len(parsed.refused) + refused_in_apply)
+        self._log_new(problems, state.get("problems") or {})
+        await self._record(
+            now,
+            ok=True,
+            etag=answer.get("etag"),
+            last_modified=answer.get("last-modified"),
+            seen={key: value for key, value in seen.items() if key in produced},
+            counts=counts,
+            problems=dict(list(problems.items())[:MAX_PROBLEMS]),
+            error=_summary(problems, counts),
+        )
+        for state_name in ("followed", "skipped", "refused"):
+            metrics.SOURCE_EVENTS.labels(self.url, state_name).set(counts[state_name])
+        if applied:
+            metrics.SOURCE_CHANGES.labels(self.url).inc(applied)
+            self.on_change()
+        return PollResult(
+            outcome="changed" if applied else "unchanged",
+            applied=applied,
+            problems=[f"{key}: {reason}" for key, reason in problems.items()],
+            followed=counts["followed"],
+            skipped=counts["skipped"],
+            refused=counts["refused"],
+        )
+
+    async def _apply_chunk(
+        self,
+        chunk: list[FeedItem],
+        seen: dict[str, dict[str, object]],
+        *,
+        now: datetime,
+        counts: dict[str, int],
+    ) -> tuple[int, dict[str, str]]:
+        """Apply one chunk and record it as read, in one transaction (item by item if the
+        chunk as a whole fails, so one item's database error cannot hold up the rest)."""
+        planned: list[tuple[FeedItem, list[Action]]] = []
+        problems: dict[str, str] = {}
+        async with self.store.read() as tx:
+            for item in chunk:
+                record = await tx.meeting_record(meeting_id_for(item.ident))
+                if record is not None and record.retired_at is not None:
+                    problems[item.ident[:200]] = "its meeting was retired; the feed is not followed"
+                    seen[item.ident] = snapshot(item)
                     continue
-                if result is not None and not result.duplicate:
-                    applied += 1
-            seen[item.uid] = snapshot(item)
-        return applied, problems, seen
+                stored = record.meeting if record is not None else None
+                if stored is None and item.status is MeetingStatus.CANCELLED and item.series:
+                    # A cancelled occurrence nobody was told of: no meeting to make.
+                    seen[item.ident] = snapshot(item)
+                    continue
+                last = seen.get(item.ident)
+                planned.append((item, actions_for(item, stored, source=self.url, last=last)))
+        progress = {**counts, "done": counts["done"] + len(chunk)}
+        try:
+            async with self.store.write() as tx:
+                applied = 0
+                for item, actions in planned:
+                    applied += await self._do_all(tx, item, actions, problems, now)
+                    seen[item.ident] = snapshot(item)
+                await tx.save_source_state(self.url, self.config.kind, seen=seen, counts=progress)
+            return applied, problems
+        except IntegrityError as exc:  # one item's clash: apply the chunk item by item
+            log.info(
+                "source %s: a chunk failed (%s); applying it item by item",
+                self.url,
+                type(exc).__name__,
+                extra={"action": "source_chunk_retry"},
+            )
+        applied = 0
+        for item, actions in planned:
+            try:
+                async with self.store.write() as tx:
+                    applied += await self._do_all(tx, item, actions, problems, now)
+            except IntegrityError as exc:  # this item is refused, the rest go on
+                problems[item.ident[:200]] = f"could not be applied: {type(exc).__name__}"
+            seen[item.ident] = snapshot(item)
+        return applied, problems
+
+    async def _do_all(
+        self,
+        tx: Transaction,
+        item: FeedItem,
+        actions: list[Action],
+        problems: dict[str, str],
+        now: datetime,
+    ) -> int:
+        applied = 0
+        for action in actions:
+            try:
+                result = await self._do(tx, action, now)
+            except (InvalidChange, Conflict, NotFound) as exc:
+                problems[item.ident[:200]] = exc.message
+                continue
+            if result is not None and not result.duplicate:
+                applied += 1
+        return applied
 
     async def _do(
-        self, action: Create | Change | Details, *, now: datetime
+        self, tx: Transaction, action: Action, now: datetime
     ) -> service.ChangeResult | None:
         if isinstance(action, Create):
-            return await service.create_meeting(
-                self.store, action.meeting, now=now, event_id=action.event_id
+            return await service.create_meeting_in(
+                tx, action.meeting, now=now, event_id=action.event_id
             )
         if isinstance(action, Change):
-            return await service.apply_status_change(self.store, action.change, now=now)
-        return await service.update_meeting_details(
-            self.store,
+            return await service.apply_change_in(tx, action.change, now=now)
+        assert isinstance(action, Details)
+        return await service.update_details_in(
+            tx,
             action.meeting_id,
             action.fields,
             now=now,
             source=Source.FEED,
             event_id=action.event_id,
         )
+
+    async def _series_gone(
+        self, parsed: ParsedFeed, seen: dict[str, dict[str, object]], *, now: datetime
+    ) -> tuple[int, dict[str, str]]:
+        """Cancel occurrences a series no longer has (an EXDATE, a shorter RRULE): those
+        read before, still ahead and within the horizon, that this read did not produce."""
+        produced = {item.ident for item in parsed.items}
+        applied = 0
+        problems: dict[str, str] = {}
+        for key, said in list(seen.items()):
+            series = said.get("series")
+            if key in produced or not isinstance(series, str):
+                continue
+            horizon_end = parsed.complete_series.get(series)
+            original, starts = said.get("original"), said.get("starts_at")
+            if horizon_end is None or not isinstance(original, str) or not isinstance(starts, str):
+                continue
+            ahead = datetime.fromisoformat(starts) > now
+            if not ahead or datetime.fromisoformat(original) >= horizon_end:
+                continue
+            if said.get("status") == MeetingStatus.CANCELLED.value:
+                continue
+            change = StatusChange(
+                meeting_id=meeting_id_for(key),
+                status=MeetingStatus.CANCELLED,
+                reason="no longer in the series",
+                event_id=f"feed_gone_{_hash(self.url, key, str(said.get('sequence')))}",
+                source=Source.FEED,
+            )
+            try:
+                result = await service.apply_status_change(self.store, change, now=now)
+            except (InvalidChange, Conflict, NotFound) as exc:
+                problems[key[:200]] = exc.message
+            else:
+                applied += 0 if result.duplicate else 1
+            seen[key] = {**said, "status": MeetingStatus.CANCELLED.value}
+        return applied, problems
+
+    def _log_new(self, problems: dict[str, str], before: dict[str, str]) -> None:
+        """Log each skipped or refused event once per reason, not at every poll."""
+        known = set(before.values()) if isinstance(before, dict) else set()
+        for key, reason in problems.items():
+            if key.startswith(_FEED_KEY):
+                if reason in known:
+                    continue
+                log.warning("source %s: %s", self.url, reason, extra={"action": "source_note"})
+            elif before.get(key) != reason:
+                log.warning(
+                    "source %s: event %s: %s",
+                    self.url,
+                    key,
+                    reason,
+                    extra={"action": "source_item", "source": self.url},
+                )
 
     async def _record(self, now: datetime, *, ok: bool, **values: object) -> None:
         seen = values.pop("seen", None)
@@ -199,10 +406,14 @@ class SourcePoller:
                 failures=0,
                 next_poll_at=None,
                 last_error=values.pop("error", None),
-                **{k: v for k, v in values.items() if k in ("etag", "last_modified")},
+                **{
+                    k: v
+                    for k, v in values.items()
+                    if k in ("etag", "last_modified", "counts", "problems")
+                },
             )
 
-    async def _failed(self, now: datetime, state: dict[str, object], error: str) -> PollResult:
+    async def _failed(self, now: datetime, state: dict[str, Any], error: str) -> PollResult:
         metrics.SOURCE_POLL_ERRORS.labels(self.url).inc()
         previous = state.get("failures")
         failures = (previous if isinstance(previous, int) else 0) + 1
@@ -225,3 +436,16 @@ class SourcePoller:
             extra={"action": "source_failed", "source": self.url, "failures": failures},
         )
         return PollResult(outcome="failed", problems=[error])
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def _summary(problems: dict[str, str], counts: dict[str, int]) -> str | None:
+    """The last error as the sources table shows it: counts and the first reason."""
+    if not problems:
+        return None
+    first_key, first = next(iter(problems.items()))
+    where = "" if first_key.startswith(_FEED_KEY) else f"{first_key}: "
+    return (f"{counts['skipped']} skipped, {counts['refused']} refused; {where}{first}")[:2000]

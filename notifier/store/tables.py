@@ -265,6 +265,10 @@ sources = Table(
     Column("next_poll_at", UTCDateTime),
     #: What each item looked like when last read (by feed uid), to tell what changed.
     Column("seen", JSON, nullable=False),
+    #: The last read: events followed, skipped, refused, changes applied, progress.
+    Column("counts", JSON),
+    #: Each skipped or refused event's reason (by event key), to log a reason only once.
+    Column("problems", JSON),
 )
 
 #: Leases that let one replica of many do a job alone (the scheduler: reminder timers and

@@ -20,38 +20,42 @@ def calendar(*events: str) -> bytes:
     return (body + "END:VCALENDAR\r\n").encode()
 
 
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
 def test_ics_reads_zones_floating_times_and_skips_what_it_cannot_follow() -> None:
-    items, skipped = parse_ics(
+    parsed = parse_ics(
         calendar(
             "UID:a\nDTSTAMP:20300101T000000Z\nDTSTART;TZID=America/New_York:20300310T100000\n"
             "DURATION:PT2H\nSUMMARY:A\nSTATUS:TENTATIVE\nSEQUENCE:3",
             "UID:b\nDTSTAMP:20300101T000000Z\nDTSTART:20300310T100000\nSUMMARY:B",
             "UID:c\nDTSTAMP:20300101T000000Z\nDTSTART;VALUE=DATE:20300310\nSUMMARY:C",
-            "UID:d\nDTSTAMP:20300101T000000Z\nDTSTART:20300310T100000Z\nRRULE:FREQ=WEEKLY",
         ),
         default_timezone="Europe/Berlin",
+        now=NOW,
     )
-    a, b = items
+    a, b = parsed.items
     assert a.timezone == "America/New_York"
     assert a.starts_at == datetime(2030, 3, 10, 14, 0, tzinfo=UTC)
     assert a.ends_at == a.starts_at + timedelta(hours=2)
     assert (a.status, a.sequence) == (S.SCHEDULED, 3)
     assert b.starts_at == datetime(2030, 3, 10, 10, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert b.timezone == "Europe/Berlin"
     assert b.status is S.CONFIRMED
-    assert [line.split(":")[0] for line in skipped] == ["event c", "event d"]
+    assert parsed.skipped == [("c", "all-day events have no start time")]
     with pytest.raises(FeedError):
-        parse_ics(b"<html>not a calendar</html>")
+        parse_ics(b"<html>not a calendar</html>", now=NOW)
 
 
 def test_json_feed_items_that_cannot_be_read_are_skipped_with_a_reason() -> None:
-    items, skipped = parse_json_feed(
+    parsed = parse_json_feed(
         b'[{"id": "a", "status": "confirmed", "starts_at": "2030-03-02T19:00:00+03:00"},'
         b' {"id": "b", "status": "adjourned", "starts_at": "2030-03-02T19:00:00+03:00"},'
         b' {"status": "confirmed"}]'
     )
-    assert [i.uid for i in items] == ["a"]
-    assert skipped[0].startswith("item b: ")
-    assert skipped[1].startswith("item 2: no id")
+    assert [i.uid for i in parsed.items] == ["a"]
+    assert parsed.refused[0][0] == "b"
+    assert parsed.refused[1] == ("(item 2)", "no id")
     with pytest.raises(FeedError, match="no list"):
         parse_json_feed(b'{"other": 1}')
 
