@@ -768,6 +768,54 @@ def leader(as_json: JsonOption = False, config: ConfigOption = None) -> None:
         )
 
 
+# -- sources ----------------------------------------------------------------------------------
+
+
+@cli.command()
+def sources(
+    as_json: JsonOption = False,
+    problems: Annotated[
+        int, typer.Option("--problems", min=0, max=2000, help="Reasons shown per source.")
+    ] = 5,
+    config: ConfigOption = None,
+) -> None:
+    """Show each watched feed: health, events followed, skipped and refused, and why."""
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> list[dict[str, object]]:
+        return await service.source_report(opened.store, list(settings.sources), problems=problems)
+
+    report = _run(settings, work)
+    if as_json:
+        _print_json(report)
+        return
+    if not report:
+        typer.echo("no sources configured ([[sources]] in the config file)")
+        return
+    for row in report:
+        if row["last_polled_at"] is None:
+            health = "never polled"
+        elif row["failures"]:
+            health = f"failing ({row['failures']} in a row, next try {row['next_poll_at']})"
+        else:
+            health = f"ok at {row['last_ok_at']}"
+        typer.echo(f"{row['url']} ({row['kind']}): {health}")
+        line = (
+            f"  {row['followed']} followed, {row['skipped']} skipped, {row['refused']} refused; "
+            f"{row['applied']} changes applied by the last read"
+        )
+        if row["applying"]:
+            line += f" (applying {row['applying']})"
+        typer.echo(line)
+        if row["last_error"]:
+            typer.echo(f"  last error: {one_line(str(row['last_error']), limit=200)}")
+        listed = row["problems"]
+        assert isinstance(listed, list)
+        for problem in listed:
+            event = one_line(problem["event"], limit=80)
+            typer.echo(f"  - {event}: {one_line(problem['reason'], limit=160)}")
+
+
 # -- render -----------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -34,8 +35,8 @@ from notifier.domain.outbox import (
     plan_change_deliveries,
     plan_reminder_deliveries,
 )
-from notifier.domain.reminders import plan_reminders
-from notifier.settings import MeetingConfig, Settings, format_loc, locate
+from notifier.domain.reminders import Reminder, plan_reminders
+from notifier.settings import MeetingConfig, Settings, SourceConfig, format_loc, locate
 from notifier.store import Store, Transaction
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,7 @@ async def apply_status_change(store: Store, change: StatusChange, *, now: dateti
     raise AssertionError("unreachable")
 
 
-async def apply_change_in(
-    tx: Transaction, change: StatusChange, *, now: datetime
-) -> ChangeResult:
+async def apply_change_in(tx: Transaction, change: StatusChange, *, now: datetime) -> ChangeResult:
     """`apply_status_change` inside the caller's transaction (a feed applies many at once)."""
     # Lock the meeting first: a concurrent copy of the same event then waits here and, once
     # the first commits, finds its event id below instead of applying the change twice.
@@ -282,11 +281,43 @@ async def create_meeting_in(
     if event_id:
         await tx.record_event(event_id, result=meeting, sequence=0, now=now)
     subscribers = await tx.subscribers(meeting_id=meeting.id)
-    queued = await tx.enqueue(
-        plan_change_deliveries(meeting, entry, subscribers, now=now), now=now
-    )
+    queued = await tx.enqueue(plan_change_deliveries(meeting, entry, subscribers, now=now), now=now)
     await replan(tx, meeting, subscribers, now=now)
     return ChangeResult(meeting=meeting, entry=entry, deliveries=queued)
+
+
+async def create_meetings_in(
+    tx: Transaction, new: Sequence[tuple[Meeting, str]], *, now: datetime
+) -> int:
+    """Store and announce many new meetings (a feed's first read) in a few statements.
+
+    The same as `create_meeting_in` for each, with subscribers read once: their history
+    entries, event ids, deliveries and reminders are written together. A meeting whose
+    event id was applied already is skipped; returns how many were created. The caller
+    has checked that no id is taken.
+    """
+    if not new:
+        return 0
+    done = await tx.processed_event_ids([event_id for _, event_id in new])
+    fresh = [(m.replace(sequence=0), e) for m, e in new if e not in done]
+    if not fresh:
+        return 0
+    everyone = await tx.subscribers()
+    await tx.insert_meetings([m for m, _ in fresh], now=now)
+    entries = [_creation(m, at=now, source=m.source, event_id=e) for m, e in fresh]
+    await tx.append_histories(entries)
+    await tx.record_events([(e, m, 0) for m, e in fresh], now=now)
+    planned: list[Delivery] = []
+    reminders: list[Reminder] = []
+    for (meeting, _event), entry in zip(fresh, entries, strict=True):
+        # The subscribers `tx.subscribers(meeting_id=...)` would return for this meeting.
+        readers = [s for s in everyone if not s.meetings or meeting.id in s.meetings]
+        planned.extend(plan_change_deliveries(meeting, entry, readers, now=now))
+        if meeting.status in ON_SCHEDULE:
+            reminders.extend(plan_reminders(meeting, readers, now=now))
+    await tx.enqueue(planned, now=now)
+    await tx.add_reminders(reminders)
+    return len(fresh)
 
 
 async def update_meeting_details(
@@ -320,9 +351,7 @@ async def update_details_in(
     record = await tx.meeting_record(meeting_id, for_update=True)
     if record is None or record.retired_at is not None:
         raise UnknownMeeting(meeting_id)
-    transition = update_details(
-        record.meeting, details, now=now, source=source, event_id=event_id
-    )
+    transition = update_details(record.meeting, details, now=now, source=source, event_id=event_id)
     if transition is None:
         return None
     queued = await _write(tx, record.meeting, transition, now=now)
@@ -626,3 +655,48 @@ async def prune(
             extra={"action": "prune", **total},
         )
     return total
+
+
+# -- watched sources --------------------------------------------------------------------------
+
+
+def _iso(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else None
+
+
+async def source_report(
+    store: Store, configured: list[SourceConfig], *, problems: int = 100
+) -> list[dict[str, object]]:
+    """Each configured source's health and what its last read followed, skipped and refused
+    (with up to `problems` reasons); a source never polled shows as such."""
+    async with store.read() as tx:
+        rows = {row["url"]: row for row in await tx.source_reports()}
+    report: list[dict[str, object]] = []
+    for config in configured:
+        url = str(config.url)
+        row = rows.get(url, {})
+        counts = row.get("counts") or {}
+        reasons = row.get("problems") or {}
+        done, to_apply = counts.get("done", 0), counts.get("to_apply", 0)
+        report.append(
+            {
+                "url": url,
+                "kind": config.kind,
+                "every_seconds": config.every.total_seconds(),
+                "last_polled_at": _iso(row.get("last_polled_at")),
+                "last_ok_at": _iso(row.get("last_ok_at")),
+                "next_poll_at": _iso(row.get("next_poll_at")),
+                "failures": row.get("failures", 0),
+                "followed": counts.get("followed", 0),
+                "skipped": counts.get("skipped", 0),
+                "refused": counts.get("refused", 0),
+                "applied": counts.get("applied", 0),
+                "applying": f"{done}/{to_apply}" if done < to_apply else None,
+                "last_error": row.get("last_error"),
+                "problems": [
+                    {"event": key, "reason": reason}
+                    for key, reason in list(reasons.items())[:problems]
+                ],
+            }
+        )
+    return report

@@ -229,6 +229,34 @@ class ReplayAnswer(BaseModel):
     ids: list[str]
 
 
+class SourceProblem(BaseModel):
+    """One event a feed's last read skipped or refused, and why."""
+
+    event: str
+    reason: str
+
+
+class SourceReport(BaseModel):
+    """A watched feed: its health and what its last read followed, skipped and refused."""
+
+    url: str
+    kind: str
+    every_seconds: float
+    last_polled_at: str | None
+    last_ok_at: str | None
+    next_poll_at: str | None
+    failures: int
+    followed: int
+    skipped: int
+    refused: int
+    #: Changes (meetings created, moved, updated, cancelled) the last read applied.
+    applied: int
+    #: ``done/total`` while a large read is applied in chunks; null when finished.
+    applying: str | None
+    last_error: str | None
+    problems: list[SourceProblem]
+
+
 class BodyLimit:
     """Refuses request bodies larger than `limit` bytes with 413, streamed or not."""
 
@@ -666,6 +694,20 @@ def create_api(context: ApiContext) -> FastAPI:
     async def list_suppressions() -> list[dict[str, Any]]:
         async with store.read() as tx:
             return await tx.suppressions()
+
+    @v1.get(
+        "/sources",
+        dependencies=secured,
+        tags=["sources"],
+        summary="Watched feeds: health, events followed, skipped and refused, and why",
+    )
+    async def list_sources(
+        problems: Annotated[int, Field(ge=0, le=2000)] = 100,
+    ) -> list[SourceReport]:
+        report = await service.source_report(
+            store, list(context.settings.sources), problems=problems
+        )
+        return [SourceReport.model_validate(row) for row in report]
 
     @v1.delete(
         "/suppressions/{address}",

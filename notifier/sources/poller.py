@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -258,40 +258,55 @@ class SourcePoller:
         now: datetime,
         counts: dict[str, int],
     ) -> tuple[int, dict[str, str]]:
-        """Apply one chunk and record it as read, in one transaction (item by item if the
-        chunk as a whole fails, so one item's database error cannot hold up the rest)."""
+        """Apply one chunk and record it as read, in one transaction: new meetings in bulk,
+        other changes one by one (item by item in transactions of their own if the chunk
+        as a whole hits a clash, so one item cannot hold up the rest)."""
         planned: list[tuple[FeedItem, list[Action]]] = []
         problems: dict[str, str] = {}
         async with self.store.read() as tx:
-            for item in chunk:
-                record = await tx.meeting_record(meeting_id_for(item.ident))
-                if record is not None and record.retired_at is not None:
-                    problems[item.ident[:200]] = "its meeting was retired; the feed is not followed"
-                    seen[item.ident] = snapshot(item)
-                    continue
-                stored = record.meeting if record is not None else None
-                if stored is None and item.status is MeetingStatus.CANCELLED and item.series:
-                    # A cancelled occurrence nobody was told of: no meeting to make.
-                    seen[item.ident] = snapshot(item)
-                    continue
-                last = seen.get(item.ident)
-                planned.append((item, actions_for(item, stored, source=self.url, last=last)))
+            records = await tx.meeting_records_by_id([meeting_id_for(item.ident) for item in chunk])
+        for item in chunk:
+            record = records.get(meeting_id_for(item.ident))
+            if record is not None and record.retired_at is not None:
+                problems[item.ident[:200]] = "its meeting was retired; the feed is not followed"
+                seen[item.ident] = snapshot(item)
+                continue
+            stored = record.meeting if record is not None else None
+            if stored is None and item.status is MeetingStatus.CANCELLED and item.series:
+                # A cancelled occurrence nobody was told of: no meeting to make.
+                seen[item.ident] = snapshot(item)
+                continue
+            actions = actions_for(item, stored, source=self.url, last=seen.get(item.ident))
+            planned.append((item, actions))
         progress = {**counts, "done": counts["done"] + len(chunk)}
+        creates = [
+            (action.meeting, action.event_id)
+            for _, actions in planned
+            for action in actions
+            if isinstance(action, Create)
+        ]
         try:
             async with self.store.write() as tx:
-                applied = 0
+                applied = await service.create_meetings_in(tx, creates, now=now)
                 for item, actions in planned:
-                    applied += await self._do_all(tx, item, actions, problems, now)
-                    seen[item.ident] = snapshot(item)
-                await tx.save_source_state(self.url, self.config.kind, seen=seen, counts=progress)
-            return applied, problems
+                    others = [a for a in actions if not isinstance(a, Create)]
+                    applied += await self._do_all(tx, item, others, problems, now)
+                await tx.save_source_state(
+                    self.url,
+                    self.config.kind,
+                    seen=seen | {item.ident: snapshot(item) for item, _ in planned},
+                    counts=progress,
+                )
         except IntegrityError as exc:  # one item's clash: apply the chunk item by item
             log.info(
-                "source %s: a chunk failed (%s); applying it item by item",
+                "source %s: a chunk clashed (%s); applying it item by item",
                 self.url,
                 type(exc).__name__,
                 extra={"action": "source_chunk_retry"},
             )
+        else:
+            seen.update({item.ident: snapshot(item) for item, _ in planned})
+            return applied, problems
         applied = 0
         for item, actions in planned:
             try:
@@ -306,7 +321,7 @@ class SourcePoller:
         self,
         tx: Transaction,
         item: FeedItem,
-        actions: list[Action],
+        actions: Sequence[Action],
         problems: dict[str, str],
         now: datetime,
     ) -> int:

@@ -19,6 +19,22 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 _DISPLAY = re.compile(r"^\(?(?:UTC|GMT)\s*(?:([+-])(\d{1,2}):?(\d{2}))?\)?\s*(.*)$", re.I)
 _WORD = re.compile(r"[A-Za-z]+")
 _WINDOWS = {name.lower(): zone for name, zone in WINDOWS_TO_OLSON.items()}
+#: Cities in Windows' display names that are not the last part of an IANA name.
+_CITIES = {
+    "beijing": "Asia/Shanghai",
+    "bern": "Europe/Zurich",
+    "brasilia": "America/Sao_Paulo",
+    "canberra": "Australia/Sydney",
+    "chennai": "Asia/Kolkata",
+    "edinburgh": "Europe/London",
+    "hanoi": "Asia/Bangkok",
+    "islamabad": "Asia/Karachi",
+    "kyiv": "Europe/Kyiv",
+    "new delhi": "Asia/Kolkata",
+    "osaka": "Asia/Tokyo",
+    "st. petersburg": "Europe/Moscow",
+    "washington": "America/New_York",
+}
 
 
 @cache
@@ -47,16 +63,17 @@ def zone(name: str) -> ZoneInfo | None:
 
 
 def _standard_offset(name: str, year: int = 2030) -> timedelta | None:
+    """The lower of a zone's January and July offsets (summer time only ever adds; Irish
+    "negative DST" included)."""
     zone_info = zone(name)
     if zone_info is None:
         return None
-    offsets = []
-    for month in (1, 7):
-        moment = datetime(year, month, 1, 12, tzinfo=UTC).astimezone(zone_info)
-        offset, dst = moment.utcoffset(), moment.dst()
-        if offset is not None:
-            offsets.append(offset - (dst or timedelta()))
-    return min(offsets) if offsets else None
+    offsets = [
+        datetime(year, month, 1, 12, tzinfo=UTC).astimezone(zone_info).utcoffset()
+        for month in (1, 7)
+    ]
+    known = [offset for offset in offsets if offset is not None]
+    return min(known) if known else None
 
 
 def _display_name(text: str) -> str | None:
@@ -70,14 +87,16 @@ def _display_name(text: str) -> str | None:
         offset = timedelta(hours=int(hours), minutes=int(minutes))
         if sign == "-":
             offset = -offset
-    if not rest.strip():
-        return "UTC" if offset == timedelta() else None
+    words = {w.lower() for w in _WORD.findall(re.sub(r"\(.*?\)", "", rest))}
+    if offset == timedelta() and (not rest.strip() or {"coordinated", "universal"} <= words):
+        return "UTC"
     candidates: list[str] = []
     for city in re.split(r",|\bor\b|/|&", rest):
         cleaned = re.sub(r"\(.*?\)", "", city).strip().lower()
-        if cleaned in _by_city():
+        if cleaned in _CITIES:
+            candidates.append(_CITIES[cleaned])
+        elif cleaned in _by_city():
             candidates.append(_by_city()[cleaned])
-    words = {w.lower() for w in _WORD.findall(re.sub(r"\(.*?\)", "", rest))}
     for windows, iana in sorted(_WINDOWS.items()):
         if words and words <= set(_WORD.findall(windows)) | {"time"}:
             candidates.append(iana)
@@ -111,6 +130,28 @@ def iana_name(tzid: str) -> str | None:
     return _display_name(name)
 
 
+#: Where several zones agree on every offset, the one most calendars mean.
+_MAJOR = [
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Paris",
+    "Europe/Athens",
+    "Europe/Moscow",
+    "Africa/Cairo",
+    "Africa/Johannesburg",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+]
+
+
 def _samples(start: datetime) -> list[datetime]:
     """Instants around `start` where two zones with different rules would disagree."""
     base = start.astimezone(UTC)
@@ -120,20 +161,29 @@ def _samples(start: datetime) -> list[datetime]:
 def iana_matching(definition: tzinfo, at: datetime, *, prefer: str | None = None) -> str | None:
     """An IANA zone whose UTC offsets agree with `definition` through the year of `at`.
 
-    Windows' canonical zones are tried first (one per region, as Outlook would mean),
-    then every other zone; `prefer` (the source's zone) wins when it agrees.
+    `prefer` (the source's zone) wins when it agrees; then zones whose abbreviations agree
+    too (EST/EDT), Windows' canonical zones (one per region, as Outlook means) first.
     """
-    wanted = [moment.astimezone(definition).utcoffset() for moment in _samples(at)]
+    samples = _samples(at)
+    wanted = [moment.astimezone(definition).utcoffset() for moment in samples]
+    names = [moment.astimezone(definition).tzname() for moment in samples]
 
-    def agrees(name: str) -> bool:
+    def offsets(name: str) -> list[timedelta | None] | None:
         zone_info = zone(name)
         if zone_info is None:
-            return False
-        return [moment.astimezone(zone_info).utcoffset() for moment in _samples(at)] == wanted
+            return None
+        return [moment.astimezone(zone_info).utcoffset() for moment in samples]
 
+    def abbreviations(name: str) -> list[str | None]:
+        zone_info = zone(name) or UTC
+        return [moment.astimezone(zone_info).tzname() for moment in samples]
+
+    if prefer and offsets(prefer) == wanted:
+        return prefer
     canonical = sorted(set(WINDOWS_TO_OLSON.values()))
     rest = sorted(z for z in _zones() if "/" in z and not z.startswith(("SystemV/", "posix/")))
-    for candidate in ([prefer] if prefer else []) + canonical + rest:
-        if agrees(candidate):
+    agreeing = [c for c in _MAJOR + canonical + rest if offsets(c) == wanted]
+    for candidate in agreeing:
+        if abbreviations(candidate) == names:
             return candidate
-    return None
+    return agreeing[0] if agreeing else None

@@ -332,6 +332,21 @@ class Transaction:
             retired_at=row.retired_at,
         )
 
+    async def meeting_records_by_id(self, ids: Sequence[str]) -> dict[str, MeetingRecord]:
+        """The stored meetings among `ids` (retired or not), by id, in one query."""
+        found: dict[str, MeetingRecord] = {}
+        for start in range(0, len(ids), 500):
+            query = select(meetings).where(meetings.c.id.in_(list(ids[start : start + 500])))
+            for row in (await self.connection.execute(query)).all():
+                found[row.id] = MeetingRecord(
+                    meeting=_meeting(row),
+                    file_state=row.file_state,
+                    created_at=row.created_at,
+                    updated_at=row.updated_at,
+                    retired_at=row.retired_at,
+                )
+        return found
+
     async def meeting(self, meeting_id: str, *, for_update: bool = False) -> Meeting | None:
         """The meeting `meeting_id` unless it is unknown or retired."""
         record = await self.meeting_record(meeting_id, for_update=for_update)
@@ -373,6 +388,24 @@ class Transaction:
         except IntegrityError:  # a concurrent create won (PostgreSQL: unique violation)
             raise Conflict(f"meeting {meeting.id!r} already exists") from None
 
+    async def insert_meetings(self, new: Sequence[Meeting], *, now: datetime) -> None:
+        """Store many new meetings in one statement; the caller checked no id is taken (a
+        clash raises `IntegrityError` and the transaction is void)."""
+        if new:
+            await self.connection.execute(
+                insert(meetings),
+                [
+                    {
+                        "id": m.id,
+                        **_meeting_values(m),
+                        "file_state": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for m in new
+                ],
+            )
+
     async def update_meeting(
         self,
         meeting: Meeting,
@@ -404,21 +437,31 @@ class Transaction:
 
     async def append_history(self, entry: HistoryEntry) -> None:
         """Append `entry` to its meeting's history (never updated, never deleted)."""
+        await self.append_histories([entry])
+
+    async def append_histories(self, entries: Sequence[HistoryEntry]) -> None:
+        """Append many entries in one statement."""
+        if not entries:
+            return
         await self.connection.execute(
-            insert(meeting_history).values(
-                meeting_id=entry.meeting_id,
-                sequence=entry.sequence,
-                at=entry.at,
-                kind=entry.kind.value,
-                from_status=entry.from_status.value if entry.from_status else None,
-                to_status=entry.to_status.value,
-                reason=entry.reason,
-                previous_starts_at=entry.previous_starts_at,
-                starts_at=entry.starts_at,
-                event_id=entry.event_id,
-                source=entry.source.value,
-                forced=entry.forced,
-            )
+            insert(meeting_history),
+            [
+                {
+                    "meeting_id": entry.meeting_id,
+                    "sequence": entry.sequence,
+                    "at": entry.at,
+                    "kind": entry.kind.value,
+                    "from_status": entry.from_status.value if entry.from_status else None,
+                    "to_status": entry.to_status.value,
+                    "reason": entry.reason,
+                    "previous_starts_at": entry.previous_starts_at,
+                    "starts_at": entry.starts_at,
+                    "event_id": entry.event_id,
+                    "source": entry.source.value,
+                    "forced": entry.forced,
+                }
+                for entry in entries
+            ],
         )
 
     async def history(self, meeting_id: str, *, zone: str = "UTC") -> list[HistoryEntry]:
@@ -459,6 +502,36 @@ class Transaction:
             )
         ).first()
         return (Meeting.from_dict(row.result), row.sequence) if row else None
+
+    async def processed_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of `event_ids` were applied already."""
+        found: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            chunk = list(event_ids[start : start + 500])
+            query = select(processed_events.c.event_id).where(
+                processed_events.c.event_id.in_(chunk)
+            )
+            found.update((await self.connection.execute(query)).scalars().all())
+        return found
+
+    async def record_events(
+        self, applied: Sequence[tuple[str, Meeting, int]], *, now: datetime
+    ) -> None:
+        """`record_event` for many (event id, resulting meeting, sequence) in one statement."""
+        if applied:
+            await self.connection.execute(
+                insert(processed_events),
+                [
+                    {
+                        "event_id": event_id,
+                        "meeting_id": result.id,
+                        "sequence": sequence,
+                        "at": now,
+                        "result": result.to_dict(),
+                    }
+                    for event_id, result, sequence in applied
+                ],
+            )
 
     async def record_event(
         self, event_id: str, *, result: Meeting, sequence: int, now: datetime
@@ -1389,6 +1462,26 @@ class Transaction:
         if changed or withdrawn.rowcount:
             await self.touch_reminders()
 
+    async def add_reminders(self, planned: Sequence[Reminder]) -> None:
+        """Plan reminders for meetings that had none (new meetings), in one statement."""
+        if not planned:
+            return
+        await self.connection.execute(
+            insert(reminders),
+            [
+                {
+                    "meeting_id": r.meeting_id,
+                    "subscriber_id": r.subscriber_id,
+                    "offset_seconds": int(r.offset.total_seconds()),
+                    "due_at": r.due_at,
+                    "sequence": r.sequence,
+                    "state": "pending",
+                }
+                for r in planned
+            ],
+        )
+        await self.touch_reminders()
+
     async def touch_reminders(self) -> None:
         """Tell schedulers (in any process) that pending reminders changed."""
         await self.set_meta(REMINDERS_VERSION, uuid.uuid4().hex)
@@ -1498,6 +1591,12 @@ class Transaction:
                 index_elements=["url"], set_={c: statement.excluded[c] for c in columns}
             )
         )
+
+    async def source_reports(self) -> list[dict[str, Any]]:
+        """Every watched source's health and last read, without its per-event memory."""
+        columns = [column for column in sources.c if column.name != "seen"]
+        rows = (await self.connection.execute(select(*columns).order_by(sources.c.url))).all()
+        return [dict(row._mapping) for row in rows]
 
     async def source_states(self) -> list[dict[str, Any]]:
         """Every watched source's health."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 
 from notifier import service
 from notifier.api.app import ApiContext, create_api
@@ -147,3 +151,64 @@ async def api(store: Store, database_url: str, clock: Clock) -> AsyncIterator[ht
         store, clock, database_url=database_url, api={"max_body": 2048, "rate_per_minute": 1000}
     ) as client:
         yield client
+
+
+@dataclass
+class Feed:
+    """An HTTP server whose one document a test rewrites; honours If-None-Match."""
+
+    body: bytes = b""
+    content_type: str = "text/calendar"
+    status: int = 200
+    etags: bool = True
+    requests: list[dict[str, str]] = field(default_factory=list)
+    port: int = 0
+    #: Seconds to wait before answering.
+    delay: float = 0.0
+    #: Send the body in chunks without a Content-Length.
+    chunked: bool = False
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(dict(request.headers))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.status != 200:
+            return web.Response(status=self.status)
+        tag = '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
+        if self.etags and request.headers.get("If-None-Match") == tag:
+            return web.Response(status=304)
+        headers = {"ETag": tag} if self.etags else {}
+        if self.chunked:
+            response = web.StreamResponse(headers={"Content-Type": self.content_type})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            for start in range(0, len(self.body), 1024):
+                await response.write(self.body[start : start + 1024])
+            await response.write_eof()
+            return response
+        return web.Response(body=self.body, content_type=self.content_type, headers=headers)
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/feed"
+
+
+@pytest.fixture
+async def feed() -> AsyncIterator[Feed]:
+    served = Feed()
+    app = web.Application()
+    app.router.add_get("/feed", served.handle)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    served.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield served
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5) as opened:
+        yield opened

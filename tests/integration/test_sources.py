@@ -4,63 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
-from aiohttp import web
 
 from notifier.domain.models import EventKind, MeetingStatus, Source, Subscriber
 from notifier.metrics import REGISTRY
 from notifier.settings import SourceConfig
 from notifier.sources.poller import SourcePoller, backoff
 from notifier.store import Store
-from tests.integration.conftest import Clock
+from tests.integration.conftest import Clock, Feed
 
 S = MeetingStatus
-
-
-@dataclass
-class Feed:
-    """An HTTP server whose one document a test rewrites; honours If-None-Match."""
-
-    body: bytes = b""
-    content_type: str = "text/calendar"
-    status: int = 200
-    etags: bool = True
-    requests: list[dict[str, str]] = field(default_factory=list)
-    port: int = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.requests.append(dict(request.headers))
-        if self.status != 200:
-            return web.Response(status=self.status)
-        tag = '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
-        if self.etags and request.headers.get("If-None-Match") == tag:
-            return web.Response(status=304)
-        headers = {"ETag": tag} if self.etags else {}
-        return web.Response(body=self.body, content_type=self.content_type, headers=headers)
-
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/feed"
-
-
-@pytest.fixture
-async def feed() -> AsyncIterator[Feed]:
-    served = Feed()
-    app = web.Application()
-    app.router.add_get("/feed", served.handle)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    served.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield served
-    finally:
-        await runner.cleanup()
 
 
 def ics(*events: str) -> bytes:
@@ -85,12 +40,6 @@ SEQUENCE:{sequence}"""
 async def history(store: Store, meeting_id: str) -> list[EventKind]:
     async with store.read() as tx:
         return [e.kind for e in await tx.history(meeting_id)]
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as opened:
-        yield opened
 
 
 def poller_for(
