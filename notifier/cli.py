@@ -800,6 +800,8 @@ def sources(
         else:
             health = f"ok at {row['last_ok_at']}"
         typer.echo(f"{row['url']} ({row['kind']}): {health}")
+        if row["last_polled_at"] is None:
+            continue
         line = (
             f"  {row['followed']} followed, {row['skipped']} skipped, {row['refused']} refused; "
             f"{row['applied']} changes applied by the last read"

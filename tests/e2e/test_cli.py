@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -342,3 +345,56 @@ def test_leader_says_who_runs_the_scheduler(notifier: Notifier) -> None:
     assert daemon.returncode == 0
     after = notifier("leader")
     assert "the next replica to renew takes over" in after.out
+
+
+def test_the_daemon_reads_a_real_world_feed_and_sources_shows_what_it_refused(
+    notifier: Notifier,
+) -> None:
+    body = (Path(__file__).parent.parent / "fixtures" / "ics" / "bad_events.ics").read_bytes()
+
+    class Serve(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/calendar; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Serve)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/talks.ics"
+    text = notifier.config.read_text().replace(
+        "[feeds]\nallow_cidrs = []", '[feeds]\nallow_cidrs = ["127.0.0.1/32"]'
+    )
+    notifier.config.write_text(text + f'\n[[sources]]\nkind = "ics"\nurl = "{url}"\nevery = "1s"\n')
+    assert notifier("sources").out.endswith("never polled\n")
+    daemon = notifier.spawn("run")
+    try:
+        # Three full reads (the server sends no ETag): the reasons are logged after the first.
+        polls: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len(polls) < 3 and time.monotonic() < deadline:
+            shown = notifier("sources", "--json")
+            assert shown.code == 0, shown.err
+            (source,) = shown.json()
+            if source["last_ok_at"]:
+                polls.add(source["last_ok_at"])
+            time.sleep(0.3)
+        assert len(polls) == 3
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=30)
+        server.shutdown()
+        server.server_close()
+    assert (source["followed"], source["skipped"], source["refused"]) == (2, 0, 7)
+    assert "Traceback" not in err
+    assert err.count("unknown-zone@cms.example") == 1  # logged once, not at every poll
+    listed = notifier("sources", "--problems", "10")
+    assert f"{url} (ics): ok at " in listed.out
+    assert "2 followed, 0 skipped, 7 refused" in listed.out
+    assert "- two-starts@cms.example: more than one DTSTART" in listed.out
+    meetings = notifier("meetings", "--json").json()
+    assert {m["title"] for m in meetings} >= {"Good one", "Good two"}

@@ -20,7 +20,7 @@ from notifier.sources.feed import meeting_id_for
 from notifier.sources.ics import occurrence_key
 from notifier.sources.poller import SourcePoller
 from notifier.store import Store
-from tests.integration.conftest import Clock, Feed
+from tests.integration.conftest import Clock, Feed, api_client
 
 S = MeetingStatus
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -352,3 +352,34 @@ async def test_creating_meetings_in_bulk_is_creating_them_one_by_one(
 
     assert await effects("one") == await effects("bulk")
     assert (await effects("bulk"))[0]  # something was sent at all
+
+
+async def test_the_api_lists_sources_with_counts_and_reasons(
+    store: Store, feed: Feed, clock: Clock, client: httpx.AsyncClient, database_url: str
+) -> None:
+    clock.now = datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
+    sources = [{"kind": "ics", "url": feed.url()}, {"kind": "json", "url": "https://e.org/x"}]
+    allowed = {"allow_cidrs": ["127.0.0.1/32"]}
+    async with api_client(
+        store, clock, database_url=database_url, sources=sources, feeds=allowed
+    ) as api:
+        config = SourceConfig(kind="ics", url=feed.url())  # type: ignore[arg-type]
+        feed.body = (FIXTURES / "bad_events.ics").read_bytes()
+        await SourcePoller(store, config, client, clock=clock).poll()
+        unauthenticated = await api.get("/v1/sources")
+        assert unauthenticated.status_code == 401
+        answer = await api.get(
+            "/v1/sources", params={"problems": 2}, headers={"authorization": "Bearer dev-token"}
+        )
+    assert answer.status_code == 200
+    polled, never = answer.json()
+    assert (polled["followed"], polled["refused"], len(polled["problems"])) == (2, 7, 2)
+    assert polled["problems"][0] == {
+        "event": "bad-start@cms.example",
+        "reason": "DTSTART cannot be read: Wrong datetime format: 2030-03-02 19:00",
+    }
+    assert (never["url"], never["last_polled_at"], never["followed"]) == (
+        "https://e.org/x",
+        None,
+        0,
+    )
