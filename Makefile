@@ -38,3 +38,4 @@ bench: install
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/reminders.py
 	$(BIN)/python bench/replicas.py
+	$(BIN)/python bench/bigfeed.py

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.fanout import free_port, start_peer  # noqa: E402 -- after the path set-up
-from bench.replicas import SECRET, TOKEN, daemons  # noqa: E402
+from bench.replicas import SECRET, TOKEN, daemons, postgres_database  # noqa: E402
 
 ZONES = ["Europe/Berlin", "W. Europe Standard Time", "America/New_York", None]
 VTIMEZONE = """BEGIN:VTIMEZONE\r
@@ -154,24 +157,39 @@ async def measure(api_port: int, served: dict[str, object], big: bytes, events: 
             print(f"  (first poll after publication within 2 s; source: {source['last_error']})")
 
 
-async def serve(served: dict[str, object], port: int) -> web.AppRunner:
+def serve(served: dict[str, object], port: int) -> None:
+    """The feed, from a thread of its own (up before the daemon's first poll)."""
+
     async def handle(request: web.Request) -> web.Response:
         body = served["body"]
         assert isinstance(body, bytes)
         return web.Response(body=body, content_type="text/calendar")
 
-    app = web.Application()
-    app.router.add_get("/feed.ics", handle)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
+    async def run() -> None:
+        app = web.Application()
+        app.router.add_get("/feed.ics", handle)
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()
+
+    threading.Thread(target=asyncio.run, args=(run(),), daemon=True).start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=17_000)
-    parser.add_argument("--postgres", help="run on this PostgreSQL URL instead of SQLite")
+    parser.add_argument(
+        "--postgres",
+        help="run on a scratch database of this PostgreSQL server instead of SQLite",
+    )
     args = parser.parse_args()
     big = calendar(args.events)
     hook, hook_port = start_peer("webhook")
@@ -181,18 +199,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             config = Path(folder) / "notifier.toml"
             write_config(config, feed_port, hook_port)
-            database = args.postgres or f"sqlite+aiosqlite:///{folder}/bench.db"
-
-            async def run(api_port: int) -> None:
-                runner = await serve(served, feed_port)
-                try:
-                    await measure(api_port, served, big, args.events)
-                finally:
-                    await runner.cleanup()
-
+            serve(served, feed_port)
             print(f"database: {'PostgreSQL' if args.postgres else 'SQLite'}")
-            with daemons(database, config, 1) as started:
-                asyncio.run(run(started.ports[0]))
+            with contextlib.ExitStack() as stack:
+                if args.postgres:
+                    database = stack.enter_context(postgres_database(args.postgres))
+                else:
+                    database = f"sqlite+aiosqlite:///{folder}/bench.db"
+                started = stack.enter_context(daemons(database, config, 1))
+                asyncio.run(measure(started.ports[0], served, big, args.events))
     finally:
         hook.terminate()
 

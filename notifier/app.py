@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -385,6 +386,11 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                         await poller.poll()
 
                 scheduler.every(source.every, poll, name=f"source {source.url}")
+            # Everything loaded so far lives as long as the process: out of the collector's
+            # sight, a full collection takes a millisecond instead of ~80 ms per pause while
+            # a 17,000-event feed is applied (bench/bigfeed.py).
+            gc.collect()
+            gc.freeze()
             # Leading from the start polls every feed and sets every timer (the callback).
             await leadership.tick()
             await scheduler.start()

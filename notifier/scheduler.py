@@ -73,6 +73,7 @@ class Scheduler:
         self.fired: dict[str, int] = {}
         #: Periodic jobs failing now, and since when (one log line each way).
         self._trouble: dict[str, datetime] = {}
+        self._running: set[str] = set()
 
     @property
     def pending(self) -> int:
@@ -99,7 +100,9 @@ class Scheduler:
         """Run `job` every `interval` (first run after one interval).
 
         A job that fails (the database away) says so in one line when it starts failing and
-        one when it works again, not a traceback at every run.
+        one when it works again, not a traceback at every run. A run still going when the
+        next is due (a large feed being applied) is left alone: the next run is skipped
+        quietly, not logged every interval.
         """
         self._aps.add_job(
             self._guarded(job, name, interval),
@@ -107,14 +110,24 @@ class Scheduler:
             id=name,
             name=name,
             replace_existing=True,
+            # Skipping is decided in `_guarded` (quietly); APScheduler would warn each time.
+            max_instances=3,
         )
 
     def _guarded(
         self, job: Callable[[], Awaitable[Any]], name: str, interval: timedelta
     ) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
+            if name in self._running:
+                log.debug("%s still running; this run skipped", name)
+                return
+            self._running.add(name)
             try:
                 await job()
+            except asyncio.CancelledError:
+                # Stopping: the job was cut short on purpose (what it did is idempotent).
+                log.debug("%s cancelled by shutdown", name)
+                return
             except Exception as exc:
                 if name not in self._trouble:
                     self._trouble[name] = self.clock()
@@ -128,6 +141,8 @@ class Scheduler:
                         extra={"action": "job_trouble", "job": name},
                     )
                 return
+            finally:
+                self._running.discard(name)
             since = self._trouble.pop(name, None)
             if since is not None:
                 log.warning(

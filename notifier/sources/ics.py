@@ -252,10 +252,12 @@ def _item(
         uid=uid,
         key=key,
         series=series,
-        original=original,
+        original=original.astimezone(UTC) if original is not None else None,
         title=title or uid,
-        starts_at=starts_at,
-        ends_at=ends_at if ends_at and ends_at > starts_at else None,
+        # Instants in UTC: the zone is named apart, and a feed's own VTIMEZONE (dateutil's
+        # tzical) costs an RRULE walk at every offset lookup downstream.
+        starts_at=starts_at.astimezone(UTC),
+        ends_at=ends_at.astimezone(UTC) if ends_at and ends_at > starts_at else None,
         status=_STATUS.get(raw_status, MeetingStatus.CONFIRMED),
         timezone=zones.name_of(starts_at),
         location=_text(event, "LOCATION", 500),

@@ -12,9 +12,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import pickle
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from multiprocessing import get_context
 from typing import Any
 
 import httpx
@@ -45,7 +49,7 @@ log = logging.getLogger(__name__)
 #: The longest a failing source waits between polls.
 MAX_BACKOFF = timedelta(hours=1)
 #: Items applied (and progress committed) per transaction.
-CHUNK = 500
+CHUNK = 200
 #: Problems remembered per source, to log each once (the counts stay exact past this).
 MAX_PROBLEMS = 2000
 #: The default cap on a feed's size (`feeds.max_bytes`).
@@ -137,7 +141,9 @@ class SourcePoller:
                 return PollResult(outcome="not-modified")
             if status >= 400:
                 raise FeedError(f"HTTP {status}")
-            parsed = await asyncio.to_thread(self._parse, body, answer.get("content-type"), now)
+            parsed = await parse_elsewhere(
+                self.config, body, answer.get("content-type"), now, self.default_timezone
+            )
         except (httpx.HTTPError, FeedError) as exc:
             return await self._failed(now, state, str(exc) or type(exc).__name__)
         return await self._apply(parsed, state, answer, now=now)
@@ -165,73 +171,56 @@ class SourcePoller:
             f"feeds.max_bytes ({self.max_bytes:,}); not read"
         )
 
-    def _parse(self, body: bytes, content_type: str | None, now: datetime) -> ParsedFeed:
-        """Parse and clean (in a worker thread: this is the CPU-heavy part of a poll)."""
-        if self.config.kind == "ics":
-            parsed = parse_ics(
-                body,
-                now=now,
-                default_timezone=self.default_timezone,
-                horizon=self.config.horizon,
-                content_type=content_type,
-            )
-        else:
-            parsed = parse_json_feed(
-                body, fields=self.config.fields, default_timezone=self.default_timezone
-            )
-        cleaned: list[FeedItem] = []
-        for item in parsed.items:
-            safe, warning = clean_item(item)
-            cleaned.append(safe)
-            if warning:
-                parsed.notes.append(f"{item.ident[:120]}: {warning}")
-        parsed.items = cleaned
-        return parsed
-
     async def _apply(
-        self, parsed: ParsedFeed, state: dict[str, Any], answer: httpx.Headers, *, now: datetime
+        self, parsed: Parsed, state: dict[str, Any], answer: httpx.Headers, *, now: datetime
     ) -> PollResult:
-        previous_seen: dict[str, dict[str, object]] = state.get("seen") or {}
+        async with self.store.read() as tx:
+            previous_seen: dict[str, dict[str, object]] = await tx.source_items(self.url)
         seen = dict(previous_seen)
+        feed = parsed.feed
         problems: dict[str, str] = {}
-        for key, reason in parsed.skipped + parsed.refused:
+        for key, reason in feed.skipped + feed.refused:
             problems.setdefault(key[:200], reason)
-        for note in parsed.notes:
+        for note in feed.notes:
             problems.setdefault(f"{_FEED_KEY} {len(problems)}", note)
         refused_in_apply = 0
         applied = 0
-        items = parsed.items
-        # Items the feed has not changed since the last read need no work at all.
-        todo = [item for item in items if previous_seen.get(item.ident) != snapshot(item)]
         counts = {
-            "followed": len(items),
-            "skipped": len(parsed.skipped),
-            "refused": len(parsed.refused),
+            "followed": len(parsed.keys),
+            "skipped": len(feed.skipped),
+            "refused": len(feed.refused),
             "applied": 0,
-            "to_apply": len(todo),
+            "to_apply": len(parsed.keys),
             "done": 0,
         }
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start : start + CHUNK]
-            done, chunk_problems = await self._apply_chunk(chunk, seen, now=now, counts=counts)
-            applied += done
-            refused_in_apply += len(chunk_problems)
-            problems.update(chunk_problems)
-            counts["done"] = min(start + CHUNK, len(todo))
+        for batch in parsed.batches:
+            # Unpickled one chunk at a time: 17,000 items at once would hold the
+            # interpreter for a tenth of a second.
+            chunk: list[tuple[FeedItem, dict[str, object]]] = pickle.loads(batch)
+            # Items the feed has not changed since the last read need no work at all.
+            todo = [(item, said) for item, said in chunk if previous_seen.get(item.ident) != said]
+            if todo:
+                done, chunk_problems = await self._apply_chunk(
+                    todo, seen, now=now, counts=counts, read=len(chunk)
+                )
+                applied += done
+                refused_in_apply += len(chunk_problems)
+                problems.update(chunk_problems)
+            counts["done"] += len(chunk)
             counts["applied"] = applied
             await asyncio.sleep(0)  # let the API and the outbox in between chunks
-        gone, gone_problems = await self._series_gone(parsed, seen, now=now)
+        produced = set(parsed.keys)
+        gone, gone_problems = await self._series_gone(feed, produced, seen, now=now)
         applied += gone
         problems.update(gone_problems)
-        produced = {item.ident for item in items}
-        counts.update(applied=applied, refused=len(parsed.refused) + refused_in_apply)
+        counts.update(applied=applied, refused=len(feed.refused) + refused_in_apply)
         self._log_new(problems, state.get("problems") or {})
         await self._record(
             now,
             ok=True,
             etag=answer.get("etag"),
             last_modified=answer.get("last-modified"),
-            seen={key: value for key, value in seen.items() if key in produced},
+            forget=[key for key in seen if key not in produced],
             counts=counts,
             problems=dict(list(problems.items())[:MAX_PROBLEMS]),
             error=_summary(problems, counts),
@@ -252,15 +241,18 @@ class SourcePoller:
 
     async def _apply_chunk(
         self,
-        chunk: list[FeedItem],
+        todo: list[tuple[FeedItem, dict[str, object]]],
         seen: dict[str, dict[str, object]],
         *,
         now: datetime,
         counts: dict[str, int],
+        read: int,
     ) -> tuple[int, dict[str, str]]:
         """Apply one chunk and record it as read, in one transaction: new meetings in bulk,
         other changes one by one (item by item in transactions of their own if the chunk
         as a whole hits a clash, so one item cannot hold up the rest)."""
+        chunk = [item for item, _ in todo]
+        said = {item.ident: value for item, value in todo}
         planned: list[tuple[FeedItem, list[Action]]] = []
         problems: dict[str, str] = {}
         async with self.store.read() as tx:
@@ -269,16 +261,14 @@ class SourcePoller:
             record = records.get(meeting_id_for(item.ident))
             if record is not None and record.retired_at is not None:
                 problems[item.ident[:200]] = "its meeting was retired; the feed is not followed"
-                seen[item.ident] = snapshot(item)
                 continue
             stored = record.meeting if record is not None else None
             if stored is None and item.status is MeetingStatus.CANCELLED and item.series:
                 # A cancelled occurrence nobody was told of: no meeting to make.
-                seen[item.ident] = snapshot(item)
                 continue
             actions = actions_for(item, stored, source=self.url, last=seen.get(item.ident))
             planned.append((item, actions))
-        progress = {**counts, "done": counts["done"] + len(chunk)}
+        progress = {**counts, "done": counts["done"] + read}
         creates = [
             (action.meeting, action.event_id)
             for _, actions in planned
@@ -291,12 +281,8 @@ class SourcePoller:
                 for item, actions in planned:
                     others = [a for a in actions if not isinstance(a, Create)]
                     applied += await self._do_all(tx, item, others, problems, now)
-                await tx.save_source_state(
-                    self.url,
-                    self.config.kind,
-                    seen=seen | {item.ident: snapshot(item) for item, _ in planned},
-                    counts=progress,
-                )
+                await tx.save_source_items(self.url, said)
+                await tx.save_source_state(self.url, self.config.kind, counts=progress)
         except IntegrityError as exc:  # one item's clash: apply the chunk item by item
             log.info(
                 "source %s: a chunk clashed (%s); applying it item by item",
@@ -305,7 +291,7 @@ class SourcePoller:
                 extra={"action": "source_chunk_retry"},
             )
         else:
-            seen.update({item.ident: snapshot(item) for item, _ in planned})
+            seen.update(said)
             return applied, problems
         applied = 0
         for item, actions in planned:
@@ -314,7 +300,10 @@ class SourcePoller:
                     applied += await self._do_all(tx, item, actions, problems, now)
             except IntegrityError as exc:  # this item is refused, the rest go on
                 problems[item.ident[:200]] = f"could not be applied: {type(exc).__name__}"
-            seen[item.ident] = snapshot(item)
+        async with self.store.write() as tx:
+            await tx.save_source_items(self.url, said)
+            await tx.save_source_state(self.url, self.config.kind, counts=progress)
+        seen.update(said)
         return applied, problems
 
     async def _do_all(
@@ -356,11 +345,15 @@ class SourcePoller:
         )
 
     async def _series_gone(
-        self, parsed: ParsedFeed, seen: dict[str, dict[str, object]], *, now: datetime
+        self,
+        parsed: ParsedFeed,
+        produced: set[str],
+        seen: dict[str, dict[str, object]],
+        *,
+        now: datetime,
     ) -> tuple[int, dict[str, str]]:
         """Cancel occurrences a series no longer has (an EXDATE, a shorter RRULE): those
         read before, still ahead and within the horizon, that this read did not produce."""
-        produced = {item.ident for item in parsed.items}
         applied = 0
         problems: dict[str, str] = {}
         for key, said in list(seen.items()):
@@ -390,6 +383,8 @@ class SourcePoller:
             else:
                 applied += 0 if result.duplicate else 1
             seen[key] = {**said, "status": MeetingStatus.CANCELLED.value}
+            async with self.store.write() as tx:
+                await tx.save_source_items(self.url, {key: seen[key]})
         return applied, problems
 
     def _log_new(self, problems: dict[str, str], before: dict[str, str]) -> None:
@@ -410,12 +405,14 @@ class SourcePoller:
                 )
 
     async def _record(self, now: datetime, *, ok: bool, **values: object) -> None:
-        seen = values.pop("seen", None)
+        forget = values.pop("forget", None)
         async with self.store.write() as tx:
+            if isinstance(forget, list) and forget:
+                # Events gone from the feed (or passed) are no longer followed.
+                await tx.forget_source_items(self.url, forget)
             await tx.save_source_state(
                 self.url,
                 self.config.kind,
-                seen=seen if isinstance(seen, dict) else None,
                 last_polled_at=now,
                 last_ok_at=now,
                 failures=0,
@@ -451,6 +448,86 @@ class SourcePoller:
             extra={"action": "source_failed", "source": self.url, "failures": failures},
         )
         return PollResult(outcome="failed", problems=[error])
+
+
+def parse_feed(
+    config: SourceConfig,
+    body: bytes,
+    content_type: str | None,
+    now: datetime,
+    default_timezone: str,
+) -> ParsedFeed:
+    """Parse and clean a feed's body: the CPU-heavy part of a poll, pure."""
+    if config.kind == "ics":
+        parsed = parse_ics(
+            body,
+            now=now,
+            default_timezone=default_timezone,
+            horizon=config.horizon,
+            content_type=content_type,
+        )
+    else:
+        parsed = parse_json_feed(body, fields=config.fields, default_timezone=default_timezone)
+    cleaned: list[FeedItem] = []
+    for item in parsed.items:
+        safe, warning = clean_item(item)
+        cleaned.append(safe)
+        if warning:
+            parsed.notes.append(f"{item.ident[:120]}: {warning}")
+    parsed.items = cleaned
+    return parsed
+
+
+@dataclass(kw_only=True)
+class Parsed:
+    """A parsed feed as the parser process hands it over: the items in pickled chunks of
+    `CHUNK` (item, snapshot) pairs, unpickled one at a time as they are applied."""
+
+    feed: ParsedFeed
+    keys: list[str]
+    batches: list[bytes]
+
+
+def parse_in_batches(
+    config: SourceConfig,
+    body: bytes,
+    content_type: str | None,
+    now: datetime,
+    default_timezone: str,
+) -> Parsed:
+    """`parse_feed`, its items made into `Parsed` batches (run in the parser process)."""
+    feed = parse_feed(config, body, content_type, now, default_timezone)
+    pairs = [(item, snapshot(item)) for item in feed.items]
+    batches = [pickle.dumps(pairs[i : i + CHUNK]) for i in range(0, len(pairs), CHUNK)]
+    keys = [item.ident for item in feed.items]
+    feed.items = []
+    return Parsed(feed=feed, keys=keys, batches=batches)
+
+
+_parser: ProcessPoolExecutor | None = None
+
+
+async def parse_elsewhere(
+    config: SourceConfig,
+    body: bytes,
+    content_type: str | None,
+    now: datetime,
+    default_timezone: str,
+) -> Parsed:
+    """`parse_feed` in a parser process of its own, so a 17,000-event feed neither blocks
+    the event loop nor holds the interpreter lock the API and the outbox need. A parser
+    that dies (out of memory on a hostile feed) fails this poll and is started afresh."""
+    global _parser
+    if _parser is None:
+        _parser = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(
+            _parser, parse_in_batches, config, body, content_type, now, default_timezone
+        )
+    except BrokenProcessPool:
+        _parser = None
+        raise FeedError("the parser process died reading this feed (too large?)") from None
 
 
 def _hash(*parts: str) -> str:

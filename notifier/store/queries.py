@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -67,6 +68,7 @@ from notifier.store.tables import (
     notices,
     processed_events,
     reminders,
+    source_items,
     sources,
     subscriber_endpoints,
     subscribers,
@@ -304,6 +306,10 @@ def _history(row: Row[Any], zone: ZoneInfo) -> HistoryEntry:
 
 def _quiet(text: str | None) -> QuietHours | None:
     return QuietHours.parse(text) if text else None
+
+
+def _item_id(url: str, key: str) -> str:
+    return hashlib.sha256(f"{url}\x1f{key}".encode()).hexdigest()
 
 
 class Transaction:
@@ -1573,29 +1579,55 @@ class Transaction:
     # -- sources ----------------------------------------------------------------------------
 
     async def source_state(self, url: str) -> dict[str, Any]:
-        """What was last read from a watched source (empty for one never read)."""
+        """A watched source's health and last read (empty for one never read)."""
         row = (await self.connection.execute(select(sources).where(sources.c.url == url))).first()
         if row is None:
-            return {"url": url, "failures": 0, "seen": {}}
+            return {"url": url, "failures": 0}
         return dict(row._mapping)
 
-    async def save_source_state(
-        self, url: str, kind: str, *, seen: dict[str, Any] | None = None, **values: Any
-    ) -> None:
-        """Record a poll's outcome for a watched source; `seen` only when given."""
+    async def save_source_state(self, url: str, kind: str, **values: Any) -> None:
+        """Record a poll's outcome (or progress) for a watched source."""
         dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(sources).values(url=url, kind=kind, seen=seen or {}, **values)
-        columns = ["kind", *values] + (["seen"] if seen is not None else [])
+        statement = dialect.insert(sources).values(url=url, kind=kind, **values)
         await self.connection.execute(
             statement.on_conflict_do_update(
-                index_elements=["url"], set_={c: statement.excluded[c] for c in columns}
+                index_elements=["url"],
+                set_={c: statement.excluded[c] for c in ["kind", *values]},
             )
         )
 
+    async def source_items(self, url: str) -> dict[str, dict[str, Any]]:
+        """What each event of source `url` looked like when last read, by event key."""
+        rows = await self.connection.execute(
+            select(source_items.c.key, source_items.c.said).where(source_items.c.source_url == url)
+        )
+        return {row.key: row.said for row in rows}
+
+    async def save_source_items(self, url: str, said: dict[str, dict[str, Any]]) -> None:
+        """Remember what these events of source `url` said (insert or replace)."""
+        if not said:
+            return
+        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(source_items)
+        await self.connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["id"], set_={"said": statement.excluded.said}
+            ),
+            [
+                {"id": _item_id(url, key), "source_url": url, "key": key, "said": value}
+                for key, value in said.items()
+            ],
+        )
+
+    async def forget_source_items(self, url: str, keys: Sequence[str]) -> None:
+        """Forget events source `url` no longer has."""
+        for start in range(0, len(keys), 500):
+            ids = [_item_id(url, key) for key in keys[start : start + 500]]
+            await self.connection.execute(delete(source_items).where(source_items.c.id.in_(ids)))
+
     async def source_reports(self) -> list[dict[str, Any]]:
         """Every watched source's health and last read, without its per-event memory."""
-        columns = [column for column in sources.c if column.name != "seen"]
-        rows = (await self.connection.execute(select(*columns).order_by(sources.c.url))).all()
+        rows = (await self.connection.execute(select(sources).order_by(sources.c.url))).all()
         return [dict(row._mapping) for row in rows]
 
     async def source_states(self) -> list[dict[str, Any]]:

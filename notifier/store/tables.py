@@ -263,12 +263,21 @@ sources = Table(
     Column("last_error", Text),
     Column("failures", Integer, nullable=False, server_default=text("0")),
     Column("next_poll_at", UTCDateTime),
-    #: What each item looked like when last read (by feed uid), to tell what changed.
-    Column("seen", JSON, nullable=False),
     #: The last read: events followed, skipped, refused, changes applied, progress.
     Column("counts", JSON),
     #: Each skipped or refused event's reason (by event key), to log a reason only once.
     Column("problems", JSON),
+)
+
+#: What each event of a watched source looked like when last read (`snapshot`), to tell
+#: what the feed changed since; one row per event, keyed by a digest of (url, event key).
+source_items = Table(
+    "source_items",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("source_url", String(2000), nullable=False, index=True),
+    Column("key", Text, nullable=False),
+    Column("said", JSON, nullable=False),
 )
 
 #: Leases that let one replica of many do a job alone (the scheduler: reminder timers and

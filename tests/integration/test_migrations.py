@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import text
@@ -53,4 +54,30 @@ async def test_payloads_move_into_notices_and_back(store: Store, now: datetime) 
             await connection.execute(text("SELECT payload FROM deliveries WHERE id = 'msg_old'"))
         ).scalar_one()
     assert "meeting.cleared" in str(payload)
+    await migrate.upgrade(store.engine)
+
+
+async def test_what_a_feed_said_moves_into_rows_and_back(store: Store, now: datetime) -> None:
+    await migrate.downgrade(store.engine, "0009")
+    stamp = now.replace(tzinfo=None) if store.backend == "sqlite" else now
+    said = {"sequence": 2, "status": "confirmed", "starts_at": "2030-03-02T16:00:00+00:00"}
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO sources (url, kind, failures, last_ok_at, seen)"
+                " VALUES ('https://cal.example.org/x.ics', 'ics', 0, :t, :s)"
+            ),
+            {"t": stamp, "s": json.dumps({"talks@x": said, "other@x": said})},
+        )
+    await migrate.upgrade(store.engine)
+    async with store.read() as tx:
+        items = await tx.source_items("https://cal.example.org/x.ics")
+        state = await tx.source_state("https://cal.example.org/x.ics")
+    assert items == {"talks@x": said, "other@x": said}
+    assert "seen" not in state
+    await migrate.downgrade(store.engine, "0009")
+    async with store.engine.connect() as connection:
+        seen = (await connection.execute(text("SELECT seen FROM sources"))).scalar_one()
+    back = json.loads(seen) if isinstance(seen, str) else seen
+    assert back == {"talks@x": said, "other@x": said}
     await migrate.upgrade(store.engine)
