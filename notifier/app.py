@@ -35,7 +35,7 @@ from notifier.leadership import Leadership
 from notifier.rendering import Renderer
 from notifier.scheduler import Scheduler
 from notifier.settings import Settings, load_settings
-from notifier.sources.poller import SourcePoller
+from notifier.sources.poller import SourcePoller, stop_parser
 from notifier.store import Store
 from notifier.store.engine import is_outage, reachable, redact
 from notifier.tokens import new_key
@@ -370,6 +370,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                     transport=GuardedTransport(settings.feeds.allow_cidrs),
                 )
             )
+            stack.callback(stop_parser)  # the feed parser process, started on first use
             for source in settings.sources:
                 poller = SourcePoller(
                     leadership.fenced,

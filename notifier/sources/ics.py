@@ -49,6 +49,8 @@ _SINGLE = ("UID", "DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "SEQUENCE", "
 _TIMES = ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE")
 #: Occurrences followed per series within the horizon (a FREQ=MINUTELY rule is cut here).
 MAX_OCCURRENCES = 1000
+#: Events (and occurrences) followed per feed; the rest are left with a note.
+MAX_EVENTS = 100_000
 #: icalendar caches every VTIMEZONE it parses process-wide by TZID (the first definition
 #: wins for every later feed); parsing holds this lock and forgets that cache afterwards.
 _PARSE_LOCK = threading.Lock()
@@ -321,6 +323,11 @@ def parse_ics(
                 continue
             groups[uid].append(event)
         for uid, events in groups.items():
+            if len(parsed.items) >= MAX_EVENTS:
+                parsed.notes.append(
+                    f"more than {MAX_EVENTS:,} events and occurrences; the first are followed"
+                )
+                return parsed
             _read_group(uid, events, zones, parsed, now=now, horizon=horizon)
     return parsed
 
@@ -370,7 +377,7 @@ def _read_group(
             if start >= end:
                 break
             count += 1
-            if count > MAX_OCCURRENCES:
+            if count > MAX_OCCURRENCES or len(parsed.items) >= MAX_EVENTS:
                 parsed.notes.append(
                     f"series {uid[:80]!r} has more than {MAX_OCCURRENCES} occurrences within "
                     "the horizon; the first are followed"

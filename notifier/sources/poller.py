@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import pickle
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -27,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from notifier import __version__, metrics, service
 from notifier.domain.errors import Conflict, InvalidChange, NotFound, NotLeader
 from notifier.domain.models import MeetingStatus, Source, StatusChange
+from notifier.domain.text import clean_text
 from notifier.settings import SourceConfig
 from notifier.sources.feed import (
     Action,
@@ -180,9 +184,9 @@ class SourcePoller:
         feed = parsed.feed
         problems: dict[str, str] = {}
         for key, reason in feed.skipped + feed.refused:
-            problems.setdefault(key[:200], reason)
+            problems.setdefault(_label(key), _label(reason, 500))
         for note in feed.notes:
-            problems.setdefault(f"{_FEED_KEY} {len(problems)}", note)
+            problems.setdefault(f"{_FEED_KEY} {len(problems)}", _label(note, 500))
         refused_in_apply = 0
         applied = 0
         counts = {
@@ -205,14 +209,16 @@ class SourcePoller:
                 )
                 applied += done
                 refused_in_apply += len(chunk_problems)
-                problems.update(chunk_problems)
+                problems.update(
+                    {_label(key): _label(reason, 500) for key, reason in chunk_problems.items()}
+                )
             counts["done"] += len(chunk)
             counts["applied"] = applied
             await asyncio.sleep(0)  # let the API and the outbox in between chunks
         produced = set(parsed.keys)
         gone, gone_problems = await self._series_gone(feed, produced, seen, now=now)
         applied += gone
-        problems.update(gone_problems)
+        problems.update({_label(k): _label(r, 500) for k, r in gone_problems.items()})
         counts.update(applied=applied, refused=len(feed.refused) + refused_in_apply)
         self._log_new(problems, state.get("problems") or {})
         await self._record(
@@ -507,6 +513,27 @@ def parse_in_batches(
 _parser: ProcessPoolExecutor | None = None
 
 
+def _watch_parent(parent: int) -> None:
+    """In the parser process: exit as soon as the daemon that started it is gone. A daemon
+    killed with SIGKILL cannot stop its parser, and an orphan would hold its memory and its
+    stdout and stderr (a supervisor waiting for them to close would wait forever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def stop_parser() -> None:
+    """Stop the parser process (at daemon shutdown); the next parse starts another."""
+    global _parser
+    if _parser is not None:
+        _parser.shutdown(wait=False, cancel_futures=True)
+        _parser = None
+
+
 async def parse_elsewhere(
     config: SourceConfig,
     body: bytes,
@@ -519,7 +546,12 @@ async def parse_elsewhere(
     that dies (out of memory on a hostile feed) fails this poll and is started afresh."""
     global _parser
     if _parser is None:
-        _parser = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        _parser = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=get_context("spawn"),
+            initializer=_watch_parent,
+            initargs=(os.getpid(),),
+        )
     loop = asyncio.get_running_loop()
     try:
         return await loop.run_in_executor(
@@ -528,6 +560,12 @@ async def parse_elsewhere(
     except BrokenProcessPool:
         _parser = None
         raise FeedError("the parser process died reading this feed (too large?)") from None
+
+
+def _label(text: str, limit: int = 200) -> str:
+    """An event key or reason as it may be logged and shown: a feed's UID is its author's
+    text (an escaped newline in it must not forge a log line)."""
+    return clean_text(text)[:limit] or "(blank)"
 
 
 def _hash(*parts: str) -> str:

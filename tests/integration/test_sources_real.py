@@ -193,6 +193,19 @@ async def test_one_bad_event_never_spoils_a_feed_and_each_reason_is_logged_once(
         == 7
     )
 
+    # A UID is the feed author's text: an escaped newline in it forges no log line.
+    caplog.clear()
+    forged = feed.body.replace(
+        b"UID:bad-rrule@cms.example", b"UID:x\\n2030-01-01 ERROR forged line"
+    )
+    feed.body, original = forged, feed.body
+    with caplog.at_level(logging.WARNING, logger="notifier.sources.poller"):
+        await poller.poll()
+    assert caplog.records
+    assert all("\n" not in r.getMessage() for r in caplog.records)
+    feed.body = original
+    await poller.poll()
+
     # The same feed again: nothing new to say. One event's problem changes: one line.
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="notifier.sources.poller"):

@@ -18,6 +18,7 @@ import pytest
 from dateutil import rrule
 from dateutil.tz import tzical
 
+from notifier.sources import ics
 from notifier.sources.decoding import decode_ics
 from notifier.sources.feed import FeedItem, clean_item
 from notifier.sources.ics import MAX_OCCURRENCES, FeedError, ParsedFeed, parse_ics
@@ -319,3 +320,16 @@ def test_a_huge_description_is_cut_with_a_note() -> None:
     safe, note = clean_item(item)
     assert len(safe.description) == 20000
     assert note == "description cut to 20,000 characters"
+
+
+def test_a_feed_with_endless_events_is_cut_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ics, "MAX_EVENTS", 10)
+    events = "".join(
+        f"BEGIN:VEVENT\r\nUID:e{n}\r\nDTSTAMP:20300101T000000Z\r\nDTSTART:20300302T1900Z\r\n"
+        f"END:VEVENT\r\n"
+        for n in range(25)
+    ).replace("T1900Z", "T190000Z")
+    body = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\n{events}END:VCALENDAR\r\n"
+    parsed = parse_ics(body.encode(), now=NOW)
+    assert len(parsed.items) == 10
+    assert any("more than 10 events" in note for note in parsed.notes)
