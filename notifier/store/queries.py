@@ -308,6 +308,17 @@ def _quiet(text: str | None) -> QuietHours | None:
     return QuietHours.parse(text) if text else None
 
 
+def _reminder_row(reminder: Reminder) -> dict[str, Any]:
+    return {
+        "meeting_id": reminder.meeting_id,
+        "subscriber_id": reminder.subscriber_id,
+        "offset_seconds": int(reminder.offset.total_seconds()),
+        "due_at": reminder.due_at,
+        "sequence": reminder.sequence,
+        "state": "pending",
+    }
+
+
 def _item_id(url: str, key: str) -> str:
     return hashlib.sha256(f"{url}\x1f{key}".encode()).hexdigest()
 
@@ -1448,17 +1459,7 @@ class Transaction:
             ).returning(reminders.c.id)
             added = await self.connection.execute(
                 statement,
-                [
-                    {
-                        "meeting_id": r.meeting_id,
-                        "subscriber_id": r.subscriber_id,
-                        "offset_seconds": int(r.offset.total_seconds()),
-                        "due_at": r.due_at,
-                        "sequence": r.sequence,
-                        "state": "pending",
-                    }
-                    for r in planned
-                ],
+                [_reminder_row(r) for r in planned],
             )
             changed = bool(added.all())
         else:
@@ -1474,17 +1475,7 @@ class Transaction:
             return
         await self.connection.execute(
             insert(reminders),
-            [
-                {
-                    "meeting_id": r.meeting_id,
-                    "subscriber_id": r.subscriber_id,
-                    "offset_seconds": int(r.offset.total_seconds()),
-                    "due_at": r.due_at,
-                    "sequence": r.sequence,
-                    "state": "pending",
-                }
-                for r in planned
-            ],
+            [_reminder_row(r) for r in planned],
         )
         await self.touch_reminders()
 
