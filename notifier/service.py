@@ -15,7 +15,14 @@ from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
 
-from notifier.domain.errors import ConfigError, Conflict, InvalidChange, NotFound, UnknownMeeting
+from notifier.domain.errors import (
+    ConfigError,
+    Conflict,
+    InvalidChange,
+    NotFound,
+    UnknownMeeting,
+    UnknownSubscriber,
+)
 from notifier.domain.machine import ON_SCHEDULE, Transition, apply_change, update_details
 from notifier.domain.matching import subscriber_matches
 from notifier.domain.models import (
@@ -358,6 +365,71 @@ async def update_details_in(
     return ChangeResult(meeting=transition.meeting, entry=transition.entry, deliveries=queued)
 
 
+# -- retiring and saving: one rule for every face ------------------------------------------------
+
+
+def check_owner(what: str, record_id: str, owner: Source, by: Source, verb: str) -> None:
+    """A record the config file defines is changed only through the file (`Conflict`)."""
+    if owner is Source.FILE and by is not Source.FILE:
+        raise Conflict(f"{what} {record_id!r} is defined in the config file; {verb} it there")
+
+
+async def retire_meeting_in(tx: Transaction, meeting: Meeting, *, now: datetime) -> None:
+    """Retire `meeting` (kept, with its history, but no longer listed or followed) and
+    withdraw its pending reminders, whoever retires it: the API, the file or a feed."""
+    await tx.set_meeting_bookkeeping(meeting.id, retired_at=now)
+    await tx.replace_reminders(meeting, [], on_schedule=False)
+
+
+async def retire_meeting(store: Store, meeting_id: str, *, now: datetime, by: Source) -> None:
+    """Retire a meeting for `by` (`UnknownMeeting`; `Conflict` for a file's meeting)."""
+    async with store.write() as tx:
+        record = await tx.meeting_record(meeting_id, for_update=True)
+        if record is None or record.retired_at is not None:
+            raise UnknownMeeting(meeting_id)
+        check_owner("meeting", meeting_id, record.meeting.source, by, "remove")
+        await retire_meeting_in(tx, record.meeting, now=now)
+
+
+async def replan_all(tx: Transaction, *, now: datetime) -> None:
+    """Plan every meeting's reminders afresh for the current subscribers (after who is
+    subscribed, or to what, changed)."""
+    current = await tx.subscribers()
+    for record in await tx.meeting_records():
+        await replan(tx, record.meeting, current, now=now)
+
+
+async def save_subscriber(
+    store: Store, subscriber: Subscriber, *, now: datetime, create: bool = False
+) -> Subscriber:
+    """Create or replace a subscriber and re-plan reminders (`Conflict`: the id is taken
+    when creating, or the file defines it)."""
+    async with store.write() as tx:
+        if not create:
+            current = await tx.subscriber_record(subscriber.id)
+            if current is not None:
+                check_owner(
+                    "subscriber",
+                    subscriber.id,
+                    current.subscriber.source,
+                    subscriber.source,
+                    "edit",
+                )
+        await tx.save_subscriber(subscriber, now=now, create=create)
+        await replan_all(tx, now=now)
+    return subscriber
+
+
+async def retire_subscriber(store: Store, subscriber_id: str, *, now: datetime, by: Source) -> None:
+    """Retire a subscriber (matches nothing; its pending reminders are withdrawn)."""
+    async with store.write() as tx:
+        record = await tx.subscriber_record(subscriber_id)
+        if record is None or record.retired_at is not None:
+            raise UnknownSubscriber(subscriber_id)
+        check_owner("subscriber", subscriber_id, record.subscriber.source, by, "remove")
+        await tx.retire_subscriber(subscriber_id, now=now)
+
+
 # -- config file reconciliation ---------------------------------------------------------------
 
 
@@ -434,7 +506,7 @@ async def reconcile(store: Store, settings: Settings, *, now: datetime) -> Recon
         for record in await tx.meeting_records():
             meeting = record.meeting
             if meeting.source is Source.FILE and meeting.id not in named:
-                await tx.set_meeting_bookkeeping(meeting.id, retired_at=now)
+                await retire_meeting_in(tx, meeting, now=now)
                 report.retired.append(f"meeting {meeting.id}")
 
         # One read of every stored subscriber; only those the file changes are written, so
@@ -462,9 +534,7 @@ async def reconcile(store: Store, settings: Settings, *, now: datetime) -> Recon
                 report.retired.append(f"subscriber {subscriber.id}")
         if report.created or report.updated or report.retired:
             # Who is subscribed, or to what, may have changed: every plan is redone.
-            current = await tx.subscribers()
-            for record in await tx.meeting_records():
-                await replan(tx, record.meeting, current, now=now)
+            await replan_all(tx, now=now)
     if report:
         log.info("config reconciled: %s", report.summary(), extra={"action": "reconcile"})
     return report

@@ -30,7 +30,6 @@ from notifier.api.problems import install, problem
 from notifier.channels.webhook import sign
 from notifier.delivery import describe
 from notifier.domain.errors import (
-    Conflict,
     InvalidChange,
     NotFound,
     UnknownMeeting,
@@ -151,12 +150,6 @@ MEETING_OPERATIONS = ("read_meeting", "patch_meeting", "push_status", "meeting_h
 def created(description: str, links: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
     """The documented success response of a create, with its links."""
     return {201: {"description": description, "links": links}}
-
-
-def owned_by_api(what: str, record_id: str, source: Source, verb: str) -> None:
-    """Refuse changing over the API a record the config file defines (409)."""
-    if source is Source.FILE:
-        raise Conflict(f"{what} {record_id!r} is defined in the config file; {verb} it there")
 
 
 def token_name(token: str) -> str:
@@ -434,7 +427,7 @@ def create_api(context: ApiContext) -> FastAPI:
     )
     async def patch_meeting(meeting_id: str, body: MeetingPatch) -> dict[str, Any]:
         meeting = await meeting_or_404(meeting_id)
-        owned_by_api("meeting", meeting_id, meeting.source, "edit")
+        service.check_owner("meeting", meeting_id, meeting.source, Source.API, "edit")
         fields: dict[str, object] = {
             k: (tuple(v) if isinstance(v, list) else v)
             for k, v in body.model_dump(exclude_unset=True, exclude={"reason"}).items()
@@ -453,11 +446,8 @@ def create_api(context: ApiContext) -> FastAPI:
         summary="Retire a meeting (its history is kept)",
     )
     async def delete_meeting(meeting_id: str) -> Response:
-        meeting = await meeting_or_404(meeting_id)
-        owned_by_api("meeting", meeting_id, meeting.source, "remove")
-        async with store.write() as tx:
-            await tx.set_meeting_bookkeeping(meeting_id, retired_at=context.clock())
-            await tx.replace_reminders(meeting, [], on_schedule=False)
+        await meeting_or_404(meeting_id)
+        await service.retire_meeting(store, meeting_id, now=context.clock(), by=Source.API)
         context.on_change()
         return Response(status_code=204)
 
@@ -559,13 +549,9 @@ def create_api(context: ApiContext) -> FastAPI:
 
     async def save(config: SubscriberConfig, *, create: bool = False) -> dict[str, Any]:
         await check_target(config)
-        subscriber = config.to_domain(source=Source.API)
-        now = context.clock()
-        async with store.write() as tx:
-            await tx.save_subscriber(subscriber, now=now, create=create)
-            current = await tx.subscribers()
-            for record in await tx.meeting_records():
-                await service.replan(tx, record.meeting, current, now=now)
+        subscriber = await service.save_subscriber(
+            store, config.to_domain(source=Source.API), now=context.clock(), create=create
+        )
         context.on_change()
         return subscriber.to_dict()
 
@@ -629,7 +615,7 @@ def create_api(context: ApiContext) -> FastAPI:
     )
     async def patch_subscriber(subscriber_id: str, body: dict[str, Any]) -> dict[str, Any]:
         current = await subscriber_or_404(subscriber_id)
-        owned_by_api("subscriber", subscriber_id, current.source, "edit")
+        service.check_owner("subscriber", subscriber_id, current.source, Source.API, "edit")
         if "id" in body and body["id"] != subscriber_id:
             raise InvalidChange("id: cannot be changed")
         view = current.to_dict()
@@ -657,11 +643,8 @@ def create_api(context: ApiContext) -> FastAPI:
         summary="Remove a subscriber",
     )
     async def delete_subscriber(subscriber_id: str) -> Response:
-        current = await subscriber_or_404(subscriber_id)
-        owned_by_api("subscriber", subscriber_id, current.source, "remove")
-        async with store.write() as tx:
-            await tx.retire_subscriber(subscriber_id, now=context.clock())
-            await tx.touch_reminders()
+        await subscriber_or_404(subscriber_id)
+        await service.retire_subscriber(store, subscriber_id, now=context.clock(), by=Source.API)
         context.on_change()
         return Response(status_code=204)
 
