@@ -41,14 +41,13 @@ from notifier.domain.models import (
 )
 from notifier.domain.outbox import (
     Channel,
-    Contact,
     Delivery,
     DeliveryFilter,
     Replay,
 )
 from notifier.leadership import SCHEDULER
 from notifier.logs import configure_logging, redact_text
-from notifier.rendering import Renderer, one_line, preview_notice, sample_notices
+from notifier.rendering import Renderer, one_line, sample_notices
 from notifier.settings import Settings, load_settings, parse_datetime_arg
 from notifier.store import migrate
 from notifier.store.engine import redact
@@ -841,53 +840,16 @@ def render(
         raise _fail("--part is subject, text or html")
 
     async def work(opened: app.App) -> str:
-        now = app.utcnow()
-        async with opened.store.read() as tx:
-            record = await tx.meeting_record(meeting_id)
-            if record is None:
-                raise UnknownMeeting(meeting_id)
-            subscriber_record = await tx.subscriber_record(subscriber_id)
-            if subscriber_record is None:
-                raise UnknownSubscriber(subscriber_id)
-            history = await tx.history(meeting_id, zone=record.meeting.timezone)
-        subscriber = subscriber_record.subscriber
-        notice = preview_notice(kind, record.meeting, history, subscriber, now=now)
-        chosen = channel or (Channel.EMAIL if subscriber.email else Channel.WEBHOOK)
         async with app.open_postman(settings, opened.store) as postman:
-            if chosen is Channel.WEBHOOK:
-                if subscriber.webhook is None:
-                    raise NotFound(f"subscriber {subscriber_id!r} has no webhook")
-                return json.dumps(notice.body, indent=2, ensure_ascii=False)
-            if subscriber.email is None:
-                raise NotFound(f"subscriber {subscriber_id!r} has no email address")
-            if part is not None:
-                rendered = postman.renderer.render(
-                    notice,
-                    locale=subscriber.locale,
-                    timezone=subscriber.timezone,
-                    unsubscribe_url=postman.unsubscribe_url(
-                        subscriber.id, Channel.EMAIL, subscriber.email
-                    ),
-                    now=now,
-                )
-                return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}[
-                    part
-                ]
-            prepared = postman.prepare(
-                notice, locale=subscriber.locale, timezone=subscriber.timezone, now=now
-            )
-            preview = Delivery(
-                id="msg_preview",
-                meeting_id=meeting_id,
-                subscriber_id=subscriber.id,
-                channel=Channel.EMAIL,
-                kind=kind,
-                sequence=record.meeting.sequence,
-                notice_id="ntc_preview",
-                next_attempt_at=now,
-            )
-            return postman.email_bytes(preview, Contact.of(subscriber), prepared).decode(
-                "utf-8", "replace"
+            return await service.preview(
+                opened.store,
+                postman,
+                kind,
+                meeting_id,
+                subscriber_id,
+                channel=channel,
+                part=part,
+                now=app.utcnow(),
             )
 
     typer.echo(_run(settings, work).rstrip("\n"))

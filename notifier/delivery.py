@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import random
 import time
@@ -33,11 +34,12 @@ from notifier.domain.errors import (
     ChannelUnavailable,
     DeliveryError,
     DeliveryTimeout,
+    NotFound,
     PermanentDeliveryError,
     SuppressedAddress,
     TemporaryDeliveryError,
 )
-from notifier.domain.models import EventKind
+from notifier.domain.models import EventKind, Subscriber
 from notifier.domain.outbox import Attempt, Channel, Contact, Delivery, Outcome, after_attempt
 from notifier.domain.retry import RetryPolicy
 from notifier.rendering import (
@@ -139,6 +141,51 @@ class Postman:
             delivery_id=delivery.id,
             unsubscribe_url=self.unsubscribe_url(subscriber.id, Channel.EMAIL, subscriber.email),
         )
+
+    def preview(
+        self,
+        notice: Notice,
+        subscriber: Subscriber,
+        *,
+        channel: Channel,
+        part: str | None,
+        now: datetime,
+    ) -> str:
+        """The exact message `subscriber` would get for `notice` on `channel`: the webhook
+        body, the whole email as sent (bytes, decoded), or one part of it (``subject``,
+        ``text``, ``html``). Built by the same code as a real delivery."""
+        if channel is Channel.WEBHOOK:
+            if subscriber.webhook is None:
+                raise NotFound(f"subscriber {subscriber.id!r} has no webhook")
+            return json.dumps(notice.body, indent=2, ensure_ascii=False)
+        if subscriber.email is None:
+            raise NotFound(f"subscriber {subscriber.id!r} has no email address")
+        if part is not None:
+            rendered = self.renderer.render(
+                notice,
+                locale=subscriber.locale,
+                timezone=subscriber.timezone,
+                unsubscribe_url=self.unsubscribe_url(
+                    subscriber.id, Channel.EMAIL, subscriber.email
+                ),
+                now=now,
+            )
+            return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}[part]
+        prepared = self.prepare(
+            notice, locale=subscriber.locale, timezone=subscriber.timezone, now=now
+        )
+        delivery = Delivery(
+            id="msg_preview",
+            meeting_id=notice.meeting.id,
+            subscriber_id=subscriber.id,
+            channel=Channel.EMAIL,
+            kind=notice.kind,
+            sequence=notice.meeting.sequence,
+            notice_id="ntc_preview",
+            next_attempt_at=now,
+        )
+        built = self.email_bytes(delivery, Contact.of(subscriber), prepared)
+        return built.decode("utf-8", "replace")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
 
+from notifier.delivery import Postman
 from notifier.domain.errors import (
     ConfigError,
     Conflict,
@@ -36,6 +37,7 @@ from notifier.domain.models import (
 )
 from notifier.domain.outbox import (
     REPLAYABLE,
+    Channel,
     Delivery,
     Replay,
     coalesce,
@@ -43,6 +45,7 @@ from notifier.domain.outbox import (
     plan_reminder_deliveries,
 )
 from notifier.domain.reminders import Reminder, plan_reminders
+from notifier.rendering import preview_notice
 from notifier.settings import MeetingConfig, Settings, SourceConfig, format_loc, locate
 from notifier.store import Store, Transaction
 
@@ -770,3 +773,34 @@ async def source_report(
             }
         )
     return report
+
+
+# -- preview ----------------------------------------------------------------------------------
+
+
+async def preview(
+    store: Store,
+    postman: Postman,
+    kind: EventKind,
+    meeting_id: str,
+    subscriber_id: str,
+    *,
+    channel: Channel | None,
+    part: str | None,
+    now: datetime,
+) -> str:
+    """The exact message a subscriber would get for `kind` about a meeting now (`notifier
+    render`): the latest change of that kind, or the meeting's state told as that kind, on
+    `channel` (default: email if the subscriber has an address, else the webhook)."""
+    async with store.read() as tx:
+        record = await tx.meeting_record(meeting_id)
+        if record is None:
+            raise UnknownMeeting(meeting_id)
+        subscriber_record = await tx.subscriber_record(subscriber_id)
+        if subscriber_record is None:
+            raise UnknownSubscriber(subscriber_id)
+        history = await tx.history(meeting_id, zone=record.meeting.timezone)
+    subscriber = subscriber_record.subscriber
+    notice = preview_notice(kind, record.meeting, history, subscriber, now=now)
+    chosen = channel or (Channel.EMAIL if subscriber.email else Channel.WEBHOOK)
+    return postman.preview(notice, subscriber, channel=chosen, part=part, now=now)
