@@ -28,7 +28,7 @@ from notifier import __version__, service
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.delivery import OutboxWorker, Postman, drain
-from notifier.domain.errors import NotifierError
+from notifier.domain.errors import ConfigError, NotifierError
 from notifier.domain.retry import RetryPolicy
 from notifier.egress import GuardedTransport
 from notifier.leadership import Leadership
@@ -36,7 +36,7 @@ from notifier.rendering import Renderer
 from notifier.scheduler import Scheduler
 from notifier.settings import Settings, load_settings
 from notifier.sources.poller import SourcePoller, stop_parser
-from notifier.store import Store
+from notifier.store import Store, migrate
 from notifier.store.engine import is_outage, reachable, redact
 from notifier.tokens import new_key
 
@@ -126,6 +126,33 @@ async def open_app(settings: Settings, *, reconcile: bool = True) -> AsyncIterat
     try:
         if reconcile:
             await service.reconcile(store, settings, now=utcnow())
+        yield App(settings=settings, store=store)
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def open_read_only(settings: Settings) -> AsyncIterator[App]:
+    """Open the store to read it as it is: never created, migrated or written.
+
+    A database that is missing or not at this version's schema is a `ConfigError` saying
+    which command brings it there.
+    """
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).exists():
+            raise ConfigError(
+                f"no database at {url.database}: create it with `notifier db upgrade` "
+                "(or start the daemon)"
+            )
+    store = await Store.open(settings.database_url, upgrade=False)
+    try:
+        current, head = await migrate.current_revision(store.engine), migrate.head_revision()
+        if current != head:
+            raise ConfigError(
+                f"the database is at schema revision {current or 'none'}, this notifier "
+                f"reads {head}: run `notifier db upgrade`"
+            )
         yield App(settings=settings, store=store)
     finally:
         await store.close()

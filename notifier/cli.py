@@ -116,6 +116,18 @@ def _user_errors(settings: Settings) -> Iterator[None]:
         raise _fail(f"database {redact(settings.database_url)}: {reason}") from None
 
 
+def _read(settings: Settings, work: Callable[[app.App], Awaitable[T]]) -> T:
+    """Run `work` on the store as it is (listing and showing): nothing is migrated,
+    reconciled or written."""
+
+    async def main() -> T:
+        async with app.open_read_only(settings) as opened:
+            return await work(opened)
+
+    with _user_errors(settings):
+        return asyncio.run(main())
+
+
 def _run(settings: Settings, work: Callable[[app.App], Awaitable[T]]) -> T:
     """Open the app on `settings` (migrating and reconciling), and run `work` in it."""
 
@@ -265,7 +277,7 @@ def _meetings_list(config: Path | None, as_json: bool, include_retired: bool) ->
         async with opened.store.read() as tx:
             return await tx.meeting_records(include_retired=include_retired)
 
-    records = _run(settings, work)
+    records = _read(settings, work)
     if as_json:
         _print_json([{**r.meeting.to_dict(), "retired": r.retired_at is not None} for r in records])
         return
@@ -333,7 +345,7 @@ def meetings_show(
             reminders = await tx.meeting_reminders(meeting_id)
             return record.meeting, history, record.retired_at is not None, reminders
 
-    meeting, history, retired, reminders = _run(settings, work)
+    meeting, history, retired, reminders = _read(settings, work)
     zone = ZoneInfo(meeting.timezone)
     shown = [r for r in reminders if r.state != "withdrawn"]
     if as_json:
@@ -412,7 +424,7 @@ def _subscribers_list(config: Path | None, as_json: bool, include_retired: bool)
         async with opened.store.read() as tx:
             return await tx.subscriber_records(include_retired=include_retired)
 
-    records = _run(settings, work)
+    records = _read(settings, work)
     if as_json:
         _print_json([r.subscriber.to_dict() for r in records])
         return
@@ -500,7 +512,7 @@ def subscribers_show(
                 raise UnknownSubscriber(subscriber_id)
             return record.subscriber
 
-    data = _run(settings, work).to_dict()
+    data = _read(settings, work).to_dict()
     if as_json:
         _print_json(data)
         return
@@ -529,7 +541,7 @@ def _deliveries_list(
         async with opened.store.read() as tx:
             return await tx.deliveries(status=status, limit=limit)
 
-    found = _run(settings, work)
+    found = _read(settings, work)
     if as_json:
         _print_json([describe(d) for d in found])
         return
@@ -593,7 +605,7 @@ def deliveries_show(
                 raise NotFound(f"unknown delivery {delivery_id!r}")
             return {**describe(found), "attempts_log": await tx.attempts(delivery_id)}
 
-    data = _run(settings, work)
+    data = _read(settings, work)
     if as_json:
         _print_json(data)
         return
@@ -685,7 +697,7 @@ def _suppressions_list(config: Path | None, as_json: bool) -> None:
         async with opened.store.read() as tx:
             return await tx.suppressions()
 
-    found = _run(settings, work)
+    found = _read(settings, work)
     if as_json:
         _print_json(found)
     elif not found:
@@ -750,7 +762,7 @@ def leader(as_json: JsonOption = False, config: ConfigOption = None) -> None:
             "live": left > 0,
         }
 
-    found = _run(settings, work)
+    found = _read(settings, work)
     if as_json:
         _print_json(found)
         return
@@ -784,7 +796,7 @@ def sources(
     async def work(opened: app.App) -> list[dict[str, object]]:
         return await service.source_report(opened.store, list(settings.sources), problems=problems)
 
-    report = _run(settings, work)
+    report = _read(settings, work)
     if as_json:
         _print_json(report)
         return
@@ -852,7 +864,7 @@ def render(
                 now=app.utcnow(),
             )
 
-    typer.echo(_run(settings, work).rstrip("\n"))
+    typer.echo(_read(settings, work).rstrip("\n"))
 
 
 def _version(value: bool) -> None:

@@ -99,6 +99,7 @@ def test_check_fails_clearly_on_a_broken_copy(
 
 
 def test_the_seed_scenario_through_the_cli(notifier: Notifier) -> None:
+    assert notifier("db", "upgrade").code == 0  # listing commands never create or migrate
     before = notifier("meetings", "show", TALKS, "--json")
     assert before.code == 0, before.err
     start = before.json()["meeting"]
@@ -172,6 +173,7 @@ def test_an_impossible_transition_exits_1_and_changes_nothing(notifier: Notifier
 def test_bad_input_is_one_line_and_exit_1(
     notifier: Notifier, args: tuple[str, ...], pattern: str
 ) -> None:
+    assert notifier("db", "upgrade").code == 0
     assert_user_error(notifier(*args), pattern)
 
 
@@ -192,6 +194,7 @@ def test_a_repeated_event_id_is_a_no_op(notifier: Notifier) -> None:
 
 
 def test_listings_have_json_and_never_print_secrets(notifier: Notifier) -> None:
+    assert notifier("db", "upgrade").code == 0
     meetings = notifier("meetings", "--json").json()
     assert [m["id"] for m in meetings] == [TALKS]
     subscribers = notifier("subscribers", "list", "--json").json()
@@ -256,6 +259,7 @@ def test_check_renders_every_template_and_names_a_broken_one(notifier: Notifier)
 
 
 def test_render_prints_the_exact_message(notifier: Notifier) -> None:
+    assert notifier("db", "upgrade").code == 0
     email = notifier(
         "render", "meeting.postponed", "--meeting", TALKS, "--subscriber", "press-desk"
     )
@@ -323,6 +327,7 @@ def test_deliveries_are_listed_shown_and_replayed(notifier: Notifier) -> None:
 
 
 def test_leader_says_who_runs_the_scheduler(notifier: Notifier) -> None:
+    assert notifier("db", "upgrade").code == 0
     before = notifier("leader")
     assert (before.code, before.out) == (0, "no replica has led the scheduler yet\n")
     daemon = notifier.spawn("run")
@@ -370,6 +375,7 @@ def test_the_daemon_reads_a_real_world_feed_and_sources_shows_what_it_refused(
         "[feeds]\nallow_cidrs = []", '[feeds]\nallow_cidrs = ["127.0.0.1/32"]'
     )
     notifier.config.write_text(text + f'\n[[sources]]\nkind = "ics"\nurl = "{url}"\nevery = "1s"\n')
+    assert notifier("db", "upgrade").code == 0
     assert notifier("sources").out.endswith("never polled\n")
     daemon = notifier.spawn("run")
     try:
@@ -400,3 +406,23 @@ def test_the_daemon_reads_a_real_world_feed_and_sources_shows_what_it_refused(
     assert "- two-starts@cms.example: more than one DTSTART" in listed.out
     meetings = notifier("meetings", "--json").json()
     assert {m["title"] for m in meetings} >= {"Good one", "Good two"}
+
+
+@NO_DATABASE
+def test_listing_commands_read_the_store_as_it_is_and_never_write(notifier: Notifier) -> None:
+    database = notifier.cwd / "notifier.db"
+    for args in (("meetings",), ("subscribers", "--json"), ("deliveries",), ("sources",)):
+        missing = notifier(*args)
+        assert_user_error(missing, r"no database at .*notifier db upgrade")
+    assert not database.exists()  # nothing created
+    assert notifier("db", "upgrade").code == 0
+    listed = notifier("meetings", "--json").json()
+    # A meeting added to the file is not written by a listing: only by what writes.
+    notifier.config.write_text(
+        notifier.config.read_text()
+        + '\n[[meetings]]\nid = "added"\ntitle = "Added"\ntimezone = "UTC"\n'
+        'starts_at = "2030-01-01T10:00:00+00:00"\n'
+    )
+    assert notifier("meetings", "--json").json() == listed
+    assert notifier("db", "upgrade").code == 0
+    assert "added" in {m["id"] for m in notifier("meetings", "--json").json()}
