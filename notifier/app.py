@@ -131,6 +131,15 @@ async def open_app(settings: Settings, *, reconcile: bool = True) -> AsyncIterat
         await store.close()
 
 
+def _missing_sqlite_file(database_url: str) -> str | None:
+    """The path of a SQLite database file that does not exist (opening would create it)."""
+    url = make_url(database_url)
+    path = url.database
+    if url.get_backend_name() != "sqlite" or path in (None, "", ":memory:"):
+        return None
+    return None if Path(str(path)).exists() else str(path)
+
+
 @asynccontextmanager
 async def open_read_only(settings: Settings) -> AsyncIterator[App]:
     """Open the store to read it as it is: never created, migrated or written.
@@ -138,13 +147,11 @@ async def open_read_only(settings: Settings) -> AsyncIterator[App]:
     A database that is missing or not at this version's schema is a `ConfigError` saying
     which command brings it there.
     """
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        if not Path(url.database).exists():
-            raise ConfigError(
-                f"no database at {url.database}: create it with `notifier db upgrade` "
-                "(or start the daemon)"
-            )
+    missing = _missing_sqlite_file(settings.database_url)
+    if missing is not None:
+        raise ConfigError(
+            f"no database at {missing}: create it with `notifier db upgrade` (or start the daemon)"
+        )
     store = await Store.open(settings.database_url, upgrade=False)
     try:
         current, head = await migrate.current_revision(store.engine), migrate.head_revision()

@@ -277,7 +277,7 @@ def _calendars(text: str) -> list[Calendar]:
     with _PARSE_LOCK:
         try:
             found = Calendar.from_ical(text, multiple=True)
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+        except Exception as exc:  # icalendar has more ways to fail than it documents
             raise FeedError(f"not an iCalendar document: {str(exc)[:300]}") from None
         finally:
             tzp.use_zoneinfo()  # forget the VTIMEZONEs icalendar cached process-wide
@@ -321,6 +321,9 @@ def parse_ics(
             except _Refused as refused:
                 parsed.refused.append((label, refused.reason))
                 continue
+            except Exception as exc:  # a shape no rule above foresaw: this event only
+                parsed.refused.append((label, f"cannot be read ({type(exc).__name__})"))
+                continue
             groups[uid].append(event)
         for uid, events in groups.items():
             if len(parsed.items) >= MAX_EVENTS:
@@ -328,7 +331,10 @@ def parse_ics(
                     f"more than {MAX_EVENTS:,} events and occurrences; the first are followed"
                 )
                 return parsed
-            _read_group(uid, events, zones, parsed, now=now, horizon=horizon)
+            try:
+                _read_group(uid, events, zones, parsed, now=now, horizon=horizon)
+            except Exception as exc:  # as above, for the series or event `uid`
+                parsed.refused.append((uid, f"cannot be read ({type(exc).__name__})"))
     return parsed
 
 

@@ -560,6 +560,10 @@ async def parse_elsewhere(
     except BrokenProcessPool:
         _parser = None
         raise FeedError("the parser process died reading this feed (too large?)") from None
+    except FeedError:
+        raise
+    except Exception as exc:  # a bug's shape in a third party's bytes: this poll fails
+        raise FeedError(f"the feed could not be read ({type(exc).__name__}: {exc})") from None
 
 
 def _label(text: str, limit: int = 200) -> str:
