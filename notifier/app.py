@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from notifier import __version__, service
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
-from notifier.delivery import OutboxWorker, Postman, drain
+from notifier.delivery import OutboxWorker, Postman
 from notifier.domain.errors import ConfigError, NotifierError
 from notifier.domain.retry import RetryPolicy
 from notifier.egress import GuardedTransport
@@ -38,6 +38,15 @@ from notifier.settings import Settings, load_settings
 from notifier.sources.poller import SourcePoller, stop_parser
 from notifier.store import Store, migrate
 from notifier.store.engine import is_outage, reachable, redact
+from notifier.supervisor import (
+    HttpServer,
+    LeadershipLoop,
+    OutboxListener,
+    Tasks,
+    Timers,
+    Workers,
+    supervise,
+)
 from notifier.tokens import new_key
 
 log = logging.getLogger("notifier")
@@ -320,6 +329,87 @@ async def only_daemon(database_url: str) -> AsyncIterator[None]:
         handle.close()  # closing releases the lock
 
 
+def feed_client(settings: Settings) -> httpx.AsyncClient:
+    """The HTTP client feeds are fetched with: every request and redirect goes only to
+    allowed addresses."""
+    return httpx.AsyncClient(
+        timeout=15.0,
+        follow_redirects=True,
+        max_redirects=5,
+        trust_env=False,
+        transport=GuardedTransport(settings.feeds.allow_cidrs),
+    )
+
+
+def http_server(
+    settings: Settings,
+    store: Store,
+    postman: Postman,
+    *,
+    health: Callable[[], dict[str, Any]],
+    ready: Callable[[], Awaitable[dict[str, Any]]],
+    changed: Callable[[], None],
+    stop: asyncio.Event,
+) -> HttpServer:
+    """The API served by uvicorn, as a daemon component (a failure to serve stops all)."""
+    # The HTTP side (FastAPI, uvicorn) is imported here, by the daemon alone: every other
+    # command starts a second sooner without it.
+    import uvicorn
+
+    from notifier.api.app import ApiContext, create_api
+
+    class _Server(uvicorn.Server):
+        """uvicorn without its own signal handlers: the daemon owns SIGTERM/SIGINT."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    api = create_api(
+        ApiContext(
+            store=store,
+            settings=settings,
+            clock=utcnow,
+            unsubscribe_key=postman.unsubscribe_key,
+            health=health,
+            ready=ready,
+            on_change=changed,
+        )
+    )
+    host, _, port = settings.listen.rpartition(":")
+    server = _Server(
+        uvicorn.Config(
+            api,
+            host=host.strip("[]"),
+            port=int(port),
+            log_level="warning",
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+        )
+    )
+
+    def exit_() -> None:
+        server.should_exit = True
+
+    return HttpServer(server.serve, exit_, on_failure=stop.set, listen=settings.listen)
+
+
+class Announce:
+    """Says once that the daemon has started (last in the start order)."""
+
+    name = "start line"
+
+    def __init__(self, say: Callable[[], Awaitable[None]]) -> None:
+        self.say = say
+
+    async def start(self, tasks: Tasks) -> None:
+        await self.say()
+
+    async def stop(self) -> None:
+        return None
+
+
 async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT (or `stop` is set), then shut down cleanly.
 
@@ -394,16 +484,7 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
 
             watcher = ConfigWatcher(settings, app.store, on_change=changed)
             loop.add_signal_handler(signal.SIGHUP, lambda: spawn(watcher.reload(reason="SIGHUP")))
-            feeds = await stack.enter_async_context(
-                httpx.AsyncClient(
-                    timeout=15.0,
-                    follow_redirects=True,
-                    max_redirects=5,
-                    trust_env=False,
-                    # Every request, each redirect included, goes only to allowed addresses.
-                    transport=GuardedTransport(settings.feeds.allow_cidrs),
-                )
-            )
+            feeds = await stack.enter_async_context(feed_client(settings))
             stack.callback(stop_parser)  # the feed parser process, started on first use
             for source in settings.sources:
                 poller = SourcePoller(
@@ -421,22 +502,6 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                         await poller.poll()
 
                 scheduler.every(source.every, poll, name=f"source {source.url}")
-            # Everything loaded so far lives as long as the process: out of the collector's
-            # sight, a full collection takes a millisecond instead of ~80 ms per pause while
-            # a 17,000-event feed is applied (bench/bigfeed.py).
-            gc.collect()
-            gc.freeze()
-            # Leading from the start polls every feed and sets every timer (the callback).
-            await leadership.tick()
-            await scheduler.start()
-            stop_background = asyncio.Event()
-            leading_task = asyncio.create_task(
-                leadership.run(stop_background, every=settings.leader.renew), name="leadership"
-            )
-            # Deliveries queued by another replica (or the CLI) wake this worker at once.
-            listening = asyncio.create_task(
-                app.store.listen_outbox(worker.wake.set, stop_background), name="outbox-listen"
-            )
             scheduler.every(settings.config_watch, watcher.check, name="config-watch")
 
             async def prune() -> None:
@@ -444,6 +509,9 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                     await service.prune(app.store, retention=settings.retention, now=utcnow())
 
             scheduler.every(timedelta(hours=1), prune, name="prune")
+            workers = Workers(
+                worker, app.store, grace=settings.delivery.drain_timeout.total_seconds()
+            )
 
             def health() -> dict[str, Any]:
                 return {
@@ -462,9 +530,6 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                     },
                 }
 
-            stop_workers = asyncio.Event()
-            tasks = [asyncio.create_task(worker.run(stop_workers), name=worker.name)]
-
             async def ready() -> dict[str, Any]:
                 # Ready means the database takes writes, not only reads: a full or
                 # read-only disk, or a server in recovery, answers reads and refuses writes.
@@ -481,90 +546,49 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                     "scheduler": scheduler.running
                     and scheduler.last_sync_at is not None
                     and now - scheduler.last_sync_at < settings.reminders.sync * 5,
-                    "worker": worker.last_loop_at is not None and not all(t.done() for t in tasks),
+                    "worker": worker.last_loop_at is not None and workers.running,
                 }
 
-            # The HTTP side (FastAPI, uvicorn) is imported here, by the daemon alone: every
-            # other command starts a second sooner without it.
-            import uvicorn
+            http = http_server(
+                settings, app.store, postman, health=health, ready=ready, changed=changed, stop=stop
+            )
+            # Everything loaded so far lives as long as the process: out of the collector's
+            # sight, a full collection takes a millisecond instead of ~80 ms per pause while
+            # a 17,000-event feed is applied (bench/bigfeed.py).
+            gc.collect()
+            gc.freeze()
 
-            from notifier.api.app import ApiContext, create_api
-
-            class _Server(uvicorn.Server):
-                """uvicorn without its own signal handlers: the daemon owns SIGTERM/SIGINT."""
-
-                @contextlib.contextmanager
-                def capture_signals(self) -> Iterator[None]:
-                    yield
-
-            api = create_api(
-                ApiContext(
-                    store=app.store,
-                    settings=settings,
-                    clock=utcnow,
-                    unsubscribe_key=postman.unsubscribe_key,
-                    health=health,
-                    ready=ready,
-                    on_change=changed,
+            async def started_line() -> None:
+                async with app.store.read() as tx:
+                    counts = await tx.counts()
+                log.info(
+                    "notifier %s started: database %s, listen %s, meetings=%d subscribers=%d "
+                    "pending_reminders=%d, scheduler %s",
+                    __version__,
+                    app.store.url,
+                    settings.listen,
+                    counts["meetings"],
+                    counts["subscribers"],
+                    counts["pending_reminders"],
+                    f"leader (term {leadership.term})" if leadership.leading else "follower",
+                    extra={"action": "start", "replica": leadership.holder, **counts},
                 )
+
+            # Started in this order, stopped in the reverse: intake ends first (HTTP, then
+            # timers and feed polls), the lease is handed over, then the worker finishes
+            # what is in flight within `delivery.drain_timeout` and hands back the rest.
+            await supervise(
+                [
+                    workers,
+                    OutboxListener(app.store, worker.wake.set),
+                    LeadershipLoop(leadership, every=settings.leader.renew),
+                    Timers(scheduler),
+                    http,
+                    Announce(started_line),
+                ],
+                stop,
             )
-            host, _, port = settings.listen.rpartition(":")
-            server = _Server(
-                uvicorn.Config(
-                    api,
-                    host=host.strip("[]"),
-                    port=int(port),
-                    log_level="warning",
-                    http="httptools",
-                    lifespan="off",
-                    access_log=False,
-                )
-            )
-            serving = asyncio.create_task(server.serve(), name="http")
-            async with app.store.read() as tx:
-                counts = await tx.counts()
-            log.info(
-                "notifier %s started: database %s, listen %s, meetings=%d subscribers=%d "
-                "pending_reminders=%d, scheduler %s",
-                __version__,
-                app.store.url,
-                settings.listen,
-                counts["meetings"],
-                counts["subscribers"],
-                counts["pending_reminders"],
-                f"leader (term {leadership.term})" if leadership.leading else "follower",
-                extra={"action": "start", "replica": leadership.holder, **counts},
-            )
-            stopping = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({stopping, serving}, return_when=asyncio.FIRST_COMPLETED)
-            if serving in done and serving.exception() is not None:
-                log.error("HTTP server failed: %s", serving.exception())
-            elif serving in done and not stop.is_set():
-                log.error("HTTP server stopped (is %s free?)", settings.listen)
-            log.info("notifier stopping", extra={"action": "stop"})
-            stopping.cancel()
-            server.should_exit = True
-            scheduler.shutdown()
-            stop_background.set()
-            await asyncio.gather(leading_task, listening)
-            await leadership.release()
-            await asyncio.gather(serving, return_exceptions=True)
-            stop_workers.set()
-            await drain(tasks, grace=settings.delivery.drain_timeout.total_seconds())
-            # What could not finish within the drain goes back to the queue now, not after
-            # the lease: another replica (or the next start) sends it at once.
-            try:
-                async with app.store.write() as tx:
-                    released = await tx.release_claims(worker.name)
-                if released:
-                    log.warning(
-                        "%d deliveries were still in flight at stop; handed back",
-                        released,
-                        extra={"action": "release", "deliveries": released},
-                    )
-            except Exception:  # the lease returns them anyway
-                log.warning("could not hand back in-flight deliveries", exc_info=True)
-            if serving in done and not stop.is_set():
+            if http.failed:
                 raise NotifierError(f"cannot serve HTTP on {settings.listen}")
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
