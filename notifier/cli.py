@@ -2,7 +2,9 @@
 
 Exit codes: 0 success, 1 a user error (one line naming the file, line or field), 2 a usage
 error. Every command takes ``--config PATH`` (default ``config/notifier.toml`` or
-``NOTIFIER_CONFIG``); listings take ``--json``.
+``NOTIFIER_CONFIG``); listings take ``--json``. Listing and showing commands open the store
+read-only (`_read`: never migrated, reconciled or written); commands that change something
+migrate and reconcile first (`_run`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,12 @@
-"""Applying changes to the store: status changes and config-file reconciliation.
+"""The application's use cases, each rule written once for every face (API, CLI, daemon).
 
-Each function is one transaction: it validates with the pure domain, then writes the
-meeting, its history and the processed event id together, or nothing at all.
+Meetings (create, create in bulk for a feed, change details, status change, retire),
+subscribers (save, retire) and who may change a record (`check_owner`), reminders (plan,
+fire), config-file reconciliation, deliveries (retry, replay, prune), the preview of a
+message, and the sources report. A public function is one transaction (its ``_in``
+variant runs inside the caller's): it validates with the pure domain, then writes the
+meeting, its history, its event id, its outbox rows and its reminders together, or
+nothing at all.
 """
 
 from __future__ import annotations
