@@ -7,13 +7,10 @@ are RFC 9457 problem responses; bodies are limited in size and tokens in rate.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
 import re
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -27,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifier import __version__, metrics, service
 from notifier.api.problems import install, problem
-from notifier.channels.webhook import sign
+from notifier.api.security import BearerAuth, Caller, RateLimiter, SignedPush
 from notifier.delivery import describe
 from notifier.domain.errors import (
     InvalidChange,
@@ -67,37 +64,12 @@ class ApiContext:
     health: Callable[[], dict[str, Any]]
     ready: Callable[[], Awaitable[dict[str, Any]]]
     on_change: Callable[[], None] = lambda: None
-    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-#: How far a signed push's timestamp may be from our clock, in seconds.
-SIGNATURE_TOLERANCE = 300
-#: What a `webhook-id` from an upstream may look like (it becomes an idempotency key).
-WEBHOOK_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-#: Seconds since the epoch, ASCII digits only (``str.isdigit`` accepts other scripts).
-TIMESTAMP = re.compile(r"[0-9]{1,12}")
 #: Record ids in paths: anything else names no record (404), and never reaches a query
 #: (PostgreSQL refuses a NUL in text outright).
 PATH_ID = re.compile(SLUG)
 DELIVERY_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Caller:
-    """Who made a request: a token (by its hash) or a signing upstream."""
-
-    name: str
-    #: The upstream's name, for a signed push.
-    upstream: str | None = None
-    #: The signed push's `webhook-id`: with `upstream`, its one idempotency key.
-    webhook_id: str | None = None
-
-    @property
-    def event_id(self) -> str | None:
-        """The idempotency key of a signed push: upstream and webhook-id, nothing else."""
-        if self.upstream is None:
-            return None
-        return f"upstream:{self.upstream}:{self.webhook_id}"
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -150,11 +122,6 @@ MEETING_OPERATIONS = ("read_meeting", "patch_meeting", "push_status", "meeting_h
 def created(description: str, links: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
     """The documented success response of a create, with its links."""
     return {201: {"description": description, "links": links}}
-
-
-def token_name(token: str) -> str:
-    """How logs and metrics name a token: a short hash, never the token."""
-    return "tok_" + hashlib.sha256(token.encode()).hexdigest()[:8]
 
 
 class StatusPush(BaseModel):
@@ -292,39 +259,18 @@ def create_api(context: ApiContext) -> FastAPI:
     )
     install(api)
     api.add_middleware(BodyLimit, limit=context.settings.api.max_body)
-    tokens = [t.get_secret_value() for t in context.settings.api_tokens]
-
-    def take(bucket: str) -> None:
-        """Spend one request from `bucket` (a token's or an upstream's), or raise 429."""
-        rate = context.settings.api.rate_per_minute
-        now = time.monotonic()
-        level, updated = context.buckets.get(bucket, (float(rate), now))
-        level = min(float(rate), level + (now - updated) * rate / 60)
-        if level < 1:
-            wait = max(1, round((1 - level) * 60 / rate))
-            raise HTTPException(
-                429, f"more than {rate} requests a minute", {"Retry-After": str(wait)}
-            )
-        context.buckets[bucket] = (level - 1, now)
+    limiter = RateLimiter(context.settings.api.rate_per_minute)
+    bearer = BearerAuth([t.get_secret_value() for t in context.settings.api_tokens], limiter)
+    signed = SignedPush(
+        [
+            (u.name, [secret.get_secret_value() for secret in u.secrets])
+            for u in context.settings.upstreams
+        ],
+        limiter,
+    )
 
     async def authorized(authorization: Annotated[str | None, Header()] = None) -> str:
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            raise HTTPException(
-                401, "send Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"}
-            )
-        offered = given.strip().encode("utf-8", "surrogateescape")
-        matched = [hmac.compare_digest(offered, t.encode()) for t in tokens]
-        if not any(matched):
-            raise HTTPException(401, "unknown token", {"WWW-Authenticate": "Bearer"})
-        name = token_name(given)
-        take(name)
-        return name
-
-    upstreams = [
-        (u.name, [secret.get_secret_value() for secret in u.secrets])
-        for u in context.settings.upstreams
-    ]
+        return bearer.check(authorization)
 
     async def pushed(
         request: Request,
@@ -333,33 +279,11 @@ def create_api(context: ApiContext) -> FastAPI:
         webhook_timestamp: Annotated[str | None, Header()] = None,
         webhook_signature: Annotated[str | None, Header()] = None,
     ) -> Caller:
-        """Bearer token, or a Standard Webhooks signature from a configured upstream.
-
-        Every malformed value is a 401 naming the header, never an error of ours: ids are
-        short printable ASCII, timestamps at most 12 ASCII digits, signatures compared as
-        bytes.
-        """
+        """Bearer token, or a Standard Webhooks signature from a configured upstream."""
         if authorization or not (webhook_id or webhook_signature or webhook_timestamp):
-            return Caller(name=await authorized(authorization))
-        if not webhook_id or not WEBHOOK_ID.fullmatch(webhook_id):
-            raise HTTPException(
-                401, "webhook-id is missing or not 1-128 characters of A-Z a-z 0-9 _ . : -"
-            )
-        if not webhook_timestamp or not TIMESTAMP.fullmatch(webhook_timestamp):
-            raise HTTPException(401, "webhook-timestamp is missing or not a number of seconds")
-        if abs(time.time() - int(webhook_timestamp)) > SIGNATURE_TOLERANCE:
-            raise HTTPException(401, "webhook-timestamp is more than 5 minutes off")
-        if not webhook_signature:
-            raise HTTPException(401, "webhook-signature is missing")
+            return Caller(name=bearer.check(authorization))
         body = await request.body()
-        offered = [o.encode("utf-8", "surrogateescape") for o in webhook_signature.split()[:16]]
-        for name, secrets in upstreams:
-            for secret in secrets:
-                expected = sign(secret, webhook_id, int(webhook_timestamp), body).encode()
-                if any(hmac.compare_digest(expected, o) for o in offered):
-                    take(f"upstream:{name}")
-                    return Caller(name=f"upstream:{name}", upstream=name, webhook_id=webhook_id)
-        raise HTTPException(401, "no valid signature from a configured upstream")
+        return signed.check(body, webhook_id, webhook_timestamp, webhook_signature)
 
     v1 = APIRouter(prefix="/v1", responses=COMMON_RESPONSES)
     secured = [Depends(authorized)]
