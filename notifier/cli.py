@@ -47,6 +47,7 @@ from notifier.domain.outbox import (
     DeliveryFilter,
     Replay,
 )
+from notifier.domain.reminders import ReminderState
 from notifier.leadership import SCHEDULER
 from notifier.logs import configure_logging, redact_text
 from notifier.rendering import Renderer, one_line, sample_notices
@@ -349,7 +350,7 @@ def meetings_show(
 
     meeting, history, retired, reminders = _read(settings, work)
     zone = ZoneInfo(meeting.timezone)
-    shown = [r for r in reminders if r.state != "withdrawn"]
+    shown = [r for r in reminders if r.state is not ReminderState.WITHDRAWN]
     if as_json:
         _print_json(
             {

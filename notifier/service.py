@@ -49,7 +49,7 @@ from notifier.domain.outbox import (
     plan_change_deliveries,
     plan_reminder_deliveries,
 )
-from notifier.domain.reminders import Reminder, plan_reminders
+from notifier.domain.reminders import Reminder, ReminderState, plan_reminders
 from notifier.rendering import preview_notice
 from notifier.settings import MeetingConfig, Settings, SourceConfig, format_loc, locate
 from notifier.store import Store, Transaction
@@ -213,10 +213,10 @@ async def fire_reminders(
             )
         }
         planned: list[Delivery] = []
-        finished: list[tuple[int, str, bool]] = []
+        finished: list[tuple[int, ReminderState, bool]] = []
         for reminder_id in reminder_ids:
             reminder = found.get(reminder_id)
-            if reminder is None or reminder.state != "pending":
+            if reminder is None or reminder.state is not ReminderState.PENDING:
                 outcomes[reminder_id] = ReminderOutcome.GONE
                 continue
             meeting = meetings.get(reminder.meeting_id)
@@ -229,7 +229,7 @@ async def fire_reminders(
                 or reminder.offset not in subscriber.reminders
                 or not subscriber_matches(subscriber, meeting, EventKind.REMINDER)
             ):
-                finished.append((reminder_id, "withdrawn", False))
+                finished.append((reminder_id, ReminderState.WITHDRAWN, False))
                 outcomes[reminder_id] = ReminderOutcome.WITHDRAWN
                 continue
             lateness = now - reminder.due_at
@@ -237,7 +237,7 @@ async def fire_reminders(
                 outcomes[reminder_id] = ReminderOutcome.EARLY
                 continue
             if lateness > grace:
-                finished.append((reminder_id, "missed", False))
+                finished.append((reminder_id, ReminderState.MISSED, False))
                 log.warning(
                     "reminder %d (%s, %s before %s) missed by %s",
                     reminder_id,
@@ -253,7 +253,7 @@ async def fire_reminders(
             planned += plan_reminder_deliveries(
                 meeting, subscriber, reminder.offset, now=reminder.due_at, late=late
             )
-            finished.append((reminder_id, "fired", late))
+            finished.append((reminder_id, ReminderState.FIRED, late))
             outcomes[reminder_id] = ReminderOutcome.LATE if late else ReminderOutcome.FIRED
         await tx.enqueue(planned, now=now)
         await tx.finish_reminders(finished, at=now)

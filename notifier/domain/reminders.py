@@ -8,10 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from notifier.domain.machine import ON_SCHEDULE
 from notifier.domain.matching import subscriber_matches
 from notifier.domain.models import EventKind, Meeting, Subscriber
+
+
+class ReminderState(StrEnum):
+    """Where a planned reminder stands."""
+
+    #: Waiting for its instant.
+    PENDING = "pending"
+    #: Sent (on time, or late within the grace period).
+    FIRED = "fired"
+    #: Superseded: the meeting moved, was postponed, cancelled or retired, or the reader left.
+    WITHDRAWN = "withdrawn"
+    #: Its instant passed longer ago than the grace period (the daemon was down): not sent.
+    MISSED = "missed"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -54,7 +54,7 @@ from notifier.domain.outbox import (
     DeliveryStatus,
     Replay,
 )
-from notifier.domain.reminders import Reminder
+from notifier.domain.reminders import Reminder, ReminderState
 from notifier.store import migrate
 from notifier.store.engine import READ_ONLY, create_engine, redact
 from notifier.store.tables import (
@@ -97,8 +97,7 @@ class StoredReminder:
     offset: timedelta
     due_at: datetime
     sequence: int
-    #: pending | fired | withdrawn | missed
-    state: str
+    state: ReminderState
     fired_at: datetime | None
     late: bool
 
@@ -315,8 +314,12 @@ def _reminder_row(reminder: Reminder) -> dict[str, Any]:
         "offset_seconds": int(reminder.offset.total_seconds()),
         "due_at": reminder.due_at,
         "sequence": reminder.sequence,
-        "state": "pending",
+        "state": _PENDING,
     }
+
+
+_PENDING = ReminderState.PENDING.value
+_WITHDRAWN = ReminderState.WITHDRAWN.value
 
 
 def _item_id(url: str, key: str) -> str:
@@ -328,6 +331,9 @@ class Transaction:
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
+        #: The dialect, decided once: PostgreSQL or SQLite (their INSERT ... ON CONFLICT).
+        self.postgres = connection.dialect.name == "postgresql"
+        self.dialect: Any = postgresql if self.postgres else sqlite
 
     # -- meetings ---------------------------------------------------------------------------
 
@@ -751,8 +757,11 @@ class Transaction:
         )
         withdrawn = await self.connection.execute(
             update(reminders)
-            .where(reminders.c.subscriber_id == subscriber_id, reminders.c.state == "pending")
-            .values(state="withdrawn")
+            .where(
+                reminders.c.subscriber_id == subscriber_id,
+                reminders.c.state == _PENDING,
+            )
+            .values(state=_WITHDRAWN)
         )
         if withdrawn.rowcount:
             await self.touch_reminders()
@@ -775,7 +784,7 @@ class Transaction:
                 .where(subscribers.c.retired_at.is_(None))
             ),
             "pending_reminders": await count(
-                select(func.count()).select_from(reminders).where(reminders.c.state == "pending")
+                select(func.count()).select_from(reminders).where(reminders.c.state == _PENDING)
             ),
         }
 
@@ -789,7 +798,7 @@ class Transaction:
         """
         if not items:
             return 0
-        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        dialect = self.dialect
         said: dict[str, dict[str, Any]] = {}
         for d in items:
             # A delivery read back from the store refers to a notice already there.
@@ -834,7 +843,7 @@ class Transaction:
         On PostgreSQL a NOTIFY, delivered when this transaction commits and never if it
         rolls back; SQLite has one process, whose own worker is woken directly.
         """
-        if self.connection.dialect.name == "postgresql":
+        if self.postgres:
             await self.connection.execute(select(func.pg_notify(OUTBOX_CHANNEL, "")))
 
     async def claim(
@@ -882,7 +891,7 @@ class Transaction:
     def _clock(self, now: datetime) -> Any:
         """The instant claims are judged by: PostgreSQL's own clock, so that replicas whose
         clocks differ agree on when a claim has run out; on SQLite (one process) `now`."""
-        if self.connection.dialect.name == "postgresql":
+        if self.postgres:
             return func.now()
         return now
 
@@ -1133,7 +1142,7 @@ class Transaction:
 
     async def suppress(self, address: str, *, reason: str, now: datetime) -> None:
         """Put `address` on the suppression list (a hard bounce); a repeat keeps the first."""
-        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        dialect = self.dialect
         await self.connection.execute(
             dialect.insert(suppressions)
             .values(address=address.strip().lower(), reason=reason[:500], created_at=now)
@@ -1444,18 +1453,18 @@ class Transaction:
             update(reminders)
             .where(
                 reminders.c.meeting_id == meeting.id,
-                reminders.c.state == "pending",
+                reminders.c.state == _PENDING,
                 or_(*stale),
             )
-            .values(state="withdrawn")
+            .values(state=_WITHDRAWN)
         )
         if planned:
-            dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+            dialect = self.dialect
             statement = dialect.insert(reminders)
             statement = statement.on_conflict_do_update(
                 index_elements=["meeting_id", "subscriber_id", "offset_seconds", "sequence"],
-                set_={"state": "pending", "due_at": statement.excluded.due_at},
-                where=reminders.c.state == "withdrawn",
+                set_={"state": _PENDING, "due_at": statement.excluded.due_at},
+                where=reminders.c.state == _WITHDRAWN,
             ).returning(reminders.c.id)
             added = await self.connection.execute(
                 statement,
@@ -1497,7 +1506,7 @@ class Transaction:
         rows = (
             await self.connection.execute(
                 select(reminders.c.id, reminders.c.due_at)
-                .where(reminders.c.state == "pending")
+                .where(reminders.c.state == _PENDING)
                 .order_by(reminders.c.due_at)
             )
         ).all()
@@ -1525,7 +1534,7 @@ class Transaction:
                 offset=timedelta(seconds=row.offset_seconds),
                 due_at=row.due_at,
                 sequence=row.sequence,
-                state=row.state,
+                state=ReminderState(row.state),
                 fired_at=row.fired_at,
                 late=bool(row.late),
             )
@@ -1543,14 +1552,17 @@ class Transaction:
         return sorted(found.values(), key=lambda r: (r.due_at, r.id))
 
     async def finish_reminders(
-        self, outcomes: Sequence[tuple[int, str, bool]], *, at: datetime
+        self, outcomes: Sequence[tuple[int, ReminderState, bool]], *, at: datetime
     ) -> None:
         """Record (id, state, late) for many pending reminders in one statement."""
         if not outcomes:
             return
         await self.connection.execute(
             update(reminders)
-            .where(reminders.c.id == bindparam("b_id"), reminders.c.state == "pending")
+            .where(
+                reminders.c.id == bindparam("b_id"),
+                reminders.c.state == _PENDING,
+            )
             .values(
                 state=bindparam("b_state"),
                 fired_at=bindparam("b_fired_at", type_=UTCDateTime),
@@ -1559,8 +1571,8 @@ class Transaction:
             [
                 {
                     "b_id": reminder_id,
-                    "b_state": state,
-                    "b_fired_at": at if state == "fired" else None,
+                    "b_state": state.value,
+                    "b_fired_at": at if state is ReminderState.FIRED else None,
                     "b_late": late,
                 }
                 for reminder_id, state, late in outcomes
@@ -1578,7 +1590,7 @@ class Transaction:
 
     async def save_source_state(self, url: str, kind: str, **values: Any) -> None:
         """Record a poll's outcome (or progress) for a watched source."""
-        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        dialect = self.dialect
         statement = dialect.insert(sources).values(url=url, kind=kind, **values)
         await self.connection.execute(
             statement.on_conflict_do_update(
@@ -1598,7 +1610,7 @@ class Transaction:
         """Remember what these events of source `url` said (insert or replace)."""
         if not said:
             return
-        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        dialect = self.dialect
         statement = dialect.insert(source_items)
         await self.connection.execute(
             statement.on_conflict_do_update(
@@ -1630,7 +1642,7 @@ class Transaction:
 
     async def set_meta(self, key: str, value: str) -> None:
         """Set the installation-wide value `key`."""
-        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        dialect = self.dialect
         statement = dialect.insert(meta).values(key=key, value=value)
         await self.connection.execute(
             statement.on_conflict_do_update(
@@ -1643,7 +1655,7 @@ class Transaction:
         row = (await self.connection.execute(select(meta.c.value).where(meta.c.key == key))).first()
         if row is not None:
             return str(row.value)
-        dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+        dialect = self.dialect
         await self.connection.execute(
             dialect.insert(meta).values(key=key, value=default).on_conflict_do_nothing()
         )
@@ -1659,7 +1671,7 @@ class Transaction:
         a time. Replicas that reconcile the same config file at once take turns, so the
         second finds the work done instead of failing on the first one's inserts.
         """
-        if self.connection.dialect.name == "postgresql":
+        if self.postgres:
             await self.connection.execute(
                 select(func.pg_advisory_xact_lock(func.hashtext(f"notifier:{name}")))
             )
@@ -1678,7 +1690,7 @@ class Transaction:
         """
         row = await self._lease_row(name, for_update=True)
         if row is None:
-            dialect = postgresql if self.connection.dialect.name == "postgresql" else sqlite
+            dialect = self.dialect
             await self.connection.execute(
                 dialect.insert(leases)
                 .values(name=name, holder="", term=0, acquired_at=now, expires_at=now)
