@@ -54,7 +54,7 @@ from notifier.rendering import Renderer, one_line, sample_notices
 from notifier.settings import Settings, load_settings, parse_datetime_arg
 from notifier.store import migrate
 from notifier.store.engine import redact
-from notifier.store.queries import StoredReminder
+from notifier.store.records import StoredReminder
 
 T = TypeVar("T")
 

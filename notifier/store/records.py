@@ -1,0 +1,197 @@
+"""What the store hands back (typed records) and how rows become domain objects."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    Row,
+    case,
+)
+
+from notifier.domain.models import (
+    EventKind,
+    HistoryEntry,
+    Meeting,
+    MeetingStatus,
+    QuietHours,
+    Source,
+    Subscriber,
+)
+from notifier.domain.outbox import (
+    Channel,
+    Delivery,
+    DeliveryStatus,
+)
+from notifier.domain.reminders import Reminder, ReminderState
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeetingRecord:
+    """A stored meeting with the bookkeeping the domain does not need."""
+
+    meeting: Meeting
+    file_state: str | None
+    created_at: datetime
+    updated_at: datetime
+    retired_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredReminder:
+    """A reminder as the store keeps it."""
+
+    id: int
+    meeting_id: str
+    subscriber_id: str
+    offset: timedelta
+    due_at: datetime
+    sequence: int
+    state: ReminderState
+    fired_at: datetime | None
+    late: bool
+
+
+REMINDERS_VERSION = "reminders_version"
+
+
+#: What a replay sets: due again, with a fresh set of attempts (the old ones stay in
+#: delivery_attempts to read).
+_REPLAYED = {"status": DeliveryStatus.PENDING.value, "last_error": None, "attempts": 0}
+
+
+log = logging.getLogger(__name__)
+
+
+#: The PostgreSQL channel on which new deliveries are announced to every replica.
+OUTBOX_CHANNEL = "notifier_outbox"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lease:
+    """One reign over a lease: its holder and term (the fencing token), until `expires_at`."""
+
+    name: str
+    holder: str
+    term: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscriberRecord:
+    """A stored subscriber with its bookkeeping."""
+
+    subscriber: Subscriber
+    created_at: datetime
+    updated_at: datetime
+    retired_at: datetime | None
+
+
+def _meeting(row: Row[Any]) -> Meeting:
+    zone = ZoneInfo(row.timezone)
+    return Meeting(
+        id=row.id,
+        title=row.title,
+        description=row.description,
+        location=row.location,
+        participants=tuple(row.participants),
+        timezone=row.timezone,
+        starts_at=row.starts_at.astimezone(zone),
+        ends_at=row.ends_at.astimezone(zone) if row.ends_at else None,
+        status=MeetingStatus(row.status),
+        reason=row.reason,
+        conditions=tuple(row.conditions),
+        tags=tuple(row.tags),
+        sequence=row.sequence,
+        source=Source(row.source),
+        coalesce=timedelta(seconds=row.coalesce_seconds) if row.coalesce_seconds else None,
+    )
+
+
+def _meeting_values(meeting: Meeting) -> dict[str, Any]:
+    return {
+        "title": meeting.title,
+        "description": meeting.description,
+        "location": meeting.location,
+        "participants": list(meeting.participants),
+        "timezone": meeting.timezone,
+        "starts_at": meeting.starts_at,
+        "ends_at": meeting.ends_at,
+        "status": meeting.status.value,
+        "reason": meeting.reason,
+        "conditions": list(meeting.conditions),
+        "tags": list(meeting.tags),
+        "sequence": meeting.sequence,
+        "source": meeting.source.value,
+        "coalesce_seconds": int(meeting.coalesce.total_seconds()) if meeting.coalesce else None,
+    }
+
+
+def _history(row: Row[Any], zone: ZoneInfo) -> HistoryEntry:
+    return HistoryEntry(
+        meeting_id=row.meeting_id,
+        sequence=row.sequence,
+        at=row.at.astimezone(zone),
+        kind=EventKind(row.kind),
+        from_status=MeetingStatus(row.from_status) if row.from_status else None,
+        to_status=MeetingStatus(row.to_status),
+        reason=row.reason,
+        previous_starts_at=row.previous_starts_at.astimezone(zone)
+        if row.previous_starts_at
+        else None,
+        starts_at=row.starts_at.astimezone(zone) if row.starts_at else None,
+        event_id=row.event_id,
+        source=Source(row.source),
+        forced=bool(row.forced),
+    )
+
+
+def _quiet(text: str | None) -> QuietHours | None:
+    return QuietHours.parse(text) if text else None
+
+
+def _reminder_row(reminder: Reminder) -> dict[str, Any]:
+    return {
+        "meeting_id": reminder.meeting_id,
+        "subscriber_id": reminder.subscriber_id,
+        "offset_seconds": int(reminder.offset.total_seconds()),
+        "due_at": reminder.due_at,
+        "sequence": reminder.sequence,
+        "state": _PENDING,
+    }
+
+
+_PENDING = ReminderState.PENDING.value
+
+
+_WITHDRAWN = ReminderState.WITHDRAWN.value
+
+
+def _item_id(url: str, key: str) -> str:
+    return hashlib.sha256(f"{url}\x1f{key}".encode()).hexdigest()
+
+
+def case_pending(attempts: Any) -> Any:
+    """``pending`` for a delivery never tried, ``retrying`` for one tried before."""
+    return case((attempts == 0, DeliveryStatus.PENDING.value), else_=DeliveryStatus.RETRYING.value)
+
+
+def _delivery(row: Row[Any]) -> Delivery:
+    return Delivery(
+        id=row.id,
+        meeting_id=row.meeting_id,
+        subscriber_id=row.subscriber_id,
+        channel=Channel(row.channel),
+        kind=EventKind(row.kind),
+        sequence=row.sequence,
+        notice_id=row.notice_id,
+        next_attempt_at=row.next_attempt_at,
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        last_error=row.last_error,
+    )

@@ -1,0 +1,225 @@
+"""Subscribers and their endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Row,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from notifier.domain.errors import Conflict
+from notifier.domain.models import (
+    Source,
+    Subscriber,
+    WebhookEndpoint,
+)
+from notifier.store.records import _PENDING, _WITHDRAWN, SubscriberRecord, _quiet
+from notifier.store.reminders import ReminderQueries
+from notifier.store.tables import (
+    reminders,
+    subscriber_endpoints,
+    subscribers,
+)
+
+
+class SubscriberQueries(ReminderQueries):
+    """Subscribers and their endpoints."""
+
+    async def subscriber_records(
+        self,
+        *,
+        include_retired: bool = False,
+        ids: Sequence[str] | None = None,
+        meeting_id: str | None = None,
+    ) -> list[SubscriberRecord]:
+        """Subscribers by id, with their endpoints; with `meeting_id`, only those who may
+        follow that meeting (every meeting, or a list naming it: tags are left to match)."""
+        query = select(subscribers).order_by(subscribers.c.id)
+        if not include_retired:
+            query = query.where(subscribers.c.retired_at.is_(None))
+        if ids is not None:
+            query = query.where(subscribers.c.id.in_(list(ids)))
+        if meeting_id is not None:
+            query = query.where(
+                or_(
+                    subscribers.c.meeting_filter.is_(None),
+                    subscribers.c.meeting_filter.contains(f",{meeting_id},", autoescape=True),
+                )
+            )
+        rows = (await self.connection.execute(query)).all()
+        if not rows:
+            return []
+        endpoint_rows = (
+            await self.connection.execute(
+                select(subscriber_endpoints).where(
+                    subscriber_endpoints.c.subscriber_id.in_([r.id for r in rows])
+                )
+            )
+        ).all()
+        endpoints: dict[str, dict[str, Row[Any]]] = {}
+        for endpoint in endpoint_rows:
+            endpoints.setdefault(endpoint.subscriber_id, {})[endpoint.channel] = endpoint
+        records = []
+        for row in rows:
+            own = endpoints.get(row.id, {})
+            email = own.get("email")
+            hook = own.get("webhook")
+            subscriber = Subscriber(
+                id=row.id,
+                name=row.name,
+                email=email.address if email is not None and email.disabled_at is None else None,
+                webhook=WebhookEndpoint(url=hook.address, secrets=tuple(hook.secrets))
+                if hook is not None and hook.disabled_at is None
+                else None,
+                timezone=row.timezone,
+                locale=row.locale,
+                meetings=tuple(row.meetings),
+                tags=tuple(row.tags),
+                events=tuple(row.events),
+                reminders=tuple(timedelta(seconds=s) for s in row.reminders),
+                quiet_hours=_quiet(row.quiet_hours),
+                active=bool(row.active) and row.retired_at is None,
+                source=Source(row.source),
+            )
+            records.append(
+                SubscriberRecord(
+                    subscriber=subscriber,
+                    created_at=row.created_at,
+                    updated_at=row.updated_at,
+                    retired_at=row.retired_at,
+                )
+            )
+        return records
+
+    async def subscriber_record(self, subscriber_id: str) -> SubscriberRecord | None:
+        """The stored subscriber `subscriber_id`, retired or not."""
+        found = await self.subscriber_records(include_retired=True, ids=[subscriber_id])
+        return found[0] if found else None
+
+    async def subscribers(self, *, meeting_id: str | None = None) -> list[Subscriber]:
+        """Every subscriber that is not retired (who may follow `meeting_id`, if given)."""
+        return [
+            record.subscriber for record in await self.subscriber_records(meeting_id=meeting_id)
+        ]
+
+    async def save_subscriber(
+        self, subscriber: Subscriber, *, now: datetime, create: bool = False
+    ) -> bool:
+        """Insert or replace `subscriber` and its endpoints; True when anything changed.
+
+        Endpoints the subscriber no longer has are removed; one it keeps keeps its
+        `disabled_at` (an unsubscribe survives a config reload). With `create`, an id that
+        exists already (or is inserted meanwhile by another transaction) is a `Conflict`.
+        """
+        values = {
+            "name": subscriber.name,
+            "timezone": subscriber.timezone,
+            "locale": subscriber.locale,
+            "meetings": list(subscriber.meetings),
+            "meeting_filter": ",".join(("", *subscriber.meetings, ""))
+            if subscriber.meetings
+            else None,
+            "tags": list(subscriber.tags),
+            "events": list(subscriber.events),
+            "reminders": [int(r.total_seconds()) for r in subscriber.reminders],
+            "quiet_hours": str(subscriber.quiet_hours) if subscriber.quiet_hours else None,
+            "active": subscriber.active,
+            "source": subscriber.source.value,
+        }
+        existing = (
+            await self.connection.execute(
+                select(subscribers).where(subscribers.c.id == subscriber.id)
+            )
+        ).first()
+        changed = False
+        if existing is not None and create:
+            raise Conflict(f"subscriber {subscriber.id!r} already exists")
+        if existing is None:
+            try:
+                await self.connection.execute(
+                    insert(subscribers).values(
+                        id=subscriber.id, **values, created_at=now, updated_at=now
+                    )
+                )
+            except IntegrityError:  # a concurrent create won (PostgreSQL: unique violation)
+                raise Conflict(f"subscriber {subscriber.id!r} already exists") from None
+            changed = True
+        elif any(getattr(existing, k) != v for k, v in values.items()) or existing.retired_at:
+            await self.connection.execute(
+                update(subscribers)
+                .where(subscribers.c.id == subscriber.id)
+                .values(**values, updated_at=now, retired_at=None)
+            )
+            changed = True
+
+        wanted: dict[str, tuple[str, list[str]]] = {}
+        if subscriber.email:
+            wanted["email"] = (subscriber.email, [])
+        if subscriber.webhook:
+            wanted["webhook"] = (subscriber.webhook.url, list(subscriber.webhook.secrets))
+        rows = (
+            await self.connection.execute(
+                select(subscriber_endpoints).where(
+                    subscriber_endpoints.c.subscriber_id == subscriber.id
+                )
+            )
+        ).all()
+        have = {row.channel: row for row in rows}
+        for channel, old in have.items():
+            if channel not in wanted:
+                await self.connection.execute(
+                    subscriber_endpoints.delete().where(subscriber_endpoints.c.id == old.id)
+                )
+                changed = True
+        for channel, (address, secrets) in wanted.items():
+            row = have.get(channel)
+            if row is None:
+                await self.connection.execute(
+                    insert(subscriber_endpoints).values(
+                        subscriber_id=subscriber.id,
+                        channel=channel,
+                        address=address,
+                        secrets=secrets,
+                    )
+                )
+                changed = True
+            elif row.address != address or list(row.secrets) != secrets:
+                # A new address is a new endpoint: an old refusal does not carry over.
+                moved = row.address != address
+                await self.connection.execute(
+                    update(subscriber_endpoints)
+                    .where(subscriber_endpoints.c.id == row.id)
+                    .values(
+                        address=address,
+                        secrets=secrets,
+                        **({"disabled_at": None, "disabled_reason": None} if moved else {}),
+                    )
+                )
+                changed = True
+        return changed
+
+    async def retire_subscriber(self, subscriber_id: str, *, now: datetime) -> None:
+        """Mark a subscriber retired: it matches nothing, and its pending reminders go."""
+        await self.connection.execute(
+            update(subscribers)
+            .where(subscribers.c.id == subscriber_id)
+            .values(retired_at=now, updated_at=now)
+        )
+        withdrawn = await self.connection.execute(
+            update(reminders)
+            .where(
+                reminders.c.subscriber_id == subscriber_id,
+                reminders.c.state == _PENDING,
+            )
+            .values(state=_WITHDRAWN)
+        )
+        if withdrawn.rowcount:
+            await self.touch_reminders()
