@@ -52,7 +52,7 @@ from notifier.domain.outbox import (
 from notifier.domain.reminders import Reminder, ReminderState, plan_reminders
 from notifier.rendering import preview_notice
 from notifier.settings import MeetingConfig, Settings, SourceConfig, format_loc, locate
-from notifier.store import Store, Transaction
+from notifier.store.port import StorePort, TransactionPort
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,9 @@ class ChangeResult:
     deliveries: int = 0
 
 
-async def apply_status_change(store: Store, change: StatusChange, *, now: datetime) -> ChangeResult:
+async def apply_status_change(
+    store: StorePort, change: StatusChange, *, now: datetime
+) -> ChangeResult:
     """Apply `change` at `now` in one transaction, or raise and change nothing.
 
     Raises `UnknownMeeting`, `TransitionError` or `InvalidChange`. A change whose
@@ -94,7 +96,9 @@ async def apply_status_change(store: Store, change: StatusChange, *, now: dateti
     raise AssertionError("unreachable")
 
 
-async def apply_change_in(tx: Transaction, change: StatusChange, *, now: datetime) -> ChangeResult:
+async def apply_change_in(
+    tx: TransactionPort, change: StatusChange, *, now: datetime
+) -> ChangeResult:
     """`apply_status_change` inside the caller's transaction (a feed applies many at once)."""
     # Lock the meeting first: a concurrent copy of the same event then waits here and, once
     # the first commits, finds its event id below instead of applying the change twice.
@@ -129,7 +133,9 @@ async def apply_change_in(tx: Transaction, change: StatusChange, *, now: datetim
     return ChangeResult(meeting=transition.meeting, entry=transition.entry, deliveries=queued)
 
 
-async def _write(tx: Transaction, before: Meeting, transition: Transition, *, now: datetime) -> int:
+async def _write(
+    tx: TransactionPort, before: Meeting, transition: Transition, *, now: datetime
+) -> int:
     """Write the meeting, its history entry, its event id and its outbox rows together.
 
     Returns how many deliveries were queued.
@@ -154,7 +160,7 @@ async def _write(tx: Transaction, before: Meeting, transition: Transition, *, no
 
 
 async def replan(
-    tx: Transaction, meeting: Meeting, subscribers: list[Subscriber], *, now: datetime
+    tx: TransactionPort, meeting: Meeting, subscribers: list[Subscriber], *, now: datetime
 ) -> None:
     """Plan `meeting`'s reminders afresh, in the transaction that changed it (or its readers)."""
     await tx.replace_reminders(
@@ -182,14 +188,14 @@ class ReminderOutcome(StrEnum):
 
 
 async def fire_reminder(
-    store: Store, reminder_id: int, *, now: datetime, grace: timedelta
+    store: StorePort, reminder_id: int, *, now: datetime, grace: timedelta
 ) -> ReminderOutcome:
     """Fire one reminder if it is still due (see `fire_reminders`)."""
     return (await fire_reminders(store, [reminder_id], now=now, grace=grace))[reminder_id]
 
 
 async def fire_reminders(
-    store: Store, reminder_ids: list[int], *, now: datetime, grace: timedelta
+    store: StorePort, reminder_ids: list[int], *, now: datetime, grace: timedelta
 ) -> dict[int, ReminderOutcome]:
     """Fire reminders that are still due: queue their deliveries and mark them, together.
 
@@ -267,7 +273,7 @@ EARLY_TOLERANCE = timedelta(seconds=1)
 
 
 async def create_meeting(
-    store: Store, meeting: Meeting, *, now: datetime, event_id: str | None = None
+    store: StorePort, meeting: Meeting, *, now: datetime, event_id: str | None = None
 ) -> ChangeResult:
     """Store a new meeting and announce it, in one transaction.
 
@@ -280,7 +286,7 @@ async def create_meeting(
 
 
 async def create_meeting_in(
-    tx: Transaction, meeting: Meeting, *, now: datetime, event_id: str | None = None
+    tx: TransactionPort, meeting: Meeting, *, now: datetime, event_id: str | None = None
 ) -> ChangeResult:
     """`create_meeting` inside the caller's transaction."""
     if event_id:
@@ -302,7 +308,7 @@ async def create_meeting_in(
 
 
 async def create_meetings_in(
-    tx: Transaction, new: Sequence[tuple[Meeting, str]], *, now: datetime
+    tx: TransactionPort, new: Sequence[tuple[Meeting, str]], *, now: datetime
 ) -> int:
     """Store and announce many new meetings (a feed's first read) in a few statements.
 
@@ -336,7 +342,7 @@ async def create_meetings_in(
 
 
 async def update_meeting_details(
-    store: Store,
+    store: StorePort,
     meeting_id: str,
     details: dict[str, object],
     *,
@@ -352,7 +358,7 @@ async def update_meeting_details(
 
 
 async def update_details_in(
-    tx: Transaction,
+    tx: TransactionPort,
     meeting_id: str,
     details: dict[str, object],
     *,
@@ -382,14 +388,14 @@ def check_owner(what: str, record_id: str, owner: Source, by: Source, verb: str)
         raise Conflict(f"{what} {record_id!r} is defined in the config file; {verb} it there")
 
 
-async def retire_meeting_in(tx: Transaction, meeting: Meeting, *, now: datetime) -> None:
+async def retire_meeting_in(tx: TransactionPort, meeting: Meeting, *, now: datetime) -> None:
     """Retire `meeting` (kept, with its history, but no longer listed or followed) and
     withdraw its pending reminders, whoever retires it: the API, the file or a feed."""
     await tx.set_meeting_bookkeeping(meeting.id, retired_at=now)
     await tx.replace_reminders(meeting, [], on_schedule=False)
 
 
-async def retire_meeting(store: Store, meeting_id: str, *, now: datetime, by: Source) -> None:
+async def retire_meeting(store: StorePort, meeting_id: str, *, now: datetime, by: Source) -> None:
     """Retire a meeting for `by` (`UnknownMeeting`; `Conflict` for a file's meeting)."""
     async with store.write() as tx:
         record = await tx.meeting_record(meeting_id, for_update=True)
@@ -399,7 +405,7 @@ async def retire_meeting(store: Store, meeting_id: str, *, now: datetime, by: So
         await retire_meeting_in(tx, record.meeting, now=now)
 
 
-async def replan_all(tx: Transaction, *, now: datetime) -> None:
+async def replan_all(tx: TransactionPort, *, now: datetime) -> None:
     """Plan every meeting's reminders afresh for the current subscribers (after who is
     subscribed, or to what, changed)."""
     current = await tx.subscribers()
@@ -408,7 +414,7 @@ async def replan_all(tx: Transaction, *, now: datetime) -> None:
 
 
 async def save_subscriber(
-    store: Store, subscriber: Subscriber, *, now: datetime, create: bool = False
+    store: StorePort, subscriber: Subscriber, *, now: datetime, create: bool = False
 ) -> Subscriber:
     """Create or replace a subscriber and re-plan reminders (`Conflict`: the id is taken
     when creating, or the file defines it)."""
@@ -428,7 +434,9 @@ async def save_subscriber(
     return subscriber
 
 
-async def retire_subscriber(store: Store, subscriber_id: str, *, now: datetime, by: Source) -> None:
+async def retire_subscriber(
+    store: StorePort, subscriber_id: str, *, now: datetime, by: Source
+) -> None:
     """Retire a subscriber (matches nothing; its pending reminders are withdrawn)."""
     async with store.write() as tx:
         record = await tx.subscriber_record(subscriber_id)
@@ -494,7 +502,7 @@ class _Locator:
         )
 
 
-async def reconcile(store: Store, settings: Settings, *, now: datetime) -> ReconcileReport:
+async def reconcile(store: StorePort, settings: Settings, *, now: datetime) -> ReconcileReport:
     """Make the store agree with the meetings and subscribers of the config file.
 
     In one transaction: file records are created, updated, or retired when the file no
@@ -549,7 +557,7 @@ async def reconcile(store: Store, settings: Settings, *, now: datetime) -> Recon
 
 
 async def _reconcile_meeting(
-    tx: Transaction,
+    tx: TransactionPort,
     config: MeetingConfig,
     index: int,
     where: _Locator,
@@ -673,7 +681,7 @@ def _initial_history(
     return entries
 
 
-async def retry_delivery(store: Store, delivery_id: str, *, now: datetime) -> Delivery:
+async def retry_delivery(store: StorePort, delivery_id: str, *, now: datetime) -> Delivery:
     """Make one delivery due now with a fresh set of attempts (replay).
 
     Raises `NotFound` for an unknown id and `Conflict` for one that is sent, being sent
@@ -691,7 +699,7 @@ async def retry_delivery(store: Store, delivery_id: str, *, now: datetime) -> De
 
 
 async def replay(
-    store: Store, selection: Replay, *, now: datetime, dry_run: bool = False
+    store: StorePort, selection: Replay, *, now: datetime, dry_run: bool = False
 ) -> list[str]:
     """Replay every delivery `selection` picks, each with a fresh set of attempts; their ids.
 
@@ -710,7 +718,7 @@ async def replay(
 
 
 async def prune(
-    store: Store, *, retention: timedelta, now: datetime, batch: int = 500
+    store: StorePort, *, retention: timedelta, now: datetime, batch: int = 500
 ) -> dict[str, int]:
     """Delete what is older than `retention` (see `Transaction.prune`), in small batches,
     each its own short transaction so that nothing waits long behind it. Returns counts.
@@ -743,7 +751,7 @@ def _iso(value: object) -> str | None:
 
 
 async def source_report(
-    store: Store, configured: list[SourceConfig], *, problems: int = 100
+    store: StorePort, configured: list[SourceConfig], *, problems: int = 100
 ) -> list[dict[str, object]]:
     """Each configured source's health and what its last read followed, skipped and refused
     (with up to `problems` reasons); a source never polled shows as such."""
@@ -784,7 +792,7 @@ async def source_report(
 
 
 async def preview(
-    store: Store,
+    store: StorePort,
     postman: Postman,
     kind: EventKind,
     meeting_id: str,

@@ -45,8 +45,7 @@ from notifier.sources.feed import (
 )
 from notifier.sources.ics import FeedError, ParsedFeed, parse_ics
 from notifier.sources.jsonfeed import parse_json_feed
-from notifier.store import Store
-from notifier.store.queries import Transaction
+from notifier.store.port import StorePort, TransactionPort
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ class SourcePoller:
 
     def __init__(
         self,
-        store: Store,
+        store: StorePort,
         config: SourceConfig,
         client: httpx.AsyncClient,
         *,
@@ -314,7 +313,7 @@ class SourcePoller:
 
     async def _do_all(
         self,
-        tx: Transaction,
+        tx: TransactionPort,
         item: FeedItem,
         actions: Sequence[Action],
         problems: dict[str, str],
@@ -332,7 +331,7 @@ class SourcePoller:
         return applied
 
     async def _do(
-        self, tx: Transaction, action: Action, now: datetime
+        self, tx: TransactionPort, action: Action, now: datetime
     ) -> service.ChangeResult | None:
         if isinstance(action, Create):
             return await service.create_meeting_in(
