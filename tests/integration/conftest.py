@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -212,3 +214,44 @@ async def feed() -> AsyncIterator[Feed]:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=5) as opened:
         yield opened
+
+
+# -- the storage port, run whole on both backends -------------------------------------------
+
+#: Which port methods the integration suites called, per backend (recorded below).
+PORT_CALLS: dict[str, set[str]] = {"sqlite": set(), "postgresql": set()}
+
+
+def port_methods() -> set[str]:
+    """Every method of the storage port (`notifier.store.port`)."""
+    from notifier.store import port
+
+    return {
+        name
+        for protocol in (port.TransactionPort,)
+        for name in dir(protocol)
+        if not name.startswith("_") and callable(getattr(protocol, name))
+    }
+
+
+def _record_port_calls() -> None:
+    """Wrap every port method of the SQLAlchemy `Transaction` to note which backend ran it:
+    the storage suites together are the port's contract suite (`test_zz_port.py`)."""
+    from notifier.store.queries import Transaction
+
+    for name in port_methods():
+        original = getattr(Transaction, name)
+        if not inspect.iscoroutinefunction(original):
+            continue
+
+        @functools.wraps(original)
+        async def recorded(
+            self: Transaction, *args: Any, __original: Any = original, __name: str = name, **kw: Any
+        ) -> Any:
+            PORT_CALLS.setdefault(self.connection.dialect.name, set()).add(__name)
+            return await __original(self, *args, **kw)
+
+        setattr(Transaction, name, recorded)
+
+
+_record_port_calls()

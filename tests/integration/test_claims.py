@@ -83,3 +83,34 @@ async def test_claims_run_out_by_the_databases_clock_not_a_skewed_replicas(
     async with store.write() as tx:
         skewed = real + timedelta(hours=1)
         assert await tx.claim(worker="b", now=skewed, lease=timedelta(seconds=30), limit=10) == []
+
+
+async def test_claims_handed_back_are_due_at_once_with_their_attempts_kept(
+    store: Store, clock: Clock, now: datetime, receiver: Receiver
+) -> None:
+    """The three ways a claim ends without an attempt: `release` (some, on shutdown),
+    `release_claims` (a worker's, after the drain), `recover_claims` (every one, at a
+    SQLite start-up)."""
+    await seed(store, now, *(hook(f"r{n}", receiver, f"/r{n}") for n in range(6)))
+    await change(store, clock, MeetingStatus.CLEARED)
+    lease = timedelta(minutes=2)
+    async with store.write() as tx:
+        first = await tx.claim(worker="w1", now=clock(), lease=lease, limit=4)
+        second = await tx.claim(worker="w2", now=clock(), lease=lease, limit=10)
+    assert (len(first), len(second)) == (4, 2)
+
+    async def statuses() -> Counter[DeliveryStatus]:
+        return Counter(d.status for d in (await outbox(store)).values())
+
+    async with store.write() as tx:
+        await tx.release([d.id for d in first[:1]], worker="w1")
+        await tx.release([d.id for d in second], worker="w1")  # not w1's: left alone
+    assert await statuses() == Counter({DeliveryStatus.SENDING: 5, DeliveryStatus.PENDING: 1})
+    async with store.write() as tx:
+        assert await tx.release_claims("w1") == 3
+    assert await statuses() == Counter({DeliveryStatus.SENDING: 2, DeliveryStatus.PENDING: 4})
+    async with store.write() as tx:
+        assert await tx.recover_claims() == 2
+        due = await tx.claim(worker="w3", now=clock(), lease=lease, limit=10)
+    assert len(due) == 6  # every one due at once
+    assert all(d.attempts == 0 for d in due)
