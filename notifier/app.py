@@ -32,6 +32,7 @@ from notifier.domain.errors import ConfigError, NotifierError
 from notifier.domain.retry import RetryPolicy
 from notifier.egress import GuardedTransport
 from notifier.leadership import Leadership
+from notifier.locate import cite
 from notifier.rendering import Renderer
 from notifier.scheduler import Scheduler
 from notifier.settings import Settings, load_settings
@@ -128,13 +129,21 @@ def outbox_worker(settings: Settings, store: Store, postman: Postman) -> OutboxW
     )
 
 
+async def reconcile_file(store: Store, settings: Settings) -> service.ReconcileReport:
+    """Reconcile the config file into `store`; an error names the file's line."""
+    try:
+        return await service.reconcile(store, settings, now=utcnow())
+    except ConfigError as exc:
+        raise cite(exc, settings.config_path) from None
+
+
 @asynccontextmanager
 async def open_app(settings: Settings, *, reconcile: bool = True) -> AsyncIterator[App]:
     """Open the store (migrating it) and, with `reconcile`, sync the config file into it."""
     store = await Store.open(settings.database_url)
     try:
         if reconcile:
-            await service.reconcile(store, settings, now=utcnow())
+            await reconcile_file(store, settings)
         yield App(settings=settings, store=store)
     finally:
         await store.close()
@@ -212,7 +221,7 @@ class ConfigWatcher:
         async with self._lock:
             try:
                 fresh = load_settings(self.path)
-                report = await service.reconcile(self.store, fresh, now=utcnow())
+                report = await reconcile_file(self.store, fresh)
             except NotifierError as exc:
                 log.error(
                     "config reload (%s) refused, the last good config keeps running: %s",

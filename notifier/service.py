@@ -50,8 +50,9 @@ from notifier.domain.outbox import (
     plan_reminder_deliveries,
 )
 from notifier.domain.reminders import Reminder, ReminderState, plan_reminders
+from notifier.locate import format_loc
 from notifier.rendering import preview_notice
-from notifier.settings import MeetingConfig, Settings, SourceConfig, format_loc, locate
+from notifier.settings import MeetingConfig, Settings, SourceConfig
 from notifier.store.port import StorePort, TransactionPort
 
 log = logging.getLogger(__name__)
@@ -488,18 +489,9 @@ def file_state(config: MeetingConfig) -> str:
     )
 
 
-class _Locator:
-    def __init__(self, settings: Settings) -> None:
-        self.path = settings.config_path
-        self.text = self.path.read_text(encoding="utf-8") if self.path else ""
-
-    def error(self, message: str, loc: tuple[str | int, ...]) -> ConfigError:
-        return ConfigError(
-            message,
-            path=str(self.path) if self.path else None,
-            line=locate(self.text, loc) if self.text else None,
-            field=format_loc(loc),
-        )
+def _at(message: str, loc: tuple[str | int, ...]) -> ConfigError:
+    """A config-file error at `loc`; the caller, which knows the file, cites its line."""
+    return ConfigError(message, field=format_loc(loc), loc=loc)
 
 
 async def reconcile(store: StorePort, settings: Settings, *, now: datetime) -> ReconcileReport:
@@ -512,12 +504,11 @@ async def reconcile(store: StorePort, settings: Settings, *, now: datetime) -> R
     the CLI or API stand. Records created through the API are never touched; a file
     record with the same id is a `ConfigError`. On any error nothing changes.
     """
-    where = _Locator(settings)
     report = ReconcileReport()
     async with store.write() as tx:
         await tx.serialize("reconcile")
         for index, config in enumerate(settings.meetings):
-            await _reconcile_meeting(tx, config, index, where, report, now=now)
+            await _reconcile_meeting(tx, config, index, report, now=now)
         named = {m.id for m in settings.meetings}
         for record in await tx.meeting_records():
             meeting = record.meeting
@@ -532,7 +523,7 @@ async def reconcile(store: StorePort, settings: Settings, *, now: datetime) -> R
             subscriber = subscriber_config.to_domain(source=Source.FILE)
             existing = stored.get(subscriber.id)
             if existing is not None and existing.subscriber.source is not Source.FILE:
-                raise where.error(
+                raise _at(
                     f"subscriber {subscriber.id!r} was created through the "
                     f"{existing.subscriber.source.value}; the config file cannot take it over",
                     ("subscribers", index, "id"),
@@ -560,7 +551,6 @@ async def _reconcile_meeting(
     tx: TransactionPort,
     config: MeetingConfig,
     index: int,
-    where: _Locator,
     report: ReconcileReport,
     *,
     now: datetime,
@@ -576,7 +566,7 @@ async def _reconcile_meeting(
         return
     current = record.meeting
     if current.source is not Source.FILE:
-        raise where.error(
+        raise _at(
             f"meeting {config.id!r} was created through the {current.source.value}; "
             "the config file cannot take it over",
             ("meetings", index, "id"),
@@ -616,7 +606,7 @@ async def _reconcile_meeting(
             try:
                 transition = apply_change(current, change, now=now)
             except InvalidChange as exc:
-                raise where.error(exc.message, ("meetings", index, "status")) from None
+                raise _at(exc.message, ("meetings", index, "status")) from None
             queued = await _write(tx, current, transition, now=now)
             report.changes.append(
                 ChangeResult(meeting=transition.meeting, entry=transition.entry, deliveries=queued)

@@ -60,6 +60,7 @@ from notifier.domain.models import (
 )
 from notifier.domain.retry import DEFAULT_SCHEDULE
 from notifier.domain.text import check_text
+from notifier.locate import format_loc, locate
 
 DEFAULT_CONFIG = Path("config/notifier.toml")
 SLUG = r"^[a-z0-9][a-z0-9._-]{0,99}$"
@@ -671,14 +672,6 @@ def _check_unique(settings: Settings, path: Path, text: str) -> None:
             seen[item_id] = index
 
 
-def format_loc(loc: tuple[str | int, ...]) -> str:
-    """``("subscribers", 1, "email")`` -> ``subscribers[1].email``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
 def _message(error: Any) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -725,45 +718,6 @@ def _env_name(loc: tuple[str | int, ...]) -> str | None:
         name = "NOTIFIER_" + "__".join(names[:end])
         if name in os.environ:
             return name
-    return None
-
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\".]+)\s*=")
-
-
-def locate(text: str, loc: tuple[str | int, ...]) -> int | None:
-    """The 1-based line of `text` (TOML) where the value at `loc` is written, if any.
-
-    Follows tables and arrays of tables; for a location inside an inline table or an
-    array it returns the line of the enclosing key. None when the TOML does not set it.
-    """
-    lines: dict[tuple[str | int, ...], int] = {}
-    counters: dict[tuple[str | int, ...], int] = {}
-    table: tuple[str | int, ...] = ()
-    for number, raw in enumerate(text.splitlines(), start=1):
-        header = _HEADER.match(raw)
-        if header:
-            keys = [k.strip().strip('"') for k in header.group(2).split(".")]
-            path: tuple[str | int, ...] = ()
-            for key in keys[:-1]:
-                path = (*path, key)
-                if path in counters:  # inside the latest element of an array of tables
-                    path = (*path, counters[path])
-            path = (*path, keys[-1])
-            if header.group(1) == "[[":
-                counters[path] = counters.get(path, -1) + 1
-                path = (*path, counters[path])
-            table = path
-            lines.setdefault(table, number)
-            continue
-        key = _KEY.match(raw)
-        if key:
-            parts = tuple(k.strip('"') for k in key.group(1).split("."))
-            lines.setdefault((*table, *parts), number)
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
     return None
 
 

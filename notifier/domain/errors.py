@@ -44,15 +44,23 @@ class ConfigError(NotifierError):
         path: str | None = None,
         line: int | None = None,
         field: str | None = None,
+        loc: tuple[str | int, ...] | None = None,
     ) -> None:
+        self.reason = message
         self.path = path
         self.line = line
         self.field = field
+        #: Where in the config file's structure, e.g. ``("meetings", 0, "status")``.
+        self.loc = loc
         where = ""
         if path is not None:
             where = f"{path}:{line}: " if line is not None else f"{path}: "
         what = f"{field}: " if field else ""
         super().__init__(f"{where}{what}{message}")
+
+    def located(self, path: str, line: int | None) -> ConfigError:
+        """The same error, at `path` and `line` of the file."""
+        return ConfigError(self.reason, path=path, line=line, field=self.field, loc=self.loc)
 
 
 class NotFound(NotifierError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from notifier.domain.models import (
     StatusChange,
     Subscriber,
 )
+from notifier.locate import cite
 from notifier.settings import Settings, load_settings
 from notifier.store import Store
 
@@ -283,8 +285,15 @@ async def test_an_impossible_status_in_the_file_is_refused_and_nothing_changes(
             '  status = "confirmed"',
         )
     )
-    with pytest.raises(ConfigError, match=r"notifier.toml:\d+: meetings\[0\]\.status: .*cancelled"):
-        await service.reconcile(store, settings_from(tmp_path, edited, database_url), now=now)
+    settings = settings_from(tmp_path, edited, database_url)
+    with pytest.raises(ConfigError) as raised:
+        await service.reconcile(store, settings, now=now)
+    # The service names the place in the file's structure; the caller cites the line.
+    assert raised.value.loc == ("meetings", 0, "status")
+    cited = cite(raised.value, settings.config_path)
+    assert re.fullmatch(r".*notifier.toml:\d+: meetings\[0\]\.status: .*cancelled.*", str(cited))
+    line = settings.config_path.read_text().splitlines()[cited.line - 1]
+    assert line.strip().startswith("status")
     assert await snapshot(store, TALKS) == before
 
 
