@@ -561,8 +561,14 @@ class _Recorder:
                     lease=self.worker.lease,
                     now=self.worker.clock(),
                 )
-        except Exception:  # the next beat tries again; the lease covers a missed one
-            log.warning("%s: could not extend claims", self.worker.name, exc_info=True)
+        except Exception as exc:  # the next beat tries again; the lease covers a missed one
+            # An outage is expected news, said in one line; anything else shows its trace.
+            log.warning(
+                "%s: could not extend claims: %s",
+                self.worker.name,
+                type(exc).__name__,
+                exc_info=not is_outage(exc),
+            )
 
     async def _flush(self) -> bool:
         """Record what has ended; True when nothing is left unrecorded."""
@@ -591,11 +597,14 @@ class _Recorder:
                             reason=attempt.error or "gone",
                             now=attempt.at,
                         )
-        except Exception:
+        except Exception as exc:
             self.done = taken + self.done
             if not self._failing:
                 log.warning(
-                    "%s: recording attempts failed; will retry", self.worker.name, exc_info=True
+                    "%s: recording attempts failed (%s); will retry",
+                    self.worker.name,
+                    type(exc).__name__,
+                    exc_info=not is_outage(exc),
                 )
             self._failing = True
             return False

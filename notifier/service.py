@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from sqlalchemy.exc import IntegrityError
 
+from notifier.configfile import MeetingConfig, SourceConfig
 from notifier.delivery import Postman
 from notifier.domain.errors import (
     ConfigError,
@@ -52,7 +53,7 @@ from notifier.domain.outbox import (
 from notifier.domain.reminders import Reminder, ReminderState, plan_reminders
 from notifier.locate import format_loc
 from notifier.rendering import preview_notice
-from notifier.settings import MeetingConfig, Settings, SourceConfig
+from notifier.settings import Settings
 from notifier.store.port import StorePort, TransactionPort
 
 log = logging.getLogger(__name__)

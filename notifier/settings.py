@@ -12,27 +12,20 @@ names the file, line and field.
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import tomllib
 from datetime import datetime, timedelta
 from email.utils import parseaddr
-from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal
 
 from pydantic import (
-    AfterValidator,
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
     HttpUrl,
-    PlainSerializer,
     SecretStr,
     ValidationError,
     field_validator,
@@ -46,108 +39,26 @@ from pydantic_settings import (
 )
 
 from notifier import mail
-from notifier.domain.addresses import allow_range_problem, host_allowed, is_loopback_host
-from notifier.domain.durations import format_duration, parse_duration
-from notifier.domain.errors import ConfigError
-from notifier.domain.models import (
-    EventKind,
-    Meeting,
-    MeetingStatus,
-    QuietHours,
-    Source,
-    Subscriber,
-    WebhookEndpoint,
+from notifier.configfile import (
+    MeetingConfig,
+    SourceConfig,
+    SubscriberConfig,
 )
+from notifier.domain.addresses import host_allowed, is_loopback_host
+from notifier.domain.durations import format_duration
+from notifier.domain.errors import ConfigError
 from notifier.domain.retry import DEFAULT_SCHEDULE
 from notifier.domain.text import check_text
+from notifier.fields import (
+    AllowRange,
+    Duration,
+    Retention,
+    Slug,
+    WebhookSecret,
+)
 from notifier.locate import format_loc, locate
 
 DEFAULT_CONFIG = Path("config/notifier.toml")
-SLUG = r"^[a-z0-9][a-z0-9._-]{0,99}$"
-
-
-def _duration(value: object) -> object:
-    if isinstance(value, str):
-        return parse_duration(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        raise ValueError(f"durations need a unit: write '{value}s' rather than {value}")
-    return value
-
-
-#: A duration written ``30s`` / ``15m`` / ``1h`` / ``1d2h``.
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_duration),
-    PlainSerializer(format_duration, return_type=str, when_used="json"),
-]
-
-
-def _retention(value: object) -> object:
-    if value in (0, "0"):
-        return timedelta(0)
-    return _duration(value)
-
-
-#: How long finished records are kept; 0 keeps them for ever.
-Retention = Annotated[
-    timedelta,
-    BeforeValidator(_retention),
-    PlainSerializer(format_duration, return_type=str, when_used="json"),
-]
-
-
-def check_timezone(name: str) -> str:
-    """Return `name` if it is an IANA time zone known here, else raise `ValueError`."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {name!r}: use an IANA name such as Europe/Moscow"
-        ) from None
-    return name
-
-
-TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
-Slug = Annotated[str, Field(pattern=SLUG, description="lowercase letters, digits, . _ -")]
-
-
-def _one_line(value: str) -> str:
-    return check_text(value, field="")
-
-
-def _multi_line(value: str) -> str:
-    return check_text(value, field="", multiline=True)
-
-
-#: Text that may reach a mail header or a calendar line: no control characters, no
-#: RFC 2047 encoded words (`notifier.domain.text`).
-OneLine = Annotated[str, Field(max_length=2000), AfterValidator(_one_line)]
-#: A description: line breaks and tabs allowed, no other control characters.
-MultiLine = Annotated[str, Field(max_length=20000), AfterValidator(_multi_line)]
-Title = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_one_line)]
-#: A caller's id for a change (idempotency key): short, one line.
-EventId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
-
-
-def check_webhook_secret(secret: SecretStr) -> SecretStr:
-    """Accept Standard Webhooks secrets: ``whsec_`` and base64 of at least 24 bytes."""
-    value = secret.get_secret_value()
-    if not value.startswith("whsec_"):
-        raise ValueError("webhook secrets start with 'whsec_' (Standard Webhooks)")
-    try:
-        raw = base64.b64decode(value.removeprefix("whsec_"), validate=True)
-    except ValueError:
-        raise ValueError("webhook secret after 'whsec_' is not valid base64") from None
-    if len(raw) < 24:
-        raise ValueError("webhook secret is too short: use at least 24 random bytes")
-    if len(raw) > 64:
-        # The Standard Webhooks specification bounds secrets at 64 bytes; receivers built
-        # on its libraries refuse longer ones, so every signature would fail to verify.
-        raise ValueError("webhook secret is too long: Standard Webhooks allows at most 64 bytes")
-    return secret
-
-
-WebhookSecret = Annotated[SecretStr, AfterValidator(check_webhook_secret)]
 
 
 class _Strict(BaseModel):
@@ -189,17 +100,6 @@ class SmtpSettings(_Strict):
                 "use 'starttls' or 'tls', or set allow_plaintext_auth = true to accept that"
             )
         return self
-
-
-def _narrow(network: IPv4Network | IPv6Network) -> IPv4Network | IPv6Network:
-    problem = allow_range_problem(network)
-    if problem is not None:
-        raise ValueError(problem)
-    return network
-
-
-#: An allow-list entry: a private range an operator opens on purpose, never everything.
-AllowRange = Annotated[IPv4Network | IPv6Network, AfterValidator(_narrow)]
 
 
 class WebhookSettings(_Strict):
@@ -298,159 +198,6 @@ class LeaderSettings(_Strict):
                 f"of lease ({format_duration(self.lease)})"
             )
         return self
-
-
-class HistoryConfig(_Strict):
-    """A past event of a meeting, imported once when the meeting is first created."""
-
-    at: AwareDatetime
-    #: The status entered; omitted for a note that changed no status.
-    status: MeetingStatus | None = None
-    reason: OneLine = ""
-
-
-class MeetingConfig(_Strict):
-    """A meeting as written in the config file or posted to the API."""
-
-    id: Slug
-    title: Title
-    description: MultiLine = ""
-    location: OneLine = ""
-    participants: list[OneLine] = []
-    timezone: TimeZoneName
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime | None = None
-    status: MeetingStatus = MeetingStatus.SCHEDULED
-    reason: OneLine = ""
-    conditions: list[OneLine] = []
-    tags: list[OneLine] = []
-    #: Changes within this window go out as one message per subscriber (default: off).
-    coalesce: Duration | None = None
-    history: list[HistoryConfig] = []
-
-    @model_validator(mode="after")
-    def _consistent(self) -> MeetingConfig:
-        if self.ends_at is not None and self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
-        if self.history:
-            replayed = self.history[0].status
-            if replayed is None:
-                raise ValueError("history: the first entry needs a status")
-            for entry in self.history[1:]:
-                replayed = entry.status or replayed
-            if replayed is not self.status:
-                raise ValueError(
-                    f"status is {self.status.value!r} but its history ends in {replayed.value!r}"
-                )
-            times = [entry.at for entry in self.history]
-            if times != sorted(times):
-                raise ValueError("history entries must be in time order")
-        return self
-
-    def to_domain(self, *, source: Source = Source.FILE) -> Meeting:
-        """The meeting this config describes, before any change is applied to it."""
-        zone = ZoneInfo(self.timezone)
-        return Meeting(
-            id=self.id,
-            title=self.title,
-            description=self.description,
-            location=self.location,
-            participants=tuple(self.participants),
-            timezone=self.timezone,
-            starts_at=self.starts_at.astimezone(zone),
-            ends_at=self.ends_at.astimezone(zone) if self.ends_at else None,
-            status=self.status,
-            reason=self.reason,
-            conditions=tuple(self.conditions),
-            tags=tuple(self.tags),
-            sequence=max(len(self.history) - 1, 0),
-            source=source,
-            coalesce=self.coalesce,
-        )
-
-
-class WebhookConfig(_Strict):
-    """A webhook endpoint: the URL and one or more signing secrets (rotation)."""
-
-    url: HttpUrl
-    secrets: list[WebhookSecret] = Field(min_length=1)
-
-
-def _known_kind(value: str) -> str:
-    if value != "*" and value not in {k.value for k in EventKind}:
-        raise ValueError(
-            f"unknown event kind {value!r}: use '*' or one of "
-            + ", ".join(k.value for k in EventKind)
-        )
-    return value
-
-
-class SubscriberConfig(_Strict):
-    """A subscriber as written in the config file or posted to the API."""
-
-    id: Slug
-    name: Annotated[str, Field(max_length=200), AfterValidator(_one_line)] = ""
-    email: EmailStr | None = None
-    webhook: WebhookConfig | None = None
-    timezone: TimeZoneName = "UTC"
-    locale: Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = "en"
-    meetings: list[Slug] = []
-    tags: list[OneLine] = []
-    events: list[Annotated[str, AfterValidator(_known_kind)]] = ["*"]
-    reminders: list[Duration] = []
-    quiet_hours: Annotated[str, AfterValidator(lambda v: str(QuietHours.parse(v)))] | None = None
-
-    @model_validator(mode="after")
-    def _reachable(self) -> SubscriberConfig:
-        if self.email is None and self.webhook is None:
-            raise ValueError("a subscriber needs an email, a webhook, or both")
-        if not self.events:
-            raise ValueError("events is empty: use ['*'] for every kind")
-        return self
-
-    def to_domain(self, *, source: Source = Source.FILE) -> Subscriber:
-        """The subscriber this config describes."""
-        return Subscriber(
-            id=self.id,
-            name=self.name,
-            email=self.email,
-            webhook=WebhookEndpoint(
-                url=str(self.webhook.url),
-                secrets=tuple(s.get_secret_value() for s in self.webhook.secrets),
-            )
-            if self.webhook
-            else None,
-            timezone=self.timezone,
-            locale=self.locale,
-            meetings=tuple(self.meetings),
-            tags=tuple(self.tags),
-            events=tuple(self.events),
-            reminders=tuple(self.reminders),
-            quiet_hours=QuietHours.parse(self.quiet_hours) if self.quiet_hours else None,
-            source=source,
-        )
-
-
-class SourceConfig(_Strict):
-    """A feed the daemon polls for status changes."""
-
-    kind: Literal["ics", "json"]
-    url: HttpUrl
-    every: Duration = timedelta(seconds=60)
-    #: The zone of times the feed writes without one (iCalendar "floating" times).
-    timezone: TimeZoneName = "UTC"
-    #: For JSON feeds: where each field is found in an item (documented shape by default),
-    #: and ``items``: where the list of meetings is.
-    fields: dict[str, str] = {}
-    #: For ICS feeds: how far ahead a recurring event's occurrences are followed.
-    horizon: Duration = timedelta(days=30)
-
-    @field_validator("horizon")
-    @classmethod
-    def _horizon_in_range(cls, value: timedelta) -> timedelta:
-        if not timedelta(hours=1) <= value <= timedelta(days=366):
-            raise ValueError("horizon is between 1h and 366d")
-        return value
 
 
 class Settings(BaseSettings):

@@ -9,10 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from notifier.api.security import Caller
-from notifier.settings import (
-    SLUG,
-    Settings,
-)
+from notifier.fields import SLUG
+from notifier.settings import Settings
 from notifier.store import Store
 
 Clock = Callable[[], datetime]

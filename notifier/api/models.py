@@ -7,13 +7,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from notifier.domain.models import MeetingStatus
 from notifier.domain.outbox import DeliveryFilter
-from notifier.settings import (
-    EventId,
-    MultiLine,
-    OneLine,
-    Slug,
-    Title,
-)
+from notifier.fields import EventId, MultiLine, OneLine, Slug, Title
 
 
 class StatusPush(BaseModel):

@@ -92,7 +92,7 @@ def decode_encoded_words(text: str) -> str:
         raw = bytes(payload)
         try:
             return raw.decode(charset or "ascii", errors="replace")
-        except LookupError:  # an unknown charset name
+        except (LookupError, ValueError):  # an unknown charset name, or one with a NUL in it
             return raw.decode("utf-8", errors="replace")
 
     # A mail client decodes again what a first decoding produced; so do we, a few times.

@@ -28,10 +28,10 @@ import httpx
 from sqlalchemy.exc import IntegrityError
 
 from notifier import __version__, metrics, service
+from notifier.configfile import SourceConfig
 from notifier.domain.errors import Conflict, InvalidChange, NotFound, NotLeader
 from notifier.domain.models import MeetingStatus, Source, StatusChange
 from notifier.domain.text import clean_text
-from notifier.settings import SourceConfig
 from notifier.sources.feed import (
     Action,
     Change,

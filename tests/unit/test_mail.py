@@ -154,3 +154,11 @@ def test_a_feed_item_is_cleaned_and_the_cleaning_is_reported() -> None:
     unchanged, none = clean_item(safe)
     assert none is None
     assert unchanged == safe
+
+
+def test_an_encoded_word_naming_a_charset_with_a_nul_is_read_not_a_crash() -> None:
+    """Found by hypothesis: ``codecs.lookup`` raises ValueError, not LookupError, for a
+    name with a NUL in it."""
+    from notifier.domain.text import decode_encoded_words
+
+    assert decode_encoded_words("=?utf\x00-8?q?abc?=") == "abc"

@@ -14,15 +14,13 @@ from notifier.api.models import (
     StatusPush,
 )
 from notifier.api.security import Caller
+from notifier.configfile import MeetingConfig
 from notifier.domain.errors import (
     InvalidChange,
     UnknownMeeting,
 )
 from notifier.domain.models import Source, StatusChange
 from notifier.domain.text import text_problem
-from notifier.settings import (
-    MeetingConfig,
-)
 
 
 def router(context: ApiContext, gate: Gate) -> APIRouter:

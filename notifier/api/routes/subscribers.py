@@ -11,15 +11,13 @@ from pydantic import ValidationError
 from notifier import service
 from notifier.api.context import PATH_ID, ApiContext, Gate
 from notifier.api.docs import COMMON_RESPONSES, created, links
+from notifier.configfile import SubscriberConfig
 from notifier.domain.errors import (
     InvalidChange,
     UnknownSubscriber,
 )
 from notifier.domain.models import Source, Subscriber
 from notifier.egress import check_url
-from notifier.settings import (
-    SubscriberConfig,
-)
 
 
 def router(context: ApiContext, gate: Gate) -> APIRouter:

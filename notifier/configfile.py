@@ -1,0 +1,199 @@
+"""The config file's records (meetings, subscribers, sources) and how each becomes a domain
+object; the same shapes are the API's request bodies for meetings and subscribers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    HttpUrl,
+    field_validator,
+    model_validator,
+)
+
+from notifier.domain.models import (
+    EventKind,
+    Meeting,
+    MeetingStatus,
+    QuietHours,
+    Source,
+    Subscriber,
+    WebhookEndpoint,
+)
+from notifier.fields import (
+    Duration,
+    MultiLine,
+    OneLine,
+    Slug,
+    TimeZoneName,
+    Title,
+    WebhookSecret,
+    _one_line,
+)
+
+
+class _Record(BaseModel):
+    """A record of the config file: unknown keys refused, immutable once read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HistoryConfig(_Record):
+    """A past event of a meeting, imported once when the meeting is first created."""
+
+    at: AwareDatetime
+    #: The status entered; omitted for a note that changed no status.
+    status: MeetingStatus | None = None
+    reason: OneLine = ""
+
+
+class MeetingConfig(_Record):
+    """A meeting as written in the config file or posted to the API."""
+
+    id: Slug
+    title: Title
+    description: MultiLine = ""
+    location: OneLine = ""
+    participants: list[OneLine] = []
+    timezone: TimeZoneName
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = None
+    status: MeetingStatus = MeetingStatus.SCHEDULED
+    reason: OneLine = ""
+    conditions: list[OneLine] = []
+    tags: list[OneLine] = []
+    #: Changes within this window go out as one message per subscriber (default: off).
+    coalesce: Duration | None = None
+    history: list[HistoryConfig] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MeetingConfig:
+        if self.ends_at is not None and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        if self.history:
+            replayed = self.history[0].status
+            if replayed is None:
+                raise ValueError("history: the first entry needs a status")
+            for entry in self.history[1:]:
+                replayed = entry.status or replayed
+            if replayed is not self.status:
+                raise ValueError(
+                    f"status is {self.status.value!r} but its history ends in {replayed.value!r}"
+                )
+            times = [entry.at for entry in self.history]
+            if times != sorted(times):
+                raise ValueError("history entries must be in time order")
+        return self
+
+    def to_domain(self, *, source: Source = Source.FILE) -> Meeting:
+        """The meeting this config describes, before any change is applied to it."""
+        zone = ZoneInfo(self.timezone)
+        return Meeting(
+            id=self.id,
+            title=self.title,
+            description=self.description,
+            location=self.location,
+            participants=tuple(self.participants),
+            timezone=self.timezone,
+            starts_at=self.starts_at.astimezone(zone),
+            ends_at=self.ends_at.astimezone(zone) if self.ends_at else None,
+            status=self.status,
+            reason=self.reason,
+            conditions=tuple(self.conditions),
+            tags=tuple(self.tags),
+            sequence=max(len(self.history) - 1, 0),
+            source=source,
+            coalesce=self.coalesce,
+        )
+
+
+class WebhookConfig(_Record):
+    """A webhook endpoint: the URL and one or more signing secrets (rotation)."""
+
+    url: HttpUrl
+    secrets: list[WebhookSecret] = Field(min_length=1)
+
+
+def _known_kind(value: str) -> str:
+    if value != "*" and value not in {k.value for k in EventKind}:
+        raise ValueError(
+            f"unknown event kind {value!r}: use '*' or one of "
+            + ", ".join(k.value for k in EventKind)
+        )
+    return value
+
+
+class SubscriberConfig(_Record):
+    """A subscriber as written in the config file or posted to the API."""
+
+    id: Slug
+    name: Annotated[str, Field(max_length=200), AfterValidator(_one_line)] = ""
+    email: EmailStr | None = None
+    webhook: WebhookConfig | None = None
+    timezone: TimeZoneName = "UTC"
+    locale: Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = "en"
+    meetings: list[Slug] = []
+    tags: list[OneLine] = []
+    events: list[Annotated[str, AfterValidator(_known_kind)]] = ["*"]
+    reminders: list[Duration] = []
+    quiet_hours: Annotated[str, AfterValidator(lambda v: str(QuietHours.parse(v)))] | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> SubscriberConfig:
+        if self.email is None and self.webhook is None:
+            raise ValueError("a subscriber needs an email, a webhook, or both")
+        if not self.events:
+            raise ValueError("events is empty: use ['*'] for every kind")
+        return self
+
+    def to_domain(self, *, source: Source = Source.FILE) -> Subscriber:
+        """The subscriber this config describes."""
+        return Subscriber(
+            id=self.id,
+            name=self.name,
+            email=self.email,
+            webhook=WebhookEndpoint(
+                url=str(self.webhook.url),
+                secrets=tuple(s.get_secret_value() for s in self.webhook.secrets),
+            )
+            if self.webhook
+            else None,
+            timezone=self.timezone,
+            locale=self.locale,
+            meetings=tuple(self.meetings),
+            tags=tuple(self.tags),
+            events=tuple(self.events),
+            reminders=tuple(self.reminders),
+            quiet_hours=QuietHours.parse(self.quiet_hours) if self.quiet_hours else None,
+            source=source,
+        )
+
+
+class SourceConfig(_Record):
+    """A feed the daemon polls for status changes."""
+
+    kind: Literal["ics", "json"]
+    url: HttpUrl
+    every: Duration = timedelta(seconds=60)
+    #: The zone of times the feed writes without one (iCalendar "floating" times).
+    timezone: TimeZoneName = "UTC"
+    #: For JSON feeds: where each field is found in an item (documented shape by default),
+    #: and ``items``: where the list of meetings is.
+    fields: dict[str, str] = {}
+    #: For ICS feeds: how far ahead a recurring event's occurrences are followed.
+    horizon: Duration = timedelta(days=30)
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon_in_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(hours=1) <= value <= timedelta(days=366):
+            raise ValueError("horizon is between 1h and 366d")
+        return value
