@@ -247,6 +247,9 @@ class OutboxWorker:
         self.last_loop_at: datetime | None = None
         #: When the worker started failing (the database away), for one line each way.
         self._trouble_since: float | None = None
+        #: The loops failing now: trouble is said once when the first starts failing and
+        #: once when the last works again (parallel loops recover one by one).
+        self._failing_loops: set[int] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; batches already claimed are finished first.
@@ -255,15 +258,16 @@ class OutboxWorker:
         full timeout holds up only its own batch.
         """
         log.info("%s started", self.name, extra={"action": "worker_start", "worker": self.name})
-        await asyncio.gather(*(self._loop(stop) for _ in range(self.parallel)))
+        await asyncio.gather(*(self._loop(stop, n) for n in range(self.parallel)))
         log.info("%s stopped", self.name, extra={"action": "worker_stop", "worker": self.name})
 
-    async def _loop(self, stop: asyncio.Event) -> None:
+    async def _loop(self, stop: asyncio.Event, number: int = 0) -> None:
         while not stop.is_set():
             self.last_loop_at = self.clock()
             try:
                 handled = await self.run_once()
             except Exception as exc:  # a database hiccup must not kill the worker
+                self._failing_loops.add(number)
                 if self._trouble_since is None:  # one line when trouble starts, not each poll
                     self._trouble_since = time.monotonic()
                     log.warning(
@@ -277,7 +281,8 @@ class OutboxWorker:
                     )
                 handled = 0
             else:
-                if self._trouble_since is not None:
+                self._failing_loops.discard(number)
+                if self._trouble_since is not None and not self._failing_loops:
                     log.warning(
                         "%s: working again after %.1fs",
                         self.name,
