@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -54,9 +54,11 @@ from notifier.rendering import Renderer, one_line, sample_notices
 from notifier.settings import Settings, load_settings, parse_datetime_arg
 from notifier.store import migrate
 from notifier.store.engine import redact
+from notifier.store.port import TransactionPort
 from notifier.store.records import StoredReminder
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 cli = typer.Typer(
     name="notifier",
@@ -158,6 +160,32 @@ def _table(rows: list[list[str]], headers: list[str]) -> None:
     widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=False)]
     for row in [headers, *rows]:
         typer.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+def _listing(
+    config: Path | None,
+    read: Callable[[TransactionPort], Awaitable[Sequence[R]]],
+    *,
+    as_json: bool,
+    json_of: Callable[[R], object],
+    none: str,
+    headers: list[str],
+    row: Callable[[R], list[str]],
+) -> None:
+    """The one shape of every listing: read-only, JSON or a table, a line when empty."""
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> list[R]:
+        async with opened.store.read() as tx:
+            return list(await read(tx))
+
+    found = _read(settings, work)
+    if as_json:
+        _print_json([json_of(r) for r in found])
+    elif not found:
+        typer.echo(none)
+    else:
+        _table([row(r) for r in found], headers)
 
 
 # -- check, db, run ---------------------------------------------------------------------------
@@ -274,31 +302,20 @@ def event(
 
 
 def _meetings_list(config: Path | None, as_json: bool, include_retired: bool) -> None:
-    settings = _settings(config)
-
-    async def work(opened: app.App) -> list[Any]:
-        async with opened.store.read() as tx:
-            return await tx.meeting_records(include_retired=include_retired)
-
-    records = _read(settings, work)
-    if as_json:
-        _print_json([{**r.meeting.to_dict(), "retired": r.retired_at is not None} for r in records])
-        return
-    if not records:
-        typer.echo("no meetings")
-        return
-    _table(
-        [
-            [
-                r.meeting.id + (" (retired)" if r.retired_at else ""),
-                r.meeting.status.value,
-                _when(r.meeting.starts_at),
-                str(r.meeting.sequence),
-                r.meeting.title,
-            ]
-            for r in records
+    _listing(
+        config,
+        lambda tx: tx.meeting_records(include_retired=include_retired),
+        as_json=as_json,
+        json_of=lambda r: {**r.meeting.to_dict(), "retired": r.retired_at is not None},
+        none="no meetings",
+        headers=["ID", "STATUS", "STARTS", "SEQ", "TITLE"],
+        row=lambda r: [
+            r.meeting.id + (" (retired)" if r.retired_at else ""),
+            r.meeting.status.value,
+            _when(r.meeting.starts_at),
+            str(r.meeting.sequence),
+            r.meeting.title,
         ],
-        ["ID", "STATUS", "STARTS", "SEQ", "TITLE"],
     )
 
 
@@ -420,37 +437,28 @@ def meetings_show(
 # -- subscribers ------------------------------------------------------------------------------
 
 
+def _channels(subscriber: Subscriber) -> str:
+    return ", ".join(
+        c for c, on in (("email", subscriber.email), ("webhook", subscriber.webhook)) if on
+    )
+
+
 def _subscribers_list(config: Path | None, as_json: bool, include_retired: bool) -> None:
-    settings = _settings(config)
-
-    async def work(opened: app.App) -> list[Any]:
-        async with opened.store.read() as tx:
-            return await tx.subscriber_records(include_retired=include_retired)
-
-    records = _read(settings, work)
-    if as_json:
-        _print_json([r.subscriber.to_dict() for r in records])
-        return
-    if not records:
-        typer.echo("no subscribers")
-        return
-    _table(
-        [
-            [
-                r.subscriber.id + (" (retired)" if r.retired_at else ""),
-                ", ".join(
-                    c
-                    for c, on in (("email", r.subscriber.email), ("webhook", r.subscriber.webhook))
-                    if on
-                ),
-                r.subscriber.timezone,
-                r.subscriber.locale,
-                " ".join(format_duration(d) for d in r.subscriber.reminders) or "-",
-                r.subscriber.source.value,
-            ]
-            for r in records
+    _listing(
+        config,
+        lambda tx: tx.subscriber_records(include_retired=include_retired),
+        as_json=as_json,
+        json_of=lambda r: r.subscriber.to_dict(),
+        none="no subscribers",
+        headers=["ID", "CHANNELS", "TIMEZONE", "LOCALE", "REMINDERS", "SOURCE"],
+        row=lambda r: [
+            r.subscriber.id + (" (retired)" if r.retired_at else ""),
+            _channels(r.subscriber),
+            r.subscriber.timezone,
+            r.subscriber.locale,
+            " ".join(format_duration(d) for d in r.subscriber.reminders) or "-",
+            r.subscriber.source.value,
         ],
-        ["ID", "CHANNELS", "TIMEZONE", "LOCALE", "REMINDERS", "SOURCE"],
     )
 
 
@@ -538,33 +546,22 @@ StatusOption = Annotated[
 def _deliveries_list(
     config: Path | None, status: DeliveryFilter | None, limit: int, as_json: bool
 ) -> None:
-    settings = _settings(config)
-
-    async def work(opened: app.App) -> list[Delivery]:
-        async with opened.store.read() as tx:
-            return await tx.deliveries(status=status, limit=limit)
-
-    found = _read(settings, work)
-    if as_json:
-        _print_json([describe(d) for d in found])
-        return
-    if not found:
-        typer.echo("no deliveries" + (f" {status.value}" if status else ""))
-        return
-    _table(
-        [
-            [
-                d.id,
-                d.status.value,
-                d.channel.value,
-                d.subscriber_id,
-                d.kind.value,
-                str(d.attempts),
-                (d.last_error or "")[:60],
-            ]
-            for d in found
+    _listing(
+        config,
+        lambda tx: tx.deliveries(status=status, limit=limit),
+        as_json=as_json,
+        json_of=describe,
+        none="no deliveries" + (f" {status.value}" if status else ""),
+        headers=["ID", "STATUS", "CHANNEL", "SUBSCRIBER", "KIND", "TRIES", "LAST ERROR"],
+        row=lambda d: [
+            d.id,
+            d.status.value,
+            d.channel.value,
+            d.subscriber_id,
+            d.kind.value,
+            str(d.attempts),
+            (d.last_error or "")[:60],
         ],
-        ["ID", "STATUS", "CHANNEL", "SUBSCRIBER", "KIND", "TRIES", "LAST ERROR"],
     )
 
 
@@ -694,22 +691,19 @@ def _since(value: str, *, now: datetime) -> datetime:
 
 
 def _suppressions_list(config: Path | None, as_json: bool) -> None:
-    settings = _settings(config)
-
-    async def work(opened: app.App) -> list[dict[str, Any]]:
-        async with opened.store.read() as tx:
-            return await tx.suppressions()
-
-    found = _read(settings, work)
-    if as_json:
-        _print_json(found)
-    elif not found:
-        typer.echo("no suppressed addresses")
-    else:
-        _table(
-            [[s["address"], s["since"][:19], one_line(s["reason"], limit=80)] for s in found],
-            ["ADDRESS", "SINCE", "REASON"],
-        )
+    _listing(
+        config,
+        lambda tx: tx.suppressions(),
+        as_json=as_json,
+        json_of=lambda found: found,
+        none="no suppressed addresses",
+        headers=["ADDRESS", "SINCE", "REASON"],
+        row=lambda found: [
+            found["address"],
+            found["since"][:19],
+            one_line(found["reason"], limit=80),
+        ],
+    )
 
 
 @suppressions_cli.callback(invoke_without_command=True)
