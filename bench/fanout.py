@@ -47,6 +47,7 @@ from notifier.domain.models import (  # noqa: E402
     Subscriber,
     WebhookEndpoint,
 )
+from notifier.domain.outbox import DeliveryStatus  # noqa: E402
 from notifier.domain.retry import RetryPolicy  # noqa: E402
 from notifier.rendering import Renderer  # noqa: E402
 from notifier.store import Store  # noqa: E402
@@ -131,8 +132,9 @@ async def notifier_fanout(
             delivered = time.perf_counter() - started
         async with store.read() as tx:
             stats = await tx.queue_stats(now=utcnow())
-        if stats["sent"] != result.deliveries:
-            raise SystemExit(f"only {stats['sent']} of {result.deliveries} deliveries were sent")
+        sent = stats.per_status[DeliveryStatus.SENT]
+        if sent != result.deliveries:
+            raise SystemExit(f"only {sent} of {result.deliveries} deliveries were sent")
         return enqueued, delivered, result.deliveries
     finally:
         await store.close()

@@ -1,7 +1,8 @@
-"""The composition root: builds the store and services from settings, runs the daemon.
+"""The composition root: builds the store, the postman, the worker and the config
+watcher from settings, for the daemon (`notifier.daemon`) and the CLI alike.
 
-The only module that wires adapters together and the only one that reads the clock for
-the rest (`utcnow`).
+The only modules that wire adapters together are this one and `notifier.daemon`; this
+one reads the clock for the rest (`utcnow`).
 """
 
 from __future__ import annotations
@@ -9,17 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import gc
 import logging
 import os
-import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 from sqlalchemy.engine import make_url
@@ -31,23 +29,11 @@ from notifier.delivery import OutboxWorker, Postman
 from notifier.domain.errors import ConfigError, NotifierError
 from notifier.domain.retry import RetryPolicy
 from notifier.egress import GuardedTransport
-from notifier.leadership import Leadership
 from notifier.locate import cite
 from notifier.rendering import Renderer
-from notifier.scheduler import Scheduler
 from notifier.settings import Settings, load_settings
-from notifier.sources.poller import SourcePoller, stop_parser
 from notifier.store import Store, migrate
 from notifier.store.engine import is_outage, reachable, redact
-from notifier.supervisor import (
-    HttpServer,
-    LeadershipLoop,
-    OutboxListener,
-    Tasks,
-    Timers,
-    Workers,
-    supervise,
-)
 from notifier.tokens import new_key
 
 log = logging.getLogger("notifier")
@@ -140,7 +126,7 @@ async def reconcile_file(store: Store, settings: Settings) -> service.ReconcileR
 @asynccontextmanager
 async def open_app(settings: Settings, *, reconcile: bool = True) -> AsyncIterator[App]:
     """Open the store (migrating it) and, with `reconcile`, sync the config file into it."""
-    store = await Store.open(settings.database_url)
+    store = await Store.open(settings.database_url, audiences=settings.audience_order)
     try:
         if reconcile:
             await reconcile_file(store, settings)
@@ -170,7 +156,9 @@ async def open_read_only(settings: Settings) -> AsyncIterator[App]:
         raise ConfigError(
             f"no database at {missing}: create it with `notifier db upgrade` (or start the daemon)"
         )
-    store = await Store.open(settings.database_url, upgrade=False)
+    store = await Store.open(
+        settings.database_url, upgrade=False, audiences=settings.audience_order
+    )
     try:
         current, head = await migrate.current_revision(store.engine), migrate.head_revision()
         if current != head:
@@ -298,10 +286,6 @@ async def wait_for_database(url: str, stop: asyncio.Event, *, longest: float = 3
     return False
 
 
-#: How long /readyz waits for its write to the database before it says not ready.
-READY_TIMEOUT = 2.0
-
-
 @asynccontextmanager
 async def only_daemon(database_url: str) -> AsyncIterator[None]:
     """Hold the one-daemon lock of a SQLite database file for as long as the daemon runs.
@@ -348,257 +332,3 @@ def feed_client(settings: Settings) -> httpx.AsyncClient:
         trust_env=False,
         transport=GuardedTransport(settings.feeds.allow_cidrs),
     )
-
-
-def http_server(
-    settings: Settings,
-    store: Store,
-    postman: Postman,
-    *,
-    health: Callable[[], dict[str, Any]],
-    ready: Callable[[], Awaitable[dict[str, Any]]],
-    changed: Callable[[], None],
-    stop: asyncio.Event,
-) -> HttpServer:
-    """The API served by uvicorn, as a daemon component (a failure to serve stops all)."""
-    # The HTTP side (FastAPI, uvicorn) is imported here, by the daemon alone: every other
-    # command starts a second sooner without it.
-    import uvicorn
-
-    from notifier.api.app import ApiContext, create_api
-
-    class _Server(uvicorn.Server):
-        """uvicorn without its own signal handlers: the daemon owns SIGTERM/SIGINT."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    api = create_api(
-        ApiContext(
-            store=store,
-            settings=settings,
-            clock=utcnow,
-            unsubscribe_key=postman.unsubscribe_key,
-            health=health,
-            ready=ready,
-            on_change=changed,
-        )
-    )
-    host, _, port = settings.listen.rpartition(":")
-    server = _Server(
-        uvicorn.Config(
-            api,
-            host=host.strip("[]"),
-            port=int(port),
-            log_level="warning",
-            http="httptools",
-            lifespan="off",
-            access_log=False,
-        )
-    )
-
-    def exit_() -> None:
-        server.should_exit = True
-
-    return HttpServer(server.serve, exit_, on_failure=stop.set, listen=settings.listen)
-
-
-class Announce:
-    """Says once that the daemon has started (last in the start order)."""
-
-    name = "start line"
-
-    def __init__(self, say: Callable[[], Awaitable[None]]) -> None:
-        self.say = say
-
-    async def start(self, tasks: Tasks) -> None:
-        await self.say()
-
-    async def stop(self) -> None:
-        return None
-
-
-async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGTERM or SIGINT (or `stop` is set), then shut down cleanly.
-
-    Opens and migrates the store, reconciles the config file, starts the HTTP server, the
-    reminder scheduler, the config watcher and the outbox worker, and logs one start-up
-    line with the version, database (no credentials), listen address and counts. On stop:
-    intake ends first (HTTP, timers), then the worker finishes in-flight deliveries within
-    ``delivery.drain_timeout``, and the process exits 0.
-    """
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    started = time.monotonic()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        if not await wait_for_database(settings.database_url, stop):
-            log.info("stopped while waiting for the database", extra={"action": "stop"})
-            return
-        async with (
-            only_daemon(settings.database_url),
-            open_app(settings) as app,
-            open_postman(settings, app.store) as postman,
-            contextlib.AsyncExitStack() as stack,
-        ):
-            if app.store.backend == "sqlite":
-                # One process owns a SQLite database: claims left behind are a crash's.
-                async with app.store.write() as tx:
-                    recovered = await tx.recover_claims()
-                if recovered:
-                    log.warning(
-                        "%d deliveries were in flight when the last run stopped; resending",
-                        recovered,
-                        extra={"action": "recover", "deliveries": recovered},
-                    )
-            worker = outbox_worker(settings, app.store, postman)
-            background: set[asyncio.Task[Any]] = set()
-
-            def spawn(work: Any) -> None:
-                task = loop.create_task(work)
-                background.add(task)
-                task.add_done_callback(background.discard)
-
-            pollers: list[SourcePoller] = []
-
-            def leadership_changed(leading: bool) -> None:
-                # Taking over: set every timer and poll every feed now. Handing over: drop
-                # the timers (their firings would be fenced off anyway).
-                scheduler.poke()
-                if leading:
-                    for poller in pollers:
-                        spawn(poller.poll())
-
-            leadership = Leadership(
-                app.store,
-                clock=utcnow,
-                ttl=settings.leader.lease,
-                sole=app.store.backend == "sqlite",
-                on_change=leadership_changed,
-            )
-            scheduler = Scheduler(
-                leadership.fenced,
-                clock=utcnow,
-                grace=settings.reminders.grace,
-                sync_every=settings.reminders.sync,
-                on_fired=worker.wake.set,
-                leading=lambda: leadership.leading,
-            )
-
-            def changed() -> None:
-                worker.wake.set()
-                scheduler.poke()
-
-            watcher = ConfigWatcher(settings, app.store, on_change=changed)
-            loop.add_signal_handler(signal.SIGHUP, lambda: spawn(watcher.reload(reason="SIGHUP")))
-            feeds = await stack.enter_async_context(feed_client(settings))
-            stack.callback(stop_parser)  # the feed parser process, started on first use
-            for source in settings.sources:
-                poller = SourcePoller(
-                    leadership.fenced,
-                    source,
-                    feeds,
-                    clock=utcnow,
-                    on_change=changed,
-                    max_bytes=settings.feeds.max_bytes,
-                )
-                pollers.append(poller)
-
-                async def poll(poller: SourcePoller = poller) -> None:
-                    if leadership.leading:
-                        await poller.poll()
-
-                scheduler.every(source.every, poll, name=f"source {source.url}")
-            scheduler.every(settings.config_watch, watcher.check, name="config-watch")
-
-            async def prune() -> None:
-                if leadership.leading:  # one replica prunes; the others would only wait
-                    await service.prune(app.store, retention=settings.retention, now=utcnow())
-
-            scheduler.every(timedelta(hours=1), prune, name="prune")
-            workers = Workers(
-                worker, app.store, grace=settings.delivery.drain_timeout.total_seconds()
-            )
-
-            def health() -> dict[str, Any]:
-                return {
-                    "uptime_seconds": round(time.monotonic() - started, 1),
-                    "scheduler": {"running": scheduler.running, "timers": scheduler.pending},
-                    "worker": {
-                        "last_loop_at": worker.last_loop_at.isoformat()
-                        if worker.last_loop_at
-                        else None
-                    },
-                    "sources": len(settings.sources),
-                    "leader": {
-                        "leading": leadership.leading,
-                        "term": leadership.term,
-                        "replica": leadership.holder,
-                    },
-                }
-
-            async def ready() -> dict[str, Any]:
-                # Ready means the database takes writes, not only reads: a full or
-                # read-only disk, or a server in recovery, answers reads and refuses writes.
-                try:
-                    async with asyncio.timeout(READY_TIMEOUT):
-                        async with app.store.write() as tx:
-                            await tx.set_meta("ready_probe", utcnow().isoformat())
-                    database = True
-                except Exception:  # any failure to write to the database means not ready
-                    database = False
-                now = utcnow()
-                return {
-                    "database": database,
-                    "scheduler": scheduler.running
-                    and scheduler.last_sync_at is not None
-                    and now - scheduler.last_sync_at < settings.reminders.sync * 5,
-                    "worker": worker.last_loop_at is not None and workers.running,
-                }
-
-            http = http_server(
-                settings, app.store, postman, health=health, ready=ready, changed=changed, stop=stop
-            )
-            # Everything loaded so far lives as long as the process: out of the collector's
-            # sight, a full collection takes a millisecond instead of ~80 ms per pause while
-            # a 17,000-event feed is applied (bench/bigfeed.py).
-            gc.collect()
-            gc.freeze()
-
-            async def started_line() -> None:
-                async with app.store.read() as tx:
-                    counts = await tx.counts()
-                log.info(
-                    "notifier %s started: database %s, listen %s, meetings=%d subscribers=%d "
-                    "pending_reminders=%d, scheduler %s",
-                    __version__,
-                    app.store.url,
-                    settings.listen,
-                    counts["meetings"],
-                    counts["subscribers"],
-                    counts["pending_reminders"],
-                    f"leader (term {leadership.term})" if leadership.leading else "follower",
-                    extra={"action": "start", "replica": leadership.holder, **counts},
-                )
-
-            # Started in this order, stopped in the reverse: intake ends first (HTTP, then
-            # timers and feed polls), the lease is handed over, then the worker finishes
-            # what is in flight within `delivery.drain_timeout` and hands back the rest.
-            await supervise(
-                [
-                    workers,
-                    OutboxListener(app.store, worker.wake.set),
-                    LeadershipLoop(leadership, every=settings.leader.renew),
-                    Timers(scheduler),
-                    http,
-                    Announce(started_line),
-                ],
-                stop,
-            )
-            if http.failed:
-                raise NotifierError(f"cannot serve HTTP on {settings.listen}")
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(sig)

@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -22,15 +23,12 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from notifier import __version__, app, service
+from notifier import __version__, app, daemon, service
 from notifier.delivery import describe
 from notifier.domain.durations import format_duration, parse_duration
 from notifier.domain.errors import (
     ConfigError,
-    NotFound,
     NotifierError,
-    UnknownMeeting,
-    UnknownSubscriber,
 )
 from notifier.domain.models import (
     EventKind,
@@ -47,15 +45,14 @@ from notifier.domain.outbox import (
     DeliveryFilter,
     Replay,
 )
-from notifier.domain.reminders import ReminderState
 from notifier.leadership import SCHEDULER
 from notifier.logs import configure_logging, redact_text
 from notifier.rendering import Renderer, one_line, sample_notices
-from notifier.settings import Settings, load_settings, parse_datetime_arg
+from notifier.settings import Settings, load_settings
 from notifier.store import migrate
 from notifier.store.engine import redact
 from notifier.store.port import TransactionPort
-from notifier.store.records import StoredReminder
+from notifier.views import SourceReport
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -188,6 +185,53 @@ def _listing(
         _table([row(r) for r in found], headers)
 
 
+def _tiered(record: Meeting | HistoryEntry, field: str) -> object:
+    """A tiered field for operators: every variant, by audience, or the plain value."""
+    tiers = record.variants.get(field)
+    if tiers is None:
+        return getattr(record, field)
+    return "; ".join(
+        f"{audience}: {', '.join(value) if isinstance(value, tuple) else value}"
+        for audience, value in tiers.items()
+    )
+
+
+@dataclass(frozen=True)
+class _Section:
+    """A titled table under a record's fields; shown when it has rows (or `always`)."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    always: bool = False
+
+
+def _show(fields: list[tuple[str, object]], *sections: _Section, width: int = 14) -> None:
+    """The shape of every ``show`` command: ``name:  value`` lines (lists joined, nothing
+    as ``-``), then each section's table."""
+    for name, value in fields:
+        if isinstance(value, list | tuple):
+            value = ", ".join(str(v) for v in value)
+        typer.echo(f"{name + ':':<{width}}{'-' if value is None or value == '' else value}")
+    for section in sections:
+        if section.rows or section.always:
+            typer.echo(f"\n{section.title}:")
+            _table(section.rows, section.headers)
+
+
+def parse_datetime_arg(value: str, *, field: str) -> datetime:
+    """An aware datetime from ISO-8601 text, or a `ValueError` naming the option `field`."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{field}: not an ISO-8601 date-time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise ValueError(
+            f"{field}: {value!r} has no UTC offset; write e.g. 2026-03-02T19:00:00+03:00"
+        )
+    return parsed
+
+
 # -- check, db, run ---------------------------------------------------------------------------
 
 
@@ -231,7 +275,7 @@ def run(config: ConfigOption = None) -> None:
     settings = _settings(config)
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
     with _user_errors(settings):
-        asyncio.run(app.run_daemon(settings))
+        asyncio.run(daemon.run_daemon(settings))
 
 
 # -- event ------------------------------------------------------------------------------------
@@ -242,6 +286,14 @@ def event(
     meeting: Annotated[str, typer.Argument(help="The meeting id.")],
     status: Annotated[MeetingStatus, typer.Argument(help="The new status.")],
     reason: Annotated[str, typer.Option(help="Why the status changed.")] = "",
+    reason_for: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reason-for",
+            metavar="AUDIENCE=TEXT",
+            help="The reason as one audience reads it (repeat; then --reason is unused).",
+        ),
+    ] = None,
     starts_at: Annotated[
         str | None,
         typer.Option("--starts-at", help="New start, ISO-8601 with offset (needed to reschedule)."),
@@ -265,6 +317,15 @@ def event(
         new_start = parse_datetime_arg(starts_at, field="--starts-at") if starts_at else None
     except ValueError as exc:
         raise _fail(str(exc)) from None
+    variants: dict[str, dict[str, str]] = {}
+    if reason_for:
+        if reason:
+            raise _fail("give --reason or --reason-for, not both")
+        for given in reason_for:
+            audience, sep, text = given.partition("=")
+            if not sep or not audience.strip():
+                raise _fail(f"--reason-for: {given!r} is not AUDIENCE=TEXT")
+            variants.setdefault("reason", {})[audience.strip()] = text
     change = StatusChange(
         meeting_id=meeting,
         status=status,
@@ -274,6 +335,7 @@ def event(
         event_id=event_id,
         force=force,
         source=Source.CLI,
+        variants=variants,
     )
 
     async def work(opened: app.App) -> service.ChangeResult:
@@ -354,25 +416,13 @@ def meetings_show(
     """Show one meeting and its full history."""
     settings = _settings(config)
 
-    async def work(
-        opened: app.App,
-    ) -> tuple[Meeting, list[HistoryEntry], bool, list[StoredReminder]]:
-        async with opened.store.read() as tx:
-            record = await tx.meeting_record(meeting_id)
-            if record is None:
-                raise UnknownMeeting(meeting_id)
-            history = await tx.history(meeting_id, zone=record.meeting.timezone)
-            reminders = await tx.meeting_reminders(meeting_id)
-            return record.meeting, history, record.retired_at is not None, reminders
-
-    meeting, history, retired, reminders = _read(settings, work)
-    zone = ZoneInfo(meeting.timezone)
-    shown = [r for r in reminders if r.state is not ReminderState.WITHDRAWN]
+    detail = _read(settings, lambda opened: service.meeting_detail(opened.store, meeting_id))
+    meeting, zone = detail.meeting, ZoneInfo(detail.meeting.timezone)
     if as_json:
         _print_json(
             {
-                "meeting": {**meeting.to_dict(), "retired": retired},
-                "history": [entry.to_dict() for entry in history],
+                "meeting": {**meeting.to_dict(), "retired": detail.retired},
+                "history": [entry.to_dict() for entry in detail.history],
                 "reminders": [
                     {
                         "subscriber": r.subscriber_id,
@@ -382,45 +432,48 @@ def meetings_show(
                         "state": r.state,
                         "late": r.late,
                     }
-                    for r in shown
+                    for r in detail.reminders
                 ],
             }
         )
         return
-    fields = [
-        ("id", meeting.id + (" (retired: no longer in the config file)" if retired else "")),
-        ("title", meeting.title),
-        ("status", meeting.status.value + (f" ({meeting.reason})" if meeting.reason else "")),
-        ("starts", _when(meeting.starts_at)),
-        ("ends", _when(meeting.ends_at)),
-        ("location", meeting.location or "-"),
-        ("participants", ", ".join(meeting.participants) or "-"),
-        ("conditions", ", ".join(meeting.conditions) or "-"),
-        ("tags", ", ".join(meeting.tags) or "-"),
-        ("sequence", str(meeting.sequence)),
-        ("source", meeting.source.value),
-    ]
-    for name, value in fields:
-        typer.echo(f"{name + ':':<14}{value}")
-    typer.echo("\nhistory:")
-    _table(
+    retired = " (retired: no longer in the config file)" if detail.retired else ""
+    reason = _tiered(meeting, "reason")
+    _show(
         [
-            [
-                str(e.sequence),
-                e.at.strftime("%Y-%m-%d %H:%M %Z"),
-                e.kind.value,
-                f"{e.from_status.value if e.from_status else '-'} -> {e.to_status.value}",
-                (f"moved from {_when(e.previous_starts_at)}; " if e.previous_starts_at else "")
-                + e.reason,
-                e.source.value + (" (forced)" if e.forced else ""),
-            ]
-            for e in history
+            ("id", meeting.id + retired),
+            ("title", meeting.title),
+            ("status", meeting.status.value + (f" ({reason})" if reason else "")),
+            ("starts", _when(meeting.starts_at)),
+            ("ends", _when(meeting.ends_at)),
+            ("location", _tiered(meeting, "location")),
+            ("participants", _tiered(meeting, "participants")),
+            ("conditions", _tiered(meeting, "conditions")),
+            ("audience", f"{meeting.audience} and above"),
+            ("tags", meeting.tags),
+            ("sequence", meeting.sequence),
+            ("source", meeting.source.value),
         ],
-        ["SEQ", "AT", "KIND", "STATUS", "REASON", "SOURCE"],
-    )
-    if shown:
-        typer.echo("\nreminders:")
-        _table(
+        _Section(
+            "history",
+            ["SEQ", "AT", "KIND", "STATUS", "REASON", "SOURCE"],
+            [
+                [
+                    str(e.sequence),
+                    e.at.strftime("%Y-%m-%d %H:%M %Z"),
+                    e.kind.value,
+                    f"{e.from_status.value if e.from_status else '-'} -> {e.to_status.value}",
+                    (f"moved from {_when(e.previous_starts_at)}; " if e.previous_starts_at else "")
+                    + str(_tiered(e, "reason")),
+                    e.source.value + (" (forced)" if e.forced else ""),
+                ]
+                for e in detail.history
+            ],
+            always=True,
+        ),
+        _Section(
+            "reminders",
+            ["SUBSCRIBER", "BEFORE", "DUE", "STATE"],
             [
                 [
                     r.subscriber_id,
@@ -428,10 +481,10 @@ def meetings_show(
                     _when(r.due_at.astimezone(zone)),
                     r.state + (" (late)" if r.late else ""),
                 ]
-                for r in shown
+                for r in detail.reminders
             ],
-            ["SUBSCRIBER", "BEFORE", "DUE", "STATE"],
-        )
+        ),
+    )
 
 
 # -- subscribers ------------------------------------------------------------------------------
@@ -516,23 +569,18 @@ def subscribers_show(
     """Show one subscriber (secrets are never shown)."""
     settings = _settings(config)
 
-    async def work(opened: app.App) -> Subscriber:
-        async with opened.store.read() as tx:
-            record = await tx.subscriber_record(subscriber_id)
-            if record is None:
-                raise UnknownSubscriber(subscriber_id)
-            return record.subscriber
-
-    data = _read(settings, work).to_dict()
+    subscriber = _read(
+        settings,
+        lambda opened: service.subscriber_detail(opened.store, subscriber_id, retired_too=True),
+    )
+    data = subscriber.to_dict()
     if as_json:
         _print_json(data)
         return
-    for name, value in data.items():
-        if isinstance(value, list):
-            value = ", ".join(value) or "-"
-        elif isinstance(value, dict):
-            value = f"{value['url']} ({value['secrets']} signing secret(s))"
-        typer.echo(f"{name + ':':<14}{'-' if value is None else value}")
+    webhook = subscriber.webhook
+    if webhook is not None:
+        data["webhook"] = f"{webhook.url} ({len(webhook.secrets)} signing secret(s))"
+    _show(list(data.items()))
 
 
 # -- deliveries -------------------------------------------------------------------------------
@@ -598,33 +646,29 @@ def deliveries_show(
     """Show one delivery and every attempt at it."""
     settings = _settings(config)
 
-    async def work(opened: app.App) -> dict[str, Any]:
-        async with opened.store.read() as tx:
-            found = await tx.delivery(delivery_id)
-            if found is None:
-                raise NotFound(f"unknown delivery {delivery_id!r}")
-            return {**describe(found), "attempts_log": await tx.attempts(delivery_id)}
-
-    data = _read(settings, work)
+    detail = _read(settings, lambda opened: service.delivery_detail(opened.store, delivery_id))
+    data = describe(detail.delivery)
     if as_json:
-        _print_json(data)
+        _print_json({**data, "attempts_log": detail.attempts})
         return
-    for key, value in data.items():
-        if key != "attempts_log":
-            typer.echo(f"{key + ':':<17}{'-' if value is None else value}")
-    typer.echo("\nattempts:")
-    _table(
-        [
+    _show(
+        list(data.items()),
+        _Section(
+            "attempts",
+            ["AT", "OUTCOME", "CODE", "TOOK", "ERROR"],
             [
-                a["at"],
-                a["outcome"],
-                str(a["code"] or "-"),
-                f"{a['duration_ms']} ms",
-                a["error"] or "",
-            ]
-            for a in data["attempts_log"]
-        ],
-        ["AT", "OUTCOME", "CODE", "TOOK", "ERROR"],
+                [
+                    str(a["at"]),
+                    str(a["outcome"]),
+                    str(a["code"] or "-"),
+                    f"{a['duration_ms']} ms",
+                    str(a["error"] or ""),
+                ]
+                for a in detail.attempts
+            ],
+            always=True,
+        ),
+        width=17,
     )
 
 
@@ -695,13 +739,13 @@ def _suppressions_list(config: Path | None, as_json: bool) -> None:
         config,
         lambda tx: tx.suppressions(),
         as_json=as_json,
-        json_of=lambda found: found,
+        json_of=lambda found: found.to_dict(),
         none="no suppressed addresses",
         headers=["ADDRESS", "SINCE", "REASON"],
         row=lambda found: [
-            found["address"],
-            found["since"][:19],
-            one_line(found["reason"], limit=80),
+            found.address,
+            found.since.isoformat()[:19],
+            one_line(found.reason, limit=80),
         ],
     )
 
@@ -790,40 +834,38 @@ def sources(
     """Show each watched feed: health, events followed, skipped and refused, and why."""
     settings = _settings(config)
 
-    async def work(opened: app.App) -> list[dict[str, object]]:
+    async def work(opened: app.App) -> list[SourceReport]:
         return await service.source_report(opened.store, list(settings.sources), problems=problems)
 
     report = _read(settings, work)
     if as_json:
-        _print_json(report)
+        _print_json([row.model_dump() for row in report])
         return
     if not report:
         typer.echo("no sources configured ([[sources]] in the config file)")
         return
     for row in report:
-        if row["last_polled_at"] is None:
+        if row.last_polled_at is None:
             health = "never polled"
-        elif row["failures"]:
-            health = f"failing ({row['failures']} in a row, next try {row['next_poll_at']})"
+        elif row.failures:
+            health = f"failing ({row.failures} in a row, next try {row.next_poll_at})"
         else:
-            health = f"ok at {row['last_ok_at']}"
-        typer.echo(f"{row['url']} ({row['kind']}): {health}")
-        if row["last_polled_at"] is None:
+            health = f"ok at {row.last_ok_at}"
+        typer.echo(f"{row.url} ({row.kind}): {health}")
+        if row.last_polled_at is None:
             continue
         line = (
-            f"  {row['followed']} followed, {row['skipped']} skipped, {row['refused']} refused; "
-            f"{row['applied']} changes applied by the last read"
+            f"  {row.followed} followed, {row.skipped} skipped, {row.refused} refused; "
+            f"{row.applied} changes applied by the last read"
         )
-        if row["applying"]:
-            line += f" (applying {row['applying']})"
+        if row.applying:
+            line += f" (applying {row.applying})"
         typer.echo(line)
-        if row["last_error"]:
-            typer.echo(f"  last error: {one_line(str(row['last_error']), limit=200)}")
-        listed = row["problems"]
-        assert isinstance(listed, list)
-        for problem in listed:
-            event = one_line(problem["event"], limit=80)
-            typer.echo(f"  - {event}: {one_line(problem['reason'], limit=160)}")
+        if row.last_error:
+            typer.echo(f"  last error: {one_line(row.last_error, limit=200)}")
+        for problem in row.problems:
+            event = one_line(problem.event, limit=80)
+            typer.echo(f"  - {event}: {one_line(problem.reason, limit=160)}")
 
 
 # -- render -----------------------------------------------------------------------------------
@@ -840,6 +882,10 @@ def render(
     part: Annotated[
         str | None,
         typer.Option(help="Print only subject, text or html of an email, decoded."),
+    ] = None,
+    audience: Annotated[
+        str | None,
+        typer.Option(help="Render as a reader of this audience would get it [default: theirs]."),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
@@ -859,6 +905,7 @@ def render(
                 channel=channel,
                 part=part,
                 now=app.utcnow(),
+                audience=audience,
             )
 
     typer.echo(_read(settings, work).rstrip("\n"))

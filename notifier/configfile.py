@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from notifier.domain.audiences import PUBLIC, TIERED, Value, split
 from notifier.domain.models import (
     EventKind,
     Meeting,
@@ -29,10 +30,13 @@ from notifier.domain.models import (
     WebhookEndpoint,
 )
 from notifier.fields import (
+    AudienceName,
     Duration,
-    MultiLine,
     OneLine,
     Slug,
+    TieredList,
+    TieredMultiLine,
+    TieredOneLine,
     TimeZoneName,
     Title,
     WebhookSecret,
@@ -52,7 +56,7 @@ class HistoryConfig(_Record):
     at: AwareDatetime
     #: The status entered; omitted for a note that changed no status.
     status: MeetingStatus | None = None
-    reason: OneLine = ""
+    reason: TieredOneLine = ""
 
 
 class MeetingConfig(_Record):
@@ -60,16 +64,18 @@ class MeetingConfig(_Record):
 
     id: Slug
     title: Title
-    description: MultiLine = ""
-    location: OneLine = ""
-    participants: list[OneLine] = []
+    description: TieredMultiLine = ""
+    location: TieredOneLine = ""
+    participants: TieredList = []
     timezone: TimeZoneName
     starts_at: AwareDatetime
     ends_at: AwareDatetime | None = None
     status: MeetingStatus = MeetingStatus.SCHEDULED
-    reason: OneLine = ""
-    conditions: list[OneLine] = []
+    reason: TieredOneLine = ""
+    conditions: TieredList = []
     tags: list[OneLine] = []
+    #: The lowest audience that may know of this meeting at all.
+    audience: AudienceName = PUBLIC
     #: Changes within this window go out as one message per subscriber (default: off).
     coalesce: Duration | None = None
     history: list[HistoryConfig] = []
@@ -96,23 +102,46 @@ class MeetingConfig(_Record):
     def to_domain(self, *, source: Source = Source.FILE) -> Meeting:
         """The meeting this config describes, before any change is applied to it."""
         zone = ZoneInfo(self.timezone)
+        plain, variants = self.tiered()
         return Meeting(
             id=self.id,
             title=self.title,
-            description=self.description,
-            location=self.location,
-            participants=tuple(self.participants),
             timezone=self.timezone,
             starts_at=self.starts_at.astimezone(zone),
             ends_at=self.ends_at.astimezone(zone) if self.ends_at else None,
             status=self.status,
-            reason=self.reason,
-            conditions=tuple(self.conditions),
             tags=tuple(self.tags),
             sequence=max(len(self.history) - 1, 0),
             source=source,
             coalesce=self.coalesce,
+            audience=self.audience,
+            variants=variants,
+            **plain,  # type: ignore[arg-type]
         )
+
+    def tiered(self) -> tuple[dict[str, object], dict[str, dict[str, Value]]]:
+        """The tiered fields as plain values and variants by audience."""
+        plain: dict[str, object] = {}
+        variants: dict[str, dict[str, Value]] = {}
+        for name in TIERED:
+            plain[name], tiers = split(name, getattr(self, name))
+            if tiers is not None:
+                variants[name] = tiers
+        return plain, variants
+
+    def audience_names(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every audience this record names, with where (to check against the list)."""
+        named: list[tuple[tuple[str | int, ...], str]] = [(("audience",), self.audience)]
+        for name in TIERED:
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                named.extend(((name, audience), audience) for audience in value)
+        for index, entry in enumerate(self.history):
+            if isinstance(entry.reason, dict):
+                named.extend(
+                    (("history", index, "reason", audience), audience) for audience in entry.reason
+                )
+        return named
 
 
 class WebhookConfig(_Record):
@@ -145,6 +174,9 @@ class SubscriberConfig(_Record):
     events: list[Annotated[str, AfterValidator(_known_kind)]] = ["*"]
     reminders: list[Duration] = []
     quiet_hours: Annotated[str, AfterValidator(lambda v: str(QuietHours.parse(v)))] | None = None
+    #: Which variants of a meeting's text this reader gets (an operator's decision: the
+    #: file or the API; self-service subscribers are always the lowest).
+    audience: AudienceName = PUBLIC
 
     @model_validator(mode="after")
     def _reachable(self) -> SubscriberConfig:
@@ -174,6 +206,7 @@ class SubscriberConfig(_Record):
             reminders=tuple(self.reminders),
             quiet_hours=QuietHours.parse(self.quiet_hours) if self.quiet_hours else None,
             source=source,
+            audience=self.audience,
         )
 
 
@@ -190,6 +223,9 @@ class SourceConfig(_Record):
     fields: dict[str, str] = {}
     #: For ICS feeds: how far ahead a recurring event's occurrences are followed.
     horizon: Duration = timedelta(days=30)
+    #: The audience the feed speaks for: its meetings are known to this audience and
+    #: above, and their text is this audience's variant.
+    audience: AudienceName = PUBLIC
 
     @field_validator("horizon")
     @classmethod

@@ -125,3 +125,28 @@ def _narrow(network: IPv4Network | IPv6Network) -> IPv4Network | IPv6Network:
 
 #: An allow-list entry: a private range an operator opens on purpose, never everything.
 AllowRange = Annotated[IPv4Network | IPv6Network, AfterValidator(_narrow)]
+
+
+#: An audience's name (`notifier.domain.audiences`).
+AudienceName = Annotated[
+    str,
+    Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$", description="lowercase letters, digits, _ -"),
+]
+
+
+def _some_variant(value: dict[str, object]) -> dict[str, object]:
+    if len(value) > 20:
+        raise ValueError("at most 20 variants")
+    return value
+
+
+#: A text field every audience reads alike, or its variants by audience:
+#: ``{public = "postponed", participants = "medical reasons"}``.
+TieredOneLine = OneLine | Annotated[dict[AudienceName, OneLine], AfterValidator(_some_variant)]
+TieredMultiLine = (
+    MultiLine | Annotated[dict[AudienceName, MultiLine], AfterValidator(_some_variant)]
+)
+#: A list field (participants, conditions), plain or by audience (each variant a list).
+TieredList = (
+    list[OneLine] | Annotated[dict[AudienceName, list[OneLine]], AfterValidator(_some_variant)]
+)

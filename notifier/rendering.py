@@ -170,15 +170,17 @@ def preview_notice(
     subscriber: Any,
     *,
     now: datetime,
+    audience: str | None = None,
 ) -> Notice:
-    """The notice `kind` would carry about `meeting` now, for `notifier render`.
+    """The notice `kind` would carry about `meeting` now, for `notifier render` (the
+    meeting and history already in the view of the reader's `audience`).
 
     Uses the latest history entry of that kind when there is one, else describes the
     meeting's current state as that kind.
     """
     if kind is EventKind.REMINDER:
         offset = min(subscriber.reminders) if subscriber.reminders else timedelta(hours=1)
-        return Notice.from_payload(reminder_payload(meeting, offset, at=now))
+        return Notice.from_payload(reminder_payload(meeting, offset, at=now, audience=audience))
     entry = next((e for e in reversed(history) if e.kind is kind), None)
     if entry is None:
         entry = HistoryEntry(
@@ -191,7 +193,7 @@ def preview_notice(
             reason=meeting.reason,
             starts_at=meeting.starts_at,
         )
-    return Notice.from_payload(change_payload(meeting, entry))
+    return Notice.from_payload(change_payload(meeting, entry, audience=audience))
 
 
 def _change(data: dict[str, Any]) -> Change:

@@ -11,9 +11,10 @@ nothing at all.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,6 +23,14 @@ from sqlalchemy.exc import IntegrityError
 
 from notifier.configfile import MeetingConfig, SourceConfig
 from notifier.delivery import Postman
+from notifier.domain.audiences import (
+    CHANGE_TIERED,
+    TIERED,
+    freeze,
+    split,
+    view_history,
+    view_meeting,
+)
 from notifier.domain.errors import (
     ConfigError,
     Conflict,
@@ -55,6 +64,8 @@ from notifier.locate import format_loc
 from notifier.rendering import preview_notice
 from notifier.settings import Settings
 from notifier.store.port import StorePort, TransactionPort
+from notifier.store.records import Pruned, SourceState, StoredReminder
+from notifier.views import SourceProblem, SourceReport
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +128,7 @@ async def apply_change_in(
             return ChangeResult(meeting=meeting, entry=entry, duplicate=True)
     if record is None or record.retired_at is not None:
         raise UnknownMeeting(change.meeting_id)
+    tx.audiences.check(variants=change.variants)
     transition = apply_change(record.meeting, change, now=now)
     queued = await _write(tx, record.meeting, transition, now=now)
     log.info(
@@ -152,7 +164,9 @@ async def _write(
             now=now,
         )
     subscribers = await tx.subscribers(meeting_id=transition.meeting.id)
-    planned = plan_change_deliveries(transition.meeting, transition.entry, subscribers, now=now)
+    planned = plan_change_deliveries(
+        transition.meeting, transition.entry, subscribers, now=now, audiences=tx.audiences
+    )
     if transition.meeting.coalesce:
         planned, merged = coalesce(planned, await tx.waiting_changes(transition.meeting.id))
         await tx.mark_merged(merged)
@@ -167,7 +181,7 @@ async def replan(
     """Plan `meeting`'s reminders afresh, in the transaction that changed it (or its readers)."""
     await tx.replace_reminders(
         meeting,
-        plan_reminders(meeting, subscribers, now=now),
+        plan_reminders(meeting, subscribers, now=now, audiences=tx.audiences),
         on_schedule=meeting.status in ON_SCHEDULE,
     )
 
@@ -235,7 +249,7 @@ async def fire_reminders(
                 or meeting.sequence != reminder.sequence
                 or meeting.status not in ON_SCHEDULE
                 or reminder.offset not in subscriber.reminders
-                or not subscriber_matches(subscriber, meeting, EventKind.REMINDER)
+                or not subscriber_matches(subscriber, meeting, EventKind.REMINDER, tx.audiences)
             ):
                 finished.append((reminder_id, ReminderState.WITHDRAWN, False))
                 outcomes[reminder_id] = ReminderOutcome.WITHDRAWN
@@ -259,7 +273,12 @@ async def fire_reminders(
                 continue
             late = lateness > LATE_AFTER
             planned += plan_reminder_deliveries(
-                meeting, subscriber, reminder.offset, now=reminder.due_at, late=late
+                meeting,
+                subscriber,
+                reminder.offset,
+                now=reminder.due_at,
+                late=late,
+                audiences=tx.audiences,
             )
             finished.append((reminder_id, ReminderState.FIRED, late))
             outcomes[reminder_id] = ReminderOutcome.LATE if late else ReminderOutcome.FIRED
@@ -297,6 +316,7 @@ async def create_meeting_in(
             first, sequence = seen
             entry = await tx.history_entry(first.id, sequence, zone=first.timezone)
             return ChangeResult(meeting=first, entry=entry, duplicate=True)
+    tx.audiences.check(meeting.audience, meeting.variants)
     meeting = meeting.replace(sequence=0)
     await tx.insert_meeting(meeting, now=now)
     entry = _creation(meeting, at=now, source=meeting.source, event_id=event_id)
@@ -304,7 +324,8 @@ async def create_meeting_in(
     if event_id:
         await tx.record_event(event_id, result=meeting, sequence=0, now=now)
     subscribers = await tx.subscribers(meeting_id=meeting.id)
-    queued = await tx.enqueue(plan_change_deliveries(meeting, entry, subscribers, now=now), now=now)
+    planned = plan_change_deliveries(meeting, entry, subscribers, now=now, audiences=tx.audiences)
+    queued = await tx.enqueue(planned, now=now)
     await replan(tx, meeting, subscribers, now=now)
     return ChangeResult(meeting=meeting, entry=entry, deliveries=queued)
 
@@ -325,6 +346,8 @@ async def create_meetings_in(
     fresh = [(m.replace(sequence=0), e) for m, e in new if e not in done]
     if not fresh:
         return 0
+    for meeting, _ in fresh:
+        tx.audiences.check(meeting.audience, meeting.variants)
     everyone = await tx.subscribers()
     await tx.insert_meetings([m for m, _ in fresh], now=now)
     entries = [_creation(m, at=now, source=m.source, event_id=e) for m, e in fresh]
@@ -335,9 +358,11 @@ async def create_meetings_in(
     for (meeting, _event), entry in zip(fresh, entries, strict=True):
         # The subscribers `tx.subscribers(meeting_id=...)` would return for this meeting.
         readers = [s for s in everyone if not s.meetings or meeting.id in s.meetings]
-        planned.extend(plan_change_deliveries(meeting, entry, readers, now=now))
+        planned.extend(
+            plan_change_deliveries(meeting, entry, readers, now=now, audiences=tx.audiences)
+        )
         if meeting.status in ON_SCHEDULE:
-            reminders.extend(plan_reminders(meeting, readers, now=now))
+            reminders.extend(plan_reminders(meeting, readers, now=now, audiences=tx.audiences))
     await tx.enqueue(planned, now=now)
     await tx.add_reminders(reminders)
     return len(fresh)
@@ -374,6 +399,9 @@ async def update_details_in(
     record = await tx.meeting_record(meeting_id, for_update=True)
     if record is None or record.retired_at is not None:
         raise UnknownMeeting(meeting_id)
+    given = {k: v for k, v in details.items() if k in TIERED and isinstance(v, Mapping)}
+    audience = details.get("audience")
+    tx.audiences.check(audience if isinstance(audience, str) else None, freeze(given))
     transition = update_details(record.meeting, details, now=now, source=source, event_id=event_id)
     if transition is None:
         return None
@@ -421,6 +449,7 @@ async def save_subscriber(
     """Create or replace a subscriber and re-plan reminders (`Conflict`: the id is taken
     when creating, or the file defines it)."""
     async with store.write() as tx:
+        tx.audiences.check(subscriber.audience)
         if not create:
             current = await tx.subscriber_record(subscriber.id)
             if current is not None:
@@ -446,6 +475,74 @@ async def retire_subscriber(
             raise UnknownSubscriber(subscriber_id)
         check_owner("subscriber", subscriber_id, record.subscriber.source, by, "remove")
         await tx.retire_subscriber(subscriber_id, now=now)
+
+
+# -- reads: what every face shows, read the same way ------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeetingDetail:
+    """A meeting with its history and its reminders still to come or done."""
+
+    meeting: Meeting
+    retired: bool
+    history: list[HistoryEntry]
+    #: Withdrawn reminders are left out: they will never fire.
+    reminders: list[StoredReminder]
+
+
+async def meeting_detail(store: StorePort, meeting_id: str) -> MeetingDetail:
+    """One meeting, retired or not, with its history (in its own zone) and reminders;
+    `UnknownMeeting` if there is none."""
+    async with store.read() as tx:
+        record = await tx.meeting_record(meeting_id)
+        if record is None:
+            raise UnknownMeeting(meeting_id)
+        history = await tx.history(meeting_id, zone=record.meeting.timezone)
+        reminders = await tx.meeting_reminders(meeting_id)
+    return MeetingDetail(
+        meeting=record.meeting,
+        retired=record.retired_at is not None,
+        history=history,
+        reminders=[r for r in reminders if r.state is not ReminderState.WITHDRAWN],
+    )
+
+
+async def current_meeting(store: StorePort, meeting_id: str) -> Meeting:
+    """A meeting not retired; `UnknownMeeting` otherwise."""
+    async with store.read() as tx:
+        meeting = await tx.meeting(meeting_id)
+    if meeting is None:
+        raise UnknownMeeting(meeting_id)
+    return meeting
+
+
+async def subscriber_detail(
+    store: StorePort, subscriber_id: str, *, retired_too: bool = False
+) -> Subscriber:
+    """One subscriber (a retired one only with `retired_too`); `UnknownSubscriber` if none."""
+    async with store.read() as tx:
+        record = await tx.subscriber_record(subscriber_id)
+    if record is None or (record.retired_at is not None and not retired_too):
+        raise UnknownSubscriber(subscriber_id)
+    return record.subscriber
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryDetail:
+    """A delivery and every attempt at it, oldest first."""
+
+    delivery: Delivery
+    attempts: list[dict[str, object]]
+
+
+async def delivery_detail(store: StorePort, delivery_id: str) -> DeliveryDetail:
+    """One delivery with its attempts; `NotFound` if there is none."""
+    async with store.read() as tx:
+        found = await tx.delivery(delivery_id)
+        if found is None:
+            raise NotFound(f"unknown delivery {delivery_id[:100]!r}")
+        return DeliveryDetail(delivery=found, attempts=await tx.attempts(delivery_id))
 
 
 # -- config file reconciliation ---------------------------------------------------------------
@@ -577,11 +674,12 @@ async def _reconcile_meeting(
         current,
         {
             "title": wanted.title,
-            "description": wanted.description,
-            "location": wanted.location,
-            "participants": wanted.participants,
+            "description": _as_given(wanted, "description"),
+            "location": _as_given(wanted, "location"),
+            "participants": _as_given(wanted, "participants"),
             "timezone": wanted.timezone,
             "tags": wanted.tags,
+            "audience": wanted.audience,
         },
         now=now,
         source=Source.FILE,
@@ -594,7 +692,7 @@ async def _reconcile_meeting(
         if (
             wanted.status is not current.status
             or wanted.starts_at != current.starts_at
-            or wanted.reason != current.reason
+            or _as_given(wanted, "reason") != _as_given(current, "reason")
         ):
             change = StatusChange(
                 meeting_id=current.id,
@@ -603,6 +701,7 @@ async def _reconcile_meeting(
                 starts_at=wanted.starts_at if wanted.starts_at != current.starts_at else None,
                 conditions=wanted.conditions,
                 source=Source.FILE,
+                variants={k: v for k, v in wanted.variants.items() if k in CHANGE_TIERED},
             )
             try:
                 transition = apply_change(current, change, now=now)
@@ -627,6 +726,11 @@ async def _reconcile_meeting(
         report.updated.append(f"meeting {config.id}")
 
 
+def _as_given(meeting: Meeting, name: str) -> object:
+    """A tiered field as written: its variants, or its plain value."""
+    return meeting.variants.get(name) or getattr(meeting, name)
+
+
 def _creation(
     meeting: Meeting, *, at: datetime, source: Source, event_id: str | None = None
 ) -> HistoryEntry:
@@ -642,6 +746,7 @@ def _creation(
         starts_at=meeting.starts_at,
         event_id=event_id,
         source=source,
+        variants={"reason": meeting.variants["reason"]} if "reason" in meeting.variants else {},
     )
 
 
@@ -655,6 +760,8 @@ def _initial_history(
     for sequence, item in enumerate(config.history):
         to_status = item.status or status
         assert to_status is not None  # MeetingConfig checks the first entry has a status
+        reason, tiers = split("reason", item.reason)
+        assert isinstance(reason, str)
         entries.append(
             HistoryEntry(
                 meeting_id=meeting.id,
@@ -663,9 +770,10 @@ def _initial_history(
                 kind=kind_of_status(to_status) if item.status else EventKind.UPDATED,
                 from_status=status,
                 to_status=to_status,
-                reason=item.reason,
+                reason=reason,
                 starts_at=meeting.starts_at,
                 source=Source.FILE,
+                variants={"reason": tiers} if tiers is not None else {},
             )
         )
         status = to_status
@@ -710,26 +818,25 @@ async def replay(
 
 async def prune(
     store: StorePort, *, retention: timedelta, now: datetime, batch: int = 500
-) -> dict[str, int]:
+) -> Pruned:
     """Delete what is older than `retention` (see `Transaction.prune`), in small batches,
     each its own short transaction so that nothing waits long behind it. Returns counts.
     A zero `retention` keeps everything."""
-    total = {"deliveries": 0, "attempts": 0, "events": 0, "notices": 0}
+    total = Pruned()
     if retention <= timedelta(0):
         return total
     while True:
         async with store.write() as tx:
             done = await tx.prune(before=now - retention, limit=batch)
-        for key, count in done.items():
-            total[key] += count
-        if not any(done.values()):
+        total += done
+        if not done:
             break
-    if any(total.values()):
+    if total:
         log.info(
             "pruned records older than %s: %s",
             retention,
-            ", ".join(f"{count} {key}" for key, count in total.items()),
-            extra={"action": "prune", **total},
+            ", ".join(f"{count} {key}" for key, count in total.as_dict().items()),
+            extra={"action": "prune", **total.as_dict()},
         )
     return total
 
@@ -743,38 +850,37 @@ def _iso(value: object) -> str | None:
 
 async def source_report(
     store: StorePort, configured: list[SourceConfig], *, problems: int = 100
-) -> list[dict[str, object]]:
+) -> list[SourceReport]:
     """Each configured source's health and what its last read followed, skipped and refused
     (with up to `problems` reasons); a source never polled shows as such."""
     async with store.read() as tx:
-        rows = {row["url"]: row for row in await tx.source_reports()}
-    report: list[dict[str, object]] = []
+        rows = {row.url: row for row in await tx.source_states()}
+    report: list[SourceReport] = []
     for config in configured:
         url = str(config.url)
-        row = rows.get(url, {})
-        counts = row.get("counts") or {}
-        reasons = row.get("problems") or {}
+        row = rows.get(url) or SourceState(url=url)
+        counts = row.counts
         done, to_apply = counts.get("done", 0), counts.get("to_apply", 0)
         report.append(
-            {
-                "url": url,
-                "kind": config.kind,
-                "every_seconds": config.every.total_seconds(),
-                "last_polled_at": _iso(row.get("last_polled_at")),
-                "last_ok_at": _iso(row.get("last_ok_at")),
-                "next_poll_at": _iso(row.get("next_poll_at")),
-                "failures": row.get("failures", 0),
-                "followed": counts.get("followed", 0),
-                "skipped": counts.get("skipped", 0),
-                "refused": counts.get("refused", 0),
-                "applied": counts.get("applied", 0),
-                "applying": f"{done}/{to_apply}" if done < to_apply else None,
-                "last_error": row.get("last_error"),
-                "problems": [
-                    {"event": key, "reason": reason}
-                    for key, reason in list(reasons.items())[:problems]
+            SourceReport(
+                url=url,
+                kind=config.kind,
+                every_seconds=config.every.total_seconds(),
+                last_polled_at=_iso(row.last_polled_at),
+                last_ok_at=_iso(row.last_ok_at),
+                next_poll_at=_iso(row.next_poll_at),
+                failures=row.failures,
+                followed=counts.get("followed", 0),
+                skipped=counts.get("skipped", 0),
+                refused=counts.get("refused", 0),
+                applied=counts.get("applied", 0),
+                applying=f"{done}/{to_apply}" if done < to_apply else None,
+                last_error=row.last_error,
+                problems=[
+                    SourceProblem(event=key, reason=reason)
+                    for key, reason in list(row.problems.items())[:problems]
                 ],
-            }
+            )
         )
     return report
 
@@ -792,11 +898,15 @@ async def preview(
     channel: Channel | None,
     part: str | None,
     now: datetime,
+    audience: str | None = None,
 ) -> str:
     """The exact message a subscriber would get for `kind` about a meeting now (`notifier
     render`): the latest change of that kind, or the meeting's state told as that kind, on
-    `channel` (default: email if the subscriber has an address, else the webhook)."""
+    `channel` (default: email if the subscriber has an address, else the webhook), in the
+    view of the subscriber's audience (or `audience`, to see what another would read).
+    `InvalidChange` when that audience may not know of the meeting at all."""
     async with store.read() as tx:
+        audiences = tx.audiences
         record = await tx.meeting_record(meeting_id)
         if record is None:
             raise UnknownMeeting(meeting_id)
@@ -805,6 +915,22 @@ async def preview(
             raise UnknownSubscriber(subscriber_id)
         history = await tx.history(meeting_id, zone=record.meeting.timezone)
     subscriber = subscriber_record.subscriber
-    notice = preview_notice(kind, record.meeting, history, subscriber, now=now)
+    if audience is not None:
+        audiences.check(audience)
+        subscriber = dataclasses.replace(subscriber, audience=audience)
+    reader = subscriber.audience
+    if not audiences.may_know(reader, record.meeting.audience):
+        raise InvalidChange(
+            f"a reader of audience {reader!r} hears nothing of meeting {meeting_id!r} "
+            f"(known to {record.meeting.audience!r} and above)"
+        )
+    notice = preview_notice(
+        kind,
+        view_meeting(record.meeting, reader, audiences),
+        view_history(history, reader, audiences),
+        subscriber,
+        now=now,
+        audience=reader,
+    )
     chosen = channel or (Channel.EMAIL if subscriber.email else Channel.WEBHOOK)
     return postman.preview(notice, subscriber, channel=chosen, part=part, now=now)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
@@ -45,12 +45,14 @@ from notifier.configfile import (
     SubscriberConfig,
 )
 from notifier.domain.addresses import host_allowed, is_loopback_host
+from notifier.domain.audiences import DEFAULT_AUDIENCES, Audiences
 from notifier.domain.durations import format_duration
 from notifier.domain.errors import ConfigError
 from notifier.domain.retry import DEFAULT_SCHEDULE
 from notifier.domain.text import check_text
 from notifier.fields import (
     AllowRange,
+    AudienceName,
     Duration,
     Retention,
     Slug,
@@ -236,6 +238,11 @@ class Settings(BaseSettings):
     retention: Retention = timedelta(days=90)
     #: How often the daemon checks the config file for edits (SIGHUP reloads at once).
     config_watch: Duration = timedelta(seconds=2)
+    #: Who may read what, lowest first: each reader gets the variants of their audience
+    #: and below, and hears only of meetings at or below it (see README, Audiences).
+    audiences: list[AudienceName] = Field(
+        default_factory=lambda: list(DEFAULT_AUDIENCES), min_length=1, max_length=20
+    )
     meetings: list[MeetingConfig] = []
     subscribers: list[SubscriberConfig] = []
     sources: list[SourceConfig] = []
@@ -254,6 +261,19 @@ class Settings(BaseSettings):
                 f"the longest send (webhooks.timeout / smtp.timeout: {format_duration(longest)})"
             )
         return self
+
+    @field_validator("audiences")
+    @classmethod
+    def _each_audience_once(cls, value: list[str]) -> list[str]:
+        doubled = sorted({name for name in value if value.count(name) > 1})
+        if doubled:
+            raise ValueError(f"each audience once: {', '.join(doubled)} named twice")
+        return value
+
+    @property
+    def audience_order(self) -> Audiences:
+        """The audiences, lowest first, as the domain takes them."""
+        return Audiences(tuple(self.audiences))
 
     @field_validator("public_url")
     @classmethod
@@ -367,8 +387,28 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         raise _config_error(exc, config, text) from None
     _check_unique(settings, config, text)
+    _check_audiences(settings, config, text)
     _check_targets(settings, config, text)
     return settings
+
+
+def _check_audiences(settings: Settings, path: Path, text: str) -> None:
+    """Every audience a meeting, subscriber or source names is one of `audiences`."""
+    named: list[tuple[tuple[str | int, ...], str]] = []
+    for index, meeting in enumerate(settings.meetings):
+        named.extend((("meetings", index, *loc), name) for loc, name in meeting.audience_names())
+    for index, subscriber in enumerate(settings.subscribers):
+        named.append((("subscribers", index, "audience"), subscriber.audience))
+    for index, source in enumerate(settings.sources):
+        named.append((("sources", index, "audience"), source.audience))
+    for loc, name in named:
+        if name not in settings.audiences:
+            raise ConfigError(
+                f"unknown audience {name!r}; audiences are {', '.join(settings.audiences)}",
+                path=str(path),
+                line=locate(text, loc),
+                field=format_loc(loc),
+            )
 
 
 def _check_targets(settings: Settings, path: Path, text: str) -> None:
@@ -466,16 +506,3 @@ def _env_name(loc: tuple[str | int, ...]) -> str | None:
         if name in os.environ:
             return name
     return None
-
-
-def parse_datetime_arg(value: str, *, field: str) -> datetime:
-    """An aware datetime from ISO-8601 text, or a `ConfigError`-style message naming `field`."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{field}: not an ISO-8601 date-time: {value!r}") from None
-    if parsed.tzinfo is None:
-        raise ValueError(
-            f"{field}: {value!r} has no UTC offset; write e.g. 2026-03-02T19:00:00+03:00"
-        )
-    return parsed

@@ -3,7 +3,7 @@
 `supervise` starts components in the order given and, when told to stop (or when a part
 that must keep running ends), stops them in the reverse order, under one
 `asyncio.TaskGroup` and one `contextlib.AsyncExitStack`: the shutdown order is the start
-order read backwards, written in one place (`notifier.app.run_daemon`).
+order read backwards, written in one place (`notifier.daemon.Daemon.components`).
 """
 
 from __future__ import annotations

@@ -7,17 +7,15 @@ are RFC 9457 problem responses; bodies are limited in size and tokens in rate.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifier import __version__
-from notifier.api.context import ApiContext, Gate
+from notifier.api.context import ApiContext, Gates
 from notifier.api.problems import install, problem
 from notifier.api.routes import deliveries, meetings, operations, subscribers, unsubscribe
-from notifier.api.security import BearerAuth, Caller, RateLimiter, SignedPush
+from notifier.api.security import BearerAuth, RateLimiter, SignedPush
 
 __all__ = ["ApiContext", "create_api"]
 
@@ -65,32 +63,17 @@ def create_api(context: ApiContext) -> FastAPI:
     install(api)
     api.add_middleware(BodyLimit, limit=context.settings.api.max_body)
     limiter = RateLimiter(context.settings.api.rate_per_minute)
-    bearer = BearerAuth([t.get_secret_value() for t in context.settings.api_tokens], limiter)
-    signed = SignedPush(
-        [
-            (u.name, [secret.get_secret_value() for secret in u.secrets])
-            for u in context.settings.upstreams
-        ],
-        limiter,
+    api.state.context = context
+    api.state.gates = Gates(
+        bearer=BearerAuth([t.get_secret_value() for t in context.settings.api_tokens], limiter),
+        signed=SignedPush(
+            [
+                (u.name, [secret.get_secret_value() for secret in u.secrets])
+                for u in context.settings.upstreams
+            ],
+            limiter,
+        ),
     )
-
-    async def authorized(authorization: Annotated[str | None, Header()] = None) -> str:
-        return bearer.check(authorization)
-
-    async def pushed(
-        request: Request,
-        authorization: Annotated[str | None, Header()] = None,
-        webhook_id: Annotated[str | None, Header()] = None,
-        webhook_timestamp: Annotated[str | None, Header()] = None,
-        webhook_signature: Annotated[str | None, Header()] = None,
-    ) -> Caller:
-        """Bearer token, or a Standard Webhooks signature from a configured upstream."""
-        if authorization or not (webhook_id or webhook_signature or webhook_timestamp):
-            return Caller(name=bearer.check(authorization))
-        body = await request.body()
-        return signed.check(body, webhook_id, webhook_timestamp, webhook_signature)
-
-    gate = Gate(secured=[Depends(authorized)], pushed=pushed)
     for part in (meetings, subscribers, deliveries, unsubscribe, operations):
-        api.include_router(part.router(context, gate))
+        api.include_router(part.router)
     return api

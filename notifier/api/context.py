@@ -1,4 +1,9 @@
-"""What the routes get from the composition root, and the gates they sit behind."""
+"""What the routes get from the composition root, as module-level FastAPI dependencies.
+
+`create_api` puts one `ApiContext` and one `Gates` on ``app.state``; each route asks for
+what it needs (`Ctx`, `SECURED`, `Pushed`), so the routers are plain module-level
+`APIRouter`s that any app can include.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, cast
 
-from notifier.api.security import Caller
+from fastapi import Depends, Header, Request
+
+from notifier.api.security import BearerAuth, Caller, SignedPush
 from notifier.fields import SLUG
 from notifier.settings import Settings
 from notifier.store import Store
@@ -29,16 +36,56 @@ class ApiContext:
     on_change: Callable[[], None] = lambda: None
 
 
+@dataclass(frozen=True, kw_only=True)
+class Gates:
+    """Who may call: bearer tokens for every ``/v1`` route, and signed upstreams for
+    status pushes (each a small class of `notifier.api.security`)."""
+
+    bearer: BearerAuth
+    signed: SignedPush
+
+
 #: Record ids in paths: anything else names no record (404), and never reaches a query
 #: (PostgreSQL refuses a NUL in text outright).
 PATH_ID = re.compile(SLUG)
 DELIVERY_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Gate:
-    """The dependencies that admit a request: `secured` (a bearer token) for every
-    ``/v1`` route, `pushed` (a token or a signed upstream) for status pushes."""
+def context(request: Request) -> ApiContext:
+    """The app's context (set by `create_api`)."""
+    return cast(ApiContext, request.app.state.context)
 
-    secured: list[Any]
-    pushed: Callable[..., Awaitable[Caller]]
+
+def gates(request: Request) -> Gates:
+    """The app's gates (set by `create_api`)."""
+    return cast(Gates, request.app.state.gates)
+
+
+Ctx = Annotated[ApiContext, Depends(context)]
+
+
+async def authorized(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> str:
+    """A configured bearer token, or 401/429; the caller's name (a hash of the token)."""
+    return gates(request).bearer.check(authorization)
+
+
+async def pushed(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    webhook_id: Annotated[str | None, Header()] = None,
+    webhook_timestamp: Annotated[str | None, Header()] = None,
+    webhook_signature: Annotated[str | None, Header()] = None,
+) -> Caller:
+    """Bearer token, or a Standard Webhooks signature from a configured upstream."""
+    gate = gates(request)
+    if authorization or not (webhook_id or webhook_signature or webhook_timestamp):
+        return Caller(name=gate.bearer.check(authorization))
+    body = await request.body()
+    return gate.signed.check(body, webhook_id, webhook_timestamp, webhook_signature)
+
+
+#: The dependencies of every bearer-token route.
+SECURED = [Depends(authorized)]
+Pushed = Annotated[Caller, Depends(pushed)]

@@ -3,11 +3,38 @@ the shape is the file's: meetings and subscribers)."""
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from notifier.domain.models import MeetingStatus
 from notifier.domain.outbox import DeliveryFilter
-from notifier.fields import EventId, MultiLine, OneLine, Slug, Title
+from notifier.fields import (
+    AudienceName,
+    EventId,
+    OneLine,
+    Slug,
+    TieredList,
+    TieredMultiLine,
+    TieredOneLine,
+    Title,
+)
+from notifier.views import SourceProblem, SourceReport
+
+__all__ = [
+    "DeliveryOut",
+    "HistoryEntryOut",
+    "MeetingOut",
+    "MeetingPatch",
+    "ReplayAnswer",
+    "ReplayRequest",
+    "SourceProblem",
+    "SourceReport",
+    "StatusAnswer",
+    "StatusPush",
+    "SubscriberOut",
+    "SuppressionOut",
+    "Unsubscribed",
+    "WebhookOut",
+]
 
 
 class StatusPush(BaseModel):
@@ -22,7 +49,16 @@ class StatusPush(BaseModel):
                     "reason": "talks moved to the evening",
                     "starts_at": "2026-03-02T21:00:00+03:00",
                     "event_id": "upstream-4711",
-                }
+                },
+                {
+                    "status": "postponed",
+                    "reason": {
+                        "public": "postponed",
+                        "participants": "medical reasons: a second health assessment",
+                    },
+                    "conditions": {"public": [], "participants": ["health clearance"]},
+                    "event_id": "upstream-4710",
+                },
             ]
         },
     )
@@ -32,9 +68,12 @@ class StatusPush(BaseModel):
     #: the meeting of the URL.
     meeting: Slug | None = None
     status: MeetingStatus
-    reason: OneLine = ""
+    #: Plain text every audience reads, or variants by audience:
+    #: ``{"public": "postponed", "participants": "medical reasons"}``.
+    reason: TieredOneLine = ""
     starts_at: AwareDatetime | None = None
-    conditions: list[OneLine] | None = None
+    #: Pending conditions after the change (null keeps them), plain or by audience.
+    conditions: TieredList | None = None
     event_id: EventId | None = None
     force: bool = False
 
@@ -45,12 +84,14 @@ class MeetingPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: Title | None = None
-    description: MultiLine | None = None
-    location: OneLine | None = None
-    participants: list[OneLine] | None = None
+    description: TieredMultiLine | None = None
+    location: TieredOneLine | None = None
+    participants: TieredList | None = None
     tags: list[OneLine] | None = None
-    conditions: list[OneLine] | None = None
+    conditions: TieredList | None = None
     ends_at: AwareDatetime | None = None
+    #: The lowest audience that may know of the meeting.
+    audience: AudienceName | None = None
     reason: OneLine = ""
 
 
@@ -75,29 +116,133 @@ class ReplayAnswer(BaseModel):
     ids: list[str]
 
 
-class SourceProblem(BaseModel):
-    """One event a feed's last read skipped or refused, and why."""
-
-    event: str
-    reason: str
+# -- answers ----------------------------------------------------------------------------------
+# Instants are ISO 8601 strings exactly as the store keeps them (with their offset), so the
+# API, ``--json`` and the webhook body write a time the same way.
 
 
-class SourceReport(BaseModel):
-    """A watched feed: its health and what its last read followed, skipped and refused."""
+class MeetingOut(BaseModel):
+    """A meeting as the API shows it (the webhook body's ``data.meeting`` shape)."""
+
+    id: str
+    title: str
+    #: Tiered fields show their variants by audience where they have them.
+    description: str | dict[str, str]
+    location: str | dict[str, str]
+    participants: list[str] | dict[str, list[str]]
+    timezone: str
+    starts_at: str
+    ends_at: str | None
+    status: MeetingStatus
+    reason: str | dict[str, str]
+    conditions: list[str] | dict[str, list[str]]
+    tags: list[str]
+    sequence: int
+    source: str
+    audience: str
+
+
+class HistoryEntryOut(BaseModel):
+    """One entry of a meeting's history."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    sequence: int
+    at: str
+    kind: str
+    from_: MeetingStatus | None = Field(alias="from")
+    to: MeetingStatus
+    reason: str | dict[str, str]
+    previous_starts_at: str | None
+    starts_at: str | None
+    event_id: str | None
+    source: str
+    forced: bool
+
+
+class StatusAnswer(BaseModel):
+    """What a status push did: the meeting after it, the change, and how many
+    deliveries it queued (none for a duplicate)."""
+
+    meeting: MeetingOut
+    change: HistoryEntryOut
+    duplicate: bool
+    deliveries: int
+
+
+class WebhookOut(BaseModel):
+    """A subscriber's webhook: secrets are counted, never shown."""
 
     url: str
+    secrets: int
+
+
+class SubscriberOut(BaseModel):
+    """A subscriber as the API shows it."""
+
+    id: str
+    name: str
+    email: str | None
+    webhook: WebhookOut | None
+    timezone: str
+    locale: str
+    meetings: list[str]
+    tags: list[str]
+    events: list[str]
+    reminders: list[str]
+    quiet_hours: str | None
+    active: bool
+    source: str
+    audience: str
+
+
+class DeliveryOut(BaseModel):
+    """One message in the outbox."""
+
+    id: str
+    meeting: str
+    subscriber: str
+    channel: str
     kind: str
-    every_seconds: float
-    last_polled_at: str | None
-    last_ok_at: str | None
-    next_poll_at: str | None
-    failures: int
-    followed: int
-    skipped: int
-    refused: int
-    #: Changes (meetings created, moved, updated, cancelled) the last read applied.
-    applied: int
-    #: ``done/total`` while a large read is applied in chunks; null when finished.
-    applying: str | None
+    sequence: int
+    status: str
+    attempts: int
+    next_attempt_at: str
     last_error: str | None
-    problems: list[SourceProblem]
+
+
+class SuppressionOut(BaseModel):
+    """An address that bounced for good."""
+
+    address: str
+    reason: str
+    since: str
+
+
+class Unsubscribed(BaseModel):
+    """Who stopped receiving what."""
+
+    unsubscribed: str
+    channel: str
+
+
+class Health(BaseModel):
+    """``/healthz``: the process is up; what it runs (the daemon adds its components)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    version: str
+    uptime_seconds: float | None = None
+    sources: int | None = None
+
+
+class Ready(BaseModel):
+    """``/readyz``: every check true."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    database: bool
+    scheduler: bool
+    worker: bool

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from notifier.domain.audiences import CHANGE_TIERED, TIERED, Value, Variants, split, variant_texts
 from notifier.domain.errors import InvalidChange, TransitionError
 from notifier.domain.models import (
     EventKind,
@@ -62,8 +63,13 @@ def _require_aware(value: datetime, name: str) -> None:
         raise InvalidChange(f"{name} must include a UTC offset or zone, got {value.isoformat()}")
 
 
-def _check_texts(fields: Mapping[str, object]) -> None:
-    """Refuse text that could break a message header (see `notifier.domain.text`)."""
+def _check_texts(fields: Mapping[str, object], variants: Variants | None = None) -> None:
+    """Refuse text that could break a message header (see `notifier.domain.text`), in
+    plain values and in every variant."""
+    for name, audience, text in variant_texts(variants or {}):
+        problem = text_problem(text, multiline=name == "description")
+        if problem is not None:
+            raise InvalidChange(f"{name}.{audience}: {problem}")
     for name, value in fields.items():
         values = value if isinstance(value, tuple | list) else (value,)
         for item in values:
@@ -82,7 +88,10 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
     not-in-the-past check, never the data checks.
     """
     _require_aware(now, "now")
-    _check_texts({"reason": change.reason, "conditions": change.conditions or ()})
+    _check_texts({"reason": change.reason, "conditions": change.conditions or ()}, change.variants)
+    stray = set(change.variants) - set(CHANGE_TIERED)
+    if stray:
+        raise InvalidChange(f"{', '.join(sorted(stray))}: not part of a status change")
     if change.meeting_id != meeting.id:
         raise InvalidChange(f"change for {change.meeting_id!r} applied to {meeting.id!r}")
     allowed = TRANSITIONS[meeting.status]
@@ -117,10 +126,18 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
     if ends_at is not None and starts_at != meeting.starts_at:
         ends_at = ends_at + (starts_at - meeting.starts_at)
 
-    if change.conditions is not None:
-        conditions = change.conditions
+    variants = dict(meeting.variants)
+    variants.pop("reason", None)
+    if "reason" in change.variants:
+        variants["reason"] = change.variants["reason"]
+    if change.conditions is not None or "conditions" in change.variants:
+        conditions = change.conditions or ()
+        variants.pop("conditions", None)
+        if "conditions" in change.variants:
+            variants["conditions"] = change.variants["conditions"]
     elif change.status is S.CLEARED:
         conditions = ()
+        variants.pop("conditions", None)
     else:
         conditions = meeting.conditions
 
@@ -133,6 +150,7 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
         ends_at=ends_at,
         conditions=conditions,
         sequence=sequence,
+        variants=variants,
     )
     entry = HistoryEntry(
         meeting_id=meeting.id,
@@ -147,6 +165,7 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
         event_id=change.event_id,
         source=change.source,
         forced=change.force and change.status not in allowed,
+        variants={"reason": change.variants["reason"]} if "reason" in change.variants else {},
     )
     return Transition(meeting=after, entry=entry)
 
@@ -162,6 +181,7 @@ DETAIL_FIELDS = frozenset(
         "tags",
         "conditions",
         "ends_at",
+        "audience",
     }
 )
 
@@ -177,24 +197,45 @@ def update_details(
 ) -> Transition | None:
     """Change descriptive fields of `meeting` as a ``meeting.updated`` entry.
 
-    Returns None when nothing differs. Status and start time change only through
-    `apply_change`, so that every move of the meeting is a status change subscribers see.
+    A tiered field (`notifier.domain.audiences.TIERED`) may be given plain or as a table
+    of variants by audience; the other replaces it whole. Returns None when nothing
+    differs. Status and start time change only through `apply_change`, so that every move
+    of the meeting is a status change subscribers see.
     """
     _require_aware(now, "now")
     unknown = set(details) - DETAIL_FIELDS
     if unknown:
         raise InvalidChange(f"cannot update {', '.join(sorted(unknown))} of a meeting this way")
-    _check_texts({**details, "reason": reason})
-    changed = {k: v for k, v in details.items() if getattr(meeting, k) != v}
+    plain: dict[str, object] = {}
+    given: dict[str, Mapping[str, Value] | None] = {}
+    for name, value in details.items():
+        if name in TIERED:
+            plain[name], given[name] = split(name, value)
+        else:
+            plain[name] = value
+    _check_texts({**plain, "reason": reason}, {k: v for k, v in given.items() if v})
+    changed = {
+        k: v
+        for k, v in plain.items()
+        if getattr(meeting, k) != v
+        or (k in given and dict(meeting.variants.get(k) or {}) != dict(given[k] or {}))
+    }
     if not changed:
         return None
+    variants = dict(meeting.variants)
+    for name in changed:
+        if name in given:
+            variants.pop(name, None)
+            tiers = given[name]
+            if tiers:
+                variants[name] = tiers
     ends_at = changed.get("ends_at", meeting.ends_at)
     if isinstance(ends_at, datetime):
         _require_aware(ends_at, "ends_at")
         if ends_at <= meeting.starts_at:
             raise InvalidChange("ends_at must be after starts_at")
     sequence = meeting.sequence + 1
-    after = meeting.replace(**changed, sequence=sequence)
+    after = meeting.replace(**changed, sequence=sequence, variants=variants)
     entry = HistoryEntry(
         meeting_id=meeting.id,
         sequence=sequence,

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from notifier.domain.audiences import Audiences
 from notifier.domain.models import EventKind, Meeting, Subscriber
 
 #: Kinds that go out even during a subscriber's quiet hours: the meeting will not happen
@@ -13,14 +14,17 @@ from notifier.domain.models import EventKind, Meeting, Subscriber
 URGENT_KINDS = frozenset({EventKind.POSTPONED, EventKind.RESCHEDULED, EventKind.CANCELLED})
 
 
-def subscriber_matches(subscriber: Subscriber, meeting: Meeting, kind: EventKind) -> bool:
-    """Whether `subscriber` wants to hear about `kind` for `meeting`.
+def subscriber_matches(
+    subscriber: Subscriber, meeting: Meeting, kind: EventKind, audiences: Audiences
+) -> bool:
+    """Whether `subscriber` wants to hear about `kind` for `meeting`, and may.
 
-    An inactive subscriber matches nothing. Meeting ids and tags filter together: with
-    either set, the meeting must be named or carry a listed tag; with neither, every
-    meeting matches. Events match on ``"*"`` or the exact kind.
+    An inactive subscriber matches nothing, nor does one whose audience is below the
+    meeting's. Meeting ids and tags filter together: with either set, the meeting must be
+    named or carry a listed tag; with neither, every meeting matches. Events match on
+    ``"*"`` or the exact kind.
     """
-    if not subscriber.active:
+    if not subscriber.active or not audiences.may_know(subscriber.audience, meeting.audience):
         return False
     if subscriber.meetings or subscriber.tags:
         named = meeting.id in subscriber.meetings
@@ -31,11 +35,12 @@ def subscriber_matches(subscriber: Subscriber, meeting: Meeting, kind: EventKind
 
 
 def match_subscribers(
-    subscribers: Iterable[Subscriber], meeting: Meeting, kind: EventKind
+    subscribers: Iterable[Subscriber], meeting: Meeting, kind: EventKind, audiences: Audiences
 ) -> list[Subscriber]:
-    """The subscribers who want `kind` for `meeting`, ordered by id for stable output."""
+    """The subscribers who want `kind` for `meeting` (and may know of it), by id."""
     return sorted(
-        (s for s in subscribers if subscriber_matches(s, meeting, kind)), key=lambda s: s.id
+        (s for s in subscribers if subscriber_matches(s, meeting, kind, audiences)),
+        key=lambda s: s.id,
     )
 
 

@@ -12,6 +12,7 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+from notifier.domain.audiences import PUBLIC, TIERED, Variants, freeze, shown, split
 from notifier.domain.durations import format_duration
 
 
@@ -98,49 +99,72 @@ class Meeting:
     source: Source = Source.API
     #: When set, changes within this window go out as one message per subscriber.
     coalesce: timedelta | None = None
+    #: The lowest audience that may know of this meeting at all.
+    audience: str = PUBLIC
+    #: Variants by audience of the tiered fields (`notifier.domain.audiences`): a field
+    #: named here is read through `view_meeting`, never from its plain value.
+    variants: Variants = field(default_factory=dict)
 
     def replace(self, **changes: object) -> Meeting:
         """A copy with `changes` applied."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
-        """The meeting as JSON-ready data (the API, webhook and ``--json`` shape)."""
+        """The meeting as JSON-ready data (the API, webhook and ``--json`` shape).
+
+        A tiered field shows its table of variants: operators see every one. What a reader
+        gets is made from `view_meeting`, which leaves none."""
+        v = self.variants
         return {
             "id": self.id,
             "title": self.title,
-            "description": self.description,
-            "location": self.location,
-            "participants": list(self.participants),
+            "description": shown("description", self.description, v),
+            "location": shown("location", self.location, v),
+            "participants": shown("participants", self.participants, v),
             "timezone": self.timezone,
             "starts_at": self.starts_at.isoformat(),
             "ends_at": self.ends_at.isoformat() if self.ends_at else None,
             "status": self.status.value,
-            "reason": self.reason,
-            "conditions": list(self.conditions),
+            "reason": shown("reason", self.reason, v),
+            "conditions": shown("conditions", self.conditions, v),
             "tags": list(self.tags),
             "sequence": self.sequence,
             "source": self.source.value,
+            "audience": self.audience,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Meeting:
         """The inverse of `to_dict`."""
+        plain, variants = _tiered(data)
         return cls(
             id=data["id"],
             title=data["title"],
-            description=data["description"],
-            location=data["location"],
-            participants=tuple(data["participants"]),
             timezone=data["timezone"],
             starts_at=datetime.fromisoformat(data["starts_at"]),
             ends_at=datetime.fromisoformat(data["ends_at"]) if data["ends_at"] else None,
             status=MeetingStatus(data["status"]),
-            reason=data["reason"],
-            conditions=tuple(data["conditions"]),
             tags=tuple(data["tags"]),
             sequence=data["sequence"],
             source=Source(data["source"]),
+            audience=data.get("audience", PUBLIC),
+            variants=variants,
+            **plain,  # type: ignore[arg-type]
         )
+
+
+def _tiered(data: dict[str, Any]) -> tuple[dict[str, object], dict[str, dict[str, Any]]]:
+    """The tiered fields of `data` split into plain values and variants."""
+    plain: dict[str, object] = {}
+    variants: dict[str, dict[str, Any]] = {}
+    for name in TIERED:
+        if name not in data:
+            continue
+        value, tiers = split(name, data[name])
+        plain[name] = value
+        if tiers is not None:
+            variants[name] = tiers
+    return plain, freeze(variants)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +181,9 @@ class StatusChange:
     event_id: str | None = None
     force: bool = False
     source: Source = Source.API
+    #: Variants by audience of `reason` and `conditions` (then their plain values are
+    #: empty): see `notifier.domain.audiences`.
+    variants: Variants = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,16 +202,18 @@ class HistoryEntry:
     event_id: str | None = None
     source: Source = Source.API
     forced: bool = False
+    #: Variants by audience of `reason` (see `notifier.domain.audiences`).
+    variants: Variants = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The entry as JSON-ready data."""
+        """The entry as JSON-ready data (a tiered reason as its table of variants)."""
         return {
             "sequence": self.sequence,
             "at": self.at.isoformat(),
             "kind": self.kind.value,
             "from": self.from_status.value if self.from_status else None,
             "to": self.to_status.value,
-            "reason": self.reason,
+            "reason": shown("reason", self.reason, self.variants),
             "previous_starts_at": self.previous_starts_at.isoformat()
             if self.previous_starts_at
             else None,
@@ -257,6 +286,9 @@ class Subscriber:
     quiet_hours: QuietHours | None = None
     active: bool = True
     source: Source = Source.API
+    #: Which variants of a meeting's text this reader gets, and which meetings they may
+    #: hear of at all (`notifier.domain.audiences`).
+    audience: str = PUBLIC
 
     def to_dict(self) -> dict[str, Any]:
         """The subscriber as JSON-ready data; webhook secrets only as a count, never shown."""
@@ -276,4 +308,5 @@ class Subscriber:
             "quiet_hours": str(self.quiet_hours) if self.quiet_hours else None,
             "active": self.active,
             "source": self.source.value,
+            "audience": self.audience,
         }

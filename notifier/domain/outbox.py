@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from notifier.domain.audiences import PUBLIC, Audiences, view_entry, view_meeting
 from notifier.domain.durations import format_duration
 from notifier.domain.errors import InvalidChange
 from notifier.domain.matching import match_subscribers, release_at
@@ -156,12 +157,18 @@ def delivery_id(*parts: object) -> str:
     return f"msg_{digest[:32]}"
 
 
-def change_payload(meeting: Meeting, entry: HistoryEntry) -> dict[str, Any]:
-    """The contract body for a status change (or a details update)."""
+def change_payload(
+    meeting: Meeting, entry: HistoryEntry, *, audience: str | None = None
+) -> dict[str, Any]:
+    """The contract body for a status change (or a details update), as the reader's
+    `audience` may see it: pass the meeting and entry through `view_meeting` and
+    `view_entry` first (`plan_change_deliveries` does)."""
+    data: dict[str, Any] = {"audience": audience} if audience is not None else {}
     return {
         "type": entry.kind.value,
         "timestamp": entry.at.isoformat(),
         "data": {
+            **data,
             "meeting": meeting.to_dict(),
             "change": {
                 "from": entry.from_status.value if entry.from_status else None,
@@ -178,14 +185,21 @@ def change_payload(meeting: Meeting, entry: HistoryEntry) -> dict[str, Any]:
 
 
 def reminder_payload(
-    meeting: Meeting, offset: timedelta, *, at: datetime, late: bool = False
+    meeting: Meeting,
+    offset: timedelta,
+    *,
+    at: datetime,
+    late: bool = False,
+    audience: str | None = None,
 ) -> dict[str, Any]:
-    """The contract body for a reminder `offset` before the meeting.
+    """The contract body for a reminder `offset` before the meeting (already in the view
+    of the reader's `audience`).
 
     ``late`` is present, and true, only for a reminder sent after its instant because the
     daemon was down then.
     """
     data: dict[str, Any] = {
+        **({"audience": audience} if audience is not None else {}),
         "meeting": meeting.to_dict(),
         "offset": format_duration(offset),
         "sequence": meeting.sequence,
@@ -206,31 +220,60 @@ def channels_of(subscriber: Subscriber) -> list[Channel]:
 
 
 def plan_change_deliveries(
-    meeting: Meeting, entry: HistoryEntry, subscribers: list[Subscriber], *, now: datetime
+    meeting: Meeting,
+    entry: HistoryEntry,
+    subscribers: list[Subscriber],
+    *,
+    now: datetime,
+    audiences: Audiences,
 ) -> list[Delivery]:
     """The deliveries that announce `entry` (which left the meeting as `meeting`).
 
     One per matching subscriber and channel; each is due at `now`, or at the end of the
-    subscriber's quiet hours for a kind that is not urgent.
+    subscriber's quiet hours for a kind that is not urgent. Readers of one audience share
+    one notice, made from their audience's view: nothing above it is ever in it.
     """
-    payload = change_payload(meeting, entry)
-    notice = notice_id(meeting.id, entry.sequence, entry.kind)
     held = (now + meeting.coalesce) if meeting.coalesce else None
-    return [
-        Delivery(
-            id=delivery_id(meeting.id, entry.sequence, entry.kind.value, subscriber.id, channel),
-            meeting_id=meeting.id,
-            subscriber_id=subscriber.id,
-            channel=channel,
-            kind=entry.kind,
-            sequence=entry.sequence,
-            notice_id=notice,
-            payload=payload,
-            next_attempt_at=max(release_at(subscriber, entry.kind, now=now), held or now),
-        )
-        for subscriber in match_subscribers(subscribers, meeting, entry.kind)
-        for channel in channels_of(subscriber)
-    ]
+    notices: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def notice_of(audience: str) -> tuple[str, dict[str, Any]]:
+        if audience not in notices:
+            notices[audience] = (
+                notice_id(meeting.id, entry.sequence, entry.kind, *_audience_part(audience)),
+                change_payload(
+                    view_meeting(meeting, audience, audiences),
+                    view_entry(entry, audience, audiences),
+                    audience=audience,
+                ),
+            )
+        return notices[audience]
+
+    planned = []
+    for subscriber in match_subscribers(subscribers, meeting, entry.kind, audiences):
+        notice, payload = notice_of(subscriber.audience)
+        for channel in channels_of(subscriber):
+            planned.append(
+                Delivery(
+                    id=delivery_id(
+                        meeting.id, entry.sequence, entry.kind.value, subscriber.id, channel
+                    ),
+                    meeting_id=meeting.id,
+                    subscriber_id=subscriber.id,
+                    channel=channel,
+                    kind=entry.kind,
+                    sequence=entry.sequence,
+                    notice_id=notice,
+                    payload=payload,
+                    next_attempt_at=max(release_at(subscriber, entry.kind, now=now), held or now),
+                )
+            )
+    return planned
+
+
+def _audience_part(audience: str) -> tuple[str, ...]:
+    """What a notice id adds for an audience: nothing for the public (whose notices keep
+    the ids they had before audiences), the name for any other."""
+    return () if audience == PUBLIC else (f"audience={audience}",)
 
 
 def plan_reminder_deliveries(
@@ -239,16 +282,25 @@ def plan_reminder_deliveries(
     offset: timedelta,
     *,
     now: datetime,
+    audiences: Audiences,
     late: bool = False,
 ) -> list[Delivery]:
     """The deliveries of one reminder to one subscriber, on each of its channels.
 
-    `now` is the reminder's own instant: every reader of the same offset shares one notice,
-    and quiet hours are judged at that instant.
+    `now` is the reminder's own instant: every reader of the same offset and audience
+    shares one notice, and quiet hours are judged at that instant.
     """
-    payload = reminder_payload(meeting, offset, at=now, late=late)
+    audience = subscriber.audience
+    payload = reminder_payload(
+        view_meeting(meeting, audience, audiences), offset, at=now, late=late, audience=audience
+    )
     notice = notice_id(
-        meeting.id, meeting.sequence, EventKind.REMINDER, int(offset.total_seconds()), late
+        meeting.id,
+        meeting.sequence,
+        EventKind.REMINDER,
+        int(offset.total_seconds()),
+        late,
+        *_audience_part(audience),
     )
     return [
         Delivery(
@@ -369,8 +421,15 @@ def coalesce(
     merged: list[str] = []
     result: list[Delivery] = []
     for delivery in planned:
+        audience = (delivery.payload or {}).get("data", {}).get("audience")
+        # Only what was written for the same audience folds in: a reader moved to a lower
+        # audience in the window must not get an earlier, higher view.
         earlier = sorted(
-            waiting.get((delivery.subscriber_id, delivery.channel), []),
+            (
+                pair
+                for pair in waiting.get((delivery.subscriber_id, delivery.channel), [])
+                if pair[1].get("data", {}).get("audience") == audience
+            ),
             key=lambda pair: pair[0].sequence,
         )
         if not earlier or delivery.payload is None:

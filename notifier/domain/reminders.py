@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from notifier.domain.audiences import Audiences
 from notifier.domain.machine import ON_SCHEDULE
 from notifier.domain.matching import subscriber_matches
 from notifier.domain.models import EventKind, Meeting, Subscriber
@@ -48,14 +49,19 @@ def reminder_instant(starts_at: datetime, offset: timedelta) -> datetime:
 
 
 def plan_reminders(
-    meeting: Meeting, subscribers: list[Subscriber], *, now: datetime
+    meeting: Meeting,
+    subscribers: list[Subscriber],
+    *,
+    now: datetime,
+    audiences: Audiences,
 ) -> list[Reminder]:
     """Every reminder still ahead of `now` for `meeting`, one per subscriber and offset.
 
     Nothing is planned for a meeting that is not on schedule (postponed, under way, over,
     cancelled), for a subscriber who does not take ``meeting.reminder`` for this meeting
-    (inactive, filtered out), or for an instant already past. Sorted by due
-    time, then subscriber, then offset, so plans compare equal when nothing changed.
+    (inactive, filtered out, below the meeting's audience), or for an instant already past.
+    Sorted by due time, then subscriber, then offset, so plans compare equal when nothing
+    changed.
     """
     if meeting.status not in ON_SCHEDULE:
         return []
@@ -68,7 +74,7 @@ def plan_reminders(
             sequence=meeting.sequence,
         )
         for subscriber in subscribers
-        if subscriber_matches(subscriber, meeting, EventKind.REMINDER)
+        if subscriber_matches(subscriber, meeting, EventKind.REMINDER, audiences)
         for offset in sorted(set(subscriber.reminders), reverse=True)
         if (due := reminder_instant(meeting.starts_at, offset)) > now
     ]

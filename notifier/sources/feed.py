@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from notifier.domain.audiences import PUBLIC
 from notifier.domain.machine import TRANSITIONS
 from notifier.domain.models import Meeting, MeetingStatus, Source, StatusChange
 from notifier.domain.text import clean_text
@@ -142,14 +143,72 @@ def snapshot(item: FeedItem) -> dict[str, object]:
     return said
 
 
+@dataclass(frozen=True)
+class _Voice:
+    """How a feed that speaks for `audience` writes text: plain for the public, else as
+    that audience's variant (the title is never tiered)."""
+
+    audience: str
+
+    @property
+    def public(self) -> bool:
+        return self.audience == PUBLIC
+
+    def text(self, name: str, value: str) -> dict[str, object]:
+        """A detail field as this feed says it."""
+        if self.public or name == "title":
+            return {name: value}
+        return {name: {self.audience: value}} if value else {}
+
+    def reason(self, value: str) -> dict[str, object]:
+        """A status change's reason fields as this feed says it."""
+        if self.public:
+            return {"reason": value}
+        return {"reason": "", "variants": {"reason": {self.audience: value}} if value else {}}
+
+    def stored(self, meeting: Meeting, name: str) -> object:
+        """What this feed said last of a stored meeting's field."""
+        if self.public or name == "title":
+            return getattr(meeting, name)
+        return (meeting.variants.get(name) or {}).get(self.audience)
+
+    def new_meeting(self, item: FeedItem) -> Meeting:
+        """The meeting a new item makes: known to this audience and above."""
+        plain: dict[str, object] = {}
+        variants: dict[str, dict[str, str]] = {}
+        for name in ("description", "location", "reason"):
+            for key, value in self.text(name, getattr(item, name)).items():
+                if isinstance(value, dict):
+                    variants[key] = value
+                else:
+                    plain[key] = value
+        return Meeting(
+            id=meeting_id_for(item.ident),
+            title=item.title,
+            timezone=item.timezone,
+            starts_at=item.starts_at,
+            ends_at=item.ends_at,
+            status=item.status,
+            source=Source.FEED,
+            audience=self.audience,
+            variants=variants,
+            **plain,  # type: ignore[arg-type]
+        )
+
+
 def actions_for(
     item: FeedItem,
     stored: Meeting | None,
     *,
     source: str,
     last: dict[str, object] | None,
+    audience: str = PUBLIC,
 ) -> list[Action]:
     """What to do so the store follows what the feed changed; empty when nothing did.
+
+    A feed speaks for one `audience` (``[[sources]] audience``): its meetings are known to
+    that audience and above, and its text (reason, description, location) is that
+    audience's variant, never plain text every reader would get.
 
     `last` is the feed's previous `snapshot` of the item: only what the feed changed since
     is applied, so a change made meanwhile by the CLI or API is not undone by a feed that
@@ -166,19 +225,9 @@ def actions_for(
         and item.sequence < last_sequence
     ):
         return []
+    voice = _Voice(audience)
     if stored is None:
-        meeting = Meeting(
-            id=meeting_id_for(item.ident),
-            title=item.title,
-            description=item.description,
-            location=item.location,
-            timezone=item.timezone,
-            starts_at=item.starts_at,
-            ends_at=item.ends_at,
-            status=item.status,
-            reason=item.reason,
-            source=Source.FEED,
-        )
+        meeting = voice.new_meeting(item)
         return [Create(meeting=meeting, event_id=_event_id(source, item, "create"))]
     now_said = snapshot(item)
 
@@ -191,15 +240,14 @@ def actions_for(
             previous = {**previous, name: now_said[name]}
 
     actions: list[Action] = []
-    details: dict[str, object] = {
-        name: value
-        for name, value in (
-            ("title", item.title),
-            ("location", item.location),
-            ("description", item.description),
-        )
-        if value and feed_changed(name) and getattr(stored, name) != value
-    }
+    details: dict[str, object] = {}
+    for name, value in (
+        ("title", item.title),
+        ("location", item.location),
+        ("description", item.description),
+    ):
+        if value and feed_changed(name) and voice.stored(stored, name) != value:
+            details.update(voice.text(name, value))
     if details:
         actions.append(
             Details(
@@ -217,7 +265,7 @@ def actions_for(
                 change=StatusChange(
                     meeting_id=stored.id,
                     status=status,
-                    reason=item.reason,
+                    **voice.reason(item.reason),  # type: ignore[arg-type]
                     starts_at=item.starts_at if moved else None,
                     event_id=_event_id(source, item, "status"),
                     source=Source.FEED,
@@ -230,7 +278,7 @@ def actions_for(
                 change=StatusChange(
                     meeting_id=stored.id,
                     status=MeetingStatus.RESCHEDULED,
-                    reason=item.reason,
+                    **voice.reason(item.reason),  # type: ignore[arg-type]
                     starts_at=item.starts_at,
                     event_id=_event_id(source, item, "moved"),
                     source=Source.FEED,

@@ -22,7 +22,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from multiprocessing import get_context
-from typing import Any
 
 import httpx
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +45,7 @@ from notifier.sources.feed import (
 from notifier.sources.ics import FeedError, ParsedFeed, parse_ics
 from notifier.sources.jsonfeed import parse_json_feed
 from notifier.store.port import StorePort, TransactionPort
+from notifier.store.records import SourceState
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +130,13 @@ class SourcePoller:
         now = self.clock()
         async with self.store.read() as tx:
             state = await tx.source_state(self.url)
-        if state.get("next_poll_at") and now < state["next_poll_at"]:
+        if state.next_poll_at and now < state.next_poll_at:
             return PollResult(outcome="waiting")
         headers = {"user-agent": f"notifier/{__version__}"}
-        if state.get("etag"):
-            headers["if-none-match"] = state["etag"]
-        if state.get("last_modified"):
-            headers["if-modified-since"] = state["last_modified"]
+        if state.etag:
+            headers["if-none-match"] = state.etag
+        if state.last_modified:
+            headers["if-modified-since"] = state.last_modified
         try:
             status, body, answer = await self._fetch(headers)
             if status == 304:
@@ -175,7 +175,7 @@ class SourcePoller:
         )
 
     async def _apply(
-        self, parsed: Parsed, state: dict[str, Any], answer: httpx.Headers, *, now: datetime
+        self, parsed: Parsed, state: SourceState, answer: httpx.Headers, *, now: datetime
     ) -> PollResult:
         async with self.store.read() as tx:
             previous_seen: dict[str, dict[str, object]] = await tx.source_items(self.url)
@@ -219,7 +219,7 @@ class SourcePoller:
         applied += gone
         problems.update({_label(k): _label(r, 500) for k, r in gone_problems.items()})
         counts.update(applied=applied, refused=len(feed.refused) + refused_in_apply)
-        self._log_new(problems, state.get("problems") or {})
+        self._log_new(problems, state.problems)
         await self._record(
             now,
             ok=True,
@@ -271,7 +271,13 @@ class SourcePoller:
             if stored is None and item.status is MeetingStatus.CANCELLED and item.series:
                 # A cancelled occurrence nobody was told of: no meeting to make.
                 continue
-            actions = actions_for(item, stored, source=self.url, last=seen.get(item.ident))
+            actions = actions_for(
+                item,
+                stored,
+                source=self.url,
+                last=seen.get(item.ident),
+                audience=self.config.audience,
+            )
             planned.append((item, actions))
         progress = {**counts, "done": counts["done"] + read}
         creates = [
@@ -430,10 +436,9 @@ class SourcePoller:
                 },
             )
 
-    async def _failed(self, now: datetime, state: dict[str, Any], error: str) -> PollResult:
+    async def _failed(self, now: datetime, state: SourceState, error: str) -> PollResult:
         metrics.SOURCE_POLL_ERRORS.labels(self.url).inc()
-        previous = state.get("failures")
-        failures = (previous if isinstance(previous, int) else 0) + 1
+        failures = state.failures + 1
         wait = backoff(self.config.every, failures)
         async with self.store.write() as tx:
             await tx.save_source_state(

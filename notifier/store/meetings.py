@@ -14,6 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from notifier.domain.audiences import thaw
 from notifier.domain.errors import Conflict
 from notifier.domain.models import (
     HistoryEntry,
@@ -176,6 +177,7 @@ class MeetingQueries(QueriesBase):
                     "event_id": entry.event_id,
                     "source": entry.source.value,
                     "forced": entry.forced,
+                    "variants": thaw(entry.variants),
                 }
                 for entry in entries
             ],

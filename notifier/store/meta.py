@@ -10,7 +10,7 @@ from sqlalchemy import (
 )
 
 from notifier.store.base import QueriesBase
-from notifier.store.records import _PENDING
+from notifier.store.records import _PENDING, Counts
 from notifier.store.tables import (
     meetings,
     meta,
@@ -22,25 +22,25 @@ from notifier.store.tables import (
 class MetaQueries(QueriesBase):
     """Installation-wide values, and the counts the start-up line shows."""
 
-    async def counts(self) -> dict[str, int]:
+    async def counts(self) -> Counts:
         """How many meetings, subscribers and pending reminders there are (not retired)."""
 
         async def count(query: Any) -> int:
             return int((await self.connection.execute(query)).scalar_one())
 
-        return {
-            "meetings": await count(
+        return Counts(
+            meetings=await count(
                 select(func.count()).select_from(meetings).where(meetings.c.retired_at.is_(None))
             ),
-            "subscribers": await count(
+            subscribers=await count(
                 select(func.count())
                 .select_from(subscribers)
                 .where(subscribers.c.retired_at.is_(None))
             ),
-            "pending_reminders": await count(
+            pending_reminders=await count(
                 select(func.count()).select_from(reminders).where(reminders.c.state == _PENDING)
             ),
-        }
+        )
 
     async def set_meta(self, key: str, value: str) -> None:
         """Set the installation-wide value `key`."""

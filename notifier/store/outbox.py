@@ -36,7 +36,15 @@ from notifier.domain.outbox import (
     Replay,
 )
 from notifier.store.base import QueriesBase
-from notifier.store.records import _REPLAYED, OUTBOX_CHANNEL, _delivery, case_pending
+from notifier.store.records import (
+    _REPLAYED,
+    OUTBOX_CHANNEL,
+    Pruned,
+    QueueStats,
+    Suppression,
+    _delivery,
+    case_pending,
+)
 from notifier.store.tables import (
     UTCDateTime,
     deliveries,
@@ -260,7 +268,7 @@ class OutboxQueries(QueriesBase):
                 )
             )
 
-    async def prune(self, *, before: datetime, limit: int = 500) -> dict[str, int]:
+    async def prune(self, *, before: datetime, limit: int = 500) -> Pruned:
         """Delete up to `limit` of each kind of record that has served its time.
 
         Sent and merged deliveries older than `before` (with their attempts), attempts
@@ -300,12 +308,12 @@ class OutboxQueries(QueriesBase):
         old_notices = await self._delete_oldest(
             notices.c.id, and_(notices.c.created_at < before, unused), limit=limit
         )
-        return {
-            "deliveries": len(old_deliveries),
-            "attempts": attempts_gone,
-            "events": old_events,
-            "notices": old_notices,
-        }
+        return Pruned(
+            deliveries=len(old_deliveries),
+            attempts=attempts_gone,
+            events=old_events,
+            notices=old_notices,
+        )
 
     async def endpoint_health(
         self,
@@ -420,15 +428,12 @@ class OutboxQueries(QueriesBase):
             ).scalars()
         )
 
-    async def suppressions(self) -> list[dict[str, Any]]:
+    async def suppressions(self) -> list[Suppression]:
         """The suppression list, newest first."""
         rows = await self.connection.execute(
             select(suppressions).order_by(suppressions.c.created_at.desc())
         )
-        return [
-            {"address": r.address, "reason": r.reason, "since": r.created_at.isoformat()}
-            for r in rows
-        ]
+        return [Suppression(address=r.address, reason=r.reason, since=r.created_at) for r in rows]
 
     async def unsuppress(self, address: str) -> bool:
         """Take `address` off the suppression list; False if it was not on it."""
@@ -665,15 +670,15 @@ class OutboxQueries(QueriesBase):
             await self.notify_outbox()
         return ids
 
-    async def queue_stats(self, *, now: datetime) -> dict[str, float]:
+    async def queue_stats(self, *, now: datetime) -> QueueStats:
         """Deliveries per status, and the age in seconds of the oldest one not yet sent."""
         rows = (
             await self.connection.execute(
                 select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
             )
         ).all()
-        stats: dict[str, float] = {s.value: 0 for s in DeliveryStatus}
-        stats.update({row[0]: row[1] for row in rows})
+        per_status = {s: 0 for s in DeliveryStatus}
+        per_status.update({DeliveryStatus(row[0]): int(row[1]) for row in rows})
         oldest = (
             await self.connection.execute(
                 select(func.min(deliveries.c.created_at)).where(
@@ -689,5 +694,7 @@ class OutboxQueries(QueriesBase):
         ).scalar_one()
         if oldest is not None and oldest.tzinfo is None:
             oldest = oldest.replace(tzinfo=UTC)
-        stats["oldest_pending_seconds"] = (now - oldest).total_seconds() if oldest else 0.0
-        return stats
+        return QueueStats(
+            per_status=per_status,
+            oldest_pending_seconds=(now - oldest).total_seconds() if oldest else 0.0,
+        )

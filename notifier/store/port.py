@@ -14,6 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from notifier.domain.audiences import Audiences
 from notifier.domain.models import HistoryEntry, Meeting, Subscriber
 from notifier.domain.outbox import (
     Attempt,
@@ -26,7 +27,17 @@ from notifier.domain.outbox import (
 )
 from notifier.domain.reminders import Reminder, ReminderState
 from notifier.store.queries import FencedStore, Store, Transaction
-from notifier.store.records import Lease, MeetingRecord, StoredReminder, SubscriberRecord
+from notifier.store.records import (
+    Counts,
+    Lease,
+    MeetingRecord,
+    Pruned,
+    QueueStats,
+    SourceState,
+    StoredReminder,
+    SubscriberRecord,
+    Suppression,
+)
 
 
 class Meetings(Protocol):
@@ -174,7 +185,7 @@ class Outbox(Protocol):
         """Give claimed deliveries back untried (on shutdown), due at once."""
         ...
 
-    async def prune(self, *, before: datetime, limit: int = 500) -> dict[str, int]:
+    async def prune(self, *, before: datetime, limit: int = 500) -> Pruned:
         """Delete up to `limit` of each kind of record that has served its time."""
         ...
 
@@ -197,7 +208,7 @@ class Outbox(Protocol):
         """Which of `addresses` (compared in lower case) are suppressed."""
         ...
 
-    async def suppressions(self) -> list[dict[str, Any]]:
+    async def suppressions(self) -> list[Suppression]:
         """The suppression list, newest first."""
         ...
 
@@ -264,7 +275,7 @@ class Outbox(Protocol):
         """Make every delivery `selection` picks due now with fresh attempts; their ids."""
         ...
 
-    async def queue_stats(self, *, now: datetime) -> dict[str, float]:
+    async def queue_stats(self, *, now: datetime) -> QueueStats:
         """Deliveries per status, and the age in seconds of the oldest one not yet sent."""
         ...
 
@@ -320,7 +331,7 @@ class Reminders(Protocol):
 class Sources(Protocol):
     """Watched sources and what their events last said."""
 
-    async def source_state(self, url: str) -> dict[str, Any]:
+    async def source_state(self, url: str) -> SourceState:
         """A watched source's health and last read (empty for one never read)."""
         ...
 
@@ -340,12 +351,8 @@ class Sources(Protocol):
         """Forget events source `url` no longer has."""
         ...
 
-    async def source_reports(self) -> list[dict[str, Any]]:
-        """Every watched source's health and last read, without its per-event memory."""
-        ...
-
-    async def source_states(self) -> list[dict[str, Any]]:
-        """Every watched source's health."""
+    async def source_states(self) -> list[SourceState]:
+        """Every watched source's health and last read, by URL."""
         ...
 
 
@@ -374,7 +381,7 @@ class Leases(Protocol):
 class Meta(Protocol):
     """Installation-wide values and counts."""
 
-    async def counts(self) -> dict[str, int]:
+    async def counts(self) -> Counts:
         """How many meetings, subscribers and pending reminders there are (not retired)."""
         ...
 
@@ -393,6 +400,9 @@ class Meta(Protocol):
 
 class TransactionPort(Meetings, Subscribers, Outbox, Reminders, Sources, Leases, Meta, Protocol):
     """Every query, inside one transaction."""
+
+    #: The installation's audiences, lowest first (what changes are planned with).
+    audiences: Audiences
 
 
 class StorePort(Protocol):

@@ -11,7 +11,9 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from notifier.domain.audiences import Audiences
 from notifier.store import migrate
+from notifier.store.base import DEFAULT
 from notifier.store.engine import READ_ONLY, create_engine, redact
 from notifier.store.leases import LeaseQueries
 from notifier.store.meetings import MeetingQueries
@@ -32,17 +34,25 @@ class Transaction(MeetingQueries, SubscriberQueries, OutboxQueries, SourceQuerie
 class Store:
     """The database: open it, migrate it, and run transactions on it."""
 
-    def __init__(self, engine: AsyncEngine, *, write_lock: asyncio.Lock | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        write_lock: asyncio.Lock | None = None,
+        audiences: Audiences = DEFAULT,
+    ) -> None:
         self.engine = engine
+        #: The installation's audiences, handed to every transaction.
+        self.audiences = audiences
         # SQLite runs one writer at a time, and a writer that finds the lock taken sleeps
         # in steps of up to 100 ms before it looks again. Writers of this process queue
         # here instead, and each starts the moment the one before it commits.
         self._write_lock = write_lock or asyncio.Lock()
 
     @classmethod
-    async def open(cls, url: str, *, upgrade: bool = True) -> Store:
+    async def open(cls, url: str, *, upgrade: bool = True, audiences: Audiences = DEFAULT) -> Store:
         """Connect to `url`; with `upgrade`, first bring the schema to the latest revision."""
-        store = cls(create_engine(url))
+        store = cls(create_engine(url), audiences=audiences)
         if upgrade:
             try:
                 await migrate.upgrade(store.engine)
@@ -70,10 +80,10 @@ class Store:
         """A read-write transaction, committed on normal exit and rolled back on error."""
         if self.backend != "sqlite":
             async with self.engine.begin() as connection:
-                yield Transaction(connection)
+                yield Transaction(connection, self.audiences)
             return
         async with self._write_lock, self.engine.begin() as connection:
-            yield Transaction(connection)
+            yield Transaction(connection, self.audiences)
 
     async def listen_outbox(
         self, on_notify: Callable[[], None], stop: asyncio.Event, *, check: float = 5.0
@@ -114,7 +124,7 @@ class Store:
         """A transaction for reading; nothing written in it is committed."""
         async with self.engine.connect() as connection:
             await connection.execution_options(**{READ_ONLY: True})
-            yield Transaction(connection)
+            yield Transaction(connection, self.audiences)
             await connection.rollback()
 
 
@@ -128,7 +138,7 @@ class FencedStore(Store):
     """
 
     def __init__(self, store: Store, lease: Callable[[], Lease | None]) -> None:
-        super().__init__(store.engine, write_lock=store._write_lock)
+        super().__init__(store.engine, write_lock=store._write_lock, audiences=store.audiences)
         self._lease = lease
 
     @asynccontextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +14,7 @@ from sqlalchemy import (
     case,
 )
 
+from notifier.domain.audiences import freeze, thaw
 from notifier.domain.models import (
     EventKind,
     HistoryEntry,
@@ -110,6 +111,8 @@ def _meeting(row: Row[Any]) -> Meeting:
         sequence=row.sequence,
         source=Source(row.source),
         coalesce=timedelta(seconds=row.coalesce_seconds) if row.coalesce_seconds else None,
+        audience=row.audience,
+        variants=freeze(row.variants or {}),
     )
 
 
@@ -129,6 +132,8 @@ def _meeting_values(meeting: Meeting) -> dict[str, Any]:
         "sequence": meeting.sequence,
         "source": meeting.source.value,
         "coalesce_seconds": int(meeting.coalesce.total_seconds()) if meeting.coalesce else None,
+        "audience": meeting.audience,
+        "variants": thaw(meeting.variants),
     }
 
 
@@ -148,6 +153,7 @@ def _history(row: Row[Any], zone: ZoneInfo) -> HistoryEntry:
         event_id=row.event_id,
         source=Source(row.source),
         forced=bool(row.forced),
+        variants=freeze(row.variants or {}),
     )
 
 
@@ -195,3 +201,101 @@ def _delivery(row: Row[Any]) -> Delivery:
         attempts=row.attempts,
         last_error=row.last_error,
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Suppression:
+    """An address that bounced for good: nothing is sent to it."""
+
+    address: str
+    reason: str
+    since: datetime
+
+    def to_dict(self) -> dict[str, str]:
+        """The API and ``--json`` shape."""
+        return {"address": self.address, "reason": self.reason, "since": self.since.isoformat()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueStats:
+    """The outbox at a glance: deliveries per status, and how long the oldest unsent one
+    has waited."""
+
+    per_status: dict[DeliveryStatus, int]
+    oldest_pending_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Counts:
+    """What the store holds that is not retired (the daemon's start-up line)."""
+
+    meetings: int
+    subscribers: int
+    pending_reminders: int
+
+    def as_dict(self) -> dict[str, int]:
+        """For log records' structured fields."""
+        return {
+            "meetings": self.meetings,
+            "subscribers": self.subscribers,
+            "pending_reminders": self.pending_reminders,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pruned:
+    """How many records of each kind a prune deleted."""
+
+    deliveries: int = 0
+    attempts: int = 0
+    events: int = 0
+    notices: int = 0
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(
+            deliveries=self.deliveries + other.deliveries,
+            attempts=self.attempts + other.attempts,
+            events=self.events + other.events,
+            notices=self.notices + other.notices,
+        )
+
+    def __bool__(self) -> bool:
+        return any(self.as_dict().values())
+
+    def as_dict(self) -> dict[str, int]:
+        """Kind -> count, in a stable order."""
+        return {
+            "deliveries": self.deliveries,
+            "attempts": self.attempts,
+            "events": self.events,
+            "notices": self.notices,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceState:
+    """A watched source's health and last read, as the poller keeps it."""
+
+    url: str
+    kind: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    last_polled_at: datetime | None = None
+    last_ok_at: datetime | None = None
+    last_error: str | None = None
+    failures: int = 0
+    next_poll_at: datetime | None = None
+    #: The last read: events followed, skipped, refused, changes applied, progress.
+    counts: dict[str, int] = field(default_factory=dict)
+    #: Each skipped or refused event's reason, by event key.
+    problems: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: Row[Any]) -> SourceState:
+        """A `sources` row as a record."""
+        values = dict(row._mapping)
+        return cls(
+            **{k: v for k, v in values.items() if k not in ("counts", "problems")},
+            counts=dict(values.get("counts") or {}),
+            problems=dict(values.get("problems") or {}),
+        )

@@ -11,7 +11,7 @@ from sqlalchemy import (
 )
 
 from notifier.store.base import QueriesBase
-from notifier.store.records import _item_id
+from notifier.store.records import SourceState, _item_id
 from notifier.store.tables import (
     source_items,
     sources,
@@ -21,12 +21,12 @@ from notifier.store.tables import (
 class SourceQueries(QueriesBase):
     """Watched sources: their health, counts and what each event last said."""
 
-    async def source_state(self, url: str) -> dict[str, Any]:
+    async def source_state(self, url: str) -> SourceState:
         """A watched source's health and last read (empty for one never read)."""
         row = (await self.connection.execute(select(sources).where(sources.c.url == url))).first()
         if row is None:
-            return {"url": url, "failures": 0}
-        return dict(row._mapping)
+            return SourceState(url=url)
+        return SourceState.from_row(row)
 
     async def save_source_state(self, url: str, kind: str, **values: Any) -> None:
         """Record a poll's outcome (or progress) for a watched source."""
@@ -68,12 +68,7 @@ class SourceQueries(QueriesBase):
             ids = [_item_id(url, key) for key in keys[start : start + 500]]
             await self.connection.execute(delete(source_items).where(source_items.c.id.in_(ids)))
 
-    async def source_reports(self) -> list[dict[str, Any]]:
-        """Every watched source's health and last read, without its per-event memory."""
+    async def source_states(self) -> list[SourceState]:
+        """Every watched source's health and last read, by URL."""
         rows = (await self.connection.execute(select(sources).order_by(sources.c.url))).all()
-        return [dict(row._mapping) for row in rows]
-
-    async def source_states(self) -> list[dict[str, Any]]:
-        """Every watched source's health."""
-        rows = (await self.connection.execute(select(sources).order_by(sources.c.url))).all()
-        return [dict(row._mapping) for row in rows]
+        return [SourceState.from_row(row) for row in rows]

@@ -88,6 +88,7 @@ class SubscriberQueries(ReminderQueries):
                 quiet_hours=_quiet(row.quiet_hours),
                 active=bool(row.active) and row.retired_at is None,
                 source=Source(row.source),
+                audience=row.audience,
             )
             records.append(
                 SubscriberRecord(
@@ -133,6 +134,7 @@ class SubscriberQueries(ReminderQueries):
             "quiet_hours": str(subscriber.quiet_hours) if subscriber.quiet_hours else None,
             "active": subscriber.active,
             "source": subscriber.source.value,
+            "audience": subscriber.audience,
         }
         existing = (
             await self.connection.execute(

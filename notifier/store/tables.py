@@ -86,6 +86,10 @@ meetings = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     #: Set when the config file stops naming a file meeting; its history stays.
     Column("retired_at", UTCDateTime),
+    #: The lowest audience that may know of the meeting.
+    Column("audience", String(40), nullable=False, server_default="public"),
+    #: Variants by audience of the tiered text fields: {field: {audience: value}}, or NULL.
+    Column("variants", JSON),
 )
 
 meeting_history = Table(
@@ -104,6 +108,8 @@ meeting_history = Table(
     Column("event_id", String(200)),
     Column("source", String(10), nullable=False),
     Column("forced", Boolean, nullable=False, server_default=text("false")),
+    #: Variants by audience of the reason, or NULL.
+    Column("variants", JSON),
     UniqueConstraint("meeting_id", "sequence"),
 )
 
@@ -128,6 +134,8 @@ subscribers = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("retired_at", UTCDateTime),
+    #: Which variants of meeting text this reader gets, and which meetings they may know.
+    Column("audience", String(40), nullable=False, server_default="public"),
 )
 
 subscriber_endpoints = Table(

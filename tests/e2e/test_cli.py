@@ -105,7 +105,24 @@ def test_the_seed_scenario_through_the_cli(notifier: Notifier) -> None:
     start = before.json()["meeting"]
     assert start["status"] == "postponed"
 
-    cleared = notifier("event", TALKS, "cleared", "--reason", "second health assessment negative")
+    assert start["reason"]["participants"] == "medical reasons"  # operators see every variant
+    assert_user_error(
+        notifier("event", TALKS, "cleared", "--reason-for", "pubic=typo"),
+        r"reason\.pubic: unknown audience 'pubic'",
+    )
+    assert_user_error(
+        notifier("event", TALKS, "cleared", "--reason-for", "no equals sign"),
+        r"--reason-for: 'no equals sign' is not AUDIENCE=TEXT",
+    )
+    cleared = notifier(
+        "event",
+        TALKS,
+        "cleared",
+        "--reason-for",
+        "public=cleared",
+        "--reason-for",
+        "participants=second health assessment negative",
+    )
     assert cleared.code == 0, cleared.err
     assert f"{TALKS}: postponed -> cleared (sequence {start['sequence'] + 1})" in cleared.out
 
@@ -126,11 +143,15 @@ def test_the_seed_scenario_through_the_cli(notifier: Notifier) -> None:
     shown = notifier("meetings", "show", TALKS, "--json").json()
     assert shown["meeting"]["sequence"] == start["sequence"] + 2
     assert [h["to"] for h in shown["history"]][-3:] == ["postponed", "cleared", "rescheduled"]
-    assert shown["history"][-2]["reason"] == "second health assessment negative"
+    assert shown["history"][-2]["reason"] == {
+        "public": "cleared",
+        "participants": "second health assessment negative",
+    }
     assert shown["history"][-1]["source"] == "cli"
 
     table = notifier("meetings", "show", TALKS)
     assert "postponed -> cleared" in table.out
+    assert "public: cleared; participants: second health assessment negative" in table.out
     assert "moved from 2026-03-02 19:00 MSK" in table.out
 
 
@@ -277,13 +298,45 @@ def test_render_prints_the_exact_message(notifier: Notifier) -> None:
         "--part",
         "text",
     )
-    assert text.out.startswith("Встреча перенесена (medical reasons).")
+    # The press desk reads the press's view of the postponement; the medical reason is
+    # the participants', and `--audience` shows what they would read.
+    assert text.out.startswith("Встреча перенесена (postponed).")
+    assert "medical" not in email.out + text.out
+    as_participant = notifier(
+        "render",
+        "meeting.postponed",
+        "--meeting",
+        TALKS,
+        "--subscriber",
+        "press-desk",
+        "--part",
+        "text",
+        "--audience",
+        "participants",
+    )
+    assert as_participant.out.startswith("Встреча перенесена (medical reasons).")
     hook = notifier(
         "render", "meeting.reminder", "--meeting", TALKS, "--subscriber", "wire-service"
     )
     body = hook.json()
     assert body["type"] == "meeting.reminder"
     assert body["data"]["offset"] == "1h"
+    assert body["data"]["audience"] == "press"
+    assert body["data"]["meeting"]["reason"] == "postponed; a new date will be announced"
+    assert body["data"]["meeting"]["conditions"] == []
+    assert_user_error(
+        notifier(
+            "render",
+            "meeting.postponed",
+            "--meeting",
+            TALKS,
+            "--subscriber",
+            "press-desk",
+            "--audience",
+            "board",
+        ),
+        r"audience: unknown audience 'board'",
+    )
     assert_user_error(
         notifier("render", "meeting.cleared", "--meeting", TALKS, "--subscriber", "nobody"),
         r"unknown subscriber 'nobody'",

@@ -209,3 +209,30 @@ def test_stateful_sequences_reach_the_logic_behind_the_ids(api_schema: Any) -> N
     linked = {label for label, status in calls if status < 400 and "{" in label}
     # Links took the ids of listed and created records to the operations behind them.
     assert len(linked) >= 3, sorted(set(calls))
+
+
+@ONE_BACKEND
+def test_every_operation_documents_the_shape_of_its_answer(api_schema: Any) -> None:
+    # Clients generate their types from these: an answer documented as "anything" is a
+    # route whose shape can drift unnoticed (schemathesis checks each against the schema).
+    document = api_schema.app.openapi()
+    untyped = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if not status.startswith("2") or status == "204":
+                    continue
+                content = response.get("content", {})
+                schema = (content.get("application/json") or {}).get("schema")
+                if "text/html" in content or "text/plain" in content:
+                    continue
+                # A named model, or a list of one: `dict[str, Any]` would document an
+                # object with any properties, which says nothing.
+                named = (schema or {}).get("items", schema or {})
+                if "$ref" not in named:
+                    untyped.append(f"{method.upper()} {path} {status}")
+    assert not untyped, untyped
+    status_answer = document["components"]["schemas"]["StatusAnswer"]
+    assert set(status_answer["required"]) == {"meeting", "change", "duplicate", "deliveries"}
+    history = document["components"]["schemas"]["HistoryEntryOut"]
+    assert "from" in history["properties"]

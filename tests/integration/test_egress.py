@@ -139,5 +139,5 @@ async def test_a_poll_of_a_refused_feed_is_recorded_as_a_failure(
     assert result.outcome == "failed"
     async with store.read() as tx:
         state = await tx.source_state(str(config.url))
-    assert "refused target" in (state.get("last_error") or state.get("error") or "")
+    assert "refused target" in (state.last_error or "")
     assert first.hosts_seen == []

@@ -13,6 +13,7 @@ from notifier.delivery import OutboxWorker
 from notifier.domain.models import MeetingStatus
 from notifier.domain.outbox import DeliveryStatus
 from notifier.store import Store
+from notifier.store.records import Pruned
 from notifier.store.tables import deliveries, delivery_attempts, notices, processed_events
 from tests.integration.conftest import Clock
 from tests.integration.peers import Receiver
@@ -37,15 +38,19 @@ async def test_old_finished_records_are_pruned_in_batches_and_the_rest_kept(
     assert await count(store, deliveries) == 6
 
     # Nothing is old yet; a zero retention keeps everything whatever its age.
-    assert not any((await service.prune(store, retention=timedelta(days=90), now=clock())).values())
+    assert not any(
+        (await service.prune(store, retention=timedelta(days=90), now=clock())).as_dict().values()
+    )
     later = clock() + timedelta(days=91)
-    assert not any((await service.prune(store, retention=timedelta(0), now=later)).values())
+    assert not any(
+        (await service.prune(store, retention=timedelta(0), now=later)).as_dict().values()
+    )
 
     # A fresh change after the old ones: its records are young and stay.
     clock.now = later - timedelta(days=1)
     await change(store, clock, MeetingStatus.CANCELLED, event_id="evt-2")
     pruned = await service.prune(store, retention=timedelta(days=90), now=later, batch=2)
-    assert pruned == {"deliveries": 5, "attempts": 6, "events": 1, "notices": 0}
+    assert pruned == Pruned(deliveries=5, attempts=6, events=1, notices=0)
     async with store.read() as tx:
         left = await tx.deliveries(limit=100)
         history = await tx.history("talks")

@@ -35,6 +35,19 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "config" / "notifier.toml"
 TALKS = "moscow-tskhinvali-talks"
 
+#: Lines of the shipped config file the tests edit.
+SEED_REASON = (
+    'reason = { public = "postponed", press = "postponed; a new date will be announced", '
+    'participants = "medical reasons" }'
+)
+SEED_CONDITIONS = (
+    'conditions = { participants = ["health clearance"] }   # the public and the press see none'
+)
+SEED_VISIT = (
+    '  reason = { public = "a delegation visited", participants = "a delegation visited; '
+    'a second health assessment was requested" }'
+)
+
 
 async def seeded(store: Store, meeting: Meeting, now: datetime) -> Meeting:
     async with store.write() as tx:
@@ -198,7 +211,17 @@ async def test_the_seed_scenario_is_created_with_its_history(
         EventKind.UPDATED,
     ]
     assert history[2].at.day == 22
-    assert "delegation" in history[2].reason
+    # The entry keeps every variant; each audience reads its own.
+    assert history[2].reason == ""
+    assert history[2].variants["reason"]["public"] == "a delegation visited"
+    assert "health assessment" in str(history[2].variants["reason"]["participants"])
+    assert meeting.variants["reason"]["participants"] == "medical reasons"
+    assert {s.id: s.audience for s in subscribers} == {
+        "press-desk": "press",
+        "wire-service": "press",
+        "ossetian-delegation": "participants",
+        "foreign-correspondent": "public",
+    }
     assert len(subscribers) == len(settings.subscribers)
     # A second pass over the same file does nothing at all.
     again = await service.reconcile(store, settings, now=now + timedelta(hours=1))
@@ -243,12 +266,12 @@ async def test_editing_the_file_applies_details_and_status_through_the_machine(
     await service.reconcile(store, settings_from(tmp_path, text, database_url), now=now)
     edited = text.replace('location = "Moscow, Kremlin"', 'location = "Moscow, Novo-Ogaryovo"')
     edited = edited.replace(
-        'status = "postponed"\nreason = "medical reasons"\nconditions = ["health clearance"]',
+        f'status = "postponed"\n{SEED_REASON}\n{SEED_CONDITIONS}',
         'status = "cleared"\nreason = "second assessment negative"\nconditions = []',
     )
     edited = edited.replace(
-        '  reason = "a delegation visited; a second health assessment was requested"',
-        '  reason = "a delegation visited; a second health assessment was requested"\n'
+        SEED_VISIT,
+        f"{SEED_VISIT}\n"
         '  [[meetings.history]]\n  at = "2026-02-24T10:00:00+03:00"\n  status = "cleared"',
     )
     report = await service.reconcile(store, settings_from(tmp_path, edited, database_url), now=now)
@@ -276,11 +299,11 @@ async def test_an_impossible_status_in_the_file_is_refused_and_nothing_changes(
     edited = (
         text.replace('location = "Moscow, Kremlin"', 'location = "Sochi"')
         .replace(
-            'status = "postponed"\nreason = "medical reasons"',
+            f'status = "postponed"\n{SEED_REASON}',
             'status = "confirmed"\nreason = "back on"',
         )
         .replace(
-            '  reason = "a delegation visited; a second health assessment was requested"',
+            SEED_VISIT,
             '  reason = "visit"\n  [[meetings.history]]\n  at = "2026-02-24T10:00:00+03:00"\n'
             '  status = "confirmed"',
         )

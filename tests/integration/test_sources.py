@@ -132,16 +132,16 @@ async def test_a_failing_source_backs_off_and_records_its_health(
     assert (await poller.poll()).outcome == "failed"
     async with store.read() as tx:
         (state,) = await tx.source_states()
-    assert state["failures"] == 2
-    assert state["next_poll_at"] == clock() + timedelta(minutes=4)
-    assert "not an iCalendar document" in state["last_error"]
+    assert state.failures == 2
+    assert state.next_poll_at == clock() + timedelta(minutes=4)
+    assert "not an iCalendar document" in state.last_error
     clock.advance(timedelta(minutes=4))
     feed.body = ics()
     assert (await poller.poll()).outcome == "unchanged"
     async with store.read() as tx:
         (state,) = await tx.source_states()
-    assert state["failures"] == 0
-    assert state["last_ok_at"] == clock()
+    assert state.failures == 0
+    assert state.last_ok_at == clock()
 
 
 async def test_a_json_feed_with_a_field_mapping_changes_status(

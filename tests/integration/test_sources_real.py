@@ -183,9 +183,9 @@ async def test_one_bad_event_never_spoils_a_feed_and_each_reason_is_logged_once(
     assert len(logged) == 7
     assert all("Traceback" not in r.getMessage() for r in logged)
     (report,) = await service.source_report(store, [poller.config])
-    assert (report["followed"], report["skipped"], report["refused"]) == (2, 0, 7)
-    assert "7 refused" in str(report["last_error"])
-    assert {p["event"] for p in report["problems"]} >= {"bad-start@cms.example"}  # type: ignore[union-attr]
+    assert (report.followed, report.skipped, report.refused) == (2, 0, 7)
+    assert "7 refused" in str(report.last_error)
+    assert {p.event for p in report.problems} >= {"bad-start@cms.example"}
     assert (
         REGISTRY.get_sample_value(
             "notifier_source_events", {"source": feed.url(), "state": "refused"}
@@ -231,8 +231,8 @@ async def test_a_feed_over_the_size_cap_is_refused_with_a_reason(
     assert "feeds.max_bytes" in result.problems[0]
     async with store.read() as tx:
         (state,) = await tx.source_states()
-    assert "feeds.max_bytes (4,096)" in state["last_error"]
-    assert state["failures"] == 1
+    assert "feeds.max_bytes (4,096)" in state.last_error
+    assert state.failures == 1
 
 
 async def test_a_large_feed_is_applied_in_chunks_and_a_crash_resumes_where_it_stopped(
@@ -272,9 +272,9 @@ async def test_a_large_feed_is_applied_in_chunks_and_a_crash_resumes_where_it_st
         # The first chunks (200 events each), each committed whole with its progress.
         assert len(await tx.meeting_records()) == 200
     assert len(followed) == 200
-    assert state["counts"]["done"] == 200
+    assert state.counts["done"] == 200
     (report,) = await service.source_report(store, [poller.config])
-    assert report["applying"] == "200/1200"
+    assert report.applying == "200/1200"
 
     monkeypatch.setattr(service, "create_meetings_in", real)
     resumed = await poller.poll()
@@ -285,7 +285,7 @@ async def test_a_large_feed_is_applied_in_chunks_and_a_crash_resumes_where_it_st
     assert len(records) == 1200
     assert len(deliveries) == 1200  # one announcement per meeting: none twice
     (report,) = await service.source_report(store, [poller.config])
-    assert (report["followed"], report["applying"]) == (1200, None)
+    assert (report.followed, report.applying) == (1200, None)
 
 
 async def test_one_source_is_never_polled_twice_at_once(
@@ -398,3 +398,36 @@ async def test_the_api_lists_sources_with_counts_and_reasons(
         None,
         0,
     )
+
+
+async def test_a_feed_that_speaks_for_the_press_reaches_no_public_reader(
+    store: Store, feed: Feed, clock: Clock, client: httpx.AsyncClient
+) -> None:
+    async with store.write() as tx:
+        for audience in ("public", "press"):
+            await tx.save_subscriber(
+                Subscriber(id=audience, email=f"{audience}@example.org", audience=audience),
+                now=clock(),
+            )
+    poller = poller_for(store, feed, clock, client, audience="press")
+    feed.body = calendar(
+        "UID:brief@x\nDTSTAMP:20300101T000000Z\nDTSTART:20300302T190000Z\n"
+        "SUMMARY:Briefing\nLOCATION:Press room 2\nDESCRIPTION:Embargoed until noon"
+    )
+    assert (await poller.poll()).outcome == "changed"
+    feed.body = feed.body.replace(b"Press room 2", b"Press room 5")
+    assert (await poller.poll()).outcome == "changed"
+    async with store.read() as tx:
+        (record,) = await tx.meeting_records()
+        queued = await tx.deliveries(limit=100)
+    meeting = record.meeting
+    # Known to the press and above; its text is the press's variant, never plain.
+    assert meeting.audience == "press"
+    assert (meeting.location, meeting.description) == ("", "")
+    assert meeting.variants["location"] == {"press": "Press room 5"}
+    assert meeting.variants["description"] == {"press": "Embargoed until noon"}
+    assert {d.subscriber_id for d in queued} == {"press"}
+    assert [d.kind.value for d in sorted(queued, key=lambda d: d.sequence)] == [
+        "meeting.confirmed",  # an ICS event without STATUS is confirmed
+        "meeting.updated",
+    ]

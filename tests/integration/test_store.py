@@ -25,6 +25,7 @@ from notifier.domain.models import (
     WebhookEndpoint,
 )
 from notifier.store import Store, migrate
+from notifier.store.records import Counts
 from notifier.store.tables import UTCDateTime, metadata
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -211,7 +212,7 @@ async def test_counts(
         await tx.insert_meeting(meeting_factory(), now=now)
         await tx.save_subscriber(subscriber_factory(), now=now)
     async with store.read() as tx:
-        assert await tx.counts() == {"meetings": 2, "subscribers": 1, "pending_reminders": 0}
+        assert await tx.counts() == Counts(meetings=2, subscribers=1, pending_reminders=0)
 
 
 async def test_concurrent_writers_queue_instead_of_failing(

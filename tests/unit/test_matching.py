@@ -6,8 +6,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from notifier.domain.audiences import Audiences
 from notifier.domain.matching import match_subscribers, release_at, subscriber_matches
 from notifier.domain.models import EventKind, Meeting, QuietHours, Subscriber
+
+AUDIENCES = Audiences()
 
 K = EventKind
 
@@ -35,14 +38,14 @@ def test_filters_on_meeting_tags_and_kinds(
     expected: bool,
 ) -> None:
     meeting = meeting_factory(id="talks", tags=("bilateral",))
-    assert subscriber_matches(subscriber_factory(**filters), meeting, kind) is expected
+    assert subscriber_matches(subscriber_factory(**filters), meeting, kind, AUDIENCES) is expected
 
 
 def test_matches_come_back_sorted_by_id(
     meeting_factory: Callable[..., Meeting], subscriber_factory: Callable[..., Subscriber]
 ) -> None:
     subscribers = [subscriber_factory(id=name) for name in ("zeta", "alpha", "mid")]
-    matched = match_subscribers(subscribers, meeting_factory(), K.CONFIRMED)
+    matched = match_subscribers(subscribers, meeting_factory(), K.CONFIRMED, AUDIENCES)
     assert [s.id for s in matched] == ["alpha", "mid", "zeta"]
 
 

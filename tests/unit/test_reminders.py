@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from notifier.domain.audiences import Audiences
 from notifier.domain.models import Meeting, MeetingStatus, Subscriber
 from notifier.domain.reminders import plan_reminders, reminder_instant
 
@@ -79,7 +80,7 @@ def test_plans_one_reminder_per_subscriber_offset_still_ahead(
     wire = subscriber_factory(id="wire", reminders=(timedelta(days=2),))
     other = subscriber_factory(id="other", meetings=("elsewhere",), reminders=(timedelta(hours=1),))
     now = starts - timedelta(days=1)
-    plan = plan_reminders(meeting, [press, wire, other], now=now)
+    plan = plan_reminders(meeting, [press, wire, other], now=now, audiences=Audiences())
     assert [(r.subscriber_id, r.offset) for r in plan] == [
         ("press", timedelta(hours=1)),
         ("press", timedelta(minutes=15)),
@@ -103,7 +104,12 @@ def test_no_reminders_for_a_meeting_that_is_not_on_schedule(
 ) -> None:
     meeting = meeting_factory(status=status)
     subscriber = subscriber_factory(reminders=(timedelta(hours=1),))
-    assert plan_reminders(meeting, [subscriber], now=meeting.starts_at - timedelta(days=3)) == []
+    assert (
+        plan_reminders(
+            meeting, [subscriber], now=meeting.starts_at - timedelta(days=3), audiences=Audiences()
+        )
+        == []
+    )
 
 
 def test_no_reminders_for_subscribers_who_do_not_take_them(
@@ -115,4 +121,6 @@ def test_no_reminders_for_subscribers_who_do_not_take_them(
     no_reminder_kind = subscriber_factory(
         reminders=(timedelta(hours=1),), events=("meeting.postponed",)
     )
-    assert plan_reminders(meeting, [inactive, no_reminder_kind], now=now) == []
+    assert (
+        plan_reminders(meeting, [inactive, no_reminder_kind], now=now, audiences=Audiences()) == []
+    )

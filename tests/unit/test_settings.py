@@ -46,8 +46,13 @@ def test_the_shipped_config_carries_the_seed_scenario() -> None:
     assert talks.id == "moscow-tskhinvali-talks"
     assert talks.timezone == "Europe/Moscow"
     assert talks.status is MeetingStatus.POSTPONED
-    assert talks.reason == "medical reasons"
-    assert any("22" in str(h.at.day) and "delegation" in h.reason for h in talks.history)
+    # The reason is tiered: the public reads "postponed", the participants the medical one.
+    assert talks.reason == {
+        "public": "postponed",
+        "press": "postponed; a new date will be announced",
+        "participants": "medical reasons",
+    }
+    assert any("22" in str(h.at.day) and "delegation" in str(h.reason) for h in talks.history)
     subscribers = [s.to_domain() for s in settings.subscribers]
     assert len(subscribers) >= 3
     assert {s.timezone for s in subscribers} >= {"Europe/Moscow", "America/New_York"}
@@ -206,8 +211,8 @@ def test_a_subscriber_needs_somewhere_to_send(tmp_path: Path) -> None:
 def test_history_must_end_in_the_meeting_status(tmp_path: Path) -> None:
     path = broken_copy(
         tmp_path,
-        'status = "postponed"\n  reason = "medical reasons"',
-        'status = "confirmed"\n  reason = "medical reasons"',
+        'status = "postponed"\n  reason = { public',
+        'status = "confirmed"\n  reason = { public',
     )
     with pytest.raises(ConfigError, match="history ends in 'confirmed'"):
         load_settings(path)
@@ -279,3 +284,25 @@ def test_a_lease_no_longer_than_one_send_is_refused(tmp_path: Path) -> None:
         load_settings(path)
     path.write_text('[delivery]\nlease = "16s"\n[smtp]\ntimeout = "10s"\n')
     assert load_settings(path).delivery.lease.total_seconds() == 16
+
+
+def test_an_unknown_audience_in_the_file_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = broken_copy(tmp_path, 'audience = "participants"', 'audience = "delegates"')
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    line = line_of_edit('audience = "participants"')
+    assert re.fullmatch(
+        rf".*broken\.toml:{line}: subscribers\[2\]\.audience: unknown audience 'delegates'; "
+        "audiences are public, press, participants, internal",
+        str(raised.value),
+    ), str(raised.value)
+    typo = broken_copy(tmp_path, 'participants = "medical reasons" }', 'partcipants = "x" }')
+    with pytest.raises(ConfigError, match=r"meetings\[0\]\.reason\.partcipants: unknown audience"):
+        load_settings(typo)
+    doubled = broken_copy(
+        tmp_path,
+        'audiences = ["public", "press", "participants", "internal"]',
+        'audiences = ["public", "press", "public"]',
+    )
+    with pytest.raises(ConfigError, match=r"audiences: .*public named twice"):
+        load_settings(doubled)
