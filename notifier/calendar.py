@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from icalendar import Alarm, Calendar, Event, vCalAddress
+from icalendar import Alarm, Calendar, Event, vCalAddress, vDuration
 
 from notifier import __version__
 from notifier.domain.models import Meeting, MeetingStatus
@@ -100,3 +100,45 @@ def build_ics(
         organizer_line += b"\r\n" + more
     assert found, "the event always has an ORGANIZER"
     return head + found + organizer_line + b"\r\n" + reader + tail
+
+
+#: What a feed's event title says before the title while the meeting waits on a new time.
+_FEED_PREFIX = {
+    MeetingStatus.POSTPONED: "Postponed: ",
+    MeetingStatus.CANCELLED: "Cancelled: ",
+}
+
+
+def feed_calendar(
+    meetings: list[Meeting], *, name: str, domain: str, now: datetime, refresh: timedelta
+) -> bytes:
+    """A subscribable calendar (webcal) of `meetings`, each already in its reader's view.
+
+    Each meeting keeps its one UID (the same as in emails) and its SEQUENCE; a postponed
+    meeting stays TENTATIVE with "Postponed:" before its title, a cancelled one is
+    CANCELLED. `refresh` is said both ways calendar apps read it (REFRESH-INTERVAL and
+    X-PUBLISHED-TTL). No METHOD: a feed is not an invitation.
+    """
+    calendar = Calendar()
+    calendar.add("prodid", f"-//notifier//notifier {__version__}//EN")
+    calendar.add("version", "2.0")
+    calendar.add("x-wr-calname", clean_text(name))
+    calendar.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
+    calendar.add("x-published-ttl", vDuration(refresh))
+    for meeting in meetings:
+        event = Event()
+        event.add("uid", meeting_uid(meeting.id, domain))
+        event.add("sequence", meeting.sequence)
+        event.add("dtstamp", now.astimezone(UTC))
+        event.add("dtstart", meeting.starts_at.astimezone(UTC))
+        if meeting.ends_at is not None:
+            event.add("dtend", meeting.ends_at.astimezone(UTC))
+        prefix = _FEED_PREFIX.get(meeting.status, "")
+        event.add("summary", prefix + clean_text(meeting.title))
+        if meeting.description:
+            event.add("description", clean_text(meeting.description, multiline=True))
+        if meeting.location:
+            event.add("location", clean_text(meeting.location))
+        event.add("status", _STATUS[meeting.status])
+        calendar.add_component(event)
+    return bytes(calendar.to_ical())

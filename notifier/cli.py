@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from notifier import __version__, app, daemon, service
+from notifier import __version__, app, daemon, service, subscriptions
 from notifier.delivery import describe
 from notifier.domain.durations import format_duration, parse_duration
 from notifier.domain.errors import (
@@ -496,6 +496,13 @@ def _channels(subscriber: Subscriber) -> str:
     )
 
 
+def _came_by(subscriber: Subscriber) -> str:
+    """How a subscriber came: the file, the API, or self-service (and whether confirmed)."""
+    if subscriber.source is Source.PUBLIC:
+        return "self-service" + ("" if subscriber.confirmed else " (unconfirmed)")
+    return subscriber.source.value
+
+
 def _subscribers_list(config: Path | None, as_json: bool, include_retired: bool) -> None:
     _listing(
         config,
@@ -503,14 +510,15 @@ def _subscribers_list(config: Path | None, as_json: bool, include_retired: bool)
         as_json=as_json,
         json_of=lambda r: r.subscriber.to_dict(),
         none="no subscribers",
-        headers=["ID", "CHANNELS", "TIMEZONE", "LOCALE", "REMINDERS", "SOURCE"],
+        headers=["ID", "CHANNELS", "TIMEZONE", "LOCALE", "REMINDERS", "AUDIENCE", "CAME BY"],
         row=lambda r: [
             r.subscriber.id + (" (retired)" if r.retired_at else ""),
             _channels(r.subscriber),
             r.subscriber.timezone,
             r.subscriber.locale,
             " ".join(format_duration(d) for d in r.subscriber.reminders) or "-",
-            r.subscriber.source.value,
+            r.subscriber.audience,
+            _came_by(r.subscriber),
         ],
     )
 
@@ -539,6 +547,22 @@ def subscribers_list(
 ) -> None:
     """List subscribers by id."""
     _subscribers_list(config, as_json, include_retired)
+
+
+@subscribers_cli.command("rotate-links")
+def subscribers_rotate_links(
+    subscriber_id: Annotated[str, typer.Argument(metavar="ID")],
+    config: ConfigOption = None,
+) -> None:
+    """Make new manage and private calendar links for a subscriber (the old ones stop)."""
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> None:
+        await service.subscriber_detail(opened.store, subscriber_id, retired_too=False)
+        await subscriptions.rotate(opened.store, subscriber_id)
+
+    _run(settings, work)
+    typer.echo(f"{subscriber_id}: new manage and calendar links; the old ones no longer work")
 
 
 @subscribers_cli.command("enable")

@@ -88,6 +88,7 @@ def http_server(
             health=health,
             ready=ready,
             on_change=changed,
+            postman=postman,
         )
     )
     host, _, port = settings.listen.rpartition(":")

@@ -43,6 +43,7 @@ from notifier.domain.models import EventKind, Subscriber
 from notifier.domain.outbox import Attempt, Channel, Contact, Delivery, Outcome, after_attempt
 from notifier.domain.retry import RetryPolicy
 from notifier.rendering import (
+    CALENDAR_PLACEHOLDER,
     UNSUBSCRIBE_PLACEHOLDER,
     Notice,
     PreparedEmail,
@@ -52,7 +53,7 @@ from notifier.rendering import (
 )
 from notifier.store import Store
 from notifier.store.engine import is_outage
-from notifier.tokens import unsubscribe_token
+from notifier.tokens import link_token, unsubscribe_token
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,18 @@ class Postman:
 
     async def tell_operator(self, address: str, *, subject: str, text: str, now: datetime) -> None:
         """Email the operator a plain-text notice (best effort: logged if it fails)."""
+        try:
+            await self.send_plain(address, subject=subject, text=text, now=now, tag="operator")
+        except DeliveryError as exc:
+            log.warning("could not email the operator: %s", exc.message)
+
+    async def send_plain(
+        self, address: str, *, subject: str, text: str, now: datetime, tag: str
+    ) -> None:
+        """Send one plain-text email now, outside the outbox (a confirmation link, an
+        operator notice); raises `DeliveryError` when the mail server does not take it."""
         if self.email is None:
-            return
+            raise DeliveryError("no mail server is configured")
         domain = sender_domain(self.sender)
         name, sender_address = parseaddr(self.sender)
         message = b"".join(
@@ -82,7 +93,7 @@ class Postman:
                 mail.mailbox("", address, "To"),
                 mail.unstructured("Subject", subject),
                 mail.plain("Date", format_datetime(now)),
-                mail.plain("Message-ID", mail.msg_id(f"operator.{uuid.uuid4().hex}", domain)),
+                mail.plain("Message-ID", mail.msg_id(f"{tag}.{uuid.uuid4().hex}", domain)),
                 mail.plain("Auto-Submitted", "auto-generated"),
                 mail.plain("MIME-Version", "1.0"),
                 mail.plain("Content-Type", "text/plain; charset=utf-8"),
@@ -92,15 +103,17 @@ class Postman:
                 mail.CRLF,
             ]
         )
-        try:
-            await self.email.send(message, sender=sender_address, recipient=address)
-        except DeliveryError as exc:
-            log.warning("could not email the operator: %s", exc.message)
+        await self.email.send(message, sender=sender_address, recipient=address)
 
     def unsubscribe_url(self, subscriber_id: str, channel: Channel, address: str) -> str:
         """The one-click unsubscribe link for one subscriber's channel, bound to `address`."""
         token = unsubscribe_token(self.unsubscribe_key, subscriber_id, channel.value, address)
         return f"{self.public_url.rstrip('/')}/unsubscribe/{token}"
+
+    def calendar_url(self, subscriber_id: str, salt: str) -> str:
+        """The reader's private calendar feed: their meetings in their audience's view."""
+        token = link_token(self.unsubscribe_key, "calendar", subscriber_id, salt)
+        return f"{self.public_url.rstrip('/')}/calendar/{token}.ics"
 
     def prepare(
         self, notice: Notice, *, locale: str, timezone: str, now: datetime
@@ -111,6 +124,7 @@ class Postman:
             locale=locale,
             timezone=timezone,
             unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
+            calendar_url=CALENDAR_PLACEHOLDER,
             now=now,
         )
         ics = None
@@ -140,6 +154,7 @@ class Postman:
             name=subscriber.name,
             delivery_id=delivery.id,
             unsubscribe_url=self.unsubscribe_url(subscriber.id, Channel.EMAIL, subscriber.email),
+            calendar_url=self.calendar_url(subscriber.id, subscriber.link_salt),
         )
 
     def preview(
@@ -168,6 +183,7 @@ class Postman:
                 unsubscribe_url=self.unsubscribe_url(
                     subscriber.id, Channel.EMAIL, subscriber.email
                 ),
+                calendar_url=self.calendar_url(subscriber.id, ""),
                 now=now,
             )
             return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}[part]

@@ -75,3 +75,11 @@ LEADER_TERM = Gauge(
     "The scheduler lease term this replica holds (0 when it holds none).",
     registry=REGISTRY,
 )
+SUBSCRIPTIONS = Counter(
+    "notifier_subscriptions",
+    "Self-service subscription requests and confirmations by outcome (sent, "
+    "already_subscribed, confirmed, refused_address_limit, refused_client_limit, "
+    "refused_csrf, confirm_refused, mail_failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)

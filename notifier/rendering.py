@@ -273,6 +273,7 @@ class Renderer:
         timezone: str,
         name: str = "",
         unsubscribe_url: str = "",
+        calendar_url: str = "",
         now: datetime,
     ) -> RenderedEmail:
         """The subject (one line), text and HTML of `notice` for this reader."""
@@ -284,6 +285,7 @@ class Renderer:
             "offset": notice.offset,
             "subscriber": {"name": name, "timezone": timezone, "locale": locale},
             "unsubscribe_url": unsubscribe_url,
+            "calendar_url": calendar_url,
             "now": now,
             "_zone": ZoneInfo(timezone),
             "_locale": locale.split("-")[0],
@@ -382,11 +384,14 @@ def _status(context: Context, value: MeetingStatus | str) -> str:
 
 #: Stands in for the reader's unsubscribe link while a shared email body is built.
 UNSUBSCRIBE_PLACEHOLDER = "notifier_unsubscribe_link_placeholder"
+#: Stands in for the reader's private calendar link likewise.
+CALENDAR_PLACEHOLDER = "notifier_calendar_link_placeholder"
+_PLACEHOLDERS = (UNSUBSCRIBE_PLACEHOLDER, CALENDAR_PLACEHOLDER)
 
 
 @dataclass(frozen=True, kw_only=True)
 class _LinkLine:
-    """A body line holding the reader's unsubscribe link, encoded per reader."""
+    """A body line holding the reader's own links, encoded per reader."""
 
     line: str
     html: bool
@@ -417,7 +422,13 @@ class PreparedEmail:
     domain: str
 
     def for_recipient(
-        self, *, to: str, name: str = "", delivery_id: str, unsubscribe_url: str
+        self,
+        *,
+        to: str,
+        name: str = "",
+        delivery_id: str,
+        unsubscribe_url: str,
+        calendar_url: str = "",
     ) -> bytes:
         """The complete message for one recipient, ready for SMTP DATA.
 
@@ -436,8 +447,13 @@ class PreparedEmail:
             if isinstance(piece, bytes):
                 out.append(piece)
             elif isinstance(piece, _LinkLine):
-                link = html.escape(unsubscribe_url) if piece.html else unsubscribe_url
-                out.append(mail.qp_line(piece.line.replace(UNSUBSCRIBE_PLACEHOLDER, link)))
+                line = piece.line
+                for holder, url in (
+                    (UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url),
+                    (CALENDAR_PLACEHOLDER, calendar_url),
+                ):
+                    line = line.replace(holder, html.escape(url) if piece.html else url)
+                out.append(mail.qp_line(line))
             else:
                 attendee = attendee_lines(mail.check_address(to), name)
                 out.append(mail.base64_lines(piece.ics.replace(ATTENDEE_PLACEHOLDER, attendee)))
@@ -449,7 +465,7 @@ def _qp_pieces(text: str, *, is_html: bool) -> list[_Piece]:
     pieces: list[_Piece] = []
     lines = text.replace("\r\n", "\n").split("\n")
     for number, line in enumerate(lines):
-        if UNSUBSCRIBE_PLACEHOLDER in line:
+        if any(holder in line for holder in _PLACEHOLDERS):
             pieces.append(_LinkLine(line=line, html=is_html))
         else:
             pieces.append(mail.qp_line(line))

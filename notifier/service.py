@@ -822,7 +822,10 @@ async def prune(
     """Delete what is older than `retention` (see `Transaction.prune`), in small batches,
     each its own short transaction so that nothing waits long behind it. Returns counts.
     A zero `retention` keeps everything."""
-    total = Pruned()
+    async with store.write() as tx:
+        # Self-service subscriptions whose link ran out unfollowed go whatever the
+        # retention: they were never more than a request.
+        total = Pruned(unconfirmed=await tx.prune_unconfirmed(before=now))
     if retention <= timedelta(0):
         return total
     while True:

@@ -18,7 +18,7 @@ import tomllib
 from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -170,6 +170,23 @@ class ApiSettings(_Strict):
     rate_per_minute: int = Field(default=600, ge=1)
 
 
+class PublicSettings(_Strict):
+    """The public face: status pages, feeds and self-service subscription."""
+
+    #: Serve the pages, feeds and the subscribe form (off: those paths are 404).
+    enabled: bool = False
+    #: The pages' heading.
+    title: Annotated[str, Field(min_length=1, max_length=200)] = "Meeting status"
+    #: How long a confirmation link works; unconfirmed subscriptions are pruned after it.
+    confirm_within: Duration = timedelta(hours=24)
+    #: Subscribe requests one client address may make an hour (429 beyond).
+    per_client_per_hour: int = Field(default=10, ge=1, le=10_000)
+    #: Confirmation emails one address may be sent a day, whoever asks.
+    per_address_per_day: int = Field(default=3, ge=1, le=20)
+    #: How often calendar apps should refresh the feeds (REFRESH-INTERVAL, X-PUBLISHED-TTL).
+    refresh: Duration = timedelta(minutes=15)
+
+
 class ReminderSettings(_Strict):
     """How reminders are kept on time."""
 
@@ -229,6 +246,7 @@ class Settings(BaseSettings):
     reminders: ReminderSettings = ReminderSettings()
     leader: LeaderSettings = LeaderSettings()
     api: ApiSettings = ApiSettings()
+    public: PublicSettings = PublicSettings()
     #: Systems that may push status changes signed instead of with a bearer token.
     upstreams: list[UpstreamConfig] = []
     #: Told by email when a webhook endpoint is disabled (optional).

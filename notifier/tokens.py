@@ -75,3 +75,50 @@ def read_unsubscribe_token(key: str, token: str) -> UnsubscribeSubject | None:
     if len(parts) != 3 or not all(parts):
         return None
     return UnsubscribeSubject(subscriber_id=parts[0], channel=parts[1], tag=parts[2])
+
+
+#: What a subscriber's link opens: the manage page, or their private calendar.
+LINK_PURPOSES = frozenset({"manage", "calendar"})
+
+
+def _link_mac(key: str, purpose: str, subject: bytes, salt: str) -> bytes:
+    message = purpose.encode() + b"\x00" + subject + b"\x00" + salt.encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).digest()[:18]
+
+
+def link_token(key: str, purpose: str, subscriber_id: str, salt: str) -> str:
+    """A subscriber's manage or calendar link token, signed with `key` and the subscriber's
+    `salt` (a new salt retires every earlier link)."""
+    assert purpose in LINK_PURPOSES
+    subject = subscriber_id.encode()
+    return f"{_b64(subject)}.{_b64(_link_mac(key, purpose, subject, salt))}"
+
+
+def link_subject(token: str) -> str | None:
+    """The subscriber a link token names, unchecked (check it with `link_valid`)."""
+    head, sep, _ = token.partition(".")
+    if not sep or len(token) > 300:
+        return None
+    try:
+        return _unb64(head).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def link_valid(key: str, purpose: str, token: str, salt: str) -> bool:
+    """Whether `token` is a current `purpose` link of the subscriber it names."""
+    subject = link_subject(token)
+    if subject is None:
+        return False
+    return hmac.compare_digest(token, link_token(key, purpose, subject, salt))
+
+
+def new_secret() -> tuple[str, str]:
+    """A random one-time token and the SHA-256 hex digest that is stored instead of it."""
+    token = secrets.token_urlsafe(32)
+    return token, digest(token)
+
+
+def digest(token: str) -> str:
+    """The stored form of a one-time token (or an address)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()

@@ -12,10 +12,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifier import __version__
+from notifier.api import docs_page
 from notifier.api.context import ApiContext, Gates
 from notifier.api.problems import install, problem
 from notifier.api.routes import deliveries, meetings, operations, subscribers, unsubscribe
 from notifier.api.security import BearerAuth, RateLimiter, SignedPush
+from notifier.public import pages
 
 __all__ = ["ApiContext", "create_api"]
 
@@ -59,6 +61,9 @@ def create_api(context: ApiContext) -> FastAPI:
         description="Keeps subscribers informed about meetings whose status changes.",
         # operationId = the route function's name: short, stable, and what links name.
         generate_unique_id_function=lambda route: route.name,
+        # Served from this package by docs_page (FastAPI's own pages load from a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     install(api)
     api.add_middleware(BodyLimit, limit=context.settings.api.max_body)
@@ -76,4 +81,6 @@ def create_api(context: ApiContext) -> FastAPI:
     )
     for part in (meetings, subscribers, deliveries, unsubscribe, operations):
         api.include_router(part.router)
+    api.include_router(pages.router)
+    api.include_router(docs_page.router)
     return api

@@ -16,6 +16,7 @@ from typing import Annotated, Any, cast
 from fastapi import Depends, Header, Request
 
 from notifier.api.security import BearerAuth, Caller, SignedPush
+from notifier.delivery import Postman
 from notifier.fields import SLUG
 from notifier.settings import Settings
 from notifier.store import Store
@@ -34,6 +35,8 @@ class ApiContext:
     health: Callable[[], dict[str, Any]]
     ready: Callable[[], Awaitable[dict[str, Any]]]
     on_change: Callable[[], None] = lambda: None
+    #: Sends confirmation emails for self-service subscription (None: no mail server).
+    postman: Postman | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

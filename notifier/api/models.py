@@ -192,8 +192,11 @@ class SubscriberOut(BaseModel):
     reminders: list[str]
     quiet_hours: str | None
     active: bool
+    #: file, api, or public (self-service on the public pages).
     source: str
     audience: str
+    #: False while a self-service subscriber has not followed the emailed link.
+    confirmed: bool
 
 
 class DeliveryOut(BaseModel):

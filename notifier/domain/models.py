@@ -77,6 +77,8 @@ class Source(StrEnum):
     API = "api"
     CLI = "cli"
     FEED = "feed"
+    #: Self-service: subscribed on the public pages (always the lowest audience).
+    PUBLIC = "public"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -289,6 +291,9 @@ class Subscriber:
     #: Which variants of a meeting's text this reader gets, and which meetings they may
     #: hear of at all (`notifier.domain.audiences`).
     audience: str = PUBLIC
+    #: False for a self-service subscriber who has not followed the emailed link yet (and
+    #: who is not active until then).
+    confirmed: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """The subscriber as JSON-ready data; webhook secrets only as a count, never shown."""
@@ -309,4 +314,5 @@ class Subscriber:
             "active": self.active,
             "source": self.source.value,
             "audience": self.audience,
+            "confirmed": self.confirmed,
         }

@@ -131,6 +131,8 @@ class Contact:
     active: bool
     email: str | None
     webhook: WebhookEndpoint | None
+    #: Signs the reader's calendar and manage links (`notifier.tokens.link_token`).
+    link_salt: str = ""
 
     @classmethod
     def of(cls, subscriber: Subscriber) -> Contact:

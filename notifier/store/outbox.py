@@ -524,6 +524,7 @@ class OutboxQueries(QueriesBase):
                 subscribers.c.timezone,
                 subscribers.c.active,
                 subscribers.c.retired_at,
+                subscribers.c.link_salt,
                 email.c.address.label("email"),
                 hook.c.address.label("url"),
                 hook.c.secrets.label("secrets"),
@@ -558,6 +559,7 @@ class OutboxQueries(QueriesBase):
                 webhook=WebhookEndpoint(url=row.url, secrets=tuple(row.secrets))
                 if row.url
                 else None,
+                link_salt=row.link_salt,
             )
             for row in (await self.connection.execute(query)).all()
         }

@@ -153,6 +153,32 @@ class Subscribers(Protocol):
         """Mark a subscriber retired: it matches nothing, and its pending reminders go."""
         ...
 
+    async def await_confirmation(
+        self, subscriber_id: str, *, token_hash: str, until: datetime
+    ) -> None:
+        """Make `token_hash` the one confirmation link of a subscriber, working `until`."""
+        ...
+
+    async def confirm_subscription(self, token_hash: str, *, now: datetime) -> str | None:
+        """Follow a confirmation link; the subscriber's id, or None."""
+        ...
+
+    async def rotate_links(self, subscriber_id: str, *, salt: str) -> None:
+        """Retire every manage and calendar link of a subscriber."""
+        ...
+
+    async def confirmations_sent(self, address_hash: str, *, since: datetime) -> int:
+        """Confirmation emails to an address digest since then."""
+        ...
+
+    async def record_confirmation(self, address_hash: str, *, now: datetime) -> None:
+        """Count one confirmation email."""
+        ...
+
+    async def prune_unconfirmed(self, *, before: datetime) -> int:
+        """Delete self-service subscriptions never confirmed in time."""
+        ...
+
 
 class Outbox(Protocol):
     """Deliveries, attempts, failing endpoints, the suppression list."""

@@ -91,6 +91,10 @@ class SubscriberRecord:
     created_at: datetime
     updated_at: datetime
     retired_at: datetime | None
+    #: Self-service: when the emailed link was followed (None: still waiting).
+    confirmed_at: datetime | None = None
+    #: Signs the subscriber's manage and calendar links (rotated to retire them).
+    link_salt: str = ""
 
 
 def _meeting(row: Row[Any]) -> Meeting:
@@ -250,6 +254,8 @@ class Pruned:
     attempts: int = 0
     events: int = 0
     notices: int = 0
+    #: Self-service subscriptions never confirmed within `public.confirm_within`.
+    unconfirmed: int = 0
 
     def __add__(self, other: Pruned) -> Pruned:
         return Pruned(
@@ -257,6 +263,7 @@ class Pruned:
             attempts=self.attempts + other.attempts,
             events=self.events + other.events,
             notices=self.notices + other.notices,
+            unconfirmed=self.unconfirmed + other.unconfirmed,
         )
 
     def __bool__(self) -> bool:
@@ -269,6 +276,7 @@ class Pruned:
             "attempts": self.attempts,
             "events": self.events,
             "notices": self.notices,
+            "unconfirmed": self.unconfirmed,
         }
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import (
     Row,
+    delete,
+    func,
     insert,
     or_,
     select,
@@ -24,6 +26,7 @@ from notifier.domain.models import (
 from notifier.store.records import _PENDING, _WITHDRAWN, SubscriberRecord, _quiet
 from notifier.store.reminders import ReminderQueries
 from notifier.store.tables import (
+    confirmations,
     reminders,
     subscriber_endpoints,
     subscribers,
@@ -89,6 +92,7 @@ class SubscriberQueries(ReminderQueries):
                 active=bool(row.active) and row.retired_at is None,
                 source=Source(row.source),
                 audience=row.audience,
+                confirmed=row.source != Source.PUBLIC.value or row.confirmed_at is not None,
             )
             records.append(
                 SubscriberRecord(
@@ -96,6 +100,8 @@ class SubscriberQueries(ReminderQueries):
                     created_at=row.created_at,
                     updated_at=row.updated_at,
                     retired_at=row.retired_at,
+                    confirmed_at=row.confirmed_at,
+                    link_salt=row.link_salt,
                 )
             )
         return records
@@ -207,6 +213,97 @@ class SubscriberQueries(ReminderQueries):
                 )
                 changed = True
         return changed
+
+    # -- self-service ---------------------------------------------------------------------
+
+    async def await_confirmation(
+        self, subscriber_id: str, *, token_hash: str, until: datetime
+    ) -> None:
+        """Make `token_hash` the one confirmation link of a subscriber, working `until`."""
+        await self.connection.execute(
+            update(subscribers)
+            .where(subscribers.c.id == subscriber_id)
+            .values(confirm_hash=token_hash, confirm_until=until, confirmed_at=None)
+        )
+
+    async def confirm_subscription(self, token_hash: str, *, now: datetime) -> str | None:
+        """Follow a confirmation link: the subscriber it names becomes active and confirmed
+        (the link stops working). None for an unknown, used or expired link."""
+        row = (
+            await self.connection.execute(
+                select(subscribers.c.id).where(
+                    subscribers.c.confirm_hash == token_hash,
+                    subscribers.c.confirm_until >= now,
+                    subscribers.c.retired_at.is_(None),
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        await self.connection.execute(
+            update(subscribers)
+            .where(subscribers.c.id == row.id)
+            .values(
+                confirmed_at=now,
+                active=True,
+                confirm_hash=None,
+                confirm_until=None,
+                updated_at=now,
+            )
+        )
+        return str(row.id)
+
+    async def rotate_links(self, subscriber_id: str, *, salt: str) -> None:
+        """Retire every manage and calendar link of a subscriber (new ones use `salt`)."""
+        await self.connection.execute(
+            update(subscribers).where(subscribers.c.id == subscriber_id).values(link_salt=salt)
+        )
+
+    async def confirmations_sent(self, address_hash: str, *, since: datetime) -> int:
+        """How many confirmation emails went to the address with this digest since then."""
+        found = await self.connection.execute(
+            select(func.count())
+            .select_from(confirmations)
+            .where(confirmations.c.address_hash == address_hash, confirmations.c.sent_at >= since)
+        )
+        return int(found.scalar_one())
+
+    async def record_confirmation(self, address_hash: str, *, now: datetime) -> None:
+        """Count one confirmation email to the address with this digest."""
+        await self.connection.execute(
+            insert(confirmations).values(address_hash=address_hash, sent_at=now)
+        )
+
+    async def prune_unconfirmed(self, *, before: datetime) -> int:
+        """Delete self-service subscriptions never confirmed whose link ran out before
+        `before`, and confirmation counts a day older; returns subscribers deleted."""
+        gone = list(
+            (
+                await self.connection.execute(
+                    select(subscribers.c.id).where(
+                        subscribers.c.source == Source.PUBLIC.value,
+                        subscribers.c.confirmed_at.is_(None),
+                        or_(
+                            subscribers.c.confirm_until.is_(None),
+                            subscribers.c.confirm_until < before,
+                        ),
+                    )
+                )
+            ).scalars()
+        )
+        if gone:
+            await self.connection.execute(
+                delete(subscriber_endpoints).where(subscriber_endpoints.c.subscriber_id.in_(gone))
+            )
+            await self.connection.execute(
+                delete(reminders).where(reminders.c.subscriber_id.in_(gone))
+            )
+            await self.connection.execute(delete(subscribers).where(subscribers.c.id.in_(gone)))
+        # Counts are kept a day: what the per-address daily limit looks at.
+        await self.connection.execute(
+            delete(confirmations).where(confirmations.c.sent_at < before - timedelta(days=1))
+        )
+        return len(gone)
 
     async def retire_subscriber(self, subscriber_id: str, *, now: datetime) -> None:
         """Mark a subscriber retired: it matches nothing, and its pending reminders go."""

@@ -136,6 +136,25 @@ subscribers = Table(
     Column("retired_at", UTCDateTime),
     #: Which variants of meeting text this reader gets, and which meetings they may know.
     Column("audience", String(40), nullable=False, server_default="public"),
+    #: Self-service: when the emailed link was followed (NULL: waiting for it).
+    Column("confirmed_at", UTCDateTime),
+    #: Self-service: SHA-256 of the pending confirmation token, and until when it works.
+    Column("confirm_hash", String(64)),
+    Column("confirm_until", UTCDateTime),
+    #: Part of what signs the subscriber's manage and calendar links: a new one (rotate)
+    #: makes every earlier link stop working.
+    Column("link_salt", String(32), nullable=False, server_default=""),
+    Index(None, "confirm_hash", unique=True),
+)
+
+#: Confirmation emails sent, per address digest: at most `public.per_address_per_day`.
+confirmations = Table(
+    "confirmations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("address_hash", String(64), nullable=False),
+    Column("sent_at", UTCDateTime, nullable=False),
+    Index(None, "address_hash"),
 )
 
 subscriber_endpoints = Table(

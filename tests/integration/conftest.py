@@ -121,10 +121,10 @@ async def make_worker(
 
 @asynccontextmanager
 async def api_client(
-    store: Store, clock: Clock, **overrides: Any
+    store: Store, clock: Clock, postman: Postman | None = None, **overrides: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The real app over ASGI, on the shipped config with `overrides`, reconciled into
-    `store` first."""
+    `store` first; `postman` sends what the public pages send (confirmations)."""
     settings = load_settings(ROOT / "config" / "notifier.toml", **overrides)
     await service.reconcile(store, settings, now=clock())
 
@@ -139,6 +139,7 @@ async def api_client(
             unsubscribe_key="k",
             health=lambda: {"uptime_seconds": 1.0},
             ready=ready,
+            postman=postman,
         )
     )
     transport = httpx.ASGITransport(app=app)

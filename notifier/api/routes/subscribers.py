@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from notifier import service
+from notifier import service, subscriptions
 from notifier.api.context import PATH_ID, SECURED, ApiContext, Ctx
 from notifier.api.docs import COMMON_RESPONSES, created, links
 from notifier.api.models import SubscriberOut
@@ -101,7 +101,9 @@ async def patch_subscriber(subscriber_id: str, body: dict[str, Any], ctx: Ctx) -
     if "id" in body and body["id"] != subscriber_id:
         raise InvalidChange("id: cannot be changed")
     view = current.to_dict()
-    merged = {k: v for k, v in view.items() if k not in ("active", "source", "webhook")}
+    merged = {
+        k: v for k, v in view.items() if k not in ("active", "source", "webhook", "confirmed")
+    }
     merged["reminders"] = view["reminders"]
     if current.webhook is not None and "webhook" not in body:
         merged["webhook"] = {
@@ -123,4 +125,15 @@ async def delete_subscriber(subscriber_id: str, ctx: Ctx) -> Response:
     await _subscriber_or_404(ctx, subscriber_id)
     await service.retire_subscriber(ctx.store, subscriber_id, now=ctx.clock(), by=Source.API)
     ctx.on_change()
+    return Response(status_code=204)
+
+
+@router.post(
+    "/subscribers/{subscriber_id}/rotate-links",
+    status_code=204,
+    summary="Retire a subscriber's manage and calendar links (the next emails carry new ones)",
+)
+async def rotate_links(subscriber_id: str, ctx: Ctx) -> Response:
+    await _subscriber_or_404(ctx, subscriber_id)
+    await subscriptions.rotate(ctx.store, subscriber_id)
     return Response(status_code=204)

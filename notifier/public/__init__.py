@@ -1,0 +1,1 @@
+"""The public face: pages, feeds and self-service subscription."""

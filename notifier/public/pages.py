@@ -1,0 +1,589 @@
+"""The public face: status pages, self-service subscription, Atom and calendar feeds.
+
+Server-rendered (Jinja2), working without JavaScript (a small same-origin script only
+fills in the browser's time zone), no third-party assets, a strict Content Security Policy,
+CSRF protection on every form. Everything here is made from the lowest audience's view:
+no page or feed carries text meant for a higher one, and meetings above it are 404.
+Served when ``[public] enabled`` is true.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from babel.dates import format_datetime as babel_datetime
+from email_validator import EmailNotValidError, validate_email
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from feedgen.feed import FeedGenerator
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.exceptions import HTTPException
+
+from notifier import metrics, subscriptions
+from notifier.api.context import ApiContext, Ctx
+from notifier.calendar import feed_calendar
+from notifier.domain.audiences import view_history, view_meeting
+from notifier.domain.durations import format_duration
+from notifier.domain.errors import NotFound
+from notifier.domain.matching import subscriber_matches
+from notifier.domain.models import EventKind, HistoryEntry, Meeting, MeetingStatus, Subscriber
+from notifier.fields import SLUG
+from notifier.public.i18n import STATUS, WORDS, language
+from notifier.rendering import sender_domain
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "public"
+STATIC = Path(__file__).resolve().parent / "static"
+#: Every page and feed: nothing from elsewhere, no inline script or style, no framing.
+CSP = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+CSRF_COOKIE = "notifier_csrf"
+ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
+_env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
+
+router = APIRouter(include_in_schema=False)
+
+
+class ClientLimit:
+    """At most `per_hour` requests per client address in any hour (this process)."""
+
+    def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_hour = per_hour
+        self.clock = clock
+        self.seen: dict[str, deque[float]] = {}
+
+    def allow(self, client: str) -> bool:
+        """Count one request from `client`; False when it is over the limit."""
+        now = self.clock()
+        times = self.seen.setdefault(client, deque())
+        while times and now - times[0] > 3600:
+            times.popleft()
+        if len(times) >= self.per_hour:
+            return False
+        times.append(now)
+        if len(self.seen) > 100_000:  # forget the quietest clients first
+            for key in [k for k, v in self.seen.items() if not v][:50_000]:
+                del self.seen[key]
+        return True
+
+
+def _limit(request: Request, ctx: ApiContext) -> ClientLimit:
+    limit: ClientLimit | None = getattr(request.app.state, "client_limit", None)
+    if limit is None:
+        limit = ClientLimit(ctx.settings.public.per_client_per_hour)
+        request.app.state.client_limit = limit
+    return limit
+
+
+def _enabled(ctx: ApiContext) -> None:
+    if not ctx.settings.public.enabled:
+        raise HTTPException(404, "the public pages are not enabled ([public] enabled)")
+
+
+# -- reading what the public may see -----------------------------------------------------------
+
+
+async def _public_meetings(ctx: ApiContext) -> list[tuple[Meeting, datetime]]:
+    """Every meeting the lowest audience may know of, in its view, with when it last
+    changed."""
+    async with ctx.store.read() as tx:
+        records = await tx.meeting_records()
+        audiences = tx.audiences
+    return [
+        (view_meeting(r.meeting, audiences.lowest, audiences), r.updated_at)
+        for r in records
+        if audiences.may_know(audiences.lowest, r.meeting.audience)
+    ]
+
+
+async def _public_meeting(
+    ctx: ApiContext, meeting_id: str
+) -> tuple[Meeting, datetime, list[HistoryEntry]]:
+
+    if not re.fullmatch(SLUG, meeting_id):
+        raise NotFound("no such meeting")
+    async with ctx.store.read() as tx:
+        record = await tx.meeting_record(meeting_id)
+        audiences = tx.audiences
+        if (
+            record is None
+            or record.retired_at is not None
+            or not audiences.may_know(audiences.lowest, record.meeting.audience)
+        ):
+            raise NotFound("no such meeting")
+        history = await tx.history(meeting_id, zone=record.meeting.timezone)
+    lowest = audiences.lowest
+    return (
+        view_meeting(record.meeting, lowest, audiences),
+        record.updated_at,
+        view_history(history, lowest, audiences),
+    )
+
+
+# -- page helpers ----------------------------------------------------------------------------
+
+
+def _zone(asked: str | None) -> str | None:
+    if (asked and asked in ZONES) or asked == "UTC":
+        return asked
+    return None
+
+
+def _when(value: datetime, zone: str, lang: str) -> str:
+    return babel_datetime(value, "EEEE d MMMM y, HH:mm zzzz", tzinfo=ZoneInfo(zone), locale=lang)
+
+
+def _status_line(meeting: Meeting, lang: str, zone: str) -> str:
+    words = STATUS[lang]
+    if meeting.status is MeetingStatus.RESCHEDULED:
+        time_text = babel_datetime(
+            meeting.starts_at, "HH:mm zzz", tzinfo=ZoneInfo(zone), locale=lang
+        )
+        return WORDS[lang]["rescheduled_to"].format(time=time_text)
+    return words[meeting.status]
+
+
+def _csrf(request: Request) -> str:
+    return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+
+
+def _page(
+    request: Request,
+    ctx: ApiContext,
+    template: str,
+    lang: str,
+    *,
+    status: int = 200,
+    csrf: str | None = None,
+    **values: Any,
+) -> HTMLResponse:
+    words = WORDS[lang]
+    html = _env.get_template(template).render(
+        w=words,
+        lang=lang,
+        site=ctx.settings.public.title,
+        path=request.url.path,
+        query=dict(request.query_params),
+        csrf=csrf,
+        zones=ZONES,
+        **values,
+    )
+    response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    if csrf is not None:
+        response.set_cookie(
+            CSRF_COOKIE, csrf, httponly=True, samesite="strict", max_age=86400, path="/"
+        )
+    return response
+
+
+def _check_csrf(request: Request, given: str) -> bool:
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    ok = bool(cookie) and hmac.compare_digest(cookie.encode(), given.encode())
+    if not ok:
+        metrics.SUBSCRIPTIONS.labels("refused_csrf").inc()
+    return ok
+
+
+def _conditional(request: Request, body: bytes, media: str, changed: datetime | None) -> Response:
+    """A feed or page answer with ETag and Last-Modified; 304 when the reader has it."""
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    headers = {**SECURITY_HEADERS, "ETag": etag, "Cache-Control": "public, max-age=60"}
+    if changed is not None:
+        headers["Last-Modified"] = format_datetime(changed.astimezone(UTC), usegmt=True)
+    match = request.headers.get("if-none-match")
+    if match is not None:
+        if etag in [m.strip() for m in match.split(",")] or match.strip() == "*":
+            return Response(status_code=304, headers=headers)
+    elif changed is not None and (since := request.headers.get("if-modified-since")):
+        try:
+            if changed.replace(microsecond=0) <= parsedate_to_datetime(since):
+                return Response(status_code=304, headers=headers)
+        except (TypeError, ValueError):
+            pass
+    return Response(body, media_type=media, headers=headers)
+
+
+# -- pages -------------------------------------------------------------------------------------
+
+
+@router.get("/")
+async def index(request: Request, ctx: Ctx, lang: str | None = None) -> HTMLResponse:
+    _enabled(ctx)
+    chosen = language(lang, request.headers.get("accept-language"))
+    now = ctx.clock()
+    found = [m for m, _ in await _public_meetings(ctx)]
+    upcoming = sorted((m for m in found if m.starts_at >= now), key=lambda m: m.starts_at)
+    recent = sorted((m for m in found if m.starts_at < now), key=lambda m: m.starts_at)[::-1]
+    words = STATUS[chosen]
+    return _page(
+        request,
+        ctx,
+        "index.html",
+        chosen,
+        sections=[("upcoming", upcoming), ("recent", recent[:50])],
+        status_of=lambda m: words[m.status],
+        when=lambda m: _when(m.starts_at, m.timezone, chosen),
+    )
+
+
+@router.get("/meetings/{meeting_id}")
+async def meeting_page(
+    request: Request,
+    meeting_id: str,
+    ctx: Ctx,
+    lang: str | None = None,
+    tz: str | None = None,
+) -> HTMLResponse:
+    _enabled(ctx)
+    chosen = language(lang, request.headers.get("accept-language"))
+    meeting, _, history = await _public_meeting(ctx, meeting_id)
+    viewer = _zone(tz)
+    shown_zone = viewer or meeting.timezone
+    return _page(
+        request,
+        ctx,
+        "meeting.html",
+        chosen,
+        csrf=_csrf(request),
+        meeting=meeting,
+        status_line=_status_line(meeting, chosen, shown_zone),
+        viewer_zone=viewer,
+        viewer_time=_when(meeting.starts_at, viewer, chosen) if viewer else None,
+        local_time=_when(meeting.starts_at, meeting.timezone, chosen),
+        history=[
+            (
+                _when(entry.at, shown_zone, chosen),
+                STATUS[chosen][entry.to_status],
+                WORDS[chosen].get(f"kind.{entry.kind.value}", entry.kind.value),
+                entry.reason,
+            )
+            for entry in reversed(history)
+        ],
+        kinds=[(k.value, WORDS[chosen][f"kind.{k.value}"]) for k in subscriptions.KINDS],
+        reminders=[format_duration(r) for r in subscriptions.REMINDER_CHOICES],
+        form_zone=viewer or meeting.timezone,
+    )
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    files = {"public.css": "text/css", "public.js": "text/javascript"}
+    if name not in files:
+        raise NotFound("no such file")
+    body = (STATIC / name).read_bytes()
+    return Response(
+        body,
+        media_type=files[name],
+        headers={**SECURITY_HEADERS, "Cache-Control": "public, max-age=3600"},
+    )
+
+
+# -- subscribing -----------------------------------------------------------------------------
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.post("/subscribe")
+async def subscribe(
+    request: Request,
+    ctx: Ctx,
+    email: Annotated[str, Form(max_length=320)],
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    meeting: Annotated[str | None, Form(max_length=100)] = None,
+    tag: Annotated[str | None, Form(max_length=100)] = None,
+    timezone: Annotated[str, Form(max_length=64)] = "UTC",
+    locale: Annotated[str, Form(max_length=5)] = "en",
+    kinds: Annotated[list[str] | None, Form()] = None,
+    reminders: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    _enabled(ctx)
+    lang = locale if locale in WORDS else "en"
+    if not _check_csrf(request, csrf):
+        return _page(request, ctx, "message.html", lang, status=403, title="form_expired")
+    if not _limit(request, ctx).allow(_client(request)):
+        metrics.SUBSCRIPTIONS.labels("refused_client_limit").inc()
+        return _page(request, ctx, "message.html", lang, status=429, title="too_many")
+    try:
+        address = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return _page(request, ctx, "message.html", lang, status=422, title="email", detail=True)
+    known = await _known(ctx, meeting, tag)
+    chosen_kinds = tuple(k for k in (kinds or []) if k in {x.value for x in subscriptions.KINDS})
+    offsets = {format_duration(r): r for r in subscriptions.REMINDER_CHOICES}
+    public = ctx.settings.public
+    postman = ctx.postman
+    if postman is None or not known:
+        raise NotFound("no such meeting")
+    await subscriptions.subscribe(
+        ctx.store,
+        postman,
+        subscriptions.Request(
+            email=address,
+            meeting_id=meeting or None,
+            tag=tag or None,
+            timezone=_zone(timezone) or "UTC",
+            locale=lang,
+            kinds=chosen_kinds or ("*",),
+            reminders=tuple(offsets[r] for r in (reminders or []) if r in offsets),
+        ),
+        now=ctx.clock(),
+        base_url=str(ctx.settings.public_url),
+        confirm_within=public.confirm_within,
+        per_day=public.per_address_per_day,
+        known=known,
+        key=ctx.unsubscribe_key,
+    )
+    # The same answer whether the address was new, known, or over its limit.
+    return _page(request, ctx, "message.html", lang, status=202, title="check_mail")
+
+
+async def _known(ctx: ApiContext, meeting: str | None, tag: str | None) -> bool:
+    if bool(meeting) == bool(tag):
+        return False
+    found = await _public_meetings(ctx)
+    if meeting:
+        return any(m.id == meeting for m, _ in found)
+    return any(tag in m.tags for m, _ in found)
+
+
+@router.get("/subscribe/confirm/{token}")
+async def confirm_page(
+    request: Request, token: str, ctx: Ctx, lang: str | None = None
+) -> HTMLResponse:
+    # A GET only shows the button: mail scanners fetch every link and must confirm nothing.
+    _enabled(ctx)
+    chosen = language(lang, request.headers.get("accept-language"))
+    return _page(request, ctx, "confirm.html", chosen, csrf=_csrf(request), token=token)
+
+
+@router.post("/subscribe/confirm/{token}")
+async def confirm(
+    request: Request,
+    token: str,
+    ctx: Ctx,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    lang: Annotated[str, Form(max_length=5)] = "en",
+) -> HTMLResponse:
+    _enabled(ctx)
+    chosen = lang if lang in WORDS else "en"
+    if not _check_csrf(request, csrf):
+        return _page(request, ctx, "message.html", chosen, status=403, title="form_expired")
+    subscriber_id = await subscriptions.confirm(ctx.store, token, now=ctx.clock())
+    if subscriber_id is None:
+        return _page(request, ctx, "message.html", chosen, status=404, title="bad_link")
+    manage, _ = await subscriptions.links_of(ctx.store, ctx.unsubscribe_key, subscriber_id)
+    return _page(request, ctx, "message.html", chosen, title="confirmed", manage=manage)
+
+
+# -- managing --------------------------------------------------------------------------------
+
+
+async def _managed(ctx: ApiContext, token: str) -> Subscriber:
+    found = await subscriptions.manage_subject(ctx.store, ctx.unsubscribe_key, token)
+    if found is None:
+        raise NotFound("this link does not work")
+    return found
+
+
+@router.get("/manage/{token}")
+async def manage_page(request: Request, token: str, ctx: Ctx, saved: bool = False) -> HTMLResponse:
+    _enabled(ctx)
+    subscriber = await _managed(ctx, token)
+    return await _manage(request, ctx, subscriber, token, saved=saved)
+
+
+async def _manage(
+    request: Request, ctx: ApiContext, subscriber: Subscriber, token: str, *, saved: bool
+) -> HTMLResponse:
+    lang = subscriber.locale if subscriber.locale in WORDS else "en"
+    _, calendar = await subscriptions.links_of(ctx.store, ctx.unsubscribe_key, subscriber.id)
+    base = str(ctx.settings.public_url).rstrip("/")
+    return _page(
+        request,
+        ctx,
+        "manage.html",
+        lang,
+        csrf=_csrf(request),
+        subscriber=subscriber,
+        token=token,
+        saved=saved,
+        kinds=[(k.value, WORDS[lang][f"kind.{k.value}"]) for k in subscriptions.KINDS],
+        chosen_kinds=set(subscriber.events),
+        reminders=[format_duration(r) for r in subscriptions.REMINDER_CHOICES],
+        chosen_reminders={format_duration(r) for r in subscriber.reminders},
+        calendar_url=f"{base}/calendar/{calendar}.ics",
+    )
+
+
+@router.post("/manage/{token}")
+async def manage(
+    request: Request,
+    token: str,
+    ctx: Ctx,
+    action: Annotated[str, Form(max_length=20)],
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    timezone: Annotated[str, Form(max_length=64)] = "UTC",
+    locale: Annotated[str, Form(max_length=5)] = "en",
+    kinds: Annotated[list[str] | None, Form()] = None,
+    reminders: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    _enabled(ctx)
+    subscriber = await _managed(ctx, token)
+    lang = subscriber.locale if subscriber.locale in WORDS else "en"
+    if not _check_csrf(request, csrf):
+        return _page(request, ctx, "message.html", lang, status=403, title="form_expired")
+    now = ctx.clock()
+    if action == "leave":
+        await subscriptions.leave(ctx.store, subscriber.id, now=now)
+        return _page(request, ctx, "message.html", lang, title="left")
+    if action == "rotate":
+        await subscriptions.rotate(ctx.store, subscriber.id)
+        manage_token, _ = await subscriptions.links_of(
+            ctx.store, ctx.unsubscribe_key, subscriber.id
+        )
+        return RedirectResponse(f"/manage/{manage_token}?saved=true", status_code=303)
+    offsets = {format_duration(r): r for r in subscriptions.REMINDER_CHOICES}
+    wanted = tuple(k for k in (kinds or []) if k in {x.value for x in subscriptions.KINDS})
+    if "*" in subscriber.events and kinds is None:
+        wanted = ("*",)
+    await subscriptions.update_preferences(
+        ctx.store,
+        subscriber,
+        timezone=_zone(timezone) or subscriber.timezone,
+        locale=locale if locale in WORDS else subscriber.locale,
+        kinds=wanted,
+        reminders=tuple(offsets[r] for r in (reminders or []) if r in offsets),
+        now=now,
+    )
+    return RedirectResponse(f"/manage/{token}?saved=true", status_code=303)
+
+
+# -- feeds -----------------------------------------------------------------------------------
+
+
+def _domain(ctx: ApiContext) -> str:
+    return sender_domain(ctx.settings.smtp.sender)
+
+
+def _atom(
+    ctx: ApiContext,
+    title: str,
+    self_url: str,
+    entries: list[tuple[Meeting, HistoryEntry]],
+) -> bytes:
+    base = str(ctx.settings.public_url).rstrip("/")
+    feed = FeedGenerator()
+    feed.id(f"{base}{self_url}")
+    feed.title(title)
+    feed.link(href=f"{base}{self_url}", rel="self")
+    feed.link(href=f"{base}/", rel="alternate")
+    feed.language("en")
+    latest = max((e.at for _, e in entries), default=datetime(2000, 1, 1, tzinfo=UTC))
+    feed.updated(latest)
+    for meeting, entry in sorted(entries, key=lambda pair: (pair[1].at, pair[1].sequence)):
+        item = feed.add_entry(order="prepend")
+        item.id(f"tag:{_domain(ctx)},2026:{meeting.id}/{entry.sequence}")
+        status = STATUS["en"][entry.to_status]
+        item.title(f"{meeting.title}: {status}")
+        item.link(href=f"{base}/meetings/{meeting.id}")
+        item.updated(entry.at)
+        item.published(entry.at)
+        starts = meeting.starts_at.isoformat()
+        item.content(f"{status}. {entry.reason}".strip() + f" Starts {starts}.", type="text")
+    return bytes(feed.atom_str(pretty=True))
+
+
+@router.get("/feed.atom")
+async def atom_all(request: Request, ctx: Ctx) -> Response:
+    _enabled(ctx)
+    entries: list[tuple[Meeting, HistoryEntry]] = []
+    changed = None
+    for meeting, updated in await _public_meetings(ctx):
+        _, _, history = await _public_meeting(ctx, meeting.id)
+        entries.extend((meeting, e) for e in history)
+        changed = max(changed or updated, updated)
+    entries = sorted(entries, key=lambda pair: pair[1].at)[-200:]
+    body = _atom(ctx, ctx.settings.public.title, "/feed.atom", entries)
+    return _conditional(request, body, "application/atom+xml", changed)
+
+
+@router.get("/meetings/{meeting_id}/feed.atom")
+async def atom_one(request: Request, meeting_id: str, ctx: Ctx) -> Response:
+    _enabled(ctx)
+    meeting, updated, history = await _public_meeting(ctx, meeting_id)
+    body = _atom(
+        ctx, meeting.title, f"/meetings/{meeting.id}/feed.atom", [(meeting, e) for e in history]
+    )
+    return _conditional(request, body, "application/atom+xml", updated)
+
+
+def _ics(
+    ctx: ApiContext, name: str, meetings: list[tuple[Meeting, datetime]]
+) -> tuple[bytes, datetime | None]:
+    changed = max((u for _, u in meetings), default=None)
+    body = feed_calendar(
+        [m for m, _ in meetings],
+        name=name,
+        domain=_domain(ctx),
+        # Stamped with the last change, not the clock: an unchanged feed is byte-identical
+        # (its ETag holds, and calendar apps get 304).
+        now=changed or datetime(2000, 1, 1, tzinfo=UTC),
+        refresh=ctx.settings.public.refresh,
+    )
+    return body, changed
+
+
+@router.get("/calendar.ics")
+async def calendar_all(request: Request, ctx: Ctx) -> Response:
+    _enabled(ctx)
+    body, changed = _ics(ctx, ctx.settings.public.title, await _public_meetings(ctx))
+    return _conditional(request, body, "text/calendar; charset=utf-8", changed)
+
+
+@router.get("/meetings/{meeting_id}/calendar.ics")
+async def calendar_one(request: Request, meeting_id: str, ctx: Ctx) -> Response:
+    _enabled(ctx)
+    meeting, updated, _ = await _public_meeting(ctx, meeting_id)
+    body, changed = _ics(ctx, meeting.title, [(meeting, updated)])
+    return _conditional(request, body, "text/calendar; charset=utf-8", changed)
+
+
+@router.get("/calendar/{token}.ics")
+async def calendar_private(request: Request, token: str, ctx: Ctx) -> Response:
+    """A subscriber's own calendar: their meetings in their audience's view (works
+    whether or not the public pages are enabled: the link is the credential)."""
+    subscriber = await subscriptions.calendar_subject(ctx.store, ctx.unsubscribe_key, token)
+    if subscriber is None:
+        raise NotFound("this calendar link does not work")
+    async with ctx.store.read() as tx:
+        records = await tx.meeting_records()
+        audiences = tx.audiences
+    # Their meetings, whatever kinds of news they take.
+    every_kind = dataclasses.replace(subscriber, events=("*",))
+    mine = [
+        (view_meeting(r.meeting, subscriber.audience, audiences), r.updated_at)
+        for r in records
+        if subscriber_matches(every_kind, r.meeting, EventKind.UPDATED, audiences)
+    ]
+    body, changed = _ics(ctx, subscriber.name or "notifier", mine)
+    return _conditional(request, body, "text/calendar; charset=utf-8", changed)

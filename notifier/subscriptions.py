@@ -1,0 +1,260 @@
+"""Self-service subscription: the use cases behind the public subscribe form, the emailed
+confirmation link and the manage page (double opt-in).
+
+A request stores an unconfirmed subscriber (the lowest audience, email only, inactive) and
+sends one confirmation email; nothing else is sent until the link is followed. The link's
+token is stored hashed and works for `public.confirm_within`. Whoever asks, an address gets
+at most `public.per_address_per_day` confirmation emails a day, and the answer is the same
+whether the address was known, new, or over its limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from notifier import metrics
+from notifier.delivery import Postman
+from notifier.domain.errors import DeliveryError, InvalidChange, UnknownMeeting
+from notifier.domain.models import EventKind, Source, Subscriber
+from notifier.service import replan_all, retire_subscriber
+from notifier.store.port import StorePort
+from notifier.tokens import digest, link_subject, link_token, link_valid, new_secret
+
+log = logging.getLogger(__name__)
+
+#: What a self-service reader may choose to hear (reminders are chosen apart).
+KINDS = tuple(k for k in EventKind if k is not EventKind.REMINDER)
+#: Reminder offsets offered on the pages.
+REMINDER_CHOICES = (timedelta(days=1), timedelta(hours=1), timedelta(minutes=15))
+
+
+class Outcome(StrEnum):
+    """What became of a subscribe request (never told to the requester: metrics only)."""
+
+    SENT = "sent"
+    ALREADY = "already_subscribed"
+    ADDRESS_LIMIT = "address_limit"
+    MAIL_FAILED = "mail_failed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """What the subscribe form asks for."""
+
+    email: str
+    meeting_id: str | None
+    tag: str | None
+    timezone: str
+    locale: str
+    kinds: tuple[str, ...]
+    reminders: tuple[timedelta, ...]
+
+
+def subscriber_id_for(email: str) -> str:
+    """The id of an address's self-service subscription (one per address)."""
+    return "pub-" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:20]
+
+
+def address_hash(email: str) -> str:
+    """What the confirmation counts are kept under: never the address itself."""
+    return digest("address:" + email.strip().lower())
+
+
+async def subscribe(
+    store: StorePort,
+    postman: Postman,
+    request: Request,
+    *,
+    now: datetime,
+    base_url: str,
+    confirm_within: timedelta,
+    per_day: int,
+    known: bool,
+    key: str,
+) -> Outcome:
+    """Store an unconfirmed subscription and send its confirmation link (see the module
+    docstring); `known` says the meeting or tag names something public, `key` signs the
+    links. An address that is already subscribed gets its manage link instead, within the
+    same daily limit."""
+    if not known:
+        raise UnknownMeeting(request.meeting_id or request.tag or "")
+    subscriber_id = subscriber_id_for(request.email)
+    hashed = address_hash(request.email)
+    token, token_hash = new_secret()
+    async with store.write() as tx:
+        if await tx.confirmations_sent(hashed, since=now - timedelta(days=1)) >= per_day:
+            outcome = Outcome.ADDRESS_LIMIT
+        else:
+            await tx.record_confirmation(hashed, now=now)
+            current = await tx.subscriber_record(subscriber_id)
+            if current is not None and current.retired_at is None and current.subscriber.confirmed:
+                outcome = Outcome.ALREADY
+                salt = current.link_salt
+            else:
+                wanted = Subscriber(
+                    id=subscriber_id,
+                    email=request.email.strip(),
+                    timezone=request.timezone,
+                    locale=request.locale,
+                    meetings=(request.meeting_id,) if request.meeting_id else (),
+                    tags=(request.tag,) if request.tag else (),
+                    events=request.kinds or ("*",),
+                    reminders=request.reminders,
+                    active=False,
+                    source=Source.PUBLIC,
+                    audience=tx.audiences.lowest,
+                    confirmed=False,
+                )
+                await tx.save_subscriber(wanted, now=now)
+                await tx.await_confirmation(
+                    subscriber_id, token_hash=token_hash, until=now + confirm_within
+                )
+                outcome = Outcome.SENT
+                salt = ""
+    if outcome is Outcome.ADDRESS_LIMIT:
+        metrics.SUBSCRIPTIONS.labels("refused_address_limit").inc()
+        log.info(
+            "subscribe: confirmation limit reached for an address",
+            extra={"action": "subscribe_refused"},
+        )
+        return outcome
+    base = base_url.rstrip("/")
+    if outcome is Outcome.ALREADY:
+        token = link_token(key, "manage", subscriber_id, salt)
+        manage = f"{base}/manage/{token}"
+        subject, text = _already(request.locale, manage)
+    else:
+        link = f"{base}/subscribe/confirm/{token}"
+        subject, text = _confirm(request.locale, link, confirm_within)
+    try:
+        await postman.send_plain(request.email, subject=subject, text=text, now=now, tag="confirm")
+    except DeliveryError as exc:
+        metrics.SUBSCRIPTIONS.labels("mail_failed").inc()
+        log.warning(
+            "subscribe: the confirmation email was not taken: %s",
+            exc.message,
+            extra={"action": "subscribe_mail_failed"},
+        )
+        return Outcome.MAIL_FAILED
+    metrics.SUBSCRIPTIONS.labels(outcome.value).inc()
+    return outcome
+
+
+async def confirm(store: StorePort, token: str, *, now: datetime) -> str | None:
+    """Follow a confirmation link: the subscription becomes active (reminders planned);
+    None for an unknown, used or expired link."""
+    if not token or len(token) > 100:
+        return None
+    async with store.write() as tx:
+        subscriber_id = await tx.confirm_subscription(digest(token), now=now)
+        if subscriber_id is not None:
+            await replan_all(tx, now=now)
+    metrics.SUBSCRIPTIONS.labels("confirmed" if subscriber_id else "confirm_refused").inc()
+    return subscriber_id
+
+
+async def manage_subject(store: StorePort, key: str, token: str) -> Subscriber | None:
+    """The current subscriber a manage link names, or None (tampered, rotated, gone)."""
+    subscriber_id = link_subject(token)
+    if subscriber_id is None:
+        return None
+    async with store.read() as tx:
+        record = await tx.subscriber_record(subscriber_id)
+    if record is None or record.retired_at is not None:
+        return None
+    if not link_valid(key, "manage", token, record.link_salt):
+        return None
+    return record.subscriber
+
+
+async def calendar_subject(store: StorePort, key: str, token: str) -> Subscriber | None:
+    """The current subscriber a private calendar link names, or None."""
+    subscriber_id = link_subject(token)
+    if subscriber_id is None:
+        return None
+    async with store.read() as tx:
+        record = await tx.subscriber_record(subscriber_id)
+    if record is None or record.retired_at is not None:
+        return None
+    if not link_valid(key, "calendar", token, record.link_salt):
+        return None
+    return record.subscriber
+
+
+async def links_of(store: StorePort, key: str, subscriber_id: str) -> tuple[str, str]:
+    """The current manage and calendar link tokens of a subscriber."""
+    async with store.read() as tx:
+        record = await tx.subscriber_record(subscriber_id)
+    salt = record.link_salt if record else ""
+    return (
+        link_token(key, "manage", subscriber_id, salt),
+        link_token(key, "calendar", subscriber_id, salt),
+    )
+
+
+async def rotate(store: StorePort, subscriber_id: str) -> None:
+    """Retire every manage and calendar link of a subscriber (a reader or an operator)."""
+    async with store.write() as tx:
+        await tx.rotate_links(subscriber_id, salt=secrets.token_hex(8))
+
+
+async def update_preferences(
+    store: StorePort,
+    subscriber: Subscriber,
+    *,
+    timezone: str,
+    locale: str,
+    kinds: tuple[str, ...],
+    reminders: tuple[timedelta, ...],
+    now: datetime,
+) -> Subscriber:
+    """Change what a self-service reader hears; reminders are planned afresh."""
+    if not kinds:
+        raise InvalidChange("kinds: choose at least one kind of news, or leave")
+    changed = dataclasses.replace(
+        subscriber, timezone=timezone, locale=locale, events=kinds, reminders=reminders
+    )
+    async with store.write() as tx:
+        await tx.save_subscriber(changed, now=now)
+        await replan_all(tx, now=now)
+    return changed
+
+
+async def leave(store: StorePort, subscriber_id: str, *, now: datetime) -> None:
+    """Unsubscribe a self-service reader from everything."""
+    await retire_subscriber(store, subscriber_id, now=now, by=Source.PUBLIC)
+
+
+def _confirm(locale: str, link: str, within: timedelta) -> tuple[str, str]:
+    hours = max(1, round(within.total_seconds() / 3600))
+    if locale == "ru":
+        return (
+            "Подтвердите подписку",
+            "Кто-то (надеемся, вы) подписал этот адрес на новости о встрече.\n\n"
+            f"Чтобы подтвердить, откройте ссылку (она действует {hours} ч):\n{link}\n\n"
+            "Если это были не вы, ничего не делайте: без подтверждения писем не будет.\n",
+        )
+    return (
+        "Confirm your subscription",
+        "Someone (we hope you) asked for news about a meeting at this address.\n\n"
+        f"To confirm, open this link (it works for {hours} h):\n{link}\n\n"
+        "If it was not you, do nothing: without confirmation nothing more is sent.\n",
+    )
+
+
+def _already(locale: str, manage: str) -> tuple[str, str]:
+    if locale == "ru":
+        return (
+            "Вы уже подписаны",
+            f"Этот адрес уже получает новости. Изменить подписку или отписаться:\n{manage}\n",
+        )
+    return (
+        "You are already subscribed",
+        f"This address already receives the news. Change or leave your subscription:\n{manage}\n",
+    )

@@ -1,0 +1,210 @@
+"""The public face in a real browser: Playwright driving Debian's Chromium against the real
+daemon (`notifier run` on the shipped config, public pages on), a real aiosmtpd server.
+
+A reader in New York opens the meeting page and sees the time there, subscribes, finds the
+confirmation in the mail server, confirms, receives the next status change, changes what
+they hear on the manage page, and leaves; axe-core finds no serious violation on the way.
+Without JavaScript the zone picker still works. `/docs` lists the operations with every
+request off this machine refused. Screenshots go to docs/screenshots/ when
+NOTIFIER_SCREENSHOTS is set (that is how the README's were made).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import ROOT, Notifier
+from tests.integration.peers import SmtpServer, free_port
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+ONE_BACKEND = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+TALKS = "moscow-tskhinvali-talks"
+SHOTS = ROOT / "docs" / "screenshots"
+
+
+def chromium() -> str:
+    """Debian's Chromium (.ci/run installs it); no browser is downloaded."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (.ci/run installs Debian's package)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+@pytest.fixture
+def site(notifier: Notifier) -> Iterator[tuple[str, SmtpServer, Notifier]]:
+    smtp = SmtpServer().start()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    notifier.env.update(
+        NOTIFIER_LISTEN=f"127.0.0.1:{port}",
+        NOTIFIER_PUBLIC_URL=base,
+        NOTIFIER_PUBLIC__ENABLED="true",
+        NOTIFIER_SMTP__PORT=str(smtp.port),
+    )
+    assert notifier("db", "upgrade").code == 0
+    daemon = notifier.spawn("run")
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the daemon did not answer")
+        yield base, smtp, notifier
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        smtp.stop()
+
+
+def mails_to(smtp: SmtpServer, address: str, *, at_least: int = 1, within: float = 20) -> list[Any]:
+    deadline = time.monotonic() + within
+    while True:
+        found = [
+            message_from_bytes(raw, policy=policy.default)
+            for rcpts, raw in list(smtp.box.raw)
+            if rcpts == [address]
+        ]
+        if len(found) >= at_least or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def serious(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page, by rule id."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{v['id']}: {v['help']}"
+        for v in results.response["violations"]
+        if v.get("impact") in ("serious", "critical")
+    ]
+
+
+def shot(page: Any, name: str) -> None:
+    if os.environ.get("NOTIFIER_SCREENSHOTS"):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / name), full_page=True)
+
+
+@ONE_BACKEND
+def test_a_reader_subscribes_confirms_hears_changes_and_leaves(
+    site: tuple[str, SmtpServer, Notifier],
+) -> None:
+    base, smtp, cli = site
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        context = browser.new_context(
+            timezone_id="America/New_York", locale="en-US", viewport={"width": 900, "height": 900}
+        )
+        page = context.new_page()
+        page.goto(f"{base}/?lang=en")
+        assert page.get_by_role("link", name=re.compile("Talks between the presidents")).count()
+        assert serious(page) == []
+        shot(page, "index.png")
+
+        page.get_by_role("link", name=re.compile("Talks between the presidents")).click()
+        # The page's script put the browser's zone in the address: New York time shown.
+        page.wait_for_url(re.compile(r"tz=America%2FNew_York"))
+        assert "11:00" in page.locator("#viewer-time").inner_text()
+        assert "19:00" in page.locator("#local-time").inner_text()
+        assert "Postponed" in page.locator("#status").inner_text()
+        assert "medical" not in page.content().lower()
+        assert serious(page) == []
+        shot(page, "meeting.png")
+
+        page.get_by_label("Email address").fill("reader@example.org")
+        page.get_by_role("button", name="Subscribe").click()
+        assert "Check your mail" in page.locator("h1").inner_text()
+        shot(page, "subscribe.png")
+        (confirmation,) = mails_to(smtp, "reader@example.org")
+        link = re.search(r"http://\S+", confirmation.get_body(("plain",)).get_content())
+        assert link is not None
+
+        page.goto(link.group(0))
+        page.get_by_role("button", name="Confirm").click()
+        assert "Subscription confirmed" in page.locator("h1").inner_text()
+        assert serious(page) == []
+
+        # The next status change reaches the reader, in their zone.
+        changed = cli("event", TALKS, "cleared", "--reason-for", "public=cleared")
+        assert changed.code == 0, changed.err
+        news = mails_to(smtp, "reader@example.org", at_least=2)
+        assert len(news) == 2
+        assert "medical" not in news[1].as_string().lower()
+
+        page.get_by_role("link", name="Your subscription").click()
+        assert serious(page) == []
+        page.get_by_label("Rescheduled").uncheck()
+        page.get_by_role("button", name="Save").click()
+        assert page.locator("#saved").is_visible()
+        assert not page.get_by_label("Rescheduled").is_checked()
+        shot(page, "manage.png")
+
+        page.get_by_role("button", name="Unsubscribe from everything").click()
+        assert "You are unsubscribed" in page.locator("h1").inner_text()
+        browser.close()
+
+
+@ONE_BACKEND
+def test_the_zone_picker_works_without_javascript_and_docs_work_offline(
+    site: tuple[str, SmtpServer, Notifier],
+) -> None:
+    base, _, _ = site
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        context = browser.new_context(java_script_enabled=False, locale="en-US")
+        page = context.new_page()
+        page.goto(f"{base}/meetings/{TALKS}?lang=en")
+        assert page.locator("#viewer-time").count() == 0  # no zone chosen, no script to guess
+        page.get_by_label("Show times in").select_option("Asia/Tokyo")
+        page.get_by_role("button", name="Show").click()
+        assert "01:00" in page.locator("#viewer-time").inner_text()  # 19:00 MSK, 01:00 JST
+        assert "Asia/Tokyo" in page.content()
+
+        # /docs with every request off this machine refused: the operations still list.
+        offline = browser.new_context()
+        refused: list[str] = []
+
+        def only_here(route: Any) -> None:
+            if route.request.url.startswith(base):
+                route.continue_()
+            else:
+                refused.append(route.request.url)
+                route.abort()
+
+        offline.route("**/*", only_here)
+        docs = offline.new_page()
+        docs.goto(f"{base}/docs")
+        docs.wait_for_selector(".opblock", timeout=15_000)
+        assert docs.locator(".opblock").count() >= 17
+        assert refused == []
+        browser.close()
+
+
+def test_the_screenshots_the_readme_shows_exist() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in re.findall(r"docs/screenshots/([\w.-]+\.png)", readme):
+        assert (SHOTS / name).is_file(), name
+    assert Path(SHOTS / "meeting.png").is_file()

@@ -1,0 +1,352 @@
+"""The public face over the real app: pages, double opt-in, manage links, feeds, limits.
+
+Run on SQLite and PostgreSQL with a real aiosmtpd server taking the confirmation emails.
+Pages and feeds are checked for the seed's participants-only words (they are made from
+the public view alone).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+
+import feedparser
+import httpx
+import pytest
+from icalendar import Calendar
+
+from notifier import service
+from notifier.channels.email import EmailChannel
+from notifier.delivery import OutboxWorker, Postman
+from notifier.domain.models import MeetingStatus, StatusChange
+from notifier.domain.retry import RetryPolicy
+from notifier.rendering import Renderer
+from notifier.store import Store
+from notifier.subscriptions import subscriber_id_for
+from tests.integration.conftest import Clock, api_client
+from tests.integration.peers import SmtpServer
+
+TALKS = "moscow-tskhinvali-talks"
+AUTH = {"Authorization": "Bearer dev-token"}
+#: The postman each test's site sends with, by store (a test sends news with it too).
+POSTMEN: dict[int, Postman] = {}
+#: What only the participants may read in the seed: never on a page or in a feed.
+PRIVATE = ("medical", "health", "new date will be announced")
+
+
+@pytest.fixture
+async def site(
+    store: Store, database_url: str, clock: Clock, smtp_server: SmtpServer
+) -> AsyncIterator[httpx.AsyncClient]:
+    clock.now = datetime(2026, 2, 25, 9, 0, tzinfo=UTC)
+    async with AsyncExitStack() as stack:
+        email = await stack.enter_async_context(
+            EmailChannel(host="127.0.0.1", port=smtp_server.port, timeout=5, pool_size=1)
+        )
+        postman = Postman(
+            renderer=Renderer(),
+            email=email,
+            webhook=None,
+            sender="Notifier <notifier@example.org>",
+            public_url="http://127.0.0.1:8080",
+            unsubscribe_key="k",
+        )
+        POSTMEN[id(store)] = postman
+        client = await stack.enter_async_context(
+            api_client(
+                store,
+                clock,
+                postman=postman,
+                database_url=database_url,
+                public={"enabled": True, "per_client_per_hour": 50},
+            )
+        )
+        yield client
+
+
+def links(smtp_server: SmtpServer, address: str) -> list[str]:
+    """The links in the emails `address` received, in order."""
+    found = []
+    for rcpts, raw in smtp_server.box.raw:
+        if rcpts == [address]:
+            body = message_from_bytes(raw, policy=policy.default).get_body(("plain",))
+            assert body is not None
+            found.extend(re.findall(r"http://\S+", body.get_content()))
+    return found
+
+
+async def form(client: httpx.AsyncClient, path: str) -> str:
+    """Open a page with a form; the CSRF token it carries (its cookie is kept)."""
+    page = await client.get(path)
+    assert page.status_code == 200, page.text
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match is not None
+    return match.group(1)
+
+
+async def test_pages_show_the_public_view_only_with_a_strict_policy(
+    site: httpx.AsyncClient,
+) -> None:
+    index = await site.get("/", headers={"Accept-Language": "ru, en;q=0.5"})
+    assert index.status_code == 200
+    assert 'lang="ru"' in index.text
+    assert "Talks between the presidents" in index.text
+    page = await site.get(f"/meetings/{TALKS}?tz=America/New_York&lang=en")
+    assert page.status_code == 200
+    assert "Postponed" in page.text
+    assert "11:00" in page.text  # 19:00 in Moscow is 11:00 in New York
+    assert "America/New_York" in page.text
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'none'" in csp
+    assert "script-src 'self'" in csp
+    assert "<script>" not in page.text  # no inline script anywhere
+    for word in PRIVATE:
+        assert word not in page.text.lower(), word
+    assert (await site.get("/meetings/nothing-here")).status_code == 404
+    assert (await site.get("/meetings/../etc")).status_code == 404
+
+
+async def test_non_public_and_retired_meetings_are_not_found(site: httpx.AsyncClient) -> None:
+    created = await site.post(
+        "/v1/meetings",
+        json={
+            "id": "briefing",
+            "title": "Press briefing",
+            "timezone": "UTC",
+            "starts_at": "2026-03-05T10:00:00+00:00",
+            "audience": "press",
+        },
+        headers=AUTH,
+    )
+    assert created.status_code == 201
+    assert (await site.get("/meetings/briefing")).status_code == 404
+    assert "Press briefing" not in (await site.get("/")).text
+    assert "Press briefing" not in (await site.get("/feed.atom")).text
+    assert "Press briefing" not in (await site.get("/calendar.ics")).text
+
+
+async def test_double_opt_in_sends_one_confirmation_then_news(
+    site: httpx.AsyncClient, store: Store, clock: Clock, smtp_server: SmtpServer
+) -> None:
+    csrf = await form(site, f"/meetings/{TALKS}")
+    answer = await site.post(
+        "/subscribe",
+        data={
+            "csrf": csrf,
+            "email": "reader@example.org",
+            "meeting": TALKS,
+            "timezone": "America/New_York",
+            "locale": "en",
+            "kinds": ["meeting.cleared", "meeting.rescheduled"],
+        },
+    )
+    assert answer.status_code == 202
+    assert "Check your mail" in answer.text
+    (confirm_link,) = links(smtp_server, "reader@example.org")
+    token = confirm_link.rsplit("/", 1)[1]
+    # Stored hashed: the token itself is nowhere in the database.
+    async with store.read() as tx:
+        record = await tx.subscriber_record(subscriber_id_for("reader@example.org"))
+    assert record is not None
+    assert not record.subscriber.active
+    assert not record.subscriber.confirmed
+    # Nothing is sent to an unconfirmed reader.
+    await service.apply_status_change(
+        store,
+        StatusChange(meeting_id=TALKS, status=MeetingStatus.CLEARED, reason="cleared"),
+        now=clock(),
+    )
+    async with store.read() as tx:
+        queued = await tx.deliveries(limit=100)
+    assert record.subscriber.id not in {d.subscriber_id for d in queued}
+
+    # A GET of the link confirms nothing (mail scanners); the button does.
+    shown = await site.get(confirm_link.replace("http://127.0.0.1:8080", ""))
+    assert shown.status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', shown.text).group(1)  # type: ignore[union-attr]
+    async with store.read() as tx:
+        assert not (await tx.subscriber_record(record.subscriber.id)).subscriber.active  # type: ignore[union-attr]
+    done = await site.post(f"/subscribe/confirm/{token}", data={"csrf": csrf, "lang": "en"})
+    assert done.status_code == 200
+    assert "Subscription confirmed" in done.text
+    again = await site.post(f"/subscribe/confirm/{token}", data={"csrf": csrf, "lang": "en"})
+    assert again.status_code == 404  # one use
+
+    result = await service.apply_status_change(
+        store,
+        StatusChange(
+            meeting_id=TALKS,
+            status=MeetingStatus.RESCHEDULED,
+            starts_at=datetime(2026, 3, 2, 21, tzinfo=UTC),
+            reason="moved",
+        ),
+        now=clock(),
+    )
+    async with store.read() as tx:
+        queued = await tx.deliveries(limit=100)
+    mine = [d for d in queued if d.subscriber_id == record.subscriber.id]
+    assert [d.kind.value for d in mine] == ["meeting.rescheduled"]
+    assert result.deliveries >= 1
+    # The news arrives with the reader's own calendar link in its footer, and it works.
+    worker = OutboxWorker(
+        store, POSTMEN[id(store)], policy=RetryPolicy(jitter=0), clock=clock, rng=lambda: 0.5
+    )
+    while await worker.run_once():
+        pass
+    footer = [u for u in links(smtp_server, "reader@example.org") if "/calendar/" in u]
+    assert len(footer) == 1
+    own = await site.get(footer[0].replace("http://127.0.0.1:8080", ""))
+    assert own.status_code == 200
+    (event,) = Calendar.from_ical(own.content).walk("VEVENT")
+    assert str(event["uid"]) == f"{TALKS}@example.org"
+
+    # The manage page: GET shows, POST acts.
+    manage = re.search(r'href="/manage/([^"]+)"', done.text).group(1)  # type: ignore[union-attr]
+    page = await site.get(f"/manage/{manage}")
+    assert page.status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    calendar = re.search(r'id="private-calendar">([^<]+)<', page.text).group(1)  # type: ignore[union-attr]
+    private = await site.get(calendar.replace("http://127.0.0.1:8080", ""))
+    assert private.status_code == 200
+    assert Calendar.from_ical(private.content).walk("VEVENT")
+    saved = await site.post(
+        f"/manage/{manage}",
+        data={
+            "csrf": csrf,
+            "action": "save",
+            "timezone": "Europe/Berlin",
+            "locale": "ru",
+            "kinds": ["meeting.cancelled"],
+        },
+    )
+    assert saved.status_code == 303
+    async with store.read() as tx:
+        now_wants = (await tx.subscriber_record(record.subscriber.id)).subscriber  # type: ignore[union-attr]
+    assert (now_wants.timezone, now_wants.locale, now_wants.events) == (
+        "Europe/Berlin",
+        "ru",
+        ("meeting.cancelled",),
+    )
+    # New links: the old manage and calendar links stop working.
+    rotated = await site.post(f"/manage/{manage}", data={"csrf": csrf, "action": "rotate"})
+    assert rotated.status_code == 303
+    assert (await site.get(f"/manage/{manage}")).status_code == 404
+    assert (await site.get(calendar.replace("http://127.0.0.1:8080", ""))).status_code == 404
+    fresh = rotated.headers["location"].split("?")[0]
+    left = await site.post(fresh, data={"csrf": csrf, "action": "leave"})
+    assert left.status_code == 200
+    async with store.read() as tx:
+        gone = await tx.subscriber_record(record.subscriber.id)
+    assert gone is not None
+    assert gone.retired_at is not None
+
+
+async def test_forms_without_their_csrf_token_change_nothing(
+    site: httpx.AsyncClient, smtp_server: SmtpServer
+) -> None:
+    await form(site, f"/meetings/{TALKS}")
+    forged = await site.post(
+        "/subscribe", data={"csrf": "guess", "email": "x@example.org", "meeting": TALKS}
+    )
+    assert forged.status_code == 403
+    assert smtp_server.box.raw == []
+
+
+async def test_one_address_cannot_be_bombed(
+    site: httpx.AsyncClient, smtp_server: SmtpServer, store: Store, clock: Clock
+) -> None:
+    csrf = await form(site, f"/meetings/{TALKS}")
+    answers = []
+    for _ in range(10):
+        answer = await site.post(
+            "/subscribe", data={"csrf": csrf, "email": "victim@example.org", "meeting": TALKS}
+        )
+        answers.append((answer.status_code, "Check your mail" in answer.text))
+    # The same neutral answer every time; three emails at most in a day.
+    assert set(answers) == {(202, True)}
+    assert len(links(smtp_server, "victim@example.org")) == 3
+    # The next day the address may be asked again (pruned counts are a day old).
+    clock.now = clock.now + timedelta(days=1, minutes=1)
+    await service.prune(store, retention=timedelta(0), now=clock())
+    await site.post(
+        "/subscribe", data={"csrf": csrf, "email": "victim@example.org", "meeting": TALKS}
+    )
+    assert len(links(smtp_server, "victim@example.org")) == 4
+
+
+async def test_one_client_is_limited_per_hour(site: httpx.AsyncClient) -> None:
+    csrf = await form(site, f"/meetings/{TALKS}")
+    codes = []
+    for number in range(55):
+        answer = await site.post(
+            "/subscribe",
+            data={"csrf": csrf, "email": f"r{number}@example.org", "meeting": TALKS},
+        )
+        codes.append(answer.status_code)
+    assert codes[:50] == [202] * 50
+    assert set(codes[50:]) == {429}
+
+
+async def test_unconfirmed_subscriptions_are_pruned_after_their_link_runs_out(
+    site: httpx.AsyncClient, store: Store, clock: Clock
+) -> None:
+    csrf = await form(site, f"/meetings/{TALKS}")
+    await site.post(
+        "/subscribe", data={"csrf": csrf, "email": "late@example.org", "meeting": TALKS}
+    )
+    pruned = await service.prune(store, retention=timedelta(0), now=clock() + timedelta(hours=23))
+    assert pruned.unconfirmed == 0
+    pruned = await service.prune(store, retention=timedelta(0), now=clock() + timedelta(hours=25))
+    assert pruned.unconfirmed == 1
+
+
+async def test_feeds_parse_and_answer_conditional_gets(site: httpx.AsyncClient) -> None:
+    atom = await site.get("/feed.atom")
+    assert atom.status_code == 200
+    parsed = feedparser.parse(atom.content)
+    assert not parsed.bozo, parsed.bozo_exception
+    assert len(parsed.entries) == 3  # the seed's history
+    assert len({e.id for e in parsed.entries}) == 3
+    assert all(e.updated for e in parsed.entries)
+    for word in PRIVATE:
+        assert word not in atom.text.lower()
+    again = await site.get("/feed.atom", headers={"If-None-Match": atom.headers["etag"]})
+    assert again.status_code == 304
+    since = await site.get(
+        "/feed.atom", headers={"If-Modified-Since": atom.headers["last-modified"]}
+    )
+    assert since.status_code == 304
+
+    ics = await site.get(f"/meetings/{TALKS}/calendar.ics")
+    assert ics.status_code == 200
+    calendar = Calendar.from_ical(ics.content)
+    (event,) = calendar.walk("VEVENT")
+    assert str(event["status"]) == "TENTATIVE"
+    assert str(event["summary"]).startswith("Postponed: ")
+    assert str(event["uid"]) == f"{TALKS}@example.org"
+    assert b"REFRESH-INTERVAL;VALUE=DURATION:PT15M" in ics.content
+    assert b"X-PUBLISHED-TTL:PT15M" in ics.content
+    for word in PRIVATE:
+        assert word not in ics.text.lower()
+    assert (
+        await site.get(
+            f"/meetings/{TALKS}/calendar.ics", headers={"If-None-Match": ics.headers["etag"]}
+        )
+    ).status_code == 304
+
+
+async def test_the_pages_are_off_unless_enabled(
+    store: Store, database_url: str, clock: Clock
+) -> None:
+    async with api_client(
+        store, clock, database_url=database_url, public={"enabled": False}
+    ) as client:
+        assert (await client.get("/")).status_code == 404
+        assert (await client.get("/feed.atom")).status_code == 404
+        docs = await client.get("/docs")
+        assert docs.status_code == 200
+        assert "cdn" not in docs.text.lower()
+        assert (await client.get("/docs/assets/swagger-ui-bundle.js")).status_code == 200
