@@ -23,6 +23,7 @@ from notifier.channels.email import EmailChannel
 from notifier.delivery import OutboxWorker, Postman
 from notifier.domain.models import MeetingStatus, StatusChange
 from notifier.domain.retry import RetryPolicy
+from notifier.metrics import REGISTRY
 from notifier.rendering import Renderer
 from notifier.store import Store
 from notifier.subscriptions import subscriber_id_for
@@ -124,6 +125,21 @@ async def test_non_public_and_retired_meetings_are_not_found(site: httpx.AsyncCl
     assert created.status_code == 201
     assert (await site.get("/meetings/briefing")).status_code == 404
     assert "Press briefing" not in (await site.get("/")).text
+    retired = await site.post(
+        "/v1/meetings",
+        json={
+            "id": "old-talks",
+            "title": "Old talks",
+            "timezone": "UTC",
+            "starts_at": "2026-03-05T10:00:00+00:00",
+        },
+        headers=AUTH,
+    )
+    assert retired.status_code == 201
+    assert (await site.get("/meetings/old-talks")).status_code == 200
+    assert (await site.delete("/v1/meetings/old-talks", headers=AUTH)).status_code == 204
+    assert (await site.get("/meetings/old-talks")).status_code == 404
+    assert (await site.get("/meetings/old-talks/feed.atom")).status_code == 404
     assert "Press briefing" not in (await site.get("/feed.atom")).text
     assert "Press briefing" not in (await site.get("/calendar.ics")).text
 
@@ -268,6 +284,11 @@ async def test_one_address_cannot_be_bombed(
     # The same neutral answer every time; three emails at most in a day.
     assert set(answers) == {(202, True)}
     assert len(links(smtp_server, "victim@example.org")) == 3
+    refused = REGISTRY.get_sample_value(
+        "notifier_subscriptions_total", {"outcome": "refused_address_limit"}
+    )
+    assert refused is not None
+    assert refused >= 7
     # The next day the address may be asked again (pruned counts are a day old).
     clock.now = clock.now + timedelta(days=1, minutes=1)
     await service.prune(store, retention=timedelta(0), now=clock())
