@@ -39,3 +39,4 @@ bench: install
 	$(BIN)/python bench/reminders.py
 	$(BIN)/python bench/replicas.py
 	$(BIN)/python bench/bigfeed.py
+	$(BIN)/python bench/chat.py

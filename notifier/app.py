@@ -23,6 +23,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from notifier import __version__, service
+from notifier.channels.chat import ChatChannel
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.delivery import OutboxWorker, Postman
@@ -68,7 +69,7 @@ async def unsubscribe_key(store: Store) -> str:
 
 @asynccontextmanager
 async def open_postman(settings: Settings, store: Store) -> AsyncIterator[Postman]:
-    """The renderer and both channels, open for the duration of the block."""
+    """The renderer and every channel, open for the duration of the block."""
     smtp = settings.smtp
     renderer = Renderer(settings.templates_dir)
     async with (
@@ -87,6 +88,12 @@ async def open_postman(settings: Settings, store: Store) -> AsyncIterator[Postma
             timeout=smtp.timeout.total_seconds(),
             pool_size=settings.delivery.smtp_connections,
         ) as email,
+        ChatChannel(
+            timeout=settings.notify.timeout.total_seconds(),
+            threads=settings.notify.threads,
+            allow=settings.webhooks.allow_cidrs,
+            schemes=settings.notify.schemes,
+        ) as chat,
     ):
         yield Postman(
             renderer=renderer,
@@ -95,6 +102,8 @@ async def open_postman(settings: Settings, store: Store) -> AsyncIterator[Postma
             sender=smtp.sender,
             public_url=str(settings.public_url),
             unsubscribe_key=await unsubscribe_key(store),
+            chat=chat,
+            pages=settings.public.enabled,
         )
 
 

@@ -491,9 +491,10 @@ def meetings_show(
 
 
 def _channels(subscriber: Subscriber) -> str:
-    return ", ".join(
-        c for c, on in (("email", subscriber.email), ("webhook", subscriber.webhook)) if on
-    )
+    named = [c for c, on in (("email", subscriber.email), ("webhook", subscriber.webhook)) if on]
+    if subscriber.notify:
+        named.append(f"notify x{len(subscriber.notify)}")
+    return ", ".join(named)
 
 
 def _came_by(subscriber: Subscriber) -> str:
@@ -901,7 +902,8 @@ def render(
     meeting_id: Annotated[str, typer.Option("--meeting", help="The meeting id.")],
     subscriber_id: Annotated[str, typer.Option("--subscriber", help="The subscriber id.")],
     channel: Annotated[
-        Channel | None, typer.Option(help="email or webhook [default: the subscriber's first]")
+        Channel | None,
+        typer.Option(help="email, webhook or notify [default: the subscriber's first]"),
     ] = None,
     part: Annotated[
         str | None,

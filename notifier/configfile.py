@@ -15,6 +15,7 @@ from pydantic import (
     EmailStr,
     Field,
     HttpUrl,
+    SecretStr,
     field_validator,
     model_validator,
 )
@@ -177,11 +178,13 @@ class SubscriberConfig(_Record):
     #: Which variants of a meeting's text this reader gets (an operator's decision: the
     #: file or the API; self-service subscribers are always the lowest).
     audience: AudienceName = PUBLIC
+    #: Apprise URLs of chat and push services (secrets: never shown).
+    notify: list[Annotated[SecretStr, Field(max_length=2000)]] = Field(default=[], max_length=20)
 
     @model_validator(mode="after")
     def _reachable(self) -> SubscriberConfig:
-        if self.email is None and self.webhook is None:
-            raise ValueError("a subscriber needs an email, a webhook, or both")
+        if self.email is None and self.webhook is None and not self.notify:
+            raise ValueError("a subscriber needs an email, a webhook, or a notify URL")
         if not self.events:
             raise ValueError("events is empty: use ['*'] for every kind")
         return self
@@ -207,6 +210,7 @@ class SubscriberConfig(_Record):
             quiet_hours=QuietHours.parse(self.quiet_hours) if self.quiet_hours else None,
             source=source,
             audience=self.audience,
+            notify=tuple(url.get_secret_value().strip() for url in self.notify),
         )
 
 

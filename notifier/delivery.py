@@ -28,8 +28,10 @@ from urllib.parse import urlsplit
 
 from notifier import mail, metrics
 from notifier.calendar import build_ics, ics_method
+from notifier.channels.chat import ChatChannel
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
+from notifier.domain.audiences import PUBLIC
 from notifier.domain.errors import (
     ChannelUnavailable,
     DeliveryError,
@@ -47,6 +49,7 @@ from notifier.rendering import (
     UNSUBSCRIBE_PLACEHOLDER,
     Notice,
     PreparedEmail,
+    RenderedChat,
     Renderer,
     prepare_email,
     sender_domain,
@@ -70,6 +73,22 @@ class Postman:
     sender: str
     public_url: str
     unsubscribe_key: str
+    chat: ChatChannel | None = None
+    #: Whether chat messages link the meeting's public page (`[public] enabled`).
+    pages: bool = False
+
+    def chat_message(
+        self, notice: Notice, *, locale: str, timezone: str, now: datetime
+    ) -> RenderedChat:
+        """The chat message of `notice` for readers of one locale and zone."""
+        page = (
+            f"{self.public_url.rstrip('/')}/meetings/{notice.meeting.id}"
+            if self.pages and notice.meeting.audience == PUBLIC
+            else ""
+        )
+        return self.renderer.render_chat(
+            notice, locale=locale, timezone=timezone, page_url=page, now=now
+        )
 
     async def tell_operator(self, address: str, *, subject: str, text: str, now: datetime) -> None:
         """Email the operator a plain-text notice (best effort: logged if it fails)."""
@@ -173,6 +192,11 @@ class Postman:
             if subscriber.webhook is None:
                 raise NotFound(f"subscriber {subscriber.id!r} has no webhook")
             return json.dumps(notice.body, indent=2, ensure_ascii=False)
+        if channel is Channel.NOTIFY:
+            chat = self.chat_message(
+                notice, locale=subscriber.locale, timezone=subscriber.timezone, now=now
+            )
+            return chat.markdown
         if subscriber.email is None:
             raise NotFound(f"subscriber {subscriber.id!r} has no email address")
         if part is not None:
@@ -211,6 +235,7 @@ class _Batch:
     now: datetime
     notices: dict[str, Notice] = field(default_factory=dict)
     emails: dict[tuple[str, str, str], PreparedEmail] = field(default_factory=dict)
+    chats: dict[tuple[str, str, str], RenderedChat] = field(default_factory=dict)
     bodies: dict[str, bytes] = field(default_factory=dict)
     #: Endpoints that timed out in this batch: nothing more is sent to them in it.
     timed_out: set[str] = field(default_factory=set)
@@ -414,6 +439,20 @@ class OutboxWorker:
                 else 5.0,
             )
         notice = batch.notice(delivery)
+        if delivery.channel is Channel.NOTIFY:
+            url = subscriber.notify.get(delivery.target or "")
+            if url is None or self.postman.chat is None:
+                raise PermanentDeliveryError("notify URL removed, or chat is not configured")
+            group = (delivery.notice_id, subscriber.locale, subscriber.timezone)
+            if group not in batch.chats:
+                batch.chats[group] = self.postman.chat_message(
+                    notice, locale=subscriber.locale, timezone=subscriber.timezone, now=batch.now
+                )
+            chat = batch.chats[group]
+            await self.postman.chat.send(
+                url, title=chat.title, markdown=chat.markdown, text=chat.text
+            )
+            return None
         if delivery.channel is Channel.WEBHOOK:
             if subscriber.webhook is None or self.postman.webhook is None:
                 raise PermanentDeliveryError("webhook endpoint removed or disabled")
@@ -505,6 +544,8 @@ def _endpoint(delivery: Delivery, subscriber: Contact | None) -> str:
     if delivery.channel is Channel.WEBHOOK and subscriber is not None and subscriber.webhook:
         parts = urlsplit(subscriber.webhook.url)
         return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    if delivery.channel is Channel.NOTIFY:
+        return f"notify {delivery.target}"
     return "the mail server" if delivery.channel is Channel.EMAIL else "webhook"
 
 

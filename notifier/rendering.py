@@ -226,6 +226,19 @@ def one_line(text: str, *, limit: int = 250) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+@dataclass(frozen=True, kw_only=True)
+class RenderedChat:
+    """A chat message: its title line, and the whole message in Markdown."""
+
+    title: str
+    markdown: str
+
+    @property
+    def text(self) -> str:
+        """The message for services that show plain text: Markdown's emphasis removed."""
+        return self.markdown.replace("**", "")
+
+
 class Renderer:
     """Renders the email parts of a `Notice` for one locale and time zone.
 
@@ -300,6 +313,30 @@ class Renderer:
             subject=one_line(parts[0]), text=parts[1].strip() + "\n", html=parts[2]
         )
 
+    def render_chat(
+        self, notice: Notice, *, locale: str, timezone: str, page_url: str, now: datetime
+    ) -> RenderedChat:
+        """The short chat message of `notice` (``chat.md``): a title line, the status,
+        the time in the reader's zone, the reason in the reader's view, the page link."""
+        context = {
+            "kind": notice.kind.value,
+            "meeting": _safe_meeting(notice.meeting),
+            "change": _safe_change(notice.change),
+            "changes": tuple(_safe_change(c) for c in notice.changes),
+            "offset": notice.offset,
+            "subscriber": {"name": "", "timezone": timezone, "locale": locale},
+            "page_url": page_url,
+            "now": now,
+            "_zone": ZoneInfo(timezone),
+            "_locale": locale.split("-")[0],
+        }
+        markdown = self.env.select_template(
+            self._template_names(locale, notice.kind, "chat.md")
+        ).render(context)
+        lines = [line.rstrip() for line in markdown.strip().splitlines()]
+        title = lines[0].strip("*").strip() if lines else ""
+        return RenderedChat(title=one_line(title), markdown="\n".join(lines) + "\n")
+
     def check(self, samples: list[Notice], *, now: datetime) -> list[str]:
         """Render every sample in every locale; one line per problem, empty when all pass."""
         problems: list[str] = []
@@ -312,6 +349,13 @@ class Renderer:
                         timezone="America/New_York",
                         name="Sample Reader",
                         unsubscribe_url="https://example.org/unsubscribe/sample",
+                        now=now,
+                    )
+                    self.render_chat(
+                        notice,
+                        locale=locale,
+                        timezone="America/New_York",
+                        page_url="https://example.org/meetings/sample",
                         now=now,
                     )
                 except TemplateSyntaxError as exc:

@@ -935,5 +935,11 @@ async def preview(
         now=now,
         audience=reader,
     )
-    chosen = channel or (Channel.EMAIL if subscriber.email else Channel.WEBHOOK)
+    chosen = channel or (
+        Channel.EMAIL
+        if subscriber.email
+        else Channel.WEBHOOK
+        if subscriber.webhook
+        else Channel.NOTIFY
+    )
     return postman.preview(notice, subscriber, channel=chosen, part=part, now=now)

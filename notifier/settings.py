@@ -19,6 +19,7 @@ from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -39,6 +40,7 @@ from pydantic_settings import (
 )
 
 from notifier import mail
+from notifier.channels.chat import DEFAULT_SCHEMES, USER_HOSTED, scheme_of, url_problem
 from notifier.configfile import (
     MeetingConfig,
     SourceConfig,
@@ -187,6 +189,27 @@ class PublicSettings(_Strict):
     refresh: Duration = timedelta(minutes=15)
 
 
+class NotifySettings(_Strict):
+    """Chat and push services through Apprise URLs."""
+
+    #: The URL schemes (services) subscribers may use; anything else is refused when the
+    #: subscriber is saved.
+    schemes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9+.-]{0,30}$")]] = Field(
+        default_factory=lambda: list(DEFAULT_SCHEMES)
+    )
+    #: How long one send may take (Apprise's socket timeouts are held to it too).
+    timeout: Duration = timedelta(seconds=15)
+    #: Sends in flight at once (each holds a thread while it waits on the service).
+    threads: int = Field(default=16, ge=1, le=256)
+
+    @field_validator("timeout")
+    @classmethod
+    def _at_most_60s(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(seconds=60):
+            raise ValueError("notify.timeout is between 1s and 60s")
+        return value
+
+
 class ReminderSettings(_Strict):
     """How reminders are kept on time."""
 
@@ -247,6 +270,7 @@ class Settings(BaseSettings):
     leader: LeaderSettings = LeaderSettings()
     api: ApiSettings = ApiSettings()
     public: PublicSettings = PublicSettings()
+    notify: NotifySettings = NotifySettings()
     #: Systems that may push status changes signed instead of with a bearer token.
     upstreams: list[UpstreamConfig] = []
     #: Told by email when a webhook endpoint is disabled (optional).
@@ -407,7 +431,32 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     _check_unique(settings, config, text)
     _check_audiences(settings, config, text)
     _check_targets(settings, config, text)
+    _check_notify(settings, config, text)
     return settings
+
+
+def _check_notify(settings: Settings, path: Path, text: str) -> None:
+    """Every Apprise URL is readable, of an allowed scheme, and (for a user-hosted service)
+    not an address the policy refuses outright (names are checked again when sending)."""
+    for index, subscriber in enumerate(settings.subscribers):
+        for number, secret in enumerate(subscriber.notify):
+            url = secret.get_secret_value()
+            problem = url_problem(url, settings.notify.schemes)
+            if problem is None and scheme_of(url) in USER_HOSTED:
+                host = urlsplit(url.replace(f"{scheme_of(url)}://", "http://", 1)).hostname or ""
+                if host and host_allowed(host, settings.webhooks.allow_cidrs) is False:
+                    problem = (
+                        f"host {host} is a private, loopback or link-local address; list it "
+                        "in webhooks.allow_cidrs to allow it"
+                    )
+            if problem is not None:
+                loc: tuple[str | int, ...] = ("subscribers", index, "notify", number)
+                raise ConfigError(
+                    problem,
+                    path=str(path),
+                    line=locate(text, loc),
+                    field=format_loc(loc),
+                )
 
 
 def _check_audiences(settings: Settings, path: Path, text: str) -> None:

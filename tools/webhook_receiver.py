@@ -4,6 +4,8 @@
         --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 
 Listens on 127.0.0.1 only. Answers 204 to a correctly signed request, 401 otherwise.
+Under ``/chat`` it stands in for a chat service instead: what Apprise's ``json://`` posts
+there (title and message) is printed and answered 204, unsigned.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ from notifier.channels.webhook import sign
 def make_app(secrets: list[str], tolerance: int = 300) -> web.Application:
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
+        if request.path.startswith("/chat"):
+            try:
+                said = json.loads(body)
+                print(
+                    f"{request.path} chat: {said.get('title')}\n{said.get('message')}", flush=True
+                )
+            except ValueError:
+                print(f"{request.path} chat: {len(body)} bytes, not JSON", flush=True)
+            return web.Response(status=204)
         msg_id = request.headers.get("webhook-id", "")
         stamp = request.headers.get("webhook-timestamp", "0")
         offered = request.headers.get("webhook-signature", "").split()

@@ -197,6 +197,8 @@ class SubscriberOut(BaseModel):
     audience: str
     #: False while a self-service subscriber has not followed the emailed link.
     confirmed: bool
+    #: How many chat and push URLs (Apprise) the subscriber has; never the URLs.
+    notify: int
 
 
 class DeliveryOut(BaseModel):

@@ -294,6 +294,8 @@ class Subscriber:
     #: False for a self-service subscriber who has not followed the emailed link yet (and
     #: who is not active until then).
     confirmed: bool = True
+    #: Apprise URLs of chat and push services (secrets: counted, never shown).
+    notify: tuple[str, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The subscriber as JSON-ready data; webhook secrets only as a count, never shown."""
@@ -315,4 +317,5 @@ class Subscriber:
             "source": self.source.value,
             "audience": self.audience,
             "confirmed": self.confirmed,
+            "notify": len(self.notify),
         }

@@ -29,6 +29,8 @@ class Channel(StrEnum):
 
     EMAIL = "email"
     WEBHOOK = "webhook"
+    #: Chat and push services through Apprise URLs: one delivery per URL.
+    NOTIFY = "notify"
 
 
 class DeliveryStatus(StrEnum):
@@ -118,6 +120,8 @@ class Delivery:
     last_error: str | None = None
     #: The notice's payload, when the delivery was just planned (not when read back).
     payload: dict[str, Any] | None = None
+    #: For `Channel.NOTIFY`: which of the subscriber's URLs (`target_of`), never the URL.
+    target: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +137,8 @@ class Contact:
     webhook: WebhookEndpoint | None
     #: Signs the reader's calendar and manage links (`notifier.tokens.link_token`).
     link_salt: str = ""
+    #: The reader's Apprise URLs by `target_of`.
+    notify: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, subscriber: Subscriber) -> Contact:
@@ -145,6 +151,7 @@ class Contact:
             active=subscriber.active,
             email=subscriber.email,
             webhook=subscriber.webhook,
+            notify={target_of(url): url for url in subscriber.notify},
         )
 
 
@@ -211,14 +218,26 @@ def reminder_payload(
     return {"type": EventKind.REMINDER.value, "timestamp": at.isoformat(), "data": data}
 
 
+def target_of(url: str) -> str:
+    """What names one of a reader's Apprise URLs in the outbox: a digest, never the URL
+    (it holds the service's token)."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def endpoints_of(subscriber: Subscriber) -> list[tuple[Channel, str | None]]:
+    """Where a subscriber can be reached: each channel, and for chat each URL apart."""
+    found: list[tuple[Channel, str | None]] = []
+    if subscriber.email:
+        found.append((Channel.EMAIL, None))
+    if subscriber.webhook:
+        found.append((Channel.WEBHOOK, None))
+    found.extend((Channel.NOTIFY, target_of(url)) for url in subscriber.notify)
+    return found
+
+
 def channels_of(subscriber: Subscriber) -> list[Channel]:
     """The channels a subscriber can be reached on."""
-    found = []
-    if subscriber.email:
-        found.append(Channel.EMAIL)
-    if subscriber.webhook:
-        found.append(Channel.WEBHOOK)
-    return found
+    return list(dict.fromkeys(channel for channel, _ in endpoints_of(subscriber)))
 
 
 def plan_change_deliveries(
@@ -253,12 +272,18 @@ def plan_change_deliveries(
     planned = []
     for subscriber in match_subscribers(subscribers, meeting, entry.kind, audiences):
         notice, payload = notice_of(subscriber.audience)
-        for channel in channels_of(subscriber):
+        for channel, target in endpoints_of(subscriber):
             planned.append(
                 Delivery(
                     id=delivery_id(
-                        meeting.id, entry.sequence, entry.kind.value, subscriber.id, channel
+                        meeting.id,
+                        entry.sequence,
+                        entry.kind.value,
+                        subscriber.id,
+                        channel,
+                        *((target,) if target else ()),
                     ),
+                    target=target,
                     meeting_id=meeting.id,
                     subscriber_id=subscriber.id,
                     channel=channel,
@@ -313,7 +338,9 @@ def plan_reminder_deliveries(
                 int(offset.total_seconds()),
                 subscriber.id,
                 channel,
+                *((target,) if target else ()),
             ),
+            target=target,
             meeting_id=meeting.id,
             subscriber_id=subscriber.id,
             channel=channel,
@@ -323,7 +350,7 @@ def plan_reminder_deliveries(
             payload=payload,
             next_attempt_at=release_at(subscriber, EventKind.REMINDER, now=now),
         )
-        for channel in channels_of(subscriber)
+        for channel, target in endpoints_of(subscriber)
     ]
 
 

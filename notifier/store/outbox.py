@@ -34,6 +34,7 @@ from notifier.domain.outbox import (
     DeliveryFilter,
     DeliveryStatus,
     Replay,
+    target_of,
 )
 from notifier.store.base import QueriesBase
 from notifier.store.records import (
@@ -92,6 +93,7 @@ class OutboxQueries(QueriesBase):
                 "attempts": d.attempts,
                 "next_attempt_at": d.next_attempt_at,
                 "created_at": now,
+                "target": d.target,
             }
             for d in items
         ]
@@ -516,6 +518,7 @@ class OutboxQueries(QueriesBase):
         """How to reach each of the subscribers `ids` now: endpoints not disabled only."""
         email = subscriber_endpoints.alias("email")
         hook = subscriber_endpoints.alias("hook")
+        chat = subscriber_endpoints.alias("chat")
         query = (
             select(
                 subscribers.c.id,
@@ -528,6 +531,7 @@ class OutboxQueries(QueriesBase):
                 email.c.address.label("email"),
                 hook.c.address.label("url"),
                 hook.c.secrets.label("secrets"),
+                chat.c.secrets.label("notify"),
             )
             .select_from(subscribers)
             .outerjoin(
@@ -546,6 +550,14 @@ class OutboxQueries(QueriesBase):
                     hook.c.disabled_at.is_(None),
                 ),
             )
+            .outerjoin(
+                chat,
+                and_(
+                    chat.c.subscriber_id == subscribers.c.id,
+                    chat.c.channel == Channel.NOTIFY.value,
+                    chat.c.disabled_at.is_(None),
+                ),
+            )
             .where(subscribers.c.id.in_(list(ids)))
         )
         return {
@@ -560,6 +572,7 @@ class OutboxQueries(QueriesBase):
                 if row.url
                 else None,
                 link_salt=row.link_salt,
+                notify={target_of(url): url for url in row.notify or []},
             )
             for row in (await self.connection.execute(query)).all()
         }

@@ -204,6 +204,7 @@ def _delivery(row: Row[Any]) -> Delivery:
         status=DeliveryStatus(row.status),
         attempts=row.attempts,
         last_error=row.last_error,
+        target=row.target,
     )
 
 

@@ -75,6 +75,7 @@ class SubscriberQueries(ReminderQueries):
             own = endpoints.get(row.id, {})
             email = own.get("email")
             hook = own.get("webhook")
+            chat = own.get("notify")
             subscriber = Subscriber(
                 id=row.id,
                 name=row.name,
@@ -93,6 +94,7 @@ class SubscriberQueries(ReminderQueries):
                 source=Source(row.source),
                 audience=row.audience,
                 confirmed=row.source != Source.PUBLIC.value or row.confirmed_at is not None,
+                notify=tuple(chat.secrets) if chat is not None and chat.disabled_at is None else (),
             )
             records.append(
                 SubscriberRecord(
@@ -173,6 +175,8 @@ class SubscriberQueries(ReminderQueries):
             wanted["email"] = (subscriber.email, [])
         if subscriber.webhook:
             wanted["webhook"] = (subscriber.webhook.url, list(subscriber.webhook.secrets))
+        if subscriber.notify:
+            wanted["notify"] = ("", list(subscriber.notify))
         rows = (
             await self.connection.execute(
                 select(subscriber_endpoints).where(

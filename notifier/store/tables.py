@@ -162,11 +162,12 @@ subscriber_endpoints = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("subscriber_id", String(100), ForeignKey("subscribers.id"), nullable=False),
-    #: email | webhook
+    #: email | webhook | notify
     Column("channel", String(10), nullable=False),
-    #: The email address or the webhook URL.
+    #: The email address or the webhook URL ("" for notify).
     Column("address", Text, nullable=False),
-    #: Webhook signing secrets (whsec_...), newest first; empty for email.
+    #: Webhook signing secrets (whsec_...), newest first; for notify, the Apprise URLs
+    #: (they hold the services' tokens); empty for email.
     Column("secrets", JSON, nullable=False),
     #: Set when the endpoint must not be used again (unsubscribed, 410 Gone).
     Column("disabled_at", UTCDateTime),
@@ -208,6 +209,8 @@ deliveries = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
     Column("last_error", Text),
+    #: For chat deliveries: which of the subscriber's URLs (a digest, never the URL).
+    Column("target", String(32)),
     Index(None, "status", "next_attempt_at"),
     Index(None, "meeting_id"),
 )

@@ -35,7 +35,7 @@ NO_DATABASE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_check_passes_on_the_shipped_config(notifier: Notifier) -> None:
     result = notifier("check")
     assert result.code == 0, result.err
-    assert "OK: 1 meeting, 4 subscribers" in result.out
+    assert "OK: 1 meeting, 5 subscribers" in result.out
     # Plain http on loopback is for trying notifier out: accepted, with a warning.
     assert "warning: public_url http://127.0.0.1:8080/ is not https" in result.err
 
@@ -341,13 +341,30 @@ def test_render_prints_the_exact_message(notifier: Notifier) -> None:
         notifier("render", "meeting.cleared", "--meeting", TALKS, "--subscriber", "nobody"),
         r"unknown subscriber 'nobody'",
     )
+    # The chat message, in the duty officer's language and audience (participants).
+    chat = notifier(
+        "render",
+        "meeting.postponed",
+        "--meeting",
+        TALKS,
+        "--subscriber",
+        "duty-officer-chat",
+        "--channel",
+        "notify",
+    )
+    assert chat.code == 0, chat.err
+    assert chat.out.startswith("**Перенесена: Talks between the presidents")
+    assert "medical reasons" in chat.out
+    assert "http://127.0.0.1:8080/meetings/moscow-tskhinvali-talks" in chat.out
 
 
 def test_deliveries_are_listed_shown_and_replayed(notifier: Notifier) -> None:
     assert notifier("event", TALKS, "cleared", "--reason", "clear").code == 0
     pending = notifier("deliveries", "list", "--status", "pending", "--json").json()
-    # press desk, delegation and correspondent by email; wire and correspondent by webhook
+    # press desk, delegation and correspondent by email; wire and correspondent by webhook;
+    # the duty officer by chat
     assert sorted((d["subscriber"], d["channel"]) for d in pending) == [
+        ("duty-officer-chat", "notify"),
         ("foreign-correspondent", "email"),
         ("foreign-correspondent", "webhook"),
         ("ossetian-delegation", "email"),
@@ -365,7 +382,7 @@ def test_deliveries_are_listed_shown_and_replayed(notifier: Notifier) -> None:
     assert notifier("deliveries", "--status", "dead").out.strip() == "no deliveries dead"
     bulk = notifier("deliveries", "retry", "--status", "pending", "--since", "1h", "--dry-run")
     assert bulk.code == 0, bulk.err
-    assert bulk.out.strip() == "would replay 5 deliveries"
+    assert bulk.out.strip() == "would replay 6 deliveries"
     assert_user_error(notifier("deliveries", "retry"), r"give a delivery ID or --status")
     assert_user_error(
         notifier("subscribers", "enable", "wire-service"),

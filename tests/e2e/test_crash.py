@@ -1,5 +1,6 @@
 """kill -9 in the middle of a fan-out, then restart: nothing is lost, nothing is sent twice
-except what was in flight, and repeats carry the same webhook-id / Message-ID."""
+except what was in flight, and repeats carry the same webhook-id / Message-ID; every chat
+delivery (Apprise json://) arrives at least once."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.integration.peers import Receiver, SmtpServer
 
 HOOKS = 300
 MAILS = 60
+CHATS = 60
 BATCH = 40
 PARALLEL = 2
 
@@ -55,6 +57,13 @@ def write_config(path: Path, receiver: Receiver, smtp_port: int) -> None:
         ]
     for n in range(MAILS):
         lines += ["[[subscribers]]", f'id = "mail-{n}"', f'email = "m{n}@example.org"']
+    port = receiver.port
+    for n in range(CHATS):
+        lines += [
+            "[[subscribers]]",
+            f'id = "chat-{n}"',
+            f'notify = ["json://127.0.0.1:{port}/c/{n}"]',
+        ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -140,40 +149,50 @@ async def test_a_killed_daemon_loses_nothing_and_repeats_only_in_flight_work(
         code, out = await cli(env, tmp_path, "event", "talks", "cleared", "--reason", "clear")
         assert code == 0, out
 
+        def hooks() -> list[Any]:
+            return [h for h in receiver.hits if h.path.startswith("/h/")]
+
+        def chats() -> set[str]:
+            return {h.path for h in receiver.hits if h.path.startswith("/c/")}
+
         # Kill it hard once some, but not all, webhooks have gone out.
-        await wait_for(lambda: len(receiver.hits) >= HOOKS // 4, 60)
+        await wait_for(lambda: len(hooks()) >= HOOKS // 4, 60)
         daemon.send_signal(signal.SIGKILL)
         await daemon.wait()
-        sent_before = len({h.headers["webhook-id"] for h in receiver.hits})
+        sent_before = len({h.headers["webhook-id"] for h in hooks()})
         assert sent_before < HOOKS, "the fan-out finished before the kill; slow the receiver"
 
         daemon = await start_daemon(env, tmp_path)
         await wait_for(
             lambda: (
-                len({h.headers["webhook-id"] for h in receiver.hits}) >= HOOKS
+                len({h.headers["webhook-id"] for h in hooks()}) >= HOOKS
                 and len(smtp.box.messages) >= MAILS
+                and len(chats()) >= CHATS
             ),
             120,
         )
         sent: list[dict[str, str]] = []
         deadline = time.monotonic() + 60
-        while len(sent) < HOOKS + MAILS and time.monotonic() < deadline:
+        while len(sent) < HOOKS + MAILS + CHATS and time.monotonic() < deadline:
             await asyncio.sleep(0.5)  # the last batch's attempts are being recorded
             code, out = await cli(
                 env, tmp_path, "deliveries", "--status", "sent", "--json", "--limit", "10000"
             )
             assert code == 0, out
             sent = json.loads(out)
-        assert len(sent) == HOOKS + MAILS
+        assert len(sent) == HOOKS + MAILS + CHATS
+        # Every chat reader got its message (at least once: Apprise has no idempotency key).
+        assert chats() == {f"/c/{n}" for n in range(CHATS)}
+        assert len([d for d in sent if d["channel"] == "notify"]) == CHATS
 
         # Every webhook verified, each subscriber got the one delivery id planned for it.
-        assert all(h.verified is not None for h in receiver.hits)
+        assert all(h.verified is not None for h in hooks())
         planned = {d["id"] for d in sent if d["channel"] == "webhook"}
-        counts = Counter(h.headers["webhook-id"] for h in receiver.hits)
+        counts = Counter(h.headers["webhook-id"] for h in hooks())
         assert set(counts) == planned
-        by_path = {h.path: h.headers["webhook-id"] for h in receiver.hits}
+        by_path = {h.path: h.headers["webhook-id"] for h in hooks()}
         assert len(by_path) == HOOKS
-        for hit in receiver.hits:
+        for hit in hooks():
             assert by_path[hit.path] == hit.headers["webhook-id"]
         # Repeats are bounded by what could be in flight when the process died.
         assert sum(c - 1 for c in counts.values()) <= BATCH * PARALLEL

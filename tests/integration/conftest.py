@@ -20,6 +20,7 @@ from aiohttp import web
 
 from notifier import service
 from notifier.api.app import ApiContext, create_api
+from notifier.channels.chat import DEFAULT_SCHEMES, ChatChannel
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
 from notifier.delivery import OutboxWorker, Postman
@@ -94,10 +95,14 @@ async def make_worker(
             email = await stack.enter_async_context(
                 EmailChannel(host="127.0.0.1", port=smtp_server.port, timeout=5, pool_size=4)
             )
+            chat = await stack.enter_async_context(
+                ChatChannel(timeout=wait, threads=8, allow=allow, schemes=DEFAULT_SCHEMES)
+            )
             postman = Postman(
                 renderer=Renderer(),
                 email=email,
                 webhook=webhook,
+                chat=chat,
                 sender="Notifier <notifier@example.org>",
                 public_url="http://127.0.0.1:8080",
                 unsubscribe_key="test-key",

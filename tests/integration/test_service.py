@@ -221,6 +221,7 @@ async def test_the_seed_scenario_is_created_with_its_history(
         "wire-service": "press",
         "ossetian-delegation": "participants",
         "foreign-correspondent": "public",
+        "duty-officer-chat": "participants",
     }
     assert len(subscribers) == len(settings.subscribers)
     # A second pass over the same file does nothing at all.

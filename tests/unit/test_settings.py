@@ -306,3 +306,21 @@ def test_an_unknown_audience_in_the_file_is_refused_with_its_line(tmp_path: Path
     )
     with pytest.raises(ConfigError, match=r"audiences: .*public named twice"):
         load_settings(doubled)
+
+
+def test_a_notify_url_that_cannot_be_used_is_refused_with_its_line(tmp_path: Path) -> None:
+    old = 'notify = ["json://127.0.0.1:9000/chat"]'
+    for new, reason in (
+        ('notify = ["bogus://token@x"]', r"scheme 'bogus' is not allowed"),
+        ('notify = ["json://10.1.2.3/chat"]', r"host 10\.1\.2\.3 is a private"),
+        ('notify = ["tgram://"]', r"Apprise cannot read this tgram:// URL"),
+    ):
+        path = broken_copy(tmp_path, old, new)
+        with pytest.raises(ConfigError) as raised:
+            load_settings(path)
+        line = line_of_edit(old)
+        assert re.fullmatch(
+            rf".*broken\.toml:{line}: subscribers\[4\]\.notify\[0\]: .*{reason}.*",
+            str(raised.value),
+        ), str(raised.value)
+        assert "token@x" not in str(raised.value)

@@ -12,6 +12,7 @@ from notifier import service, subscriptions
 from notifier.api.context import PATH_ID, SECURED, ApiContext, Ctx
 from notifier.api.docs import COMMON_RESPONSES, created, links
 from notifier.api.models import SubscriberOut
+from notifier.channels.chat import host_problem, url_problem
 from notifier.configfile import SubscriberConfig
 from notifier.domain.errors import InvalidChange, UnknownSubscriber
 from notifier.domain.models import Source, Subscriber
@@ -41,6 +42,13 @@ async def _save(
         )
         if problem is not None:
             raise InvalidChange(problem)
+    for number, secret in enumerate(config.notify):
+        url = secret.get_secret_value()
+        refused = url_problem(url, ctx.settings.notify.schemes) or await host_problem(
+            url, ctx.settings.webhooks.allow_cidrs
+        )
+        if refused is not None:
+            raise InvalidChange(f"notify[{number}]: {refused}")
     subscriber = await service.save_subscriber(
         ctx.store, config.to_domain(source=Source.API), now=ctx.clock(), create=create
     )
@@ -102,7 +110,9 @@ async def patch_subscriber(subscriber_id: str, body: dict[str, Any], ctx: Ctx) -
         raise InvalidChange("id: cannot be changed")
     view = current.to_dict()
     merged = {
-        k: v for k, v in view.items() if k not in ("active", "source", "webhook", "confirmed")
+        k: v
+        for k, v in view.items()
+        if k not in ("active", "source", "webhook", "confirmed", "notify")
     }
     merged["reminders"] = view["reminders"]
     if current.webhook is not None and "webhook" not in body:
@@ -110,6 +120,8 @@ async def patch_subscriber(subscriber_id: str, body: dict[str, Any], ctx: Ctx) -
             "url": current.webhook.url,
             "secrets": list(current.webhook.secrets),
         }
+    if current.notify and "notify" not in body:
+        merged["notify"] = list(current.notify)
     merged = {k: v for k, v in merged.items() if v is not None} | body
     try:
         config = SubscriberConfig.model_validate(merged)
