@@ -326,14 +326,16 @@ async def subscribe(
     try:
         address = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError:
-        return _page(request, ctx, "message.html", lang, status=422, title="email", detail=True)
+        return _page(request, ctx, "message.html", lang, status=422, title="bad_email")
     known = await _known(ctx, meeting, tag)
     chosen_kinds = tuple(k for k in (kinds or []) if k in {x.value for x in subscriptions.KINDS})
     offsets = {format_duration(r): r for r in subscriptions.REMINDER_CHOICES}
     public = ctx.settings.public
     postman = ctx.postman
-    if postman is None or not known:
-        raise NotFound("no such meeting")
+    if not known:
+        return _page(request, ctx, "message.html", lang, status=404, title="not_found")
+    if postman is None:
+        raise HTTPException(503, "confirmation emails cannot be sent: no mail server")
     await subscriptions.subscribe(
         ctx.store,
         postman,

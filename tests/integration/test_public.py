@@ -371,3 +371,21 @@ async def test_the_pages_are_off_unless_enabled(
         assert docs.status_code == 200
         assert "cdn" not in docs.text.lower()
         assert (await client.get("/docs/assets/swagger-ui-bundle.js")).status_code == 200
+
+
+async def test_a_bad_address_or_meeting_is_a_page_that_says_so(
+    site: httpx.AsyncClient, smtp_server: SmtpServer
+) -> None:
+    csrf = await form(site, f"/meetings/{TALKS}")
+    bad = await site.post(
+        "/subscribe", data={"csrf": csrf, "email": "not an address", "meeting": TALKS}
+    )
+    assert bad.status_code == 422
+    assert "That is not an email address" in bad.text
+    unknown = await site.post(
+        "/subscribe", data={"csrf": csrf, "email": "a@example.org", "meeting": "nothing"}
+    )
+    assert unknown.status_code == 404
+    assert "There is no such public meeting" in unknown.text
+    assert unknown.headers["content-type"].startswith("text/html")
+    assert smtp_server.box.raw == []
