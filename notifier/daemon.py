@@ -42,6 +42,7 @@ from notifier.supervisor import (
     Component,
     HttpServer,
     LeadershipLoop,
+    LoopLag,
     OutboxListener,
     Tasks,
     Timers,
@@ -178,6 +179,7 @@ class Daemon:
         self.workers = Workers(
             self.worker, app.store, grace=settings.delivery.drain_timeout.total_seconds()
         )
+        self.lag = LoopLag()
         self.http = http_server(
             settings,
             app.store,
@@ -193,6 +195,7 @@ class Daemon:
         feed polls), the lease is handed over, then the workers finish what is in flight
         within ``delivery.drain_timeout`` and hand back the rest."""
         return [
+            self.lag,
             self.workers,
             OutboxListener(self.store, self.worker.wake.set),
             LeadershipLoop(self.leadership, every=self.settings.leader.renew),
@@ -245,6 +248,7 @@ class Daemon:
                 "last_loop_at": worker.last_loop_at.isoformat() if worker.last_loop_at else None
             },
             "sources": len(self.settings.sources),
+            "event_loop_lag_worst_seconds": round(self.lag.worst, 4),
             "leader": {
                 "leading": leadership.leading,
                 "term": leadership.term,

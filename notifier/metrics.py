@@ -83,3 +83,10 @@ SUBSCRIPTIONS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+EVENT_LOOP_LAG = Histogram(
+    "notifier_event_loop_lag_seconds",
+    "How late the event loop woke a task that asked to sleep (what every request, timer "
+    "and delivery waits behind).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Protocol
 
+from notifier import metrics
 from notifier.delivery import OutboxWorker, drain
 from notifier.leadership import Leadership
 from notifier.scheduler import Scheduler
@@ -97,6 +98,37 @@ class Task:
         self.quit.set()
         if self.task is not None:
             await asyncio.gather(self.task, return_exceptions=True)
+
+
+class LoopLag(Task):
+    """Measures how late the event loop runs a task that slept `every` seconds, into
+    `notifier_event_loop_lag_seconds`: anything that blocks the loop shows there."""
+
+    name = "loop lag monitor"
+
+    def __init__(self, every: float = 0.25, observe: Callable[[float], None] | None = None) -> None:
+        super().__init__()
+        self.every = every
+        self.observe = observe or metrics.EVENT_LOOP_LAG.observe
+        #: The largest lag seen (for /healthz and tests).
+        self.worst = 0.0
+
+    async def start(self, tasks: Tasks) -> None:
+        self.task = tasks.create_task(self._measure, name=self.name)
+
+    async def _measure(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.quit.is_set():
+            asked = loop.time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.quit.wait(), self.every)
+            lag = max(0.0, loop.time() - asked - self.every)
+            if not self.quit.is_set():
+                self.worst = max(self.worst, lag)
+                self.observe(lag)
+
+    async def stop(self) -> None:
+        await self._finish()
 
 
 class Workers(Task):

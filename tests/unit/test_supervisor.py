@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from notifier.supervisor import Tasks, supervise
+from notifier.supervisor import LoopLag, Tasks, supervise
 
 
 class Part:
@@ -70,3 +71,22 @@ async def test_a_part_that_cannot_start_stops_those_started() -> None:
         )
     assert raised.group_contains(RuntimeError, match="b cannot start")
     assert log == ["start a", "stop a"]
+
+
+async def test_the_loop_lag_monitor_sees_a_blocked_loop() -> None:
+    seen: list[float] = []
+    monitor = LoopLag(every=0.01, observe=seen.append)
+    stop = asyncio.Event()
+
+    async def block_then_stop() -> None:
+        await asyncio.sleep(0.05)
+        time.sleep(0.2)  # noqa: ASYNC251 -- the blocking call the monitor must see
+        await asyncio.sleep(0.05)
+        stop.set()
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(block_then_stop())
+        group.create_task(supervise([monitor], stop))
+    assert monitor.worst >= 0.15
+    assert max(seen) == monitor.worst
+    assert sorted(seen)[len(seen) // 2] < 0.05  # otherwise on time
