@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-from notifier.domain.addresses import Network
+from notifier.domain.addresses import Network, address_allowed, host_allowed
 from notifier.domain.errors import (
     DeliveryTimeout,
     PermanentDeliveryError,
@@ -127,35 +128,44 @@ class ChatChannel:
 
     async def send(self, url: str, *, title: str, markdown: str, text: str) -> None:
         """Send one message, as Markdown where the service renders it and as plain `text`
-        elsewhere; `PermanentDeliveryError` for a URL that cannot be used,
-        `TemporaryDeliveryError` (or `DeliveryTimeout`) when the service does not take it."""
-        problem = url_problem(url, self.schemes)
-        if problem is not None:
-            raise PermanentDeliveryError(problem)
-        refused = await host_problem(url, self.allow)
-        if refused is not None:
-            raise PermanentDeliveryError(refused)
+        elsewhere; `PermanentDeliveryError` for a URL that cannot be used (or a host the
+        address policy refuses), `TemporaryDeliveryError` (or `DeliveryTimeout`) when the
+        service does not take it."""
+        scheme = scheme_of(url)
+        if scheme not in self.schemes:
+            raise PermanentDeliveryError(
+                f"scheme {scheme!r} is not allowed (notify.schemes: {', '.join(self.schemes)})"
+            )
         loop = asyncio.get_running_loop()
         async with self._slots:
             try:
-                sent = await asyncio.wait_for(
+                outcome = await asyncio.wait_for(
                     loop.run_in_executor(self._pool, self._notify, url, title, markdown, text),
                     self.timeout,
                 )
             except TimeoutError:
-                raise DeliveryTimeout(f"{scheme_of(url)}:// did not answer in time") from None
-        if not sent:
-            raise TemporaryDeliveryError(f"{scheme_of(url)}:// did not take the message")
+                raise DeliveryTimeout(f"{scheme}:// did not answer in time") from None
+        if outcome is not None:
+            raise PermanentDeliveryError(outcome)
 
-    def _notify(self, url: str, title: str, markdown: str, text: str) -> bool:
+    def _notify(self, url: str, title: str, markdown: str, text: str) -> str | None:
+        """In a pool thread: read the URL once, check a user-hosted service's host against
+        the address policy (resolving it here, just before the send), send. Returns why the
+        URL cannot be used, None when sent; raises `TemporaryDeliveryError` when the
+        service does not take the message."""
         import apprise
         from apprise import NotifyFormat, OverflowMode
 
+        scheme = scheme_of(url)
         plugin: Any = apprise.Apprise.instantiate(url, suppress_exceptions=True)
         if plugin is None:
-            return False
-        # Apprise's own timeouts no longer than ours, so a thread is not held past the send;
-        # messages kept within each service's limit.
+            return f"Apprise cannot read this {scheme}:// URL (see its wiki for the form)"
+        host = str(getattr(plugin, "host", "") or "")
+        if scheme in USER_HOSTED and host:
+            refused = _refused_host(host, plugin, scheme, self.allow)
+            if refused is not None:
+                return refused
+        # Apprise's own timeouts no longer than ours, so a thread is not held past the send.
         plugin.socket_connect_timeout = min(plugin.socket_connect_timeout, self.timeout)
         plugin.socket_read_timeout = min(plugin.socket_read_timeout, self.timeout)
         formats = plugin.notify_format
@@ -164,12 +174,37 @@ class ChatChannel:
         # (a JSON or ntfy receiver would show the asterisks).
         rich = NotifyFormat.MARKDOWN in formats and formats[0] is not NotifyFormat.TEXT
         # The plugin itself, not an Apprise() around it: that would start a thread pool of
-        # its own for every message (a third of the cost of a send to a fast receiver).
-        return bool(
-            plugin.notify(
-                body=markdown if rich else text,
-                title=title,
-                body_format=NotifyFormat.MARKDOWN if rich else NotifyFormat.TEXT,
-                overflow=OverflowMode.TRUNCATE,
-            )
+        # its own for every message (a third of the cost of a send to a fast receiver);
+        # each message kept within its service's limit.
+        sent = plugin.notify(
+            body=markdown if rich else text,
+            title=title,
+            body_format=NotifyFormat.MARKDOWN if rich else NotifyFormat.TEXT,
+            overflow=OverflowMode.TRUNCATE,
         )
+        if not sent:
+            raise TemporaryDeliveryError(f"{scheme}:// did not take the message")
+        return None
+
+
+def _refused_host(host: str, plugin: Any, scheme: str, allow: Sequence[Network]) -> str | None:
+    """Why the address policy refuses a user-hosted service's host (resolved now, in the
+    pool thread, so the check is as close to the send as Apprise allows), or None."""
+    bare = host.strip("[]")
+    literal = host_allowed(bare, allow)
+    if literal is not None:
+        return None if literal else _REFUSED.format(host=host)
+    port = getattr(plugin, "port", None) or (443 if scheme.endswith("s") else 80)
+    try:
+        found = socket.getaddrinfo(bare, int(port), type=socket.SOCK_STREAM)
+    except OSError:
+        return f"cannot resolve host {host}"
+    if not any(address_allowed(str(info[4][0]), allow) for info in found):
+        return _REFUSED.format(host=host)
+    return None
+
+
+_REFUSED = (
+    "host {host} is, or resolves only to, a private, loopback, link-local or reserved "
+    "address (allow it with webhooks.allow_cidrs)"
+)

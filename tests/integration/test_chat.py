@@ -183,3 +183,20 @@ async def test_urls_that_cannot_be_used_are_refused_when_saved(
         assert ok.status_code == 201, ok.text
         assert ok.json()["notify"] == 1  # counted, never shown
         assert "9000" not in ok.text
+
+
+async def test_a_refused_host_is_checked_again_before_sending(
+    store: Store, clock: Clock, make_worker: MakeWorker
+) -> None:
+    # Stored past the save-time check (an old row, or a name that resolved elsewhere then).
+    await seed(
+        store,
+        clock(),
+        Subscriber(id="desk", notify=("json://10.0.0.1:9/chat",), source=Source.API),
+    )
+    await change(store, clock, MeetingStatus.CLEARED, reason="cleared")
+    await run_until_idle(await make_worker())
+    async with store.read() as tx:
+        (delivery,) = await tx.deliveries(limit=10)
+    assert delivery.status is DeliveryStatus.DEAD
+    assert "host 10.0.0.1 is, or resolves only to, a private" in (delivery.last_error or "")
