@@ -46,6 +46,7 @@ from notifier.domain.outbox import Attempt, Channel, Contact, Delivery, Outcome,
 from notifier.domain.retry import RetryPolicy
 from notifier.rendering import (
     CALENDAR_PLACEHOLDER,
+    MANAGE_PLACEHOLDER,
     UNSUBSCRIBE_PLACEHOLDER,
     Notice,
     PreparedEmail,
@@ -129,6 +130,11 @@ class Postman:
         token = unsubscribe_token(self.unsubscribe_key, subscriber_id, channel.value, address)
         return f"{self.public_url.rstrip('/')}/unsubscribe/{token}"
 
+    def manage_url(self, subscriber_id: str, salt: str) -> str:
+        """A self-service reader's manage page: change what they hear, or leave."""
+        token = link_token(self.unsubscribe_key, "manage", subscriber_id, salt)
+        return f"{self.public_url.rstrip('/')}/manage/{token}"
+
     def calendar_url(self, subscriber_id: str, salt: str) -> str:
         """The reader's private calendar feed: their meetings in their audience's view."""
         token = link_token(self.unsubscribe_key, "calendar", subscriber_id, salt)
@@ -144,6 +150,7 @@ class Postman:
             timezone=timezone,
             unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
             calendar_url=CALENDAR_PLACEHOLDER,
+            manage_url=MANAGE_PLACEHOLDER,
             now=now,
         )
         ics = None
@@ -174,6 +181,9 @@ class Postman:
             delivery_id=delivery.id,
             unsubscribe_url=self.unsubscribe_url(subscriber.id, Channel.EMAIL, subscriber.email),
             calendar_url=self.calendar_url(subscriber.id, subscriber.link_salt),
+            manage_url=self.manage_url(subscriber.id, subscriber.link_salt)
+            if subscriber.self_service
+            else "",
         )
 
     def preview(

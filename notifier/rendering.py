@@ -287,6 +287,7 @@ class Renderer:
         name: str = "",
         unsubscribe_url: str = "",
         calendar_url: str = "",
+        manage_url: str = "",
         now: datetime,
     ) -> RenderedEmail:
         """The subject (one line), text and HTML of `notice` for this reader."""
@@ -299,6 +300,7 @@ class Renderer:
             "subscriber": {"name": name, "timezone": timezone, "locale": locale},
             "unsubscribe_url": unsubscribe_url,
             "calendar_url": calendar_url,
+            "manage_url": manage_url,
             "now": now,
             "_zone": ZoneInfo(timezone),
             "_locale": locale.split("-")[0],
@@ -349,6 +351,8 @@ class Renderer:
                         timezone="America/New_York",
                         name="Sample Reader",
                         unsubscribe_url="https://example.org/unsubscribe/sample",
+                        calendar_url="https://example.org/calendar/sample.ics",
+                        manage_url="https://example.org/manage/sample",
                         now=now,
                     )
                     self.render_chat(
@@ -430,7 +434,9 @@ def _status(context: Context, value: MeetingStatus | str) -> str:
 UNSUBSCRIBE_PLACEHOLDER = "notifier_unsubscribe_link_placeholder"
 #: Stands in for the reader's private calendar link likewise.
 CALENDAR_PLACEHOLDER = "notifier_calendar_link_placeholder"
-_PLACEHOLDERS = (UNSUBSCRIBE_PLACEHOLDER, CALENDAR_PLACEHOLDER)
+#: Stands in for a self-service reader's manage link; its line is left out for others.
+MANAGE_PLACEHOLDER = "notifier_manage_link_placeholder"
+_PLACEHOLDERS = (UNSUBSCRIBE_PLACEHOLDER, CALENDAR_PLACEHOLDER, MANAGE_PLACEHOLDER)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -473,6 +479,7 @@ class PreparedEmail:
         delivery_id: str,
         unsubscribe_url: str,
         calendar_url: str = "",
+        manage_url: str = "",
     ) -> bytes:
         """The complete message for one recipient, ready for SMTP DATA.
 
@@ -492,9 +499,12 @@ class PreparedEmail:
                 out.append(piece)
             elif isinstance(piece, _LinkLine):
                 line = piece.line
+                if MANAGE_PLACEHOLDER in line and not manage_url:
+                    continue  # a reader the operator manages has no manage page
                 for holder, url in (
                     (UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url),
                     (CALENDAR_PLACEHOLDER, calendar_url),
+                    (MANAGE_PLACEHOLDER, manage_url),
                 ):
                     line = line.replace(holder, html.escape(url) if piece.html else url)
                 out.append(mail.qp_line(line))

@@ -168,6 +168,9 @@ async def manage_subject(store: StorePort, key: str, token: str) -> Subscriber |
         record = await tx.subscriber_record(subscriber_id)
     if record is None or record.retired_at is not None:
         return None
+    # Only what a reader set up for themselves: the file and the API own the others.
+    if record.subscriber.source is not Source.PUBLIC:
+        return None
     if not link_valid(key, "manage", token, record.link_salt):
         return None
     return record.subscriber

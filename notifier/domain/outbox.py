@@ -20,7 +20,14 @@ from notifier.domain.audiences import PUBLIC, Audiences, view_entry, view_meetin
 from notifier.domain.durations import format_duration
 from notifier.domain.errors import InvalidChange
 from notifier.domain.matching import match_subscribers, release_at
-from notifier.domain.models import EventKind, HistoryEntry, Meeting, Subscriber, WebhookEndpoint
+from notifier.domain.models import (
+    EventKind,
+    HistoryEntry,
+    Meeting,
+    Source,
+    Subscriber,
+    WebhookEndpoint,
+)
 from notifier.domain.retry import RetryPolicy
 
 
@@ -139,6 +146,8 @@ class Contact:
     link_salt: str = ""
     #: The reader's Apprise URLs by `target_of`.
     notify: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: Subscribed on the public pages: their emails carry their manage link.
+    self_service: bool = False
 
     @classmethod
     def of(cls, subscriber: Subscriber) -> Contact:
@@ -152,6 +161,7 @@ class Contact:
             email=subscriber.email,
             webhook=subscriber.webhook,
             notify={target_of(url): url for url in subscriber.notify},
+            self_service=subscriber.source is Source.PUBLIC,
         )
 
 

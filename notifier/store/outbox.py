@@ -528,6 +528,7 @@ class OutboxQueries(QueriesBase):
                 subscribers.c.active,
                 subscribers.c.retired_at,
                 subscribers.c.link_salt,
+                subscribers.c.source,
                 email.c.address.label("email"),
                 hook.c.address.label("url"),
                 hook.c.secrets.label("secrets"),
@@ -573,6 +574,7 @@ class OutboxQueries(QueriesBase):
                 else None,
                 link_salt=row.link_salt,
                 notify={target_of(url): url for url in row.notify or []},
+                self_service=row.source == "public",
             )
             for row in (await self.connection.execute(query)).all()
         }

@@ -27,8 +27,10 @@ from notifier.metrics import REGISTRY
 from notifier.rendering import Renderer
 from notifier.store import Store
 from notifier.subscriptions import subscriber_id_for
+from notifier.tokens import link_token
 from tests.integration.conftest import Clock, api_client
 from tests.integration.peers import SmtpServer
+from tests.wire import decoded_parts
 
 TALKS = "moscow-tskhinvali-talks"
 AUTH = {"Authorization": "Bearer dev-token"}
@@ -214,6 +216,15 @@ async def test_double_opt_in_sends_one_confirmation_then_news(
         pass
     footer = [u for u in links(smtp_server, "reader@example.org") if "/calendar/" in u]
     assert len(footer) == 1
+    # Its footer has the reader's manage page too (operators' readers have none).
+    manages = [u for u in links(smtp_server, "reader@example.org") if "/manage/" in u]
+    assert len(manages) == 1
+    assert (await site.get(manages[0].replace("http://127.0.0.1:8080", ""))).status_code == 200
+    others = [
+        decoded_parts(raw) for rcpts, raw in smtp_server.box.raw if rcpts != ["reader@example.org"]
+    ]
+    assert others
+    assert not any("/manage/" in text for parts in others for text in parts.values())
     own = await site.get(footer[0].replace("http://127.0.0.1:8080", ""))
     assert own.status_code == 200
     (event,) = Calendar.from_ical(own.content).walk("VEVENT")
@@ -389,3 +400,12 @@ async def test_a_bad_address_or_meeting_is_a_page_that_says_so(
     assert "There is no such public meeting" in unknown.text
     assert unknown.headers["content-type"].startswith("text/html")
     assert smtp_server.box.raw == []
+
+
+async def test_a_manage_link_opens_only_what_a_reader_set_up_themselves(
+    site: httpx.AsyncClient,
+) -> None:
+    # A well-signed link for a subscriber the config file owns: still no manage page.
+    forged = link_token("k", "manage", "press-desk", "")
+    assert (await site.get(f"/manage/{forged}")).status_code == 404
+    assert (await site.get("/manage/nonsense")).status_code == 404
