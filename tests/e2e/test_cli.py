@@ -87,6 +87,21 @@ def test_check_passes_on_the_shipped_config(notifier: Notifier) -> None:
             '[smtp]\npassword = "hunter2"',
             r"notifier\.toml:\d+: smtp: a password with security = 'none'",
         ),
+        (
+            'notify = ["json://127.0.0.1:9000/chat"]',
+            'notify = ["smtp://user:Zq7Token@mail.example.org"]',
+            r"notifier\.toml:\d+: subscribers\[4\]\.notify\[0\]: scheme 'smtp' is not allowed",
+        ),
+        (
+            'notify = ["json://127.0.0.1:9000/chat"]',
+            'notify = ["tgram://not-a-bot-token"]',
+            r"notifier\.toml:\d+: subscribers\[4\]\.notify\[0\]: Apprise cannot read",
+        ),
+        (
+            'audience = "participants"                # reads the medical reason',
+            'audience = "delegates"',
+            r"notifier\.toml:\d+: subscribers\[2\]\.audience: unknown audience 'delegates'",
+        ),
     ],
 )
 @NO_DATABASE
