@@ -261,7 +261,7 @@ def test_the_daemon_starts_accepts_cli_events_meanwhile_and_stops_on_sigterm(
             line = daemon.stderr.readline()
             assert line or daemon.poll() is None, "daemon exited early"
         assert "started: database" in line
-        assert "meetings=1 subscribers=4" in line
+        assert "meetings=1 subscribers=5" in line
         assert "password" not in line
         # The CLI writes to the same database while the daemon holds it open.
         assert notifier("event", TALKS, "cleared").code == 0
