@@ -43,7 +43,8 @@ async def test_status_push_accepts_refuses_and_is_idempotent(api: httpx.AsyncCli
     assert first.status_code == 202
     body = first.json()
     assert body["meeting"]["status"] == "cleared"
-    assert body["deliveries"] == 5
+    # Four readers by email and webhook (five deliveries) and the duty officer by chat.
+    assert body["deliveries"] == 6
     again = await api.post(
         url,
         json={"status": "cleared", "reason": "negative"},
@@ -148,7 +149,8 @@ async def test_subscribers_live_beside_the_config_files(api: httpx.AsyncClient) 
 async def test_deliveries_are_listed_and_replayed(api: httpx.AsyncClient) -> None:
     await api.post(f"/v1/meetings/{TALKS}/status", json={"status": "cleared"}, headers=AUTH)
     pending = (await api.get("/v1/deliveries?status=pending", headers=AUTH)).json()
-    assert len(pending) == 5
+    assert len(pending) == 6
+    assert {d["channel"] for d in pending} == {"email", "webhook", "notify"}
     retried = await api.post(f"/v1/deliveries/{pending[0]['id']}/retry", headers=AUTH)
     assert retried.status_code == 202
     assert_problem(await api.post("/v1/deliveries/msg_nope/retry", headers=AUTH), 404)
@@ -194,7 +196,8 @@ async def test_operations_endpoints(api: httpx.AsyncClient) -> None:
     assert (await api.get("/readyz")).json()["status"] == "ready"
     await api.post(f"/v1/meetings/{TALKS}/status", json={"status": "cleared"}, headers=AUTH)
     text = (await api.get("/metrics")).text
-    assert 'notifier_outbox_depth{status="pending"} 5.0' in text
+    assert 'notifier_outbox_depth{status="pending"} 6.0' in text
+    assert "notifier_event_loop_lag_seconds_bucket" in text
     spec = (await api.get("/openapi.json")).json()
     assert "/v1/meetings/{meeting_id}/status" in spec["paths"]
 
