@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.fanout import free_port, start_peer  # noqa: E402 -- after the path set-up
+from bench.lag import p99_from_metrics  # noqa: E402
 from bench.replicas import SECRET, TOKEN, daemons, postgres_database  # noqa: E402
 
 ZONES = ["Europe/Berlin", "W. Europe Standard Time", "America/New_York", None]
@@ -155,6 +156,9 @@ async def measure(api_port: int, served: dict[str, object], big: bytes, events: 
         else:
             print(f"whole feed in the store {done_at - switched:.1f} s after it was published")
             print(f"  (first poll after publication within 2 s; source: {source['last_error']})")
+        async with session.get(f"http://127.0.0.1:{api_port}/metrics") as answer:
+            bound, samples = p99_from_metrics(await answer.text())
+        print(f"event loop lag p99 <= {bound * 1000:.0f} ms ({samples} samples, whole run)")
 
 
 def serve(served: dict[str, object], port: int) -> None:

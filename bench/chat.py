@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.fanout import meeting, start_peer  # noqa: E402 -- after the path set-up above
+from bench.lag import p99  # noqa: E402
 from notifier import service  # noqa: E402
 from notifier.app import utcnow  # noqa: E402
 from notifier.channels.chat import DEFAULT_SCHEMES, ChatChannel  # noqa: E402
@@ -32,6 +33,10 @@ from notifier.domain.outbox import DeliveryStatus  # noqa: E402
 from notifier.domain.retry import RetryPolicy  # noqa: E402
 from notifier.rendering import Renderer  # noqa: E402
 from notifier.store import Store  # noqa: E402
+from notifier.supervisor import LoopLag, supervise  # noqa: E402
+
+#: Event loop lag samples taken during the outbox run.
+LAGS: list[float] = []
 
 
 def bare_loop(urls: list[str], body: str) -> float:
@@ -78,12 +83,19 @@ async def through_outbox(database: str, urls: list[str], threads: int) -> float:
                 parallel=2,
                 concurrency=threads,
             )
+            lags: list[float] = []
+            monitor = LoopLag(every=0.05, observe=lags.append)
+            quit_monitor = asyncio.Event()
+            watching = asyncio.create_task(supervise([monitor], quit_monitor))
             started = time.perf_counter()
             await service.apply_status_change(
                 store, StatusChange(meeting_id="talks", status=MeetingStatus.CLEARED), now=utcnow()
             )
             await worker.run_until_idle()
             took = time.perf_counter() - started
+            quit_monitor.set()
+            await watching
+            LAGS.extend(lags)
         async with store.read() as tx:
             stats = await tx.queue_stats(now=utcnow())
         if stats.per_status[DeliveryStatus.SENT] != len(urls):
@@ -113,6 +125,7 @@ def main() -> None:
     print(f"{'bare loop of Apprise notify()':34}{bare:10.2f}{args.readers / bare:12.0f}")
     print(f"{'notifier outbox (notify channel)':34}{outbox:10.2f}{args.readers / outbox:12.0f}")
     print(f"notifier / bare loop, throughput: {bare / outbox:.2f}x ({args.readers} readers)")
+    print(f"event loop lag p99 during the outbox run: {p99(LAGS) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":
