@@ -161,6 +161,7 @@ class Daemon:
             sync_every=settings.reminders.sync,
             on_fired=self.worker.wake.set,
             leading=lambda: self.leadership.leading,
+            horizon=settings.reminders.horizon,
         )
         self.watcher = ConfigWatcher(settings, app.store, on_change=self.changed)
         for source in settings.sources:

@@ -48,8 +48,13 @@ class Scheduler:
         sync_every: timedelta = timedelta(seconds=2),
         on_fired: Callable[[], None] = lambda: None,
         leading: Callable[[], bool] = lambda: True,
+        horizon: timedelta | None = None,
     ) -> None:
         self.store = store
+        #: Timers are kept only for reminders due within this of now (None: all), refilled
+        #: from the store every half horizon: 100,000 pending reminders cost a few rows.
+        self.horizon = horizon
+        self._refill_at: datetime | None = None
         self.leading = leading
         self.clock = clock
         self.grace = grace
@@ -193,12 +198,18 @@ class Scheduler:
             if dropped:
                 log.info("reminders: %d timers dropped, another replica leads", dropped)
             return dropped
+        now = self.clock()
+        refill = self._refill_at is not None and now >= self._refill_at
         async with self.store.read() as tx:
             version = await tx.reminders_version()
-            if version == self._version and not force:
-                self.last_sync_at = self.clock()
+            if version == self._version and not force and not refill:
+                self.last_sync_at = now
                 return 0
-            pending = dict(await tx.pending_reminders())
+            until = now + self.horizon if self.horizon is not None else None
+            pending = dict(await tx.pending_reminders(before=until))
+        if self.horizon is not None:
+            # Every reminder is loaded at least half a horizon before it is due.
+            self._refill_at = now + self.horizon / 2
         changed = 0
         for reminder_id in [r for r in self._timers if r not in pending]:
             self._drop(reminder_id)

@@ -218,6 +218,16 @@ class ReminderSettings(_Strict):
     grace: Duration = timedelta(minutes=10)
     #: How often the daemon looks for reminders changed by another process (the CLI).
     sync: Duration = timedelta(seconds=2)
+    #: Timers are kept only for reminders due within this (refilled from the store every
+    #: half of it), so a million pending reminders do not live in memory.
+    horizon: Duration = timedelta(minutes=10)
+
+    @field_validator("horizon")
+    @classmethod
+    def _horizon_in_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(minutes=1) <= value <= timedelta(days=400):
+            raise ValueError("reminders.horizon is between 1m and 400d")
+        return value
 
 
 class LeaderSettings(_Strict):

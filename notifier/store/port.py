@@ -327,8 +327,10 @@ class Reminders(Protocol):
         """Changes whenever pending reminders change; cheap to poll, reads only."""
         ...
 
-    async def pending_reminders(self) -> list[tuple[int, datetime]]:
-        """(id, due instant) of every pending reminder, soonest first."""
+    async def pending_reminders(
+        self, *, before: datetime | None = None
+    ) -> list[tuple[int, datetime]]:
+        """(id, due instant) of pending reminders (due before `before`), soonest first."""
         ...
 
     async def reminder(

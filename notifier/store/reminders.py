@@ -101,15 +101,15 @@ class ReminderQueries(MetaQueries):
         ).first()
         return str(row.value) if row else "0"
 
-    async def pending_reminders(self) -> list[tuple[int, datetime]]:
-        """(id, due instant) of every pending reminder, soonest first."""
-        rows = (
-            await self.connection.execute(
-                select(reminders.c.id, reminders.c.due_at)
-                .where(reminders.c.state == _PENDING)
-                .order_by(reminders.c.due_at)
-            )
-        ).all()
+    async def pending_reminders(
+        self, *, before: datetime | None = None
+    ) -> list[tuple[int, datetime]]:
+        """(id, due instant) of every pending reminder (due before `before`, if given),
+        soonest first."""
+        query = select(reminders.c.id, reminders.c.due_at).where(reminders.c.state == _PENDING)
+        if before is not None:
+            query = query.where(reminders.c.due_at < before)
+        rows = (await self.connection.execute(query.order_by(reminders.c.due_at))).all()
         return [(row.id, row.due_at) for row in rows]
 
     async def reminder(

@@ -244,3 +244,25 @@ async def test_every_replica_hears_of_new_deliveries_when_they_commit(postgres_u
         await listening
         await store.close()
         await other.close()
+
+
+async def test_timers_are_kept_only_for_a_near_horizon_and_refilled(store: Store) -> None:
+    clock = Clock(NOW)
+    # Two readers' reminders a day ahead; none within the horizon yet.
+    await seed(store, NOW + timedelta(days=1), reader())
+    scheduler = Scheduler(store, clock=clock, grace=TTL, horizon=timedelta(minutes=10))
+    await scheduler.start()
+    try:
+        assert scheduler.pending == 0
+        async with store.read() as tx:
+            due = sorted(at for _, at in await tx.pending_reminders())
+        # A refill while nothing is within reach sets no timer...
+        clock.now = due[0] - timedelta(minutes=20)
+        assert await scheduler.sync() == 0
+        # ...and the refill every half horizon loads what came within reach, in time.
+        clock.now = due[0] - timedelta(minutes=8)
+        assert await scheduler.sync() >= 1
+        assert scheduler.pending >= 1
+        assert all(at < clock.now + timedelta(minutes=10) for at in scheduler._timers.values())
+    finally:
+        scheduler.shutdown()
