@@ -69,19 +69,7 @@ def build_ics(
     calendar.add("prodid", f"-//notifier//notifier {__version__}//EN")
     calendar.add("version", "2.0")
     calendar.add("method", ics_method(meeting))
-    event = Event()
-    event.add("uid", meeting_uid(meeting.id, domain))
-    event.add("sequence", meeting.sequence)
-    event.add("dtstamp", now.astimezone(UTC))
-    event.add("dtstart", meeting.starts_at.astimezone(UTC))
-    if meeting.ends_at is not None:
-        event.add("dtend", meeting.ends_at.astimezone(UTC))
-    event.add("summary", clean_text(meeting.title))
-    if meeting.description:
-        event.add("description", clean_text(meeting.description, multiline=True))
-    if meeting.location:
-        event.add("location", clean_text(meeting.location))
-    event.add("status", _STATUS[meeting.status])
+    event = _event(meeting, domain=domain, now=now, summary=clean_text(meeting.title))
     event.add("organizer", vCalAddress(f"mailto:{organizer}"))
     if alarm is not None and meeting.status is not MeetingStatus.CANCELLED:
         reminder = Alarm()
@@ -126,19 +114,26 @@ def feed_calendar(
     calendar.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
     calendar.add("x-published-ttl", vDuration(refresh))
     for meeting in meetings:
-        event = Event()
-        event.add("uid", meeting_uid(meeting.id, domain))
-        event.add("sequence", meeting.sequence)
-        event.add("dtstamp", now.astimezone(UTC))
-        event.add("dtstart", meeting.starts_at.astimezone(UTC))
-        if meeting.ends_at is not None:
-            event.add("dtend", meeting.ends_at.astimezone(UTC))
         prefix = _FEED_PREFIX.get(meeting.status, "")
-        event.add("summary", prefix + clean_text(meeting.title))
-        if meeting.description:
-            event.add("description", clean_text(meeting.description, multiline=True))
-        if meeting.location:
-            event.add("location", clean_text(meeting.location))
-        event.add("status", _STATUS[meeting.status])
-        calendar.add_component(event)
+        summary = prefix + clean_text(meeting.title)
+        calendar.add_component(_event(meeting, domain=domain, now=now, summary=summary))
     return bytes(calendar.to_ical())
+
+
+def _event(meeting: Meeting, *, domain: str, now: datetime, summary: str) -> Event:
+    """The VEVENT of a meeting, as emails and feeds both write it: the one UID, SEQUENCE,
+    times in UTC, the text cleaned of control characters, STATUS."""
+    event = Event()
+    event.add("uid", meeting_uid(meeting.id, domain))
+    event.add("sequence", meeting.sequence)
+    event.add("dtstamp", now.astimezone(UTC))
+    event.add("dtstart", meeting.starts_at.astimezone(UTC))
+    if meeting.ends_at is not None:
+        event.add("dtend", meeting.ends_at.astimezone(UTC))
+    event.add("summary", summary)
+    if meeting.description:
+        event.add("description", clean_text(meeting.description, multiline=True))
+    if meeting.location:
+        event.add("location", clean_text(meeting.location))
+    event.add("status", _STATUS[meeting.status])
+    return event

@@ -160,24 +160,20 @@ async def confirm(store: StorePort, token: str, *, now: datetime) -> str | None:
 
 
 async def manage_subject(store: StorePort, key: str, token: str) -> Subscriber | None:
-    """The current subscriber a manage link names, or None (tampered, rotated, gone)."""
-    subscriber_id = link_subject(token)
-    if subscriber_id is None:
-        return None
-    async with store.read() as tx:
-        record = await tx.subscriber_record(subscriber_id)
-    if record is None or record.retired_at is not None:
-        return None
-    # Only what a reader set up for themselves: the file and the API own the others.
-    if record.subscriber.source is not Source.PUBLIC:
-        return None
-    if not link_valid(key, "manage", token, record.link_salt):
-        return None
-    return record.subscriber
+    """The current subscriber a manage link names, or None (tampered, rotated, gone, or a
+    subscription the file or the API owns: only what a reader set up is theirs to manage)."""
+    found = await _linked(store, key, "manage", token)
+    return found if found is not None and found.source is Source.PUBLIC else None
 
 
 async def calendar_subject(store: StorePort, key: str, token: str) -> Subscriber | None:
     """The current subscriber a private calendar link names, or None."""
+    return await _linked(store, key, "calendar", token)
+
+
+async def _linked(store: StorePort, key: str, purpose: str, token: str) -> Subscriber | None:
+    """The subscriber a `purpose` link names, if it is current (signed with their link
+    salt) and they are not retired."""
     subscriber_id = link_subject(token)
     if subscriber_id is None:
         return None
@@ -185,7 +181,7 @@ async def calendar_subject(store: StorePort, key: str, token: str) -> Subscriber
         record = await tx.subscriber_record(subscriber_id)
     if record is None or record.retired_at is not None:
         return None
-    if not link_valid(key, "calendar", token, record.link_salt):
+    if not link_valid(key, purpose, token, record.link_salt):
         return None
     return record.subscriber
 
