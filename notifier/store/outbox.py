@@ -516,9 +516,25 @@ class OutboxQueries(QueriesBase):
 
     async def contacts(self, ids: Sequence[str]) -> dict[str, Contact]:
         """How to reach each of the subscribers `ids` now: endpoints not disabled only."""
-        email = subscriber_endpoints.alias("email")
-        hook = subscriber_endpoints.alias("hook")
-        chat = subscriber_endpoints.alias("chat")
+        # One live endpoint per channel, each joined the same way.
+        email, hook, chat = (
+            subscriber_endpoints.alias(c.value)
+            for c in (Channel.EMAIL, Channel.WEBHOOK, Channel.NOTIFY)
+        )
+        joined: Any = subscribers
+        for alias, channel in (
+            (email, Channel.EMAIL),
+            (hook, Channel.WEBHOOK),
+            (chat, Channel.NOTIFY),
+        ):
+            joined = joined.outerjoin(
+                alias,
+                and_(
+                    alias.c.subscriber_id == subscribers.c.id,
+                    alias.c.channel == channel.value,
+                    alias.c.disabled_at.is_(None),
+                ),
+            )
         query = (
             select(
                 subscribers.c.id,
@@ -534,31 +550,7 @@ class OutboxQueries(QueriesBase):
                 hook.c.secrets.label("secrets"),
                 chat.c.secrets.label("notify"),
             )
-            .select_from(subscribers)
-            .outerjoin(
-                email,
-                and_(
-                    email.c.subscriber_id == subscribers.c.id,
-                    email.c.channel == Channel.EMAIL.value,
-                    email.c.disabled_at.is_(None),
-                ),
-            )
-            .outerjoin(
-                hook,
-                and_(
-                    hook.c.subscriber_id == subscribers.c.id,
-                    hook.c.channel == Channel.WEBHOOK.value,
-                    hook.c.disabled_at.is_(None),
-                ),
-            )
-            .outerjoin(
-                chat,
-                and_(
-                    chat.c.subscriber_id == subscribers.c.id,
-                    chat.c.channel == Channel.NOTIFY.value,
-                    chat.c.disabled_at.is_(None),
-                ),
-            )
+            .select_from(joined)
             .where(subscribers.c.id.in_(list(ids)))
         )
         return {
