@@ -12,6 +12,7 @@ Message-ID).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
@@ -292,6 +293,8 @@ class OutboxWorker:
         #: A webhook endpoint failing every attempt for this long is disabled (None: never).
         self.disable_after = disable_after
         self.operator_email = operator_email
+        #: Deliveries in flight at once, across the `parallel` batches.
+        self.concurrency = concurrency
         self._limit = asyncio.Semaphore(concurrency)
         #: Set to look for work at once (after a change was accepted) instead of polling.
         self.wake = asyncio.Event()
@@ -386,14 +389,19 @@ class OutboxWorker:
         for delivery in sorted(claimed, key=lambda d: (d.sequence, d.kind != EventKind.REMINDER)):
             lanes.setdefault((delivery.subscriber_id, delivery.channel), []).append(delivery)
 
+        waiting = collections.deque(lanes.values())
         async with _Recorder(self, claimed) as recorder:
 
-            async def lane(items: list[Delivery]) -> None:
-                for delivery in items:
-                    contact = subscribers.get(delivery.subscriber_id)
-                    recorder.add(delivery, await self._deliver(delivery, contact, batch))
+            async def sender() -> None:
+                # A sender holds one of the worker's `concurrency` slots for as long as
+                # lanes are waiting: a few coroutines for the batch, not one per delivery.
+                async with self._limit:
+                    while waiting:
+                        for delivery in waiting.popleft():
+                            contact = subscribers.get(delivery.subscriber_id)
+                            recorder.add(delivery, await self._deliver(delivery, contact, batch))
 
-            await asyncio.gather(*(lane(v) for v in lanes.values()))
+            await asyncio.gather(*(sender() for _ in range(min(self.concurrency, len(waiting)))))
         return len(claimed)
 
     async def endpoint_disabled(self, subscriber_id: str, since: datetime) -> None:
@@ -420,8 +428,7 @@ class OutboxWorker:
         started = time.perf_counter()
         code: int | None = None
         try:
-            async with self._limit:
-                code = await self._send(delivery, subscriber, batch)
+            code = await self._send(delivery, subscriber, batch)
         except DeliveryError as exc:
             if isinstance(exc, DeliveryTimeout):
                 batch.timed_out.add(_endpoint(delivery, subscriber))
@@ -438,8 +445,7 @@ class OutboxWorker:
     ) -> int | None:
         if subscriber is None or not subscriber.active:
             raise PermanentDeliveryError("subscriber removed or retired")
-        endpoint = _endpoint(delivery, subscriber)
-        if endpoint in batch.timed_out:
+        if batch.timed_out and (endpoint := _endpoint(delivery, subscriber)) in batch.timed_out:
             # One hanging endpoint must not hold a batch for timeout x deliveries; what is
             # not tried waits without using up an attempt.
             raise ChannelUnavailable(
@@ -569,7 +575,7 @@ class _Recorder:
     """
 
     FLUSH = 0.25
-    FLUSH_SIZE = 200
+    FLUSH_SIZE = 500
 
     def __init__(self, worker: OutboxWorker, claimed: list[Delivery]) -> None:
         self.worker = worker

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import hmac
 import socket
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
+from yarl import URL
 
 from notifier.domain.addresses import Network, address_allowed, host_allowed
 from notifier.domain.errors import (
@@ -38,10 +39,8 @@ def _key(secret: str) -> bytes:
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The Standard Webhooks ``v1,<base64 HMAC-SHA256>`` of ``id.timestamp.body``."""
-    key = _key(secret)
     signed = f"{msg_id}.{timestamp}.".encode() + body
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
+    return "v1," + base64.b64encode(hmac.digest(_key(secret), signed, "sha256")).decode()
 
 
 def signature_header(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:
@@ -103,7 +102,8 @@ class WebhookChannel:
         self._concurrency = concurrency
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
-        self._checked: dict[str, str | None] = {}
+        #: Refusals by (scheme, host): few distinct hosts serve many readers' URLs.
+        self._checked: dict[tuple[str, str], str | None] = {}
 
     async def __aenter__(self) -> WebhookChannel:
         connector = aiohttp.TCPConnector(
@@ -119,15 +119,22 @@ class WebhookChannel:
             await self._session.close()
             self._session = None
 
-    def check_target(self, url: str) -> None:
-        """Refuse a URL whose host is a refused IP literal (names are checked on connect)."""
-        if url not in self._checked:
-            if len(self._checked) > 100_000:
+    def check_target(self, url: str) -> URL:
+        """The parsed URL, or `PermanentDeliveryError` when it is not http(s) or its host is
+        a refused IP literal (names are checked on connect, by the resolver)."""
+        try:
+            parsed = URL(url)
+        except (TypeError, ValueError):
+            raise PermanentDeliveryError(f"not an http(s) URL: {url}") from None
+        key = (parsed.scheme, parsed.raw_host or "")
+        if key not in self._checked:
+            if len(self._checked) > 10_000:
                 self._checked.clear()
-            self._checked[url] = _refusal(url, self._allow)
-        refusal = self._checked[url]
+            self._checked[key] = _refusal(key, url, self._allow)
+        refusal = self._checked[key]
         if refusal is not None:
             raise PermanentDeliveryError(refusal)
+        return parsed
 
     async def send(
         self,
@@ -145,9 +152,8 @@ class WebhookChannel:
         """
         if self._session is None:
             raise RuntimeError("use WebhookChannel as an async context manager")
-        self.check_target(url)
-        now = datetime.now(UTC)
-        timestamp = int(now.timestamp())
+        target = self.check_target(url)
+        timestamp = int(time.time())
         headers = {
             "content-type": "application/json",
             "user-agent": self._user_agent,
@@ -157,7 +163,7 @@ class WebhookChannel:
         }
         try:
             async with self._session.post(
-                url, data=body, headers=headers, allow_redirects=False
+                target, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
                 if 200 <= status < 300:
@@ -173,7 +179,7 @@ class WebhookChannel:
                         message,
                         code=status,
                         retry_after=retry_after_seconds(
-                            response.headers.get("Retry-After"), now=now
+                            response.headers.get("Retry-After"), now=datetime.now(UTC)
                         ),
                     )
                 raise PermanentDeliveryError(message, code=status)
@@ -190,13 +196,13 @@ class WebhookChannel:
             raise TemporaryDeliveryError(f"{type(exc).__name__}: {exc}") from None
 
 
-def _refusal(url: str, allow: Sequence[Network]) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+def _refusal(key: tuple[str, str], url: str, allow: Sequence[Network]) -> str | None:
+    scheme, host = key
+    if scheme not in ("http", "https") or not host:
         return f"not an http(s) URL: {url}"
-    if host_allowed(parts.hostname, allow) is False:
+    if host_allowed(host, allow) is False:
         return (
-            f"refused target {parts.hostname}: private, loopback or link-local address "
+            f"refused target {host}: private, loopback or link-local address "
             "(allow it with webhooks.allow_cidrs)"
         )
     return None

@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import (
     Integer,
+    String,
+    Text,
     and_,
     bindparam,
     delete,
@@ -39,6 +41,7 @@ from notifier.domain.outbox import (
 from notifier.store.base import QueriesBase
 from notifier.store.records import (
     _REPLAYED,
+    DELIVERY_COLUMNS,
     OUTBOX_CHANNEL,
     Pruned,
     QueueStats,
@@ -55,6 +58,25 @@ from notifier.store.tables import (
     subscriber_endpoints,
     subscribers,
     suppressions,
+)
+
+
+#: The rows `record_attempts` passes as JSON: an attempt, and a delivery's next state.
+_ATTEMPT_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("delivery_id", String(200)),
+    ("at", UTCDateTime()),
+    ("duration_ms", Integer()),
+    ("outcome", String(10)),
+    ("code", Integer()),
+    ("error", Text()),
+)
+_MOVE_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("id", String(200)),
+    ("status", String(10)),
+    ("counted", Integer()),
+    ("error", Text()),
+    ("sent_at", UTCDateTime()),
+    ("next", UTCDateTime()),
 )
 
 
@@ -155,7 +177,7 @@ class OutboxQueries(QueriesBase):
                     claimed_by=worker,
                     claimed_until=self._clock(now) + lease,
                 )
-                .returning(*deliveries.c)
+                .returning(*(deliveries.c[name] for name in DELIVERY_COLUMNS))
             )
         ).all()
         return [_delivery(row) for row in rows]
@@ -188,70 +210,70 @@ class OutboxQueries(QueriesBase):
         """Record attempts and move their deliveries on; returns how many were still ours.
 
         A delivery whose lease another worker has taken meanwhile keeps that worker's
-        state; its attempt is still recorded.
+        state; its attempt is still recorded. Two statements whatever the batch's size:
+        the attempts and the deliveries' new states travel as one JSON parameter each
+        (`json_rows`), so a flush of hundreds costs what a flush of one does in Python.
         """
         if not attempts:
             return 0
+        tried = self.json_rows("attempts", _ATTEMPT_COLUMNS)
         await self.connection.execute(
-            insert(delivery_attempts),
-            [
-                {
-                    "delivery_id": a.delivery_id,
-                    "at": a.at,
-                    "duration_ms": a.duration_ms,
-                    "outcome": a.outcome.value,
-                    "code": a.code,
-                    "error": a.error,
-                }
-                for a in attempts
-            ],
-        )
-        ids = [a.delivery_id for a in attempts]
-        owned = set(
-            (
-                await self.connection.execute(
-                    select(deliveries.c.id)
-                    .where(
-                        deliveries.c.id.in_(ids),
-                        deliveries.c.claimed_by == worker,
-                        deliveries.c.status == DeliveryStatus.SENDING.value,
-                    )
-                    .with_for_update()
+            insert(delivery_attempts).from_select(
+                [key for key, _ in _ATTEMPT_COLUMNS],
+                select(*(tried.c[key] for key, _ in _ATTEMPT_COLUMNS)),
+            ),
+            {
+                "attempts": self.json_param(
+                    [
+                        {
+                            "delivery_id": a.delivery_id,
+                            "at": a.at,
+                            "duration_ms": a.duration_ms,
+                            "outcome": a.outcome.value,
+                            "code": a.code,
+                            "error": a.error,
+                        }
+                        for a in attempts
+                    ]
                 )
-            ).scalars()
+            },
         )
-        mine = [a for a in attempts if a.delivery_id in owned]
-        if mine:
-            # One statement, many parameter sets: compiled once, sent as a batch.
-            await self.connection.execute(
-                update(deliveries)
-                .where(deliveries.c.id == bindparam("b_id"))
-                .values(
-                    status=bindparam("b_status"),
-                    attempts=deliveries.c.attempts + bindparam("b_count", type_=Integer),
-                    claimed_by=None,
-                    claimed_until=None,
-                    last_error=bindparam("b_error"),
-                    sent_at=func.coalesce(
-                        bindparam("b_sent_at", type_=UTCDateTime), deliveries.c.sent_at
-                    ),
-                    next_attempt_at=func.coalesce(
-                        bindparam("b_next", type_=UTCDateTime), deliveries.c.next_attempt_at
-                    ),
-                ),
-                [
-                    {
-                        "b_id": a.delivery_id,
-                        "b_status": a.status.value,
-                        "b_count": 1 if a.counted else 0,
-                        "b_error": a.error,
-                        "b_sent_at": a.at if a.status is DeliveryStatus.SENT else None,
-                        "b_next": a.next_attempt_at,
-                    }
-                    for a in mine
-                ],
+        moved = self.json_rows("moves", _MOVE_COLUMNS)
+        result = await self.connection.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id == moved.c.id,
+                deliveries.c.claimed_by == bindparam("worker"),
+                self.unindexed(deliveries.c.status) == DeliveryStatus.SENDING.value,
             )
-        return len(mine)
+            .values(
+                status=moved.c.status,
+                attempts=deliveries.c.attempts + moved.c.counted,
+                claimed_by=None,
+                claimed_until=None,
+                last_error=moved.c.error,
+                sent_at=func.coalesce(moved.c.sent_at, deliveries.c.sent_at),
+                next_attempt_at=func.coalesce(moved.c.next, deliveries.c.next_attempt_at),
+            )
+            .returning(deliveries.c.id),
+            {
+                "worker": worker,
+                "moves": self.json_param(
+                    [
+                        {
+                            "id": a.delivery_id,
+                            "status": a.status.value,
+                            "counted": 1 if a.counted else 0,
+                            "error": a.error,
+                            "sent_at": a.at if a.status is DeliveryStatus.SENT else None,
+                            "next": a.next_attempt_at,
+                        }
+                        for a in attempts
+                    ]
+                ),
+            },
+        )
+        return len(result.all())
 
     async def release(self, ids: Sequence[str], *, worker: str) -> None:
         """Give claimed deliveries back untried (on shutdown), due at once."""
@@ -335,7 +357,7 @@ class OutboxQueries(QueriesBase):
             await self.connection.execute(
                 update(subscriber_endpoints)
                 .where(
-                    subscriber_endpoints.c.subscriber_id.in_(ok),
+                    self.one_of(subscriber_endpoints.c.subscriber_id, ok),
                     subscriber_endpoints.c.channel == Channel.WEBHOOK.value,
                     subscriber_endpoints.c.failing_since.is_not(None),
                 )
@@ -551,7 +573,7 @@ class OutboxQueries(QueriesBase):
                 chat.c.secrets.label("notify"),
             )
             .select_from(joined)
-            .where(subscribers.c.id.in_(list(ids)))
+            .where(self.one_of(subscribers.c.id, ids))
         )
         return {
             row.id: Contact(

@@ -191,17 +191,40 @@ def case_pending(attempts: Any) -> Any:
     return case((attempts == 0, DeliveryStatus.PENDING.value), else_=DeliveryStatus.RETRYING.value)
 
 
+#: Enum members by stored value: a dict lookup is several times cheaper than ``Enum(v)``,
+#: and the claim reads thousands of rows a second.
+_CHANNELS = {c.value: c for c in Channel}
+_KINDS = {k.value: k for k in EventKind}
+_STATUSES = {s.value: s for s in DeliveryStatus}
+
+#: The columns a `Delivery` is read from (`_delivery`), in its fields' order.
+DELIVERY_COLUMNS = (
+    "id",
+    "meeting_id",
+    "subscriber_id",
+    "channel",
+    "kind",
+    "sequence",
+    "notice_id",
+    "next_attempt_at",
+    "status",
+    "attempts",
+    "last_error",
+    "target",
+)
+
+
 def _delivery(row: Row[Any]) -> Delivery:
     return Delivery(
         id=row.id,
         meeting_id=row.meeting_id,
         subscriber_id=row.subscriber_id,
-        channel=Channel(row.channel),
-        kind=EventKind(row.kind),
+        channel=_CHANNELS[row.channel],
+        kind=_KINDS[row.kind],
         sequence=row.sequence,
         notice_id=row.notice_id,
         next_attempt_at=row.next_attempt_at,
-        status=DeliveryStatus(row.status),
+        status=_STATUSES[row.status],
         attempts=row.attempts,
         last_error=row.last_error,
         target=row.target,
