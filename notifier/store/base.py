@@ -21,9 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import FromClause
 from sqlalchemy.types import TypeEngine
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifier.domain.audiences import Audiences
 

@@ -46,6 +46,7 @@ from notifier.store.records import (
     Pruned,
     QueueStats,
     Suppression,
+    _claimed,
     _delivery,
     case_pending,
 )
@@ -59,7 +60,6 @@ from notifier.store.tables import (
     subscribers,
     suppressions,
 )
-
 
 #: The rows `record_attempts` passes as JSON: an attempt, and a delivery's next state.
 _ATTEMPT_COLUMNS: tuple[tuple[str, Any], ...] = (
@@ -180,7 +180,7 @@ class OutboxQueries(QueriesBase):
                 .returning(*(deliveries.c[name] for name in DELIVERY_COLUMNS))
             )
         ).all()
-        return [_delivery(row) for row in rows]
+        return [_claimed(row) for row in rows]
 
     def _clock(self, now: datetime) -> Any:
         """The instant claims are judged by: PostgreSQL's own clock, so that replicas whose
@@ -575,23 +575,35 @@ class OutboxQueries(QueriesBase):
             .select_from(joined)
             .where(self.one_of(subscribers.c.id, ids))
         )
-        return {
-            row.id: Contact(
-                id=row.id,
-                name=row.name,
-                locale=row.locale,
-                timezone=row.timezone,
-                active=bool(row.active) and row.retired_at is None,
-                email=row.email,
-                webhook=WebhookEndpoint(url=row.url, secrets=tuple(row.secrets))
-                if row.url
-                else None,
-                link_salt=row.link_salt,
-                notify={target_of(url): url for url in row.notify or []},
-                self_service=row.source == "public",
+        found: dict[str, Contact] = {}
+        # Rows unpacked by position (reading a Row's fields by name costs ~1 us each).
+        for (
+            id_,
+            name,
+            locale,
+            timezone,
+            active,
+            retired_at,
+            link_salt,
+            source,
+            email_address,
+            url,
+            secrets,
+            notify,
+        ) in (await self.connection.execute(query)).all():
+            found[id_] = Contact(
+                id=id_,
+                name=name,
+                locale=locale,
+                timezone=timezone,
+                active=bool(active) and retired_at is None,
+                email=email_address,
+                webhook=WebhookEndpoint(url=url, secrets=tuple(secrets)) if url else None,
+                link_salt=link_salt,
+                notify={target_of(u): u for u in notify} if notify else {},
+                self_service=source == "public",
             )
-            for row in (await self.connection.execute(query)).all()
-        }
+        return found
 
     async def endpoint_address(self, subscriber_id: str, channel: Channel) -> str | None:
         """The address (email or URL) of a subscriber's endpoint, disabled or not."""

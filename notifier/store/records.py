@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -212,6 +213,39 @@ DELIVERY_COLUMNS = (
     "last_error",
     "target",
 )
+
+
+def _claimed(row: Sequence[Any]) -> Delivery:
+    """A delivery from a row of exactly `DELIVERY_COLUMNS`, by position: reading a Row's
+    fields by name costs about a microsecond each, and the claim reads thousands a second."""
+    (
+        id_,
+        meeting_id,
+        subscriber_id,
+        channel,
+        kind,
+        sequence,
+        notice_id,
+        next_attempt_at,
+        status,
+        attempts,
+        last_error,
+        target,
+    ) = row
+    return Delivery(
+        id=id_,
+        meeting_id=meeting_id,
+        subscriber_id=subscriber_id,
+        channel=_CHANNELS[channel],
+        kind=_KINDS[kind],
+        sequence=sequence,
+        notice_id=notice_id,
+        next_attempt_at=next_attempt_at,
+        status=_STATUSES[status],
+        attempts=attempts,
+        last_error=last_error,
+        target=target,
+    )
 
 
 def _delivery(row: Row[Any]) -> Delivery:
