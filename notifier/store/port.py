@@ -149,6 +149,10 @@ class Subscribers(Protocol):
         """Insert or replace `subscriber` and its endpoints; True when anything changed."""
         ...
 
+    async def add_subscribers(self, new: Sequence[Subscriber], *, now: datetime) -> int:
+        """Insert many new subscribers at once (an import); `Conflict` if one exists."""
+        ...
+
     async def retire_subscriber(self, subscriber_id: str, *, now: datetime) -> None:
         """Mark a subscriber retired: it matches nothing, and its pending reminders go."""
         ...

@@ -128,22 +128,7 @@ class SubscriberQueries(ReminderQueries):
         `disabled_at` (an unsubscribe survives a config reload). With `create`, an id that
         exists already (or is inserted meanwhile by another transaction) is a `Conflict`.
         """
-        values = {
-            "name": subscriber.name,
-            "timezone": subscriber.timezone,
-            "locale": subscriber.locale,
-            "meetings": list(subscriber.meetings),
-            "meeting_filter": ",".join(("", *subscriber.meetings, ""))
-            if subscriber.meetings
-            else None,
-            "tags": list(subscriber.tags),
-            "events": list(subscriber.events),
-            "reminders": [int(r.total_seconds()) for r in subscriber.reminders],
-            "quiet_hours": str(subscriber.quiet_hours) if subscriber.quiet_hours else None,
-            "active": subscriber.active,
-            "source": subscriber.source.value,
-            "audience": subscriber.audience,
-        }
+        values = _subscriber_row(subscriber)
         existing = (
             await self.connection.execute(
                 select(subscribers).where(subscribers.c.id == subscriber.id)
@@ -170,13 +155,7 @@ class SubscriberQueries(ReminderQueries):
             )
             changed = True
 
-        wanted: dict[str, tuple[str, list[str]]] = {}
-        if subscriber.email:
-            wanted["email"] = (subscriber.email, [])
-        if subscriber.webhook:
-            wanted["webhook"] = (subscriber.webhook.url, list(subscriber.webhook.secrets))
-        if subscriber.notify:
-            wanted["notify"] = ("", list(subscriber.notify))
+        wanted = _endpoint_rows(subscriber)
         rows = (
             await self.connection.execute(
                 select(subscriber_endpoints).where(
@@ -217,6 +196,32 @@ class SubscriberQueries(ReminderQueries):
                 )
                 changed = True
         return changed
+
+    async def add_subscribers(self, new: Sequence[Subscriber], *, now: datetime) -> int:
+        """Insert many new subscribers at once (an import): two multi-row statements, not
+        a read and a write per subscriber as `save_subscriber` does. An id already
+        present fails the whole call (`Conflict`), leaving the transaction to roll back.
+        Returns how many were added."""
+        if not new:
+            return 0
+        try:
+            await self.connection.execute(
+                insert(subscribers),
+                [
+                    {"id": s.id, **_subscriber_row(s), "created_at": now, "updated_at": now}
+                    for s in new
+                ],
+            )
+        except IntegrityError:
+            raise Conflict("some of these subscribers exist already") from None
+        endpoints = [
+            {"subscriber_id": s.id, "channel": channel, "address": address, "secrets": secrets}
+            for s in new
+            for channel, (address, secrets) in _endpoint_rows(s).items()
+        ]
+        if endpoints:
+            await self.connection.execute(insert(subscriber_endpoints), endpoints)
+        return len(new)
 
     # -- self-service ---------------------------------------------------------------------
 
@@ -326,3 +331,36 @@ class SubscriberQueries(ReminderQueries):
         )
         if withdrawn.rowcount:
             await self.touch_reminders()
+
+
+def _subscriber_row(subscriber: Subscriber) -> dict[str, Any]:
+    """The `subscribers` columns of `subscriber`, as `save_subscriber` and
+    `add_subscribers` write them."""
+    return {
+        "name": subscriber.name,
+        "timezone": subscriber.timezone,
+        "locale": subscriber.locale,
+        "meetings": list(subscriber.meetings),
+        "meeting_filter": ",".join(("", *subscriber.meetings, ""))
+        if subscriber.meetings
+        else None,
+        "tags": list(subscriber.tags),
+        "events": list(subscriber.events),
+        "reminders": [int(r.total_seconds()) for r in subscriber.reminders],
+        "quiet_hours": str(subscriber.quiet_hours) if subscriber.quiet_hours else None,
+        "active": subscriber.active,
+        "source": subscriber.source.value,
+        "audience": subscriber.audience,
+    }
+
+
+def _endpoint_rows(subscriber: Subscriber) -> dict[str, tuple[str, list[str]]]:
+    """The endpoints `subscriber` wants: channel -> (address, secrets)."""
+    wanted: dict[str, tuple[str, list[str]]] = {}
+    if subscriber.email:
+        wanted["email"] = (subscriber.email, [])
+    if subscriber.webhook:
+        wanted["webhook"] = (subscriber.webhook.url, list(subscriber.webhook.secrets))
+    if subscriber.notify:
+        wanted["notify"] = ("", list(subscriber.notify))
+    return wanted

@@ -154,6 +154,36 @@ async def test_a_subscriber_round_trips_with_both_endpoints(
     assert record.subscriber == subscriber
 
 
+async def test_bulk_added_subscribers_read_back_as_saved_ones(
+    store: Store, subscriber_factory: Callable[..., Subscriber], now: datetime
+) -> None:
+    """`add_subscribers` (imports, benchmarks) writes what `save_subscriber` would: each
+    reads back equal, endpoints and all; an id already present fails the whole call."""
+    many = [
+        subscriber_factory(
+            id=f"bulk-{n}",
+            email=f"r{n}@example.org" if n % 2 else None,
+            webhook=WebhookEndpoint(url=f"https://h.example.org/{n}", secrets=(SECRET,))
+            if n % 3
+            else None,
+            meetings=("talks",),
+            reminders=(timedelta(minutes=15),),
+        )
+        for n in range(1, 40)
+    ]
+    async with store.write() as tx:
+        assert await tx.add_subscribers(many, now=now) == len(many)
+    async with store.read() as tx:
+        for subscriber in many:
+            record = await tx.subscriber_record(subscriber.id)
+            assert record is not None and record.subscriber == subscriber
+    with pytest.raises(Conflict):
+        async with store.write() as tx:
+            await tx.add_subscribers([subscriber_factory(id="new"), many[0]], now=now)
+    async with store.read() as tx:
+        assert await tx.subscriber_record("new") is None  # nothing of the failed call
+
+
 async def test_changing_endpoints_adds_and_removes_them(
     store: Store, subscriber_factory: Callable[..., Subscriber], now: datetime
 ) -> None:
