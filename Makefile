@@ -31,12 +31,19 @@ test: lint typecheck
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
 
-# Benchmarks print ratios against baselines measured in the same run (README, Benchmarks).
-# bench/replicas.py needs PostgreSQL (NOTIFIER_TEST_POSTGRES_URL or --postgres).
+# Benchmarks print ratios against baselines measured in the same run (README, Benchmarks),
+# each figure is also recorded, and the last step prints them all as one table with the
+# targets (var/bench/results.jsonl). PostgreSQL: NOTIFIER_TEST_POSTGRES_URL or the local one.
+PG ?= $(or $(NOTIFIER_TEST_POSTGRES_URL),postgresql+asyncpg://root@127.0.0.1:5432/test)
+RESULTS = var/bench/results.jsonl
 bench: install
 	$(BIN)/pip install --quiet -e '.[test,dev,bench]'
-	$(BIN)/python bench/fanout.py
-	$(BIN)/python bench/reminders.py
-	$(BIN)/python bench/replicas.py
-	$(BIN)/python bench/bigfeed.py
-	$(BIN)/python bench/chat.py
+	mkdir -p var/bench && rm -f $(RESULTS)
+	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/fanout.py
+	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/fanout.py --emails 0 --postgres $(PG)
+	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/reminders.py
+	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/replicas.py --postgres $(PG)
+	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/crowd.py --postgres $(PG)
+	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/bigfeed.py
+	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/chat.py
+	$(BIN)/python bench/summary.py $(RESULTS)

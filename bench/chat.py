@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.fanout import meeting, start_peer  # noqa: E402 -- after the path set-up above
+from bench import results  # noqa: E402 -- after the path set-up above
+from bench.fanout import meeting, start_peer  # noqa: E402
 from bench.lag import p99  # noqa: E402
 from notifier import service  # noqa: E402
 from notifier.app import utcnow  # noqa: E402
@@ -126,6 +127,22 @@ def main() -> None:
     print(f"{'notifier outbox (notify channel)':34}{outbox:10.2f}{args.readers / outbox:12.0f}")
     print(f"notifier / bare loop, throughput: {bare / outbox:.2f}x ({args.readers} readers)")
     print(f"event loop lag p99 during the outbox run: {p99(LAGS) * 1000:.1f} ms")
+    results.add(
+        "chat",
+        f"chat fan-out, {args.readers:,} readers (Apprise json://), SQLite",
+        args.readers / outbox,
+        "/s",
+        baseline=args.readers / bare,
+        baseline_name="bare loop of notify()",
+    )
+    results.add(
+        "chat",
+        "event loop lag p99 during the chat fan-out",
+        p99(LAGS) * 1000,
+        "ms",
+        target="< 50 ms",
+        met=p99(LAGS) < 0.05,
+    )
 
 
 if __name__ == "__main__":

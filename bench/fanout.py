@@ -33,7 +33,8 @@ import aiosmtplib
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from notifier import service  # noqa: E402 -- after the path set-up above
+from bench import results  # noqa: E402 -- after the path set-up above
+from notifier import service  # noqa: E402
 from notifier.app import utcnow  # noqa: E402
 from notifier.calendar import build_ics  # noqa: E402
 from notifier.channels.email import EmailChannel  # noqa: E402
@@ -106,6 +107,13 @@ async def notifier_fanout(
         result = await service.apply_status_change(
             store, StatusChange(meeting_id="talks", status=MeetingStatus.CLEARED), now=utcnow()
         )
+        queued = result.deliveries
+        # Readers past the change's first chunk ([delivery] fanout_chunk), planned as the
+        # daemon's expander would.
+        while (
+            more := await service.expand_fanout(store, worker="bench", clock=utcnow)
+        ) is not None:
+            queued += more
         enqueued = time.perf_counter() - started
         async with (
             WebhookChannel(timeout=15, allow=[ip_network("127.0.0.1/32")], concurrency=64) as hook,
@@ -135,9 +143,9 @@ async def notifier_fanout(
         async with store.read() as tx:
             stats = await tx.queue_stats(now=utcnow())
         sent = stats.per_status[DeliveryStatus.SENT]
-        if sent != result.deliveries:
-            raise SystemExit(f"only {sent} of {result.deliveries} deliveries were sent")
-        return enqueued, delivered, result.deliveries
+        if sent != queued:
+            raise SystemExit(f"only {sent} of {queued} deliveries were sent")
+        return enqueued, delivered, queued
     finally:
         await store.close()
 
@@ -222,7 +230,23 @@ def main() -> None:
     parser.add_argument(
         "--database", help="an empty database URL for the webhook half (default: SQLite)"
     )
+    parser.add_argument(
+        "--postgres",
+        help="run the webhook half on a fresh database of this PostgreSQL server",
+    )
     args = parser.parse_args()
+    if args.postgres:
+        from bench.replicas import postgres_database  # here: replicas imports this module
+
+        with postgres_database(args.postgres) as url:
+            args.database = url
+            run(args, "PostgreSQL")
+    else:
+        run(args, "SQLite" if not args.database else args.database.split("+")[0])
+
+
+def run(args: argparse.Namespace, where: str) -> None:
+    """Both halves, printed as one table and recorded (bench/results.py)."""
 
     hook_peer, hook_port = start_peer("webhook")
     smtp_peer, smtp_port = start_peer("smtp")
@@ -250,6 +274,16 @@ def main() -> None:
             hook_rate = count / took
             bare_after = args.webhooks / asyncio.run(bare_aiohttp(hook_port, args.webhooks, body))
             bare_rate = (bare_before + bare_after) / 2
+            results.add(
+                "fanout",
+                f"webhook fan-out, {count:,} readers, {where}",
+                hook_rate,
+                "/s",
+                baseline=bare_rate,
+                baseline_name="bare aiohttp loop",
+                target=">= 70% of bare",
+                met=hook_rate >= 0.7 * bare_rate,
+            )
             apprise_hooks = apprise_rate(
                 [f"json://127.0.0.1:{hook_port}/a/{n}" for n in range(args.apprise)], body.decode()
             )
@@ -267,6 +301,8 @@ def main() -> None:
                 ),
             ]
         with tempfile.TemporaryDirectory() as scratch:
+            if not args.emails:
+                return
             database = f"sqlite+aiosqlite:///{scratch}/mail.db"
             mails = [
                 Subscriber(id=f"mail-{n}", email=f"reader{n}@example.org", source=Source.API)
@@ -275,6 +311,14 @@ def main() -> None:
             enq, took, count = asyncio.run(notifier_fanout(database, mails, smtp_port=smtp_port))
             mail_rate = count / took
             bare_mail = args.emails / asyncio.run(bare_aiosmtplib(smtp_port, args.emails))
+            results.add(
+                "fanout",
+                f"email fan-out, {count:,} readers, SQLite",
+                mail_rate,
+                "/s",
+                baseline=bare_mail,
+                baseline_name="bare aiosmtplib loop",
+            )
             apprise_mail = apprise_rate(
                 [
                     f"mailto://127.0.0.1:{smtp_port}?to=r{n}@example.org"
@@ -299,6 +343,10 @@ def main() -> None:
     finally:
         hook_peer.terminate()
         smtp_peer.terminate()
+        show(rows)
+
+
+def show(rows: list[tuple[str, float, str]]) -> None:
     width = max(len(r[0]) for r in rows)
     print(f"{'what':<{width}}  {'per second':>10}  ratio")
     for name, rate, ratio in rows:

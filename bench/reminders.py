@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import results  # noqa: E402 -- after the path set-up above
+
 
 def rss_mib() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -166,7 +168,7 @@ def main() -> None:
         run = bare if args.side == "bare" else notifier_side
         print(json.dumps(asyncio.run(run(args.total, args.due))))
         return
-    results = {}
+    sides = {}
     for side in ("bare", "notifier"):
         out = subprocess.run(
             [
@@ -183,8 +185,8 @@ def main() -> None:
             text=True,
             check=True,
         ).stdout
-        results[side] = json.loads(out.strip().splitlines()[-1])
-    bare_r, ours = results["bare"], results["notifier"]
+        sides[side] = json.loads(out.strip().splitlines()[-1])
+    bare_r, ours = sides["bare"], sides["notifier"]
     print(f"{args.total} pending reminders, {args.due} due within 10 s")
     print(f"{'':28}{'bare APScheduler':>18}{'notifier':>12}{'ratio':>9}")
     for key, label, unit in (
@@ -197,6 +199,21 @@ def main() -> None:
         b, n = float(bare_r[key]), float(ours[key])
         ratio = f"{n / b:.2f}x" if b > 0 else "-"
         print(f"{label + ' (' + unit + ')':28}{b:>18.3f}{n:>12.3f}{ratio:>9}")
+        target, met = {
+            "rebuild_s": ("<= 1/4 of bare", n <= b / 4),
+            "rss_mib": ("<= 1/4 of bare", n <= b / 4),
+            "p99": ("<= 0.05 s", n <= 0.05),
+        }.get(key, ("", None))
+        results.add(
+            "reminders",
+            f"{args.total:,} pending, {args.due:,} due in 10 s: {label}",
+            n,
+            unit,
+            baseline=b,
+            baseline_name="bare APScheduler",
+            target=target,
+            met=met,
+        )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The daemon end to end: fan-out on SQLite and on PostgreSQL with 1 and 3 replicas, and the
-latency from a status push to the webhook arriving, at low load and at 200 changes/s.
+latency from a status push to the webhook arriving at 5 to 400 changes a second.
 
 Every figure runs real `notifier run` processes against a receiver in its own process, and
 is printed next to a bare baseline measured in the same run (the machine is shared and
@@ -12,7 +12,8 @@ noisy, so only the ratios mean much):
   sent to its webhook arriving; baseline: a bare relay (aiohttp in, aiohttp out, no
   storage) driven the same way.
 
-    .venv/bin/python bench/replicas.py [--webhooks 5000] [--postgres URL] [--seconds 10]
+    .venv/bin/python bench/replicas.py [--webhooks 5000] [--postgres URL] [--seconds 5]
+        [--loads 5,10,50,100,200,400] [--json FILE]
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.fanout import bare_aiohttp, free_port, start_peer  # noqa: E402 -- after the path set-up
+from bench import results  # noqa: E402 -- after the path set-up
+from bench.fanout import bare_aiohttp, free_port, start_peer  # noqa: E402
 from tests.conftest import _admin  # noqa: E402
 
 TOKEN = "bench-token"
@@ -335,7 +337,13 @@ def postgres_database(server: str) -> Iterator[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--webhooks", type=int, default=5000)
-    parser.add_argument("--seconds", type=float, default=10, help="length of each latency run")
+    parser.add_argument("--seconds", type=float, default=5, help="length of each latency run")
+    parser.add_argument(
+        "--loads",
+        default="5,10,50,100,200,400",
+        help="status changes a second for the latency runs (comma-separated)",
+    )
+    parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument(
         "--postgres",
         default=os.environ.get(
@@ -349,6 +357,7 @@ def main() -> None:
         bare_loop(*args.bare_loop)
         return
 
+    loads = [float(x) for x in args.loads.split(",") if x.strip()]
     hook_peer, hook_port = start_peer("webhook")
     relay_port = free_port()
     relay_peer = subprocess.Popen(
@@ -379,7 +388,7 @@ def main() -> None:
                     fan.append((label, rate, bare, count))
                     if count == 3 and label.startswith("PostgreSQL"):
                         continue
-                    for load in (5.0, 200.0):
+                    for load in loads:
                         samples = asyncio.run(latency(running.ports, hook_port, load, args.seconds))
                         baseline = asyncio.run(latency([relay_port], hook_port, load, args.seconds))
                         lat.append((label, f"{load:.0f} changes/s", samples, baseline))
@@ -392,6 +401,53 @@ def main() -> None:
     for label, rate, bare, count in fan:
         loops = f"{count} bare loop{'s' if count > 1 else ''}"
         print(f"{label:<24}{rate:>10.0f}{bare:>10.0f}  notifier = {rate / bare:.0%} of {loops}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "fanout": [
+                        {"setup": label, "rate": rate, "bare": bare, "processes": count}
+                        for label, rate, bare, count in fan
+                    ],
+                    "latency": [
+                        {
+                            "setup": label,
+                            "load": load,
+                            "p50": percentiles(samples)[0],
+                            "p99": percentiles(samples)[1],
+                            "bare_p50": percentiles(baseline)[0],
+                            "bare_p99": percentiles(baseline)[1],
+                        }
+                        for label, load, samples, baseline in lat
+                    ],
+                },
+                indent=2,
+            )
+        )
+    for label, rate, bare, count in fan:
+        results.add(
+            "replicas",
+            f"daemon fan-out, {args.webhooks:,} readers, {label}",
+            rate,
+            "/s",
+            baseline=bare,
+            baseline_name=f"{count} bare loop{'s' if count > 1 else ''}",
+        )
+    targets = {5.0: 0.05, 200.0: 0.1}
+    for label, load, samples, baseline in lat:
+        rate = float(load.split()[0])
+        _, p99 = percentiles(samples)
+        limit = targets.get(rate)
+        results.add(
+            "replicas",
+            f"push-to-webhook p99, {label}, {load}",
+            p99 * 1000,
+            "ms",
+            baseline=percentiles(baseline)[1] * 1000,
+            baseline_name="bare relay",
+            target=f"<= {limit * 1000:.0f} ms" if limit else "",
+            met=p99 <= limit if limit else None,
+        )
     print("\nlatency: status push sent -> webhook received (milliseconds)")
     print(
         f"{'setup':<24}{'load':<16}{'p50':>8}{'p99':>8}{'bare p50':>10}{'bare p99':>10}  p50 ratio"

@@ -135,7 +135,11 @@ async def reconcile_file(store: Store, settings: Settings) -> service.ReconcileR
 @asynccontextmanager
 async def open_app(settings: Settings, *, reconcile: bool = True) -> AsyncIterator[App]:
     """Open the store (migrating it) and, with `reconcile`, sync the config file into it."""
-    store = await Store.open(settings.database_url, audiences=settings.audience_order)
+    store = await Store.open(
+        settings.database_url,
+        audiences=settings.audience_order,
+        fanout_chunk=settings.delivery.fanout_chunk,
+    )
     try:
         if reconcile:
             await reconcile_file(store, settings)
@@ -166,7 +170,10 @@ async def open_read_only(settings: Settings) -> AsyncIterator[App]:
             f"no database at {missing}: create it with `notifier db upgrade` (or start the daemon)"
         )
     store = await Store.open(
-        settings.database_url, upgrade=False, audiences=settings.audience_order
+        settings.database_url,
+        upgrade=False,
+        audiences=settings.audience_order,
+        fanout_chunk=settings.delivery.fanout_chunk,
     )
     try:
         current, head = await migrate.current_revision(store.engine), migrate.head_revision()

@@ -40,6 +40,7 @@ from notifier.sources.poller import SourcePoller, stop_parser
 from notifier.store import Store
 from notifier.supervisor import (
     Component,
+    Expander,
     HttpServer,
     LeadershipLoop,
     LoopLag,
@@ -180,6 +181,7 @@ class Daemon:
         self.workers = Workers(
             self.worker, app.store, grace=settings.delivery.drain_timeout.total_seconds()
         )
+        self.expander = Expander(app.store, clock=utcnow, on_chunk=self.worker.wake.set)
         self.lag = LoopLag()
         self.http = http_server(
             settings,
@@ -198,7 +200,8 @@ class Daemon:
         return [
             self.lag,
             self.workers,
-            OutboxListener(self.store, self.worker.wake.set),
+            self.expander,
+            OutboxListener(self.store, self.on_queued),
             LeadershipLoop(self.leadership, every=self.settings.leader.renew),
             Timers(self.scheduler),
             self.http,
@@ -212,9 +215,14 @@ class Daemon:
         task.add_done_callback(self.background.discard)
 
     def changed(self) -> None:
-        """Something was written that may need sending or (re)timing now."""
-        self.worker.wake.set()
+        """Something was written that may need sending, planning or (re)timing now."""
+        self.on_queued()
         self.scheduler.poke()
+
+    def on_queued(self) -> None:
+        """Deliveries or fan-outs were queued (here, or by another replica: NOTIFY)."""
+        self.worker.wake.set()
+        self.expander.wake.set()
 
     def reload(self) -> None:
         """SIGHUP: read the config file again."""
@@ -250,6 +258,7 @@ class Daemon:
             },
             "sources": len(self.settings.sources),
             "event_loop_lag_worst_seconds": round(self.lag.worst, 4),
+            "expander": {"busy": self.expander.busy, "planned": self.expander.planned},
             "leader": {
                 "leading": leadership.leading,
                 "term": leadership.term,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -163,7 +163,18 @@ async def _write(
             sequence=transition.entry.sequence,
             now=now,
         )
-    subscribers = await tx.subscribers(meeting_id=transition.meeting.id)
+    # A change to many readers plans the first `fanout_chunk` here and leaves the rest to
+    # expanders (`expand_fanout`), a chunk per transaction: its first deliveries go out
+    # while the rest are planned, and no transaction holds every reader in memory. A
+    # meeting that coalesces changes plans them all here (folding needs every reader's
+    # waiting deliveries at once).
+    chunk = tx.fanout_chunk if not transition.meeting.coalesce and tx.fanout_chunk > 0 else None
+    subscribers = await tx.subscribers(
+        meeting_id=transition.meeting.id, limit=chunk + 1 if chunk else None
+    )
+    rest = chunk is not None and len(subscribers) > chunk
+    if rest:
+        subscribers = subscribers[:chunk]
     planned = plan_change_deliveries(
         transition.meeting, transition.entry, subscribers, now=now, audiences=tx.audiences
     )
@@ -171,8 +182,88 @@ async def _write(
         planned, merged = coalesce(planned, await tx.waiting_changes(transition.meeting.id))
         await tx.mark_merged(merged)
     queued = await tx.enqueue(planned, now=now)
+    if rest:
+        await tx.add_fanout(transition.meeting, after=subscribers[-1].id, now=now)
     await replan(tx, transition.meeting, subscribers, now=now)
     return queued
+
+
+class _LostFanout(Exception):
+    """Another expander took the fan-out over (this one's lease ran out): roll back."""
+
+
+async def expand_fanout(
+    store: StorePort,
+    *,
+    worker: str,
+    clock: Callable[[], datetime],
+    lease: timedelta = timedelta(minutes=2),
+    on_chunk: Callable[[int], None] | None = None,
+) -> int | None:
+    """Plan the rest of one change to many readers, a chunk per transaction.
+
+    Claims the oldest fan-out no live expander holds (None when there is none), then plans
+    its readers in id order, `fanout_chunk` at a time, exactly as the change's own
+    transaction planned its first chunk (the meeting as the change left it, the same
+    instant), and calls `on_chunk` with each chunk's count once committed, so workers
+    start on it at once. Reminders of a chunk's readers are planned too, unless the
+    meeting has moved on since (the newer change planned them). Returns the deliveries
+    queued. A chunk committed twice (this expander died before it knew) queues nothing
+    new: delivery ids are stable.
+    """
+    async with store.write() as tx:
+        fanout = await tx.claim_fanout(worker=worker, now=clock(), lease=lease)
+    if fanout is None:
+        return None
+    meeting = fanout.meeting
+    entry: HistoryEntry | None = None
+    queued = 0
+    while True:
+        try:
+            async with store.write() as tx:
+                if entry is None:
+                    entry = await tx.history_entry(
+                        meeting.id, fanout.sequence, zone=meeting.timezone
+                    )
+                chunk = max(tx.fanout_chunk, 1)
+                readers = await tx.subscribers(
+                    meeting_id=meeting.id, after=fanout.after, limit=chunk + 1
+                )
+                more = len(readers) > chunk
+                readers = readers[:chunk]
+                planned = plan_change_deliveries(
+                    meeting, entry, readers, now=fanout.planned_at, audiences=tx.audiences
+                )
+                added = await tx.enqueue(planned, now=clock())
+                current = await tx.meeting_record(meeting.id)
+                if current is not None and current.meeting.sequence == fanout.sequence:
+                    await replan(tx, current.meeting, readers, now=clock())
+                after = readers[-1].id if more and readers else None
+                if not await tx.advance_fanout(
+                    fanout, after=after, worker=worker, lease=lease, now=clock()
+                ):
+                    raise _LostFanout
+        except _LostFanout:
+            log.warning(
+                "fan-out of %s (sequence %d) was taken over by another expander",
+                meeting.id,
+                fanout.sequence,
+                extra={"action": "fanout_lost", "meeting": meeting.id},
+            )
+            return queued
+        queued += added
+        if on_chunk is not None:
+            on_chunk(added)
+        if after is None:
+            log.info(
+                "%s: sequence %d planned for every reader (%d deliveries after the first chunk)",
+                meeting.id,
+                fanout.sequence,
+                queued,
+                extra={"action": "fanout_done", "meeting": meeting.id, "deliveries": queued},
+            )
+            return queued
+        fanout = dataclasses.replace(fanout, after=after)
 
 
 async def replan(

@@ -154,6 +154,10 @@ class DeliverySettings(_Strict):
     jitter: float = Field(default=0.1, ge=0, le=1)
     #: On SIGTERM, how long in-flight deliveries may take to finish.
     drain_timeout: Duration = timedelta(seconds=30)
+    #: A change plans this many readers in its own transaction; the rest are planned a
+    #: chunk at a time after it commits, while the first are already being sent (0: plan
+    #: every reader in the change's transaction).
+    fanout_chunk: int = Field(default=2000, ge=0, le=100_000)
 
 
 class UpstreamConfig(_Strict):

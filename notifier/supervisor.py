@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from notifier import metrics
+from notifier import metrics, service
 from notifier.delivery import OutboxWorker, drain
 from notifier.leadership import Leadership
 from notifier.scheduler import Scheduler
 from notifier.store import Store
+from notifier.store.engine import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +161,80 @@ class Workers(Task):
                 )
         except Exception:  # the lease returns them anyway
             log.warning("could not hand back in-flight deliveries", exc_info=True)
+
+
+class Expander(Task):
+    """Plans the rest of changes to many readers (`service.expand_fanout`), a chunk per
+    transaction, waking the worker after each; looks at once when woken (`wake`), else
+    every `poll`. Runs in every replica: each claims a different fan-out, and one whose
+    expander died is taken over when its lease runs out."""
+
+    name = "fan-out expander"
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], datetime],
+        on_chunk: Callable[[], None],
+        poll: timedelta = timedelta(seconds=1),
+        lease: timedelta = timedelta(minutes=2),
+    ) -> None:
+        super().__init__()
+        self.store, self.clock, self.on_chunk = store, clock, on_chunk
+        self.poll, self.lease = poll, lease
+        self.wake = asyncio.Event()
+        self.worker = f"expander-{uuid.uuid4().hex[:8]}"
+        #: Planning a fan-out now; deliveries planned by chunks since start (``/healthz``).
+        self.busy = False
+        self.planned = 0
+
+    async def start(self, tasks: Tasks) -> None:
+        self.task = tasks.create_task(self._run, name="fanout-expander")
+
+    async def _run(self) -> None:
+        failing = False
+        while not self.quit.is_set():
+            self.wake.clear()
+            self.busy = True
+            try:
+                done = await service.expand_fanout(
+                    self.store,
+                    worker=self.worker,
+                    clock=self.clock,
+                    lease=self.lease,
+                    on_chunk=self._chunk,
+                )
+                failing = False
+            except Exception as exc:  # the database is away: try again at the next poll
+                if not failing:
+                    log.warning(
+                        "cannot plan fan-outs (%s); retrying every %ss",
+                        type(exc).__name__,
+                        self.poll.total_seconds(),
+                        exc_info=not is_outage(exc),
+                    )
+                failing = True
+                done = None
+            finally:
+                self.busy = False
+            if done is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll.total_seconds()):
+                        await asyncio.wait(
+                            [
+                                asyncio.ensure_future(self.wake.wait()),
+                                asyncio.ensure_future(self.quit.wait()),
+                            ],
+                            return_when=asyncio.FIRST_COMPLETED,
+                        )
+
+    def _chunk(self, count: int) -> None:
+        self.planned += count
+        self.on_chunk()
+
+    async def stop(self) -> None:
+        await self._finish()
 
 
 class OutboxListener(Task):

@@ -26,6 +26,7 @@ from notifier.domain.outbox import (
     Replay,
 )
 from notifier.domain.reminders import Reminder, ReminderState
+from notifier.store.fanouts import Fanout
 from notifier.store.queries import FencedStore, Store, Transaction
 from notifier.store.records import (
     Counts,
@@ -130,17 +131,23 @@ class Subscribers(Protocol):
         include_retired: bool = False,
         ids: Sequence[str] | None = None,
         meeting_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[SubscriberRecord]:
         """Subscribers by id, with their endpoints; with `meeting_id`, only those who may follow
-        that meeting (every meeting, or a list naming it: tags are left to match)."""
+        that meeting (every meeting, or a list naming it: tags are left to match). `after`
+        and `limit` page through them in id order."""
         ...
 
     async def subscriber_record(self, subscriber_id: str) -> SubscriberRecord | None:
         """The stored subscriber `subscriber_id`, retired or not."""
         ...
 
-    async def subscribers(self, *, meeting_id: str | None = None) -> list[Subscriber]:
-        """Every subscriber that is not retired (who may follow `meeting_id`, if given)."""
+    async def subscribers(
+        self, *, meeting_id: str | None = None, after: str | None = None, limit: int | None = None
+    ) -> list[Subscriber]:
+        """Every subscriber that is not retired (who may follow `meeting_id`, if given), in
+        id order; `after` and `limit` page through them."""
         ...
 
     async def save_subscriber(
@@ -310,6 +317,32 @@ class Outbox(Protocol):
         ...
 
 
+class Fanouts(Protocol):
+    """Changes to many readers, planned a chunk per transaction (`store.fanouts`)."""
+
+    async def add_fanout(self, meeting: Meeting, *, after: str, now: datetime) -> None:
+        """Leave the rest of `meeting`'s latest change (readers after `after`) to expanders."""
+        ...
+
+    async def claim_fanout(self, *, worker: str, now: datetime, lease: timedelta) -> Fanout | None:
+        """The oldest fan-out no live expander holds, now held by `worker` for `lease`."""
+        ...
+
+    async def advance_fanout(
+        self, fanout: Fanout, *, after: str | None, worker: str, lease: timedelta, now: datetime
+    ) -> bool:
+        """Readers up to `after` are planned (None: all, the row goes); False if not held."""
+        ...
+
+    async def release_fanout(self, fanout: Fanout, *, worker: str) -> None:
+        """Give a claimed fan-out back (on shutdown)."""
+        ...
+
+    async def fanouts_pending(self) -> int:
+        """How many changes still have readers to plan."""
+        ...
+
+
 class Reminders(Protocol):
     """Planned reminders."""
 
@@ -430,11 +463,15 @@ class Meta(Protocol):
         ...
 
 
-class TransactionPort(Meetings, Subscribers, Outbox, Reminders, Sources, Leases, Meta, Protocol):
+class TransactionPort(
+    Meetings, Subscribers, Outbox, Fanouts, Reminders, Sources, Leases, Meta, Protocol
+):
     """Every query, inside one transaction."""
 
     #: The installation's audiences, lowest first (what changes are planned with).
     audiences: Audiences
+    #: Readers a change plans per transaction; more are left to expanders.
+    fanout_chunk: int
 
 
 class StorePort(Protocol):

@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from notifier.domain.audiences import Audiences
 from notifier.store import migrate
-from notifier.store.base import DEFAULT
+from notifier.store.base import DEFAULT, FANOUT_CHUNK
 from notifier.store.engine import READ_ONLY, create_engine, redact
+from notifier.store.fanouts import FanoutQueries
 from notifier.store.leases import LeaseQueries
 from notifier.store.meetings import MeetingQueries
 from notifier.store.outbox import OutboxQueries
@@ -27,7 +28,9 @@ from notifier.store.sources import SourceQueries
 from notifier.store.subscribers import SubscriberQueries
 
 
-class Transaction(MeetingQueries, SubscriberQueries, OutboxQueries, SourceQueries, LeaseQueries):
+class Transaction(
+    MeetingQueries, SubscriberQueries, OutboxQueries, FanoutQueries, SourceQueries, LeaseQueries
+):
     """Every query notifier runs, inside one database transaction."""
 
 
@@ -40,19 +43,29 @@ class Store:
         *,
         write_lock: asyncio.Lock | None = None,
         audiences: Audiences = DEFAULT,
+        fanout_chunk: int = FANOUT_CHUNK,
     ) -> None:
         self.engine = engine
         #: The installation's audiences, handed to every transaction.
         self.audiences = audiences
+        #: Readers planned per transaction when a change fans out.
+        self.fanout_chunk = fanout_chunk
         # SQLite runs one writer at a time, and a writer that finds the lock taken sleeps
         # in steps of up to 100 ms before it looks again. Writers of this process queue
         # here instead, and each starts the moment the one before it commits.
         self._write_lock = write_lock or asyncio.Lock()
 
     @classmethod
-    async def open(cls, url: str, *, upgrade: bool = True, audiences: Audiences = DEFAULT) -> Store:
+    async def open(
+        cls,
+        url: str,
+        *,
+        upgrade: bool = True,
+        audiences: Audiences = DEFAULT,
+        fanout_chunk: int = FANOUT_CHUNK,
+    ) -> Store:
         """Connect to `url`; with `upgrade`, first bring the schema to the latest revision."""
-        store = cls(create_engine(url), audiences=audiences)
+        store = cls(create_engine(url), audiences=audiences, fanout_chunk=fanout_chunk)
         if upgrade:
             try:
                 await migrate.upgrade(store.engine)
@@ -80,10 +93,10 @@ class Store:
         """A read-write transaction, committed on normal exit and rolled back on error."""
         if self.backend != "sqlite":
             async with self.engine.begin() as connection:
-                yield Transaction(connection, self.audiences)
+                yield Transaction(connection, self.audiences, self.fanout_chunk)
             return
         async with self._write_lock, self.engine.begin() as connection:
-            yield Transaction(connection, self.audiences)
+            yield Transaction(connection, self.audiences, self.fanout_chunk)
 
     async def listen_outbox(
         self, on_notify: Callable[[], None], stop: asyncio.Event, *, check: float = 5.0
@@ -124,7 +137,7 @@ class Store:
         """A transaction for reading; nothing written in it is committed."""
         async with self.engine.connect() as connection:
             await connection.execution_options(**{READ_ONLY: True})
-            yield Transaction(connection, self.audiences)
+            yield Transaction(connection, self.audiences, self.fanout_chunk)
             await connection.rollback()
 
 
@@ -138,7 +151,12 @@ class FencedStore(Store):
     """
 
     def __init__(self, store: Store, lease: Callable[[], Lease | None]) -> None:
-        super().__init__(store.engine, write_lock=store._write_lock, audiences=store.audiences)
+        super().__init__(
+            store.engine,
+            write_lock=store._write_lock,
+            audiences=store.audiences,
+            fanout_chunk=store.fanout_chunk,
+        )
         self._lease = lease
 
     @asynccontextmanager

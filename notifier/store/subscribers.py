@@ -42,10 +42,17 @@ class SubscriberQueries(ReminderQueries):
         include_retired: bool = False,
         ids: Sequence[str] | None = None,
         meeting_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[SubscriberRecord]:
         """Subscribers by id, with their endpoints; with `meeting_id`, only those who may
-        follow that meeting (every meeting, or a list naming it: tags are left to match)."""
+        follow that meeting (every meeting, or a list naming it: tags are left to match).
+        `after` and `limit` page through them in id order (a fan-out's chunks)."""
         query = select(subscribers).order_by(subscribers.c.id)
+        if after is not None:
+            query = query.where(subscribers.c.id > after)
+        if limit is not None:
+            query = query.limit(limit)
         if not include_retired:
             query = query.where(subscribers.c.retired_at.is_(None))
         if ids is not None:
@@ -63,7 +70,7 @@ class SubscriberQueries(ReminderQueries):
         endpoint_rows = (
             await self.connection.execute(
                 select(subscriber_endpoints).where(
-                    subscriber_endpoints.c.subscriber_id.in_([r.id for r in rows])
+                    self.one_of(subscriber_endpoints.c.subscriber_id, [r.id for r in rows])
                 )
             )
         ).all()
@@ -113,11 +120,13 @@ class SubscriberQueries(ReminderQueries):
         found = await self.subscriber_records(include_retired=True, ids=[subscriber_id])
         return found[0] if found else None
 
-    async def subscribers(self, *, meeting_id: str | None = None) -> list[Subscriber]:
-        """Every subscriber that is not retired (who may follow `meeting_id`, if given)."""
-        return [
-            record.subscriber for record in await self.subscriber_records(meeting_id=meeting_id)
-        ]
+    async def subscribers(
+        self, *, meeting_id: str | None = None, after: str | None = None, limit: int | None = None
+    ) -> list[Subscriber]:
+        """Every subscriber that is not retired (who may follow `meeting_id`, if given), in
+        id order; `after` and `limit` page through them."""
+        records = await self.subscriber_records(meeting_id=meeting_id, after=after, limit=limit)
+        return [record.subscriber for record in records]
 
     async def save_subscriber(
         self, subscriber: Subscriber, *, now: datetime, create: bool = False
@@ -341,9 +350,7 @@ def _subscriber_row(subscriber: Subscriber) -> dict[str, Any]:
         "timezone": subscriber.timezone,
         "locale": subscriber.locale,
         "meetings": list(subscriber.meetings),
-        "meeting_filter": ",".join(("", *subscriber.meetings, ""))
-        if subscriber.meetings
-        else None,
+        "meeting_filter": ",".join(("", *subscriber.meetings, "")) if subscriber.meetings else None,
         "tags": list(subscriber.tags),
         "events": list(subscriber.events),
         "reminders": [int(r.total_seconds()) for r in subscriber.reminders],

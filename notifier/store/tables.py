@@ -230,6 +230,20 @@ delivery_attempts = Table(
     Index(None, "delivery_id"),
 )
 
+fanouts = Table(
+    # A change whose readers are planned in chunks: where planning stands (after `after`),
+    # with the meeting as the change left it, so every chunk is planned alike.
+    "fanouts",
+    metadata,
+    Column("meeting_id", String(100), primary_key=True),
+    Column("sequence", Integer, primary_key=True),
+    Column("meeting", JSON, nullable=False),
+    Column("planned_at", UTCDateTime, nullable=False),
+    Column("after", String(100), nullable=False),
+    Column("claimed_by", String(100)),
+    Column("claimed_until", UTCDateTime),
+)
+
 reminders = Table(
     "reminders",
     metadata,

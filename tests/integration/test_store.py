@@ -176,7 +176,8 @@ async def test_bulk_added_subscribers_read_back_as_saved_ones(
     async with store.read() as tx:
         for subscriber in many:
             record = await tx.subscriber_record(subscriber.id)
-            assert record is not None and record.subscriber == subscriber
+            assert record is not None
+            assert record.subscriber == subscriber
     with pytest.raises(Conflict):
         async with store.write() as tx:
             await tx.add_subscribers([subscriber_factory(id="new"), many[0]], now=now)
