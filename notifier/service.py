@@ -529,9 +529,18 @@ async def retire_meeting(store: StorePort, meeting_id: str, *, now: datetime, by
 async def replan_all(tx: TransactionPort, *, now: datetime) -> None:
     """Plan every meeting's reminders afresh for the current subscribers (after who is
     subscribed, or to what, changed)."""
-    current = await tx.subscribers()
-    for record in await tx.meeting_records():
-        await replan(tx, record.meeting, current, now=now)
+    meetings = [record.meeting for record in await tx.meeting_records()]
+    # A page of readers at a time (`fanout_chunk`), so 100,000 readers are never all in
+    # memory; each page adds its readers' reminders (the first also withdraws stale ones).
+    page = max(tx.fanout_chunk, 500)
+    after: str | None = None
+    while True:
+        readers = await tx.subscribers(after=after, limit=page)
+        for meeting in meetings:
+            await replan(tx, meeting, readers, now=now)
+        if len(readers) < page:
+            return
+        after = readers[-1].id
 
 
 async def save_subscriber(
@@ -705,9 +714,16 @@ async def reconcile(store: StorePort, settings: Settings, *, now: datetime) -> R
                 await retire_meeting_in(tx, meeting, now=now)
                 report.retired.append(f"meeting {meeting.id}")
 
-        # One read of every stored subscriber; only those the file changes are written, so
-        # a file of thousands that did not change costs two queries, not thousands.
-        stored = {r.subscriber.id: r for r in await tx.subscriber_records(include_retired=True)}
+        # One read of the stored subscribers the file names; only those the file changes
+        # are written, so a file of thousands that did not change costs two queries, not
+        # thousands, and readers who came another way (100,000 by self-service) are not
+        # read at all.
+        stored = {
+            r.subscriber.id: r
+            for r in await tx.subscriber_records(
+                include_retired=True, ids=[s.id for s in settings.subscribers]
+            )
+        }
         for index, subscriber_config in enumerate(settings.subscribers):
             subscriber = subscriber_config.to_domain(source=Source.FILE)
             existing = stored.get(subscriber.id)
@@ -723,9 +739,9 @@ async def reconcile(store: StorePort, settings: Settings, *, now: datetime) -> R
                 label = f"subscriber {subscriber.id}"
                 (report.created if existing is None else report.updated).append(label)
         named = {s.id for s in settings.subscribers}
-        for subscriber_record in await tx.subscriber_records():
+        for subscriber_record in await tx.subscriber_records(source=Source.FILE):
             subscriber = subscriber_record.subscriber
-            if subscriber.source is Source.FILE and subscriber.id not in named:
+            if subscriber.id not in named:
                 await tx.retire_subscriber(subscriber.id, now=now)
                 report.retired.append(f"subscriber {subscriber.id}")
         if report.created or report.updated or report.retired:

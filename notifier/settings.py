@@ -157,7 +157,7 @@ class DeliverySettings(_Strict):
     #: A change plans this many readers in its own transaction; the rest are planned a
     #: chunk at a time after it commits, while the first are already being sent (0: plan
     #: every reader in the change's transaction).
-    fanout_chunk: int = Field(default=2000, ge=0, le=100_000)
+    fanout_chunk: int = Field(default=500, ge=0, le=100_000)
 
 
 class UpstreamConfig(_Strict):

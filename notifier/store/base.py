@@ -29,7 +29,7 @@ from notifier.domain.audiences import Audiences
 
 DEFAULT = Audiences()
 #: Readers a change plans in its own transaction; the rest are planned in chunks after.
-FANOUT_CHUNK = 2000
+FANOUT_CHUNK = 500
 
 
 class QueriesBase:

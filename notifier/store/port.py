@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from notifier.domain.audiences import Audiences
-from notifier.domain.models import HistoryEntry, Meeting, Subscriber
+from notifier.domain.models import HistoryEntry, Meeting, Source, Subscriber
 from notifier.domain.outbox import (
     Attempt,
     Channel,
@@ -133,10 +133,11 @@ class Subscribers(Protocol):
         meeting_id: str | None = None,
         after: str | None = None,
         limit: int | None = None,
+        source: Source | None = None,
     ) -> list[SubscriberRecord]:
         """Subscribers by id, with their endpoints; with `meeting_id`, only those who may follow
         that meeting (every meeting, or a list naming it: tags are left to match). `after`
-        and `limit` page through them in id order."""
+        and `limit` page through them in id order; `source` keeps those that came one way."""
         ...
 
     async def subscriber_record(self, subscriber_id: str) -> SubscriberRecord | None:
