@@ -92,6 +92,9 @@ async def through_outbox(database: str, urls: list[str], threads: int) -> float:
             await service.apply_status_change(
                 store, StatusChange(meeting_id="talks", status=MeetingStatus.CLEARED), now=utcnow()
             )
+            # Readers past the change's first chunk, planned as the daemon's expander would.
+            while await service.expand_fanout(store, worker="bench", clock=utcnow) is not None:
+                pass
             await worker.run_until_idle()
             took = time.perf_counter() - started
             quit_monitor.set()

@@ -211,6 +211,11 @@ async def expand_fanout(
     queued. A chunk committed twice (this expander died before it knew) queues nothing
     new: delivery ids are stable.
     """
+    # Looked at after every change: a read first, so that the common case (nothing to
+    # plan) does not queue a write behind the change itself on SQLite.
+    async with store.read() as tx:
+        if not await tx.fanouts_pending():
+            return None
     async with store.write() as tx:
         fanout = await tx.claim_fanout(worker=worker, now=clock(), lease=lease)
     if fanout is None:
