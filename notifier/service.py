@@ -11,6 +11,7 @@ nothing at all.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -199,6 +200,7 @@ async def expand_fanout(
     clock: Callable[[], datetime],
     lease: timedelta = timedelta(minutes=2),
     on_chunk: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> int | None:
     """Plan the rest of one change to many readers, a chunk per transaction.
 
@@ -209,7 +211,8 @@ async def expand_fanout(
     start on it at once. Reminders of a chunk's readers are planned too, unless the
     meeting has moved on since (the newer change planned them). Returns the deliveries
     queued. A chunk committed twice (this expander died before it knew) queues nothing
-    new: delivery ids are stable.
+    new: delivery ids are stable. When `stop` is set (the daemon is stopping) the fan-out
+    is handed back after the chunk in hand, for another expander to go on at once.
     """
     # Looked at after every change: a read first, so that the common case (nothing to
     # plan) does not queue a write behind the change itself on SQLite.
@@ -269,6 +272,10 @@ async def expand_fanout(
             )
             return queued
         fanout = dataclasses.replace(fanout, after=after)
+        if stop is not None and stop.is_set():
+            async with store.write() as tx:
+                await tx.release_fanout(fanout, worker=worker)
+            return queued
 
 
 async def replan(

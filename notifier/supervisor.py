@@ -204,6 +204,7 @@ class Expander(Task):
                     clock=self.clock,
                     lease=self.lease,
                     on_chunk=self._chunk,
+                    stop=self.quit,
                 )
                 failing = False
             except Exception as exc:  # the database is away: try again at the next poll

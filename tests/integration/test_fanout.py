@@ -133,6 +133,30 @@ async def test_an_expander_that_died_is_taken_over_and_nothing_is_queued_twice(
     assert len(await queued_ids(chunked)) == 8
 
 
+async def test_a_stopping_expander_hands_the_rest_back_after_its_chunk(
+    chunked: Store,
+    meeting_factory: Callable[..., Meeting],
+    subscriber_factory: Callable[..., Subscriber],
+    now: datetime,
+) -> None:
+    await setup(
+        chunked,
+        meeting_factory(id="talks"),
+        [subscriber_factory(id=f"r{n:02d}", meetings=("talks",)) for n in range(10)],
+        now,
+    )
+    change = StatusChange(meeting_id="talks", status=MeetingStatus.POSTPONED, reason="ill")
+    await service.apply_status_change(chunked, change, now=now)
+    stop = asyncio.Event()
+    planned = await service.expand_fanout(
+        chunked, worker="a", clock=clock_at(now), on_chunk=lambda _: stop.set(), stop=stop
+    )
+    assert planned == CHUNK  # one chunk, then handed back
+    # Another expander goes on at once, without waiting out a lease.
+    assert await service.expand_fanout(chunked, worker="b", clock=clock_at(now)) == 4
+    assert len(await queued_ids(chunked)) == 10
+
+
 async def test_later_chunks_plan_reminders_unless_the_meeting_moved_on(
     chunked: Store,
     meeting_factory: Callable[..., Meeting],
