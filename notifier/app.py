@@ -8,7 +8,6 @@ one reads the clock for the rest (`utcnow`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
@@ -36,6 +35,7 @@ from notifier.settings import Settings, load_settings
 from notifier.store import Store, migrate
 from notifier.store.engine import is_outage, reachable, redact
 from notifier.tokens import new_key
+from notifier.waiting import wait_any
 
 log = logging.getLogger("notifier")
 
@@ -287,9 +287,7 @@ async def wait_for_database(url: str, stop: asyncio.Event, *, longest: float = 3
                     longest,
                     extra={"action": "database_wait"},
                 )
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay):
-                    await stop.wait()
+            await wait_any(stop, timeout=delay)
             delay = min(delay * 2, longest)
             continue
         if waiting:

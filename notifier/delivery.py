@@ -59,6 +59,7 @@ from notifier.rendering import (
 from notifier.store import Store
 from notifier.store.engine import is_outage
 from notifier.tokens import link_token, unsubscribe_token
+from notifier.waiting import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -346,15 +347,7 @@ class OutboxWorker:
                     self._trouble_since = None
             if handled == 0:
                 self.wake.clear()
-                waiters = [
-                    asyncio.ensure_future(stop.wait()),
-                    asyncio.ensure_future(self.wake.wait()),
-                ]
-                await asyncio.wait(
-                    waiters, timeout=self.poll.total_seconds(), return_when=asyncio.FIRST_COMPLETED
-                )
-                for waiter in waiters:
-                    waiter.cancel()
+                await wait_any(stop, self.wake, timeout=self.poll.total_seconds())
 
     async def run_until_idle(self) -> int:
         """Send everything due now, `parallel` batches at a time; returns how many."""

@@ -13,7 +13,6 @@ replica has taken over.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -23,6 +22,7 @@ from datetime import datetime, timedelta
 
 from notifier import metrics
 from notifier.store import FencedStore, Lease, Store
+from notifier.waiting import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,7 @@ class Leadership:
         """Tick every `every` until `stop` is set (a renewal that runs late is not doubled)."""
         while not stop.is_set():
             await self.tick()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every.total_seconds())
+            await wait_any(stop, timeout=every.total_seconds())
 
     async def release(self) -> None:
         """Give the lease up at once (on a graceful stop) so another replica takes over."""

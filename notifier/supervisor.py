@@ -22,6 +22,7 @@ from notifier.leadership import Leadership
 from notifier.scheduler import Scheduler
 from notifier.store import Store
 from notifier.store.engine import is_outage
+from notifier.waiting import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,7 @@ class LoopLag(Task):
         loop = asyncio.get_running_loop()
         while not self.quit.is_set():
             asked = loop.time()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.quit.wait(), self.every)
+            await wait_any(self.quit, timeout=self.every)
             lag = max(0.0, loop.time() - asked - self.every)
             if not self.quit.is_set():
                 self.worst = max(self.worst, lag)
@@ -220,15 +220,7 @@ class Expander(Task):
             finally:
                 self.busy = False
             if done is None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll.total_seconds()):
-                        await asyncio.wait(
-                            [
-                                asyncio.ensure_future(self.wake.wait()),
-                                asyncio.ensure_future(self.quit.wait()),
-                            ],
-                            return_when=asyncio.FIRST_COMPLETED,
-                        )
+                await wait_any(self.wake, self.quit, timeout=self.poll.total_seconds())
 
     def _chunk(self, count: int) -> None:
         self.planned += count

@@ -5,7 +5,6 @@ reminders, sources, leases, meta), for SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -26,6 +25,7 @@ from notifier.store.records import (
 )
 from notifier.store.sources import SourceQueries
 from notifier.store.subscribers import SubscriberQueries
+from notifier.waiting import wait_any
 
 
 class Transaction(
@@ -122,15 +122,13 @@ class Store:
                     await driver.add_listener(OUTBOX_CHANNEL, heard)
                     on_notify()  # anything queued while not listening
                     while not stop.is_set() and not driver.is_closed():
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), check)
+                        await wait_any(stop, timeout=check)
                     if not driver.is_closed():
                         await driver.remove_listener(OUTBOX_CHANNEL, heard)
             except Exception as exc:  # the database is away; the worker keeps polling
                 log.warning("not listening for new deliveries: %s", exc)
             if not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), check)
+                await wait_any(stop, timeout=check)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Transaction]:
