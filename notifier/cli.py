@@ -269,6 +269,29 @@ def db_upgrade(config: ConfigOption = None) -> None:
     typer.echo(f"database {redact(settings.database_url)} is at revision {revision} (latest)")
 
 
+@db_cli.command("installation")
+def db_installation(
+    config: ConfigOption = None,
+    new: Annotated[
+        bool,
+        typer.Option(
+            "--new",
+            help="Make a new installation id: for a copy of a backup that runs beside the "
+            "original (staging), so the two never send the same message ids.",
+        ),
+    ] = False,
+) -> None:
+    """Print this database's installation id, part of every webhook-id and Message-ID."""
+    settings = _settings(config)
+
+    async def work(opened: app.App) -> str:
+        return await service.installation(opened.store, renew=new)
+
+    installation = _run(settings, work)
+    said = "is now" if new else "is"
+    typer.echo(f"the installation id of {redact(settings.database_url)} {said} {installation}")
+
+
 @cli.command()
 def run(config: ConfigOption = None) -> None:
     """Run the daemon until SIGTERM or Ctrl-C."""

@@ -65,6 +65,7 @@ from notifier.locate import format_loc
 from notifier.rendering import preview_notice
 from notifier.settings import Settings
 from notifier.store.port import StorePort, TransactionPort
+from notifier.store.queries import Store
 from notifier.store.records import Pruned, SourceState, StoredReminder
 from notifier.views import SourceProblem, SourceReport
 
@@ -177,7 +178,12 @@ async def _write(
     if rest:
         subscribers = subscribers[:chunk]
     planned = plan_change_deliveries(
-        transition.meeting, transition.entry, subscribers, now=now, audiences=tx.audiences
+        transition.meeting,
+        transition.entry,
+        subscribers,
+        now=now,
+        audiences=tx.audiences,
+        installation=tx.installation,
     )
     if transition.meeting.coalesce:
         planned, merged = coalesce(planned, await tx.waiting_changes(transition.meeting.id))
@@ -240,7 +246,12 @@ async def expand_fanout(
                 more = len(readers) > chunk
                 readers = readers[:chunk]
                 planned = plan_change_deliveries(
-                    meeting, entry, readers, now=fanout.planned_at, audiences=tx.audiences
+                    meeting,
+                    entry,
+                    readers,
+                    now=fanout.planned_at,
+                    audiences=tx.audiences,
+                    installation=tx.installation,
                 )
                 added = await tx.enqueue(planned, now=clock())
                 current = await tx.meeting_record(meeting.id)
@@ -382,6 +393,7 @@ async def fire_reminders(
                 now=reminder.due_at,
                 late=late,
                 audiences=tx.audiences,
+                installation=tx.installation,
             )
             finished.append((reminder_id, ReminderState.FIRED, late))
             outcomes[reminder_id] = ReminderOutcome.LATE if late else ReminderOutcome.FIRED
@@ -427,7 +439,9 @@ async def create_meeting_in(
     if event_id:
         await tx.record_event(event_id, result=meeting, sequence=0, now=now)
     subscribers = await tx.subscribers(meeting_id=meeting.id)
-    planned = plan_change_deliveries(meeting, entry, subscribers, now=now, audiences=tx.audiences)
+    planned = plan_change_deliveries(
+        meeting, entry, subscribers, now=now, audiences=tx.audiences, installation=tx.installation
+    )
     queued = await tx.enqueue(planned, now=now)
     await replan(tx, meeting, subscribers, now=now)
     return ChangeResult(meeting=meeting, entry=entry, deliveries=queued)
@@ -462,7 +476,14 @@ async def create_meetings_in(
         # The subscribers `tx.subscribers(meeting_id=...)` would return for this meeting.
         readers = [s for s in everyone if not s.meetings or meeting.id in s.meetings]
         planned.extend(
-            plan_change_deliveries(meeting, entry, readers, now=now, audiences=tx.audiences)
+            plan_change_deliveries(
+                meeting,
+                entry,
+                readers,
+                now=now,
+                audiences=tx.audiences,
+                installation=tx.installation,
+            )
         )
         if meeting.status in ON_SCHEDULE:
             reminders.extend(plan_reminders(meeting, readers, now=now, audiences=tx.audiences))
@@ -1005,6 +1026,15 @@ async def source_report(
             )
         )
     return report
+
+
+# -- installation -----------------------------------------------------------------------------
+
+
+async def installation(store: Store, *, renew: bool = False) -> str:
+    """This database's installation id, the first part of every delivery id; `renew` makes a
+    new one (deliveries planned from then on get ids no other database has sent)."""
+    return await store.load_installation(renew=renew)
 
 
 # -- preview ----------------------------------------------------------------------------------

@@ -171,7 +171,11 @@ def notice_id(meeting_id: str, sequence: int, kind: EventKind, *extra: object) -
 
 
 def delivery_id(*parts: object) -> str:
-    """A stable id from what makes a delivery unique: the same inputs, the same id."""
+    """A stable id from what makes a delivery unique: the same inputs, the same id.
+
+    Planning puts the installation id first, so a retry, a restart or another replica
+    makes the same id, and another database (staging, a reset) never does.
+    """
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
     return f"msg_{digest[:32]}"
 
@@ -257,6 +261,7 @@ def plan_change_deliveries(
     *,
     now: datetime,
     audiences: Audiences,
+    installation: str,
 ) -> list[Delivery]:
     """The deliveries that announce `entry` (which left the meeting as `meeting`).
 
@@ -286,6 +291,7 @@ def plan_change_deliveries(
             planned.append(
                 Delivery(
                     id=delivery_id(
+                        installation,
                         meeting.id,
                         entry.sequence,
                         entry.kind.value,
@@ -320,6 +326,7 @@ def plan_reminder_deliveries(
     *,
     now: datetime,
     audiences: Audiences,
+    installation: str,
     late: bool = False,
 ) -> list[Delivery]:
     """The deliveries of one reminder to one subscriber, on each of its channels.
@@ -342,6 +349,7 @@ def plan_reminder_deliveries(
     return [
         Delivery(
             id=delivery_id(
+                installation,
                 meeting.id,
                 meeting.sequence,
                 "reminder",

@@ -40,8 +40,11 @@ class QueriesBase:
         connection: AsyncConnection,
         audiences: Audiences = DEFAULT,
         fanout_chunk: int = FANOUT_CHUNK,
+        installation: str = "",
     ) -> None:
         self.connection = connection
+        #: This installation's id (`Store.installation`), part of every delivery id.
+        self.installation = installation
         #: The installation's audiences, lowest first: what the service plans with.
         self.audiences = audiences
         #: Readers planned per transaction when a change fans out (`[delivery] fanout_chunk`).

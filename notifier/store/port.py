@@ -473,6 +473,8 @@ class TransactionPort(
     audiences: Audiences
     #: Readers a change plans per transaction; more are left to expanders.
     fanout_chunk: int
+    #: This installation's id, the first part of every delivery id.
+    installation: str
 
 
 class StorePort(Protocol):

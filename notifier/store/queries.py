@@ -5,6 +5,7 @@ reminders, sources, leases, meta), for SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -34,6 +35,15 @@ class Transaction(
     """Every query notifier runs, inside one database transaction."""
 
 
+#: The `meta` key of this installation's id.
+INSTALLATION_KEY = "installation_id"
+
+
+def new_installation_id() -> str:
+    """A fresh installation id: 128 random bits."""
+    return "inst_" + uuid.uuid4().hex
+
+
 class Store:
     """The database: open it, migrate it, and run transactions on it."""
 
@@ -54,6 +64,8 @@ class Store:
         # in steps of up to 100 ms before it looks again. Writers of this process queue
         # here instead, and each starts the moment the one before it commits.
         self._write_lock = write_lock or asyncio.Lock()
+        #: This installation's id (`INSTALLATION_KEY`), read once by `load_installation`.
+        self.installation: str | None = None
 
     @classmethod
     async def open(
@@ -69,10 +81,23 @@ class Store:
         if upgrade:
             try:
                 await migrate.upgrade(store.engine)
+                await store.load_installation()
             except BaseException:
                 await store.close()
                 raise
         return store
+
+    async def load_installation(self, *, renew: bool = False) -> str:
+        """This installation's id: made (random) the first time the database is migrated,
+        kept in it, and part of every delivery id (webhook-id, Message-ID), so that two
+        databases never send the same id with different content. `renew` replaces it (a
+        copy of a backup that will run beside the original, see README, Operations)."""
+        async with self.engine.begin() as connection:
+            tx = Transaction(connection, self.audiences, self.fanout_chunk)
+            if renew:
+                await tx.set_meta(INSTALLATION_KEY, new_installation_id())
+            self.installation = await tx.meta_value(INSTALLATION_KEY, default=new_installation_id())
+        return self.installation
 
     @property
     def backend(self) -> str:
@@ -91,12 +116,13 @@ class Store:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Transaction]:
         """A read-write transaction, committed on normal exit and rolled back on error."""
+        installation = self.installation or await self.load_installation()
         if self.backend != "sqlite":
             async with self.engine.begin() as connection:
-                yield Transaction(connection, self.audiences, self.fanout_chunk)
+                yield Transaction(connection, self.audiences, self.fanout_chunk, installation)
             return
         async with self._write_lock, self.engine.begin() as connection:
-            yield Transaction(connection, self.audiences, self.fanout_chunk)
+            yield Transaction(connection, self.audiences, self.fanout_chunk, installation)
 
     async def listen_outbox(
         self, on_notify: Callable[[], None], stop: asyncio.Event, *, check: float = 5.0

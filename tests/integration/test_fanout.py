@@ -87,7 +87,12 @@ async def test_the_rest_is_planned_in_chunks_exactly_as_one_transaction_would(
         entry = await tx.history_entry("talks", result.meeting.sequence, zone="UTC")
     # The same deliveries, ids, notices and due times as planning every reader at once.
     whole = plan_change_deliveries(
-        result.meeting, entry, readers[:11], now=now, audiences=Audiences()
+        result.meeting,
+        entry,
+        readers[:11],
+        now=now,
+        audiences=Audiences(),
+        installation=chunked.installation or "",
     )
     assert await queued_ids(chunked) == sorted(d.id for d in whole)
     async with chunked.read() as tx:
