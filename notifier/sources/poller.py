@@ -1,10 +1,11 @@
 """Polling a watched source: conditional GET, parse off the loop, apply in chunks, back off.
 
 One poll of a source at a time (a poll still running when the next is due is skipped).
-The body is read up to `feeds.max_bytes`; parsing runs in a worker thread so a 17,000-event
-feed does not hold up the API or the outbox. Items are applied in chunks of `CHUNK`, each
-chunk's changes and the feed's progress committed together, so a restart resumes where the
-last chunk ended. An item the feed has not changed since it was last read costs nothing.
+The body is read up to `feeds.max_bytes`; parsing runs in a parser process, not in the
+daemon's, so a 17,000-event feed does not hold up the API or the outbox. Items are applied
+in chunks of `CHUNK`, each chunk's changes and the feed's progress committed together, so a
+restart resumes where the last chunk ended. An item the feed has not changed since it was
+last read costs nothing.
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ class SourcePoller:
         try:
             status, body, answer = await self._fetch(headers)
             if status == 304:
-                await self._record(now, ok=True)
+                # The content is what was last read: so are its refused events and notes,
+                # and the error that tells of them stays until the content changes.
+                await self._record(now, ok=True, error=_summary(state.problems, state.counts))
                 return PollResult(outcome="not-modified")
             if status >= 400:
                 raise FeedError(f"HTTP {status}")
@@ -586,4 +589,5 @@ def _summary(problems: dict[str, str], counts: dict[str, int]) -> str | None:
         return None
     first_key, first = next(iter(problems.items()))
     where = "" if first_key.startswith(_FEED_KEY) else f"{first_key}: "
-    return (f"{counts['skipped']} skipped, {counts['refused']} refused; {where}{first}")[:2000]
+    skipped, refused = counts.get("skipped", 0), counts.get("refused", 0)
+    return f"{skipped} skipped, {refused} refused; {where}{first}"[:2000]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from notifier import service
 from notifier.domain.models import EventKind, MeetingStatus, Source, Subscriber
 from notifier.metrics import REGISTRY
 from notifier.settings import SourceConfig
@@ -188,3 +189,39 @@ async def test_a_json_feed_with_a_field_mapping_changes_status(
     assert meeting is not None
     assert meeting.status is S.CLEARED
     assert meeting.reason == "second assessment negative"
+
+
+async def test_a_refused_event_stays_reported_until_the_content_changes(
+    store: Store, feed: Feed, clock: Clock, client: httpx.AsyncClient
+) -> None:
+    clock.now = datetime(2030, 2, 1, 9, 0, tzinfo=UTC)
+    poller = poller_for(store, feed, clock, client)
+    broken = (
+        "UID:broken@x\nDTSTAMP:20300101T000000Z\nDTSTART;TZID=Mars Standard Time:20300302T190000"
+    )
+    feed.body = ics(talks("20300302T190000"), broken)
+
+    async def last_error() -> str | None:
+        (report,) = await service.source_report(store, [poller.config])
+        assert report.refused == (1 if report.last_error else 0)
+        return report.last_error
+
+    assert (await poller.poll()).outcome == "changed"
+    said = await last_error()
+    assert said is not None
+    assert "1 refused; broken@x: TZID 'Mars Standard Time'" in said
+    # Unchanged (304): the event is still refused and the sources table still says so.
+    assert (await poller.poll()).outcome == "not-modified"
+    assert await last_error() == said
+    # A failed poll says why it failed; the next 304 tells of the content's refusal again.
+    feed.status = 503
+    assert (await poller.poll()).outcome == "failed"
+    assert await last_error() == "HTTP 503"
+    clock.advance(timedelta(minutes=10))
+    feed.status = 200
+    assert (await poller.poll()).outcome == "not-modified"
+    assert await last_error() == said
+    # The feed fixed: the next read clears it.
+    feed.body = ics(talks("20300302T190000"))
+    assert (await poller.poll()).outcome == "unchanged"
+    assert await last_error() is None
