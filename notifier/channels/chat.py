@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import re
 import socket
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-from notifier.domain.addresses import Network, address_allowed, host_allowed
+from notifier.channels.pinning import Resolver, pinned, system_resolver
+from notifier.domain.addresses import Network
 from notifier.domain.errors import (
     DeliveryTimeout,
     PermanentDeliveryError,
@@ -32,7 +35,7 @@ USER_HOSTED = frozenset(
         "json", "jsons", "xml", "xmls", "form", "forms", "ntfy", "ntfys", "gotify", "gotifys",
         "matrix", "matrixs", "mmost", "mmosts", "rocket", "rockets", "apprise", "apprises",
         "nctalk", "nctalks", "ncloud", "nclouds", "signal", "signals", "lametric",
-        "lametrics", "rsyslog", "syslog", "mqtt", "mqtts",
+        "lametrics", "rsyslog", "syslog", "mqtt", "mqtts", "workflow", "workflows",
     }
 )  # fmt: skip
 #: The default allow list (`notify.schemes`): well-known services and the self-hosted
@@ -42,6 +45,37 @@ DEFAULT_SCHEMES = (
     "ntfys", "gotify", "gotifys", "mmost", "mmosts", "rocket", "rockets", "pover",
     "signal", "signals", "json", "jsons",
 )  # fmt: skip
+
+
+class HideUrls(logging.Filter):
+    """Apprise's own log lines name the URL with only part of each token masked
+    (``tgram://1...b`` is the whole of a two-letter token, a token given as a user name is
+    shown in full) and, at DEBUG, the request headers with their bearer tokens. Its DEBUG
+    and INFO lines are dropped; in the others every URL becomes ``scheme://(hidden)`` and
+    every credential ``(hidden)``, before any handler sees them."""
+
+    _URL = re.compile(r"\b([a-z][a-z0-9+.-]{1,20})://\S+", re.IGNORECASE)
+    _SCHEME = re.compile(r"\b(bearer|basic)\s+[^\s'\",}]+", re.IGNORECASE)
+    _CREDENTIAL = re.compile(
+        r"(token|key|secret|password|authorization)(['\"]?\s*[:=]?\s*['\"]?\s*)"
+        r"[^\s'\",}]+",
+        re.IGNORECASE,
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Drop Apprise's DEBUG and INFO lines; rewrite the rest with secrets hidden."""
+        if record.levelno < logging.WARNING:
+            return False
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: keep nothing of its arguments
+            message = str(record.msg)
+        message = self._SCHEME.sub(r"\1 (hidden)", self._URL.sub(r"\1://(hidden)", message))
+        record.msg, record.args = self._CREDENTIAL.sub(r"\1\2(hidden)", message), None
+        return True
+
+
+logging.getLogger("apprise").addFilter(HideUrls())
 
 
 def scheme_of(url: str) -> str:
@@ -108,9 +142,12 @@ class ChatChannel:
         threads: int,
         allow: Sequence[Network],
         schemes: Sequence[str],
+        resolve: Resolver = system_resolver,
     ) -> None:
         self.timeout = timeout
         self.allow = list(allow)
+        #: How the pool threads resolve names (a test's own resolver stands in here).
+        self.resolve = resolve
         self.schemes = tuple(schemes)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="notify")
         self._slots = asyncio.Semaphore(threads)
@@ -149,10 +186,12 @@ class ChatChannel:
             raise PermanentDeliveryError(outcome)
 
     def _notify(self, url: str, title: str, markdown: str, text: str) -> str | None:
-        """In a pool thread: read the URL once, check a user-hosted service's host against
-        the address policy (resolving it here, just before the send), send. Returns why the
-        URL cannot be used, None when sent; raises `TemporaryDeliveryError` when the
-        service does not take the message."""
+        """In a pool thread: read the URL once, then send with every connection of the
+        thread pinned to the address policy (`notifier.channels.pinning`): a user-hosted
+        service's host is resolved and checked once and the send connects only to what
+        that check allowed; no redirect is followed and no proxy from the environment is
+        used, whatever the scheme. Returns why the URL cannot be used, None when sent;
+        raises `TemporaryDeliveryError` when the service does not take the message."""
         import apprise
         from apprise import NotifyFormat, OverflowMode
 
@@ -161,10 +200,6 @@ class ChatChannel:
         if plugin is None:
             return f"Apprise cannot read this {scheme}:// URL (see its wiki for the form)"
         host = str(getattr(plugin, "host", "") or "")
-        if scheme in USER_HOSTED and host:
-            refused = _refused_host(host, plugin, scheme, self.allow)
-            if refused is not None:
-                return refused
         # Apprise's own timeouts no longer than ours, so a thread is not held past the send.
         plugin.socket_connect_timeout = min(plugin.socket_connect_timeout, self.timeout)
         plugin.socket_read_timeout = min(plugin.socket_read_timeout, self.timeout)
@@ -173,35 +208,35 @@ class ChatChannel:
         # Markdown to services that render it by preference; plain text to the rest
         # (a JSON or ntfy receiver would show the asterisks).
         rich = NotifyFormat.MARKDOWN in formats and formats[0] is not NotifyFormat.TEXT
-        # The plugin itself, not an Apprise() around it: that would start a thread pool of
-        # its own for every message (a third of the cost of a send to a fast receiver);
-        # each message kept within its service's limit.
-        sent = plugin.notify(
-            body=markdown if rich else text,
-            title=title,
-            body_format=NotifyFormat.MARKDOWN if rich else NotifyFormat.TEXT,
-            overflow=OverflowMode.TRUNCATE,
-        )
+        with pinned(self.allow, self.resolve) as pin:
+            if scheme in USER_HOSTED and host:
+                port = getattr(plugin, "port", None) or (443 if scheme.endswith("s") else 80)
+                try:
+                    pin.lookup(host, int(port))
+                except socket.gaierror:
+                    return (
+                        _REFUSED.format(host=host)
+                        if pin.refused
+                        else (f"cannot resolve host {host}")
+                    )
+            # The plugin itself, not an Apprise() around it: that would start a thread pool
+            # of its own for every message (a third of the cost of a send to a fast
+            # receiver); each message kept within its service's limit.
+            sent = plugin.notify(
+                body=markdown if rich else text,
+                title=title,
+                body_format=NotifyFormat.MARKDOWN if rich else NotifyFormat.TEXT,
+                overflow=OverflowMode.TRUNCATE,
+            )
+        if pin.refused:
+            return _REFUSED.format(host=pin.refused[0])
+        if pin.redirected is not None:
+            raise TemporaryDeliveryError(
+                f"{scheme}:// answered a redirect ({pin.redirected}), which is not followed"
+            )
         if not sent:
             raise TemporaryDeliveryError(f"{scheme}:// did not take the message")
         return None
-
-
-def _refused_host(host: str, plugin: Any, scheme: str, allow: Sequence[Network]) -> str | None:
-    """Why the address policy refuses a user-hosted service's host (resolved now, in the
-    pool thread, so the check is as close to the send as Apprise allows), or None."""
-    bare = host.strip("[]")
-    literal = host_allowed(bare, allow)
-    if literal is not None:
-        return None if literal else _REFUSED.format(host=host)
-    port = getattr(plugin, "port", None) or (443 if scheme.endswith("s") else 80)
-    try:
-        found = socket.getaddrinfo(bare, int(port), type=socket.SOCK_STREAM)
-    except OSError:
-        return f"cannot resolve host {host}"
-    if not any(address_allowed(str(info[4][0]), allow) for info in found):
-        return _REFUSED.format(host=host)
-    return None
 
 
 _REFUSED = (
