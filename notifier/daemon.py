@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import gc
 import logging
+import resource
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notifier import __version__, service
 from notifier.app import (
@@ -51,10 +53,82 @@ from notifier.supervisor import (
     supervise,
 )
 
+if TYPE_CHECKING:
+    from notifier.api.server import Budget
+
 log = logging.getLogger("notifier")
 
 #: How long /readyz waits for its write to the database before it says not ready.
 READY_TIMEOUT = 2.0
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft limit on open files to the hard limit (an HTTP server and an outbox
+    share it); the soft limit now in effect."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65_536)
+    if wanted > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):  # a container may refuse; the old limit stands
+            pass
+    return soft
+
+
+def bind_listener(listen: str, *, backlog: int) -> socket.socket:
+    """The listening socket for `listen`, bound before anything else starts, or a
+    `NotifierError` in one line that names the address and the setting that moves it."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    moved = "set `listen` in the config file or NOTIFIER_LISTEN to use another address"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (OSError, UnicodeError) as exc:
+        raise NotifierError(f"cannot listen on {listen}: {exc}; {moved}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise NotifierError(f"cannot listen on {listen}: {reason.lower()}; {moved}") from None
+    return sock
+
+
+def http_budget(settings: Settings, descriptors: int) -> Budget:
+    """How many HTTP connections the descriptor limit allows once the outbox's own
+    sockets (webhooks in flight, SMTP connections, notify threads) are set aside."""
+    from notifier.api.server import BASE_RESERVE, connection_budget
+
+    delivery = settings.delivery
+    reserve = (
+        delivery.concurrency + delivery.smtp_connections + settings.notify.threads + BASE_RESERVE
+    )
+    budget = connection_budget(
+        descriptors=descriptors,
+        reserve=reserve,
+        max_connections=settings.http.max_connections,
+        backlog=settings.http.backlog,
+    )
+    if budget.connections < settings.http.max_connections:
+        log.warning(
+            "HTTP connections held to %d (http.max_connections is %d): the descriptor limit "
+            "is %d and %d are kept for the outbox and the database",
+            budget.connections,
+            settings.http.max_connections,
+            descriptors,
+            reserve,
+            extra={"action": "http_budget"},
+        )
+    return budget
 
 
 def http_server(
@@ -62,17 +136,21 @@ def http_server(
     store: Store,
     postman: Postman,
     *,
+    listener: socket.socket,
+    descriptors: int,
     health: Callable[[], dict[str, Any]],
     ready: Callable[[], Awaitable[dict[str, Any]]],
     changed: Callable[[], None],
     stop: asyncio.Event,
 ) -> HttpServer:
-    """The API served by uvicorn, as a daemon component (a failure to serve stops all)."""
+    """The API served by uvicorn on the already bound `listener`, as a daemon component (a
+    failure to serve stops all), with the limits of ``[http]`` (`notifier.api.server`)."""
     # The HTTP side (FastAPI, uvicorn) is imported here, by the daemon alone: every other
     # command starts a second sooner without it.
     import uvicorn
 
     from notifier.api.app import ApiContext, create_api
+    from notifier.api.server import Gate, guarded_protocol
 
     class _Server(uvicorn.Server):
         """uvicorn without its own signal handlers: the daemon owns SIGTERM/SIGINT."""
@@ -93,6 +171,13 @@ def http_server(
             postman=postman,
         )
     )
+    limits = settings.http
+    budget = http_budget(settings, descriptors)
+    gate = Gate(
+        cap=budget.connections,
+        head_timeout=limits.head_timeout.total_seconds(),
+        max_header_bytes=limits.max_header_bytes,
+    )
     host, _, port = settings.listen.rpartition(":")
     server = _Server(
         uvicorn.Config(
@@ -100,16 +185,21 @@ def http_server(
             host=host.strip("[]"),
             port=int(port),
             log_level="warning",
-            http="httptools",
+            http=guarded_protocol(gate),
             lifespan="off",
             access_log=False,
+            timeout_keep_alive=max(1, round(limits.keep_alive.total_seconds())),
+            backlog=budget.backlog,
         )
     )
 
     def exit_() -> None:
         server.should_exit = True
 
-    return HttpServer(server.serve, exit_, on_failure=stop.set, listen=settings.listen)
+    async def serve() -> None:
+        await server.serve(sockets=[listener])
+
+    return HttpServer(serve, exit_, on_failure=stop.set, listen=settings.listen)
 
 
 class Announce:
@@ -141,6 +231,8 @@ class Daemon:
         *,
         feeds: Any,
         stop: asyncio.Event,
+        listener: socket.socket,
+        descriptors: int,
     ) -> None:
         self.settings = settings
         self.store = app.store
@@ -187,6 +279,8 @@ class Daemon:
             settings,
             app.store,
             postman,
+            listener=listener,
+            descriptors=descriptors,
             health=self.health,
             ready=self.ready,
             changed=self.changed,
@@ -327,6 +421,10 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
     the process exits 0.
     """
     stop = stop or asyncio.Event()
+    descriptors = raise_descriptor_limit()
+    # Bound first: with the address taken, nothing else starts (no worker, no timer, no
+    # start line) and the one error line says which address and which setting moves it.
+    listener = bind_listener(settings.listen, backlog=settings.http.backlog)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -344,7 +442,15 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
                 await _recover_claims(app.store)
             feeds = await stack.enter_async_context(feed_client(settings))
             stack.callback(stop_parser)  # the feed parser process, started on first use
-            daemon = Daemon(settings, app, postman, feeds=feeds, stop=stop)
+            daemon = Daemon(
+                settings,
+                app,
+                postman,
+                feeds=feeds,
+                stop=stop,
+                listener=listener,
+                descriptors=descriptors,
+            )
             loop.add_signal_handler(signal.SIGHUP, daemon.reload)
             # Everything loaded so far lives as long as the process: out of the collector's
             # sight, a full collection takes a millisecond instead of ~80 ms per pause while
@@ -355,5 +461,6 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             if daemon.http.failed:
                 raise NotifierError(f"cannot serve HTTP on {settings.listen}")
     finally:
+        listener.close()  # uvicorn closes it when it served; this covers the other exits
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)

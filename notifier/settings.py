@@ -17,6 +17,7 @@ import re
 import tomllib
 from datetime import timedelta
 from email.utils import parseaddr
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -176,6 +177,45 @@ class ApiSettings(_Strict):
     rate_per_minute: int = Field(default=600, ge=1)
 
 
+class HttpSettings(_Strict):
+    """How the HTTP server treats slow, idle and numerous clients (see README, The HTTP
+    server)."""
+
+    #: A connection whose request head (request line and headers) has not fully arrived
+    #: this long after it opened, or after the first byte of a later request, is closed.
+    head_timeout: Duration = timedelta(seconds=10)
+    #: An idle kept-alive connection is closed after this.
+    keep_alive: Duration = timedelta(seconds=5)
+    #: A request head larger than this (bytes) is answered 431 and the connection closed.
+    max_header_bytes: int = Field(default=65_536, ge=4_096, le=1_048_576)
+    #: Connections held at once; beyond it a new one evicts the oldest idle or half-sent
+    #: connection, or is answered 503 when all are busy. Also held well under the file
+    #: descriptor limit, so the outbox always has sockets of its own.
+    max_connections: int = Field(default=1_000, ge=8, le=100_000)
+    #: The listening socket's backlog (also how many connections are accepted in one go).
+    backlog: int = Field(default=128, ge=8, le=4_096)
+    #: Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    #: networks); from anyone else those headers are ignored. None by default.
+    trusted_proxies: list[str] = []
+
+    @field_validator("head_timeout", "keep_alive")
+    @classmethod
+    def _between_1s_and_10m(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(minutes=10):
+            raise ValueError("between 1s and 10m")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {item!r}") from None
+        return value
+
+
 class PublicSettings(_Strict):
     """The public face: status pages, feeds and self-service subscription."""
 
@@ -283,6 +323,7 @@ class Settings(BaseSettings):
     reminders: ReminderSettings = ReminderSettings()
     leader: LeaderSettings = LeaderSettings()
     api: ApiSettings = ApiSettings()
+    http: HttpSettings = HttpSettings()
     public: PublicSettings = PublicSettings()
     notify: NotifySettings = NotifySettings()
     #: Systems that may push status changes signed instead of with a bearer token.
