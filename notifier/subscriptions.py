@@ -88,6 +88,10 @@ async def subscribe(
     hashed = address_hash(request.email)
     token, token_hash = new_secret()
     async with store.write() as tx:
+        # One request for an address at a time, from the count to the commit: concurrent
+        # ones (any replica) wait here, then count what the first recorded, so the daily
+        # limit holds and none of them races to create the same subscriber.
+        await tx.serialize(f"confirmations:{hashed}")
         if await tx.confirmations_sent(hashed, since=now - timedelta(days=1)) >= per_day:
             outcome = Outcome.ADDRESS_LIMIT
         else:
