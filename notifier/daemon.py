@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from notifier import __version__, service
 from notifier.app import (
@@ -52,9 +52,6 @@ from notifier.supervisor import (
     Workers,
     supervise,
 )
-
-if TYPE_CHECKING:
-    from notifier.api.server import Budget
 
 log = logging.getLogger("notifier")
 
@@ -103,34 +100,6 @@ def bind_listener(listen: str, *, backlog: int) -> socket.socket:
     return sock
 
 
-def http_budget(settings: Settings, descriptors: int) -> Budget:
-    """How many HTTP connections the descriptor limit allows once the outbox's own
-    sockets (webhooks in flight, SMTP connections, notify threads) are set aside."""
-    from notifier.api.server import BASE_RESERVE, connection_budget
-
-    delivery = settings.delivery
-    reserve = (
-        delivery.concurrency + delivery.smtp_connections + settings.notify.threads + BASE_RESERVE
-    )
-    budget = connection_budget(
-        descriptors=descriptors,
-        reserve=reserve,
-        max_connections=settings.http.max_connections,
-        backlog=settings.http.backlog,
-    )
-    if budget.connections < settings.http.max_connections:
-        log.warning(
-            "HTTP connections held to %d (http.max_connections is %d): the descriptor limit "
-            "is %d and %d are kept for the outbox and the database",
-            budget.connections,
-            settings.http.max_connections,
-            descriptors,
-            reserve,
-            extra={"action": "http_budget"},
-        )
-    return budget
-
-
 def http_server(
     settings: Settings,
     store: Store,
@@ -150,7 +119,7 @@ def http_server(
     import uvicorn
 
     from notifier.api.app import ApiContext, create_api
-    from notifier.api.server import Gate, guarded_protocol
+    from notifier.api.server import server_config
 
     class _Server(uvicorn.Server):
         """uvicorn without its own signal handlers: the daemon owns SIGTERM/SIGINT."""
@@ -171,27 +140,7 @@ def http_server(
             postman=postman,
         )
     )
-    limits = settings.http
-    budget = http_budget(settings, descriptors)
-    gate = Gate(
-        cap=budget.connections,
-        head_timeout=limits.head_timeout.total_seconds(),
-        max_header_bytes=limits.max_header_bytes,
-    )
-    host, _, port = settings.listen.rpartition(":")
-    server = _Server(
-        uvicorn.Config(
-            api,
-            host=host.strip("[]"),
-            port=int(port),
-            log_level="warning",
-            http=guarded_protocol(gate),
-            lifespan="off",
-            access_log=False,
-            timeout_keep_alive=max(1, round(limits.keep_alive.total_seconds())),
-            backlog=budget.backlog,
-        )
-    )
+    server = _Server(server_config(api, settings, descriptors=descriptors))
 
     def exit_() -> None:
         server.should_exit = True

@@ -17,7 +17,7 @@ import re
 import tomllib
 from datetime import timedelta
 from email.utils import parseaddr
-from ipaddress import ip_network
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -208,12 +208,14 @@ class HttpSettings(_Strict):
     @field_validator("trusted_proxies")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"not an IP address or network: {item!r}") from None
-        return value
+        # Written out as uvicorn compares them: a network with its host bits cleared.
+        try:
+            return [
+                str(ip_network(item, strict=False)) if "/" in item else str(ip_address(item))
+                for item in value
+            ]
+        except ValueError as exc:
+            raise ValueError(f"not an IP address or network: {exc}") from None
 
 
 class PublicSettings(_Strict):

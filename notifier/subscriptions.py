@@ -62,8 +62,12 @@ def subscriber_id_for(email: str) -> str:
 
 
 def address_hash(email: str) -> str:
-    """What the confirmation counts are kept under: never the address itself."""
-    return digest("address:" + email.strip().lower())
+    """What the confirmation counts are kept under: never the address itself. One mailbox
+    however it is written: case-insensitive, without a ``+tag`` (``bomb+1@example.org``
+    counts as ``bomb@example.org``), so sub-addresses share the mailbox's daily limit."""
+    local, _, domain = email.strip().lower().rpartition("@")
+    local = local.split("+", 1)[0] or local
+    return digest(f"address:{local}@{domain}")
 
 
 async def subscribe(

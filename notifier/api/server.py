@@ -23,13 +23,19 @@ module (it imports uvicorn).
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import uvicorn
 from prometheus_client import Counter
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from notifier.metrics import REGISTRY
+from notifier.settings import Settings
+
+log = logging.getLogger("notifier")
 
 CLOSED = Counter(
     "notifier_http_connections_closed",
@@ -196,3 +202,56 @@ class GuardedProtocol(HttpToolsProtocol):
 def guarded_protocol(gate: Gate) -> type[GuardedProtocol]:
     """A protocol class for ``uvicorn.Config(http=...)`` whose connections share `gate`."""
     return type("GuardedHttpToolsProtocol", (GuardedProtocol,), {"gate": gate})
+
+
+def http_budget(settings: Settings, descriptors: int) -> Budget:
+    """How many HTTP connections the descriptor limit allows once the outbox's own
+    sockets (webhooks in flight, SMTP connections, notify threads) are set aside."""
+    delivery = settings.delivery
+    reserve = (
+        delivery.concurrency + delivery.smtp_connections + settings.notify.threads + BASE_RESERVE
+    )
+    budget = connection_budget(
+        descriptors=descriptors,
+        reserve=reserve,
+        max_connections=settings.http.max_connections,
+        backlog=settings.http.backlog,
+    )
+    if budget.connections < settings.http.max_connections:
+        log.warning(
+            "HTTP connections held to %d (http.max_connections is %d): the descriptor limit "
+            "is %d and %d are kept for the outbox and the database",
+            budget.connections,
+            settings.http.max_connections,
+            descriptors,
+            reserve,
+            extra={"action": "http_budget"},
+        )
+    return budget
+
+
+def server_config(app: ASGIApp, settings: Settings, *, descriptors: int) -> uvicorn.Config:
+    """uvicorn's configuration for `app` under ``[http]``: the guarded protocol, a cap
+    and backlog that fit the descriptor limit, and forwarded headers believed only from
+    ``http.trusted_proxies`` (uvicorn would believe them from 127.0.0.1 by default)."""
+    limits = settings.http
+    budget = http_budget(settings, descriptors)
+    gate = Gate(
+        cap=budget.connections,
+        head_timeout=limits.head_timeout.total_seconds(),
+        max_header_bytes=limits.max_header_bytes,
+    )
+    host, _, port = settings.listen.rpartition(":")
+    return uvicorn.Config(
+        app,
+        host=host.strip("[]"),
+        port=int(port),
+        log_level="warning",
+        http=guarded_protocol(gate),
+        lifespan="off",
+        access_log=False,
+        timeout_keep_alive=max(1, round(limits.keep_alive.total_seconds())),
+        backlog=budget.backlog,
+        proxy_headers=bool(limits.trusted_proxies),
+        forwarded_allow_ips=list(limits.trusted_proxies),
+    )

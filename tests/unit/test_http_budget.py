@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from notifier.api.server import connection_budget
+from notifier.settings import HttpSettings
 
 
 def test_a_generous_limit_keeps_the_configured_cap_and_backlog() -> None:
@@ -23,3 +27,11 @@ def test_a_small_limit_keeps_the_reserve_and_a_burst_of_accepts_free() -> None:
 def test_a_limit_below_the_reserve_still_serves_a_few() -> None:
     budget = connection_budget(descriptors=100, reserve=152, max_connections=1000, backlog=128)
     assert (budget.connections, budget.backlog) == (8, 8)
+
+
+def test_trusted_proxies_are_addresses_or_networks_written_as_uvicorn_compares_them() -> None:
+    http = HttpSettings(trusted_proxies=["10.1.2.3/8", "::1", "192.0.2.7"])
+    assert http.trusted_proxies == ["10.0.0.0/8", "::1", "192.0.2.7"]
+    with pytest.raises(ValidationError, match="not an IP address or network"):
+        HttpSettings(trusted_proxies=["proxy.example.org"])
+    assert HttpSettings().trusted_proxies == []  # none believed unless configured
