@@ -28,12 +28,13 @@ from typing import Any, cast
 
 import recurring_ical_events
 from icalendar import Calendar, Component, Timezone
-from icalendar.prop import vDDDLists, vDDDTypes
+from icalendar.prop import vDDDLists, vDDDTypes, vRecur
 from icalendar.timezone import tzp
 
 from notifier.domain.models import MeetingStatus
 from notifier.sources.decoding import decode_ics
 from notifier.sources.feed import FeedItem
+from notifier.sources.recurrence import Unbounded, read_rule, walk_from
 from notifier.sources.zones import iana_matching, iana_name, zone
 
 _STATUS = {
@@ -343,6 +344,49 @@ def _sequence(event: Component) -> int:
     return int(value) if value is not None else 0
 
 
+def _start_near(
+    master: Component | None, overrides: list[Component], *, now: datetime, horizon: timedelta
+) -> timedelta:
+    """Move the master's DTSTART (and DTEND, and COUNT) a whole number of its rule's periods
+    towards the horizon, so that the expansion does not walk from a DTSTART of 1970 (see
+    `recurrence`); the window one query of the series may cover. Raises `Unbounded`."""
+    if master is None:
+        return horizon
+    values = master.get("RRULE")
+    rules = [read_rule(v) for v in (values if isinstance(values, list) else [values]) if v]
+    start: datetime = _dt(master, "DTSTART")
+    longest = abs(_length(master, start))
+    for override in overrides:
+        # An instance moved with RANGE=THISANDFUTURE moves the later ones by as much.
+        recurrence_id = override.get("RECURRENCE-ID")
+        if str(recurrence_id.params.get("RANGE", "")).upper() == "THISANDFUTURE":
+            moved_to: datetime = _dt(override, "DTSTART")
+            moved = abs(moved_to - recurrence_id.dt) + abs(_length(override, moved_to))
+            longest = max(longest, moved)
+    walk = walk_from(rules, start, now=now, horizon=horizon, longest=longest, most=MAX_OCCURRENCES)
+    if walk.start != start:
+        end = _dt(master, "DTEND")
+        master["DTSTART"] = vDDDTypes(walk.start)
+        if isinstance(end, datetime):
+            # The same length as the library reckons it (a wall-time difference in one zone).
+            master["DTEND"] = vDDDTypes(walk.start + (end - start))
+        if walk.count == 0:
+            del master["RRULE"]  # nothing left of the rule: only RDATEs and overrides
+        elif walk.count is not None:
+            (value,) = [values] if not isinstance(values, list) else values
+            rule = vRecur(value)
+            rule["COUNT"] = [walk.count]
+            master["RRULE"] = rule
+    return walk.window
+
+
+def _length(event: Component, start: datetime) -> timedelta:
+    end, duration = _dt(event, "DTEND"), _dt(event, "DURATION")
+    if isinstance(end, datetime):
+        return end - start
+    return duration if isinstance(duration, timedelta) else timedelta(0)
+
+
 def _read_group(
     uid: str,
     events: list[Component],
@@ -370,36 +414,54 @@ def _read_group(
     by_original: dict[datetime, Component] = {}
     for override in sorted(overrides, key=_sequence):
         by_original[_dt(override, "RECURRENCE-ID")] = override  # the highest SEQUENCE wins
+    end = now + horizon
+    try:
+        window = _start_near(
+            masters[0] if masters else None, list(by_original.values()), now=now, horizon=horizon
+        )
+    except Unbounded as unbounded:
+        parsed.refused.append((uid, unbounded.reason))
+        return
     series = Calendar()
     for component in masters + list(by_original.values()):
         series.add_component(component)
-    end = now + horizon
     count = 0
+    read: set[str] = set()
     try:
-        for occurrence in recurring_ical_events.of(series).after(now):
-            start = _dt(occurrence, "DTSTART")
-            if not isinstance(start, datetime):
-                continue
-            if start >= end:
-                break
-            count += 1
-            if count > MAX_OCCURRENCES or len(parsed.items) >= MAX_EVENTS:
-                parsed.notes.append(
-                    f"series {uid[:80]!r} has more than {MAX_OCCURRENCES} occurrences within "
-                    "the horizon; the first are followed"
+        query = recurring_ical_events.of(series)
+        # A window at a time, each holding at most about MAX_OCCURRENCES: the library's own
+        # `after` doubles its window while it finds nothing, up to millions of occurrences.
+        since = now
+        while since < end:
+            until = min(since + window, end)
+            found = [
+                o for o in query.between(since, until) if isinstance(_dt(o, "DTSTART"), datetime)
+            ]
+            since = until
+            for occurrence in sorted(found, key=lambda o: _dt(o, "DTSTART")):
+                start = _dt(occurrence, "DTSTART")
+                original = _dt(occurrence, "RECURRENCE-ID") or start
+                key = occurrence_key(uid, original)
+                if start >= end or key in read:
+                    continue
+                read.add(key)
+                count += 1
+                if count > MAX_OCCURRENCES or len(parsed.items) >= MAX_EVENTS:
+                    parsed.notes.append(
+                        f"series {uid[:80]!r} has more than {MAX_OCCURRENCES} occurrences "
+                        "within the horizon; the first are followed"
+                    )
+                    return
+                parsed.items.append(
+                    _item(
+                        occurrence,
+                        key=key,
+                        uid=uid,
+                        zones=zones,
+                        series=uid,
+                        original=original,
+                    )
                 )
-                return
-            original = _dt(occurrence, "RECURRENCE-ID") or start
-            parsed.items.append(
-                _item(
-                    occurrence,
-                    key=occurrence_key(uid, original),
-                    uid=uid,
-                    zones=zones,
-                    series=uid,
-                    original=original,
-                )
-            )
     except Exception as exc:  # the library cannot expand it
         parsed.refused.append((uid, f"the series cannot be expanded: {str(exc)[:200]}"))
         return
