@@ -233,6 +233,12 @@ class PublicSettings(_Strict):
     per_address_per_day: int = Field(default=3, ge=1, le=20)
     #: How often calendar apps should refresh the feeds (REFRESH-INTERVAL, X-PUBLISHED-TTL).
     refresh: Duration = timedelta(minutes=15)
+    #: Entries in /feed.atom: the newest changes, whatever the size of the store.
+    feed_entries: int = Field(default=50, ge=1, le=1_000)
+    #: Meetings in each section (upcoming, recent) of the index page.
+    page_entries: int = Field(default=50, ge=1, le=1_000)
+    #: Meetings in /calendar.ics: the soonest from 30 days ago on.
+    calendar_entries: int = Field(default=500, ge=1, le=10_000)
 
 
 class NotifySettings(_Strict):

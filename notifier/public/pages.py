@@ -16,8 +16,8 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -56,6 +56,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 CSRF_COOKIE = "notifier_csrf"
+#: How far back /calendar.ics reaches (calendar apps keep what they had before).
+CALENDAR_PAST = timedelta(days=30)
 ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
 
@@ -202,23 +204,69 @@ def _check_csrf(request: Request, given: str) -> bool:
     return ok
 
 
-def _conditional(request: Request, body: bytes, media: str, changed: datetime | None) -> Response:
+def _conditional(
+    request: Request,
+    body: bytes,
+    media: str,
+    changed: datetime | None,
+    *,
+    cache: str = "public",
+) -> Response:
     """A feed or page answer with ETag and Last-Modified; 304 when the reader has it."""
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    headers = {**SECURITY_HEADERS, "ETag": etag, "Cache-Control": "public, max-age=60"}
+    headers = _validators(etag, changed, cache)
+    if _fresh(request, etag, changed):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media, headers=headers)
+
+
+async def _stamped(
+    request: Request,
+    ctx: ApiContext,
+    media: str,
+    build: Callable[[], Awaitable[bytes]],
+    *parts: str,
+) -> Response:
+    """A public feed whose validator comes from the store's stamp (and `parts`), so a
+    conditional GET is answered from one small query; `build` runs only for a 200."""
+    async with ctx.store.read() as tx:
+        stamp = await tx.visible_stamp(tx.audiences.lowest)
+    public = ctx.settings.public
+    seed = "|".join(
+        [
+            str(stamp.meetings),
+            stamp.updated_at.isoformat() if stamp.updated_at else "",
+            str(stamp.latest_change),
+            public.title,
+            str(ctx.settings.public_url),
+            *parts,
+        ]
+    )
+    etag = '"s-' + hashlib.sha256(seed.encode()).hexdigest()[:30] + '"'
+    headers = _validators(etag, stamp.updated_at, "public")
+    if _fresh(request, etag, stamp.updated_at):
+        return Response(status_code=304, headers=headers)
+    return Response(await build(), media_type=media, headers=headers)
+
+
+def _validators(etag: str, changed: datetime | None, cache: str) -> dict[str, str]:
+    headers = {**SECURITY_HEADERS, "ETag": etag, "Cache-Control": f"{cache}, max-age=60"}
     if changed is not None:
         headers["Last-Modified"] = format_datetime(changed.astimezone(UTC), usegmt=True)
+    return headers
+
+
+def _fresh(request: Request, etag: str, changed: datetime | None) -> bool:
+    """Whether the reader's copy (If-None-Match, else If-Modified-Since) is current."""
     match = request.headers.get("if-none-match")
     if match is not None:
-        if etag in [m.strip() for m in match.split(",")] or match.strip() == "*":
-            return Response(status_code=304, headers=headers)
-    elif changed is not None and (since := request.headers.get("if-modified-since")):
+        return etag in [m.strip() for m in match[:2000].split(",")] or match.strip() == "*"
+    if changed is not None and (since := request.headers.get("if-modified-since")):
         try:
-            if changed.replace(microsecond=0) <= parsedate_to_datetime(since):
-                return Response(status_code=304, headers=headers)
+            return changed.replace(microsecond=0) <= parsedate_to_datetime(since)
         except (TypeError, ValueError):
-            pass
-    return Response(body, media_type=media, headers=headers)
+            return False
+    return False
 
 
 # -- pages -------------------------------------------------------------------------------------
@@ -229,16 +277,24 @@ async def index(request: Request, ctx: Ctx, lang: str | None = None) -> HTMLResp
     _enabled(ctx)
     chosen = language(lang, request.headers.get("accept-language"))
     now = ctx.clock()
-    found = [m for m, _ in await _public_meetings(ctx)]
-    upcoming = sorted((m for m in found if m.starts_at >= now), key=lambda m: m.starts_at)
-    recent = sorted((m for m in found if m.starts_at < now), key=lambda m: m.starts_at)[::-1]
+    size = ctx.settings.public.page_entries
+    async with ctx.store.read() as tx:
+        audiences = tx.audiences
+        upcoming_records = await tx.visible_meetings(
+            audiences.lowest, limit=size, starting_from=now
+        )
+        recent_records = await tx.visible_meetings(
+            audiences.lowest, limit=size, starting_before=now, latest_first=True
+        )
+    upcoming = [view_meeting(r.meeting, audiences.lowest, audiences) for r in upcoming_records]
+    recent = [view_meeting(r.meeting, audiences.lowest, audiences) for r in recent_records]
     words = STATUS[chosen]
     return _page(
         request,
         ctx,
         "index.html",
         chosen,
-        sections=[("upcoming", upcoming), ("recent", recent[:50])],
+        sections=[("upcoming", upcoming), ("recent", recent)],
         status_of=lambda m: words[m.status],
         when=lambda m: _when(m.starts_at, m.timezone, chosen),
     )
@@ -517,16 +573,25 @@ def _atom(
 
 @router.get("/feed.atom")
 async def atom_all(request: Request, ctx: Ctx) -> Response:
+    """The newest `public.feed_entries` changes; a conditional GET costs one query."""
     _enabled(ctx)
-    entries: list[tuple[Meeting, HistoryEntry]] = []
-    changed = None
-    for meeting, updated in await _public_meetings(ctx):
-        _, _, history = await _public_meeting(ctx, meeting.id)
-        entries.extend((meeting, e) for e in history)
-        changed = max(changed or updated, updated)
-    entries = sorted(entries, key=lambda pair: pair[1].at)[-200:]
-    body = _atom(ctx, ctx.settings.public.title, "/feed.atom", entries)
-    return _conditional(request, body, "application/atom+xml", changed)
+    limit = ctx.settings.public.feed_entries
+
+    async def build() -> bytes:
+        async with ctx.store.read() as tx:
+            audiences = tx.audiences
+            changes = await tx.visible_changes(audiences.lowest, limit=limit)
+        lowest = audiences.lowest
+        entries = [
+            (
+                view_meeting(record.meeting, lowest, audiences),
+                view_history([entry], lowest, audiences)[0],
+            )
+            for record, entry in changes
+        ]
+        return _atom(ctx, ctx.settings.public.title, "/feed.atom", entries)
+
+    return await _stamped(request, ctx, "application/atom+xml", build, "atom", str(limit))
 
 
 @router.get("/meetings/{meeting_id}/feed.atom")
@@ -557,9 +622,31 @@ def _ics(
 
 @router.get("/calendar.ics")
 async def calendar_all(request: Request, ctx: Ctx) -> Response:
+    """The soonest `public.calendar_entries` meetings from `CALENDAR_PAST` ago on; a
+    conditional GET costs one query."""
     _enabled(ctx)
-    body, changed = _ics(ctx, ctx.settings.public.title, await _public_meetings(ctx))
-    return _conditional(request, body, "text/calendar; charset=utf-8", changed)
+    since = ctx.clock() - CALENDAR_PAST
+    limit = ctx.settings.public.calendar_entries
+
+    async def build() -> bytes:
+        async with ctx.store.read() as tx:
+            audiences = tx.audiences
+            records = await tx.visible_meetings(audiences.lowest, limit=limit, starting_from=since)
+        shown = [
+            (view_meeting(r.meeting, audiences.lowest, audiences), r.updated_at) for r in records
+        ]
+        return _ics(ctx, ctx.settings.public.title, shown)[0]
+
+    # The window moves daily: so does the validator, or a meeting would never leave it.
+    return await _stamped(
+        request,
+        ctx,
+        "text/calendar; charset=utf-8",
+        build,
+        "ics",
+        str(limit),
+        since.date().isoformat(),
+    )
 
 
 @router.get("/meetings/{meeting_id}/calendar.ics")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    func,
     insert,
     select,
     update,
@@ -21,7 +22,7 @@ from notifier.domain.models import (
     Meeting,
 )
 from notifier.store.base import QueriesBase
-from notifier.store.records import MeetingRecord, _history, _meeting, _meeting_values
+from notifier.store.records import MeetingRecord, Stamp, _history, _meeting, _meeting_values
 from notifier.store.tables import (
     meeting_history,
     meetings,
@@ -194,6 +195,80 @@ class MeetingQueries(QueriesBase):
         ).all()
         tz = ZoneInfo(zone)
         return [_history(row, tz) for row in rows]
+
+    async def visible_meetings(
+        self,
+        audience: str,
+        *,
+        limit: int,
+        starting_from: datetime | None = None,
+        starting_before: datetime | None = None,
+        latest_first: bool = False,
+    ) -> list[MeetingRecord]:
+        """At most `limit` current meetings whose audience is `audience`, by start (soonest
+        first, or latest first), within the given bounds of `starts_at`."""
+        query = select(meetings).where(
+            meetings.c.retired_at.is_(None), meetings.c.audience == audience
+        )
+        if starting_from is not None:
+            query = query.where(meetings.c.starts_at >= starting_from)
+        if starting_before is not None:
+            query = query.where(meetings.c.starts_at < starting_before)
+        if latest_first:
+            query = query.order_by(meetings.c.starts_at.desc(), meetings.c.id.desc())
+        else:
+            query = query.order_by(meetings.c.starts_at, meetings.c.id)
+        rows = (await self.connection.execute(query.limit(limit))).all()
+        return [
+            MeetingRecord(
+                meeting=_meeting(row),
+                file_state=row.file_state,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+                retired_at=row.retired_at,
+            )
+            for row in rows
+        ]
+
+    async def visible_changes(
+        self, audience: str, *, limit: int
+    ) -> list[tuple[MeetingRecord, HistoryEntry]]:
+        """The newest `limit` history entries of current meetings whose audience is
+        `audience`, newest first, each with its meeting (two queries, whatever the size of
+        the store)."""
+        rows = (
+            await self.connection.execute(
+                select(meeting_history)
+                .join(meetings, meetings.c.id == meeting_history.c.meeting_id)
+                .where(meetings.c.retired_at.is_(None), meetings.c.audience == audience)
+                .order_by(meeting_history.c.at.desc(), meeting_history.c.id.desc())
+                .limit(limit)
+            )
+        ).all()
+        records = await self.meeting_records_by_id(sorted({row.meeting_id for row in rows}))
+        utc = ZoneInfo("UTC")
+        return [(records[row.meeting_id], _history(row, utc)) for row in rows]
+
+    async def visible_stamp(self, audience: str) -> Stamp:
+        """The validator of what `audience` may see of the meetings (one query)."""
+        visible = (meetings.c.retired_at.is_(None), meetings.c.audience == audience)
+        latest = (
+            select(func.max(meeting_history.c.id))
+            .join(meetings, meetings.c.id == meeting_history.c.meeting_id)
+            .where(*visible)
+            .scalar_subquery()
+        )
+        row = (
+            await self.connection.execute(
+                select(func.count(), func.max(meetings.c.updated_at), latest).where(*visible)
+            )
+        ).one()
+        updated = row[1]
+        if isinstance(updated, str):  # SQLite hands an aggregate of datetimes back as text
+            updated = datetime.fromisoformat(updated).replace(tzinfo=UTC)
+        elif isinstance(updated, datetime) and updated.tzinfo is None:
+            updated = updated.replace(tzinfo=UTC)
+        return Stamp(meetings=int(row[0]), updated_at=updated, latest_change=int(row[2] or 0))
 
     async def history_entry(
         self, meeting_id: str, sequence: int, *, zone: str = "UTC"

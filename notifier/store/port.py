@@ -35,6 +35,7 @@ from notifier.store.records import (
     Pruned,
     QueueStats,
     SourceState,
+    Stamp,
     StoredReminder,
     SubscriberRecord,
     Suppression,
@@ -93,6 +94,30 @@ class Meetings(Protocol):
 
     async def history(self, meeting_id: str, *, zone: str = "UTC") -> list[HistoryEntry]:
         """The meeting's history, oldest first, times shown in `zone`."""
+        ...
+
+    async def visible_meetings(
+        self,
+        audience: str,
+        *,
+        limit: int,
+        starting_from: datetime | None = None,
+        starting_before: datetime | None = None,
+        latest_first: bool = False,
+    ) -> list[MeetingRecord]:
+        """At most `limit` current meetings whose audience is `audience`, by start (soonest
+        first, or latest first), within the given bounds of `starts_at`."""
+        ...
+
+    async def visible_changes(
+        self, audience: str, *, limit: int
+    ) -> list[tuple[MeetingRecord, HistoryEntry]]:
+        """The newest `limit` history entries of current meetings whose audience is
+        `audience`, newest first, each with its meeting."""
+        ...
+
+    async def visible_stamp(self, audience: str) -> Stamp:
+        """The validator of what `audience` may see of the meetings (one query)."""
         ...
 
     async def history_entry(

@@ -288,6 +288,19 @@ class QueueStats:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Stamp:
+    """What changes whenever anything one audience may see of the meetings changes: a
+    cheap validator for pages and feeds (no document is built to compare)."""
+
+    #: Meetings the audience may know of (a retirement or an audience change moves it).
+    meetings: int
+    #: The latest of their `updated_at`.
+    updated_at: datetime | None
+    #: The newest of their history entries' row ids.
+    latest_change: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class Counts:
     """What the store holds that is not retired (the daemon's start-up line)."""
 
