@@ -2,8 +2,10 @@
 
 One poll of a source at a time (a poll still running when the next is due is skipped).
 The body is read up to `feeds.max_bytes`; parsing runs in a parser process, not in the
-daemon's, so a 17,000-event feed does not hold up the API or the outbox. Items are applied
-in chunks of `CHUNK`, each chunk's changes and the feed's progress committed together, so a
+daemon's, so a 17,000-event feed does not hold up the API or the outbox, and within a time
+and memory budget (`feeds.parse_timeout`, `feeds.parse_memory_mib`): a feed over it is
+refused alone, with its reason as the source's last error. Items are applied in chunks of
+`parsers.CHUNK`, each chunk's changes and the feed's progress committed together, so a
 restart resumes where the last chunk ended. An item the feed has not changed since it was
 last read costs nothing.
 """
@@ -13,16 +15,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import pickle
-import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from multiprocessing import get_context
 
 import httpx
 from sqlalchemy.exc import IntegrityError
@@ -39,12 +35,10 @@ from notifier.sources.feed import (
     Details,
     FeedItem,
     actions_for,
-    clean_item,
     meeting_id_for,
-    snapshot,
 )
-from notifier.sources.ics import FeedError, ParsedFeed, parse_ics
-from notifier.sources.jsonfeed import parse_json_feed
+from notifier.sources.ics import FeedError, ParsedFeed
+from notifier.sources.parsers import Parsed, Parsers
 from notifier.store.port import StorePort, TransactionPort
 from notifier.store.records import SourceState
 
@@ -52,13 +46,13 @@ log = logging.getLogger(__name__)
 
 #: The longest a failing source waits between polls.
 MAX_BACKOFF = timedelta(hours=1)
-#: Items applied (and progress committed) per transaction.
-CHUNK = 200
 #: Problems remembered per source, to log each once (the counts stay exact past this).
 MAX_PROBLEMS = 2000
 #: The default cap on a feed's size (`feeds.max_bytes`).
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 _FEED_KEY = "(feed)"
+#: The parser processes of pollers given none (the daemon gives its own, per settings).
+SHARED_PARSERS = Parsers()
 
 
 @dataclass(kw_only=True)
@@ -95,6 +89,7 @@ class SourcePoller:
         default_timezone: str | None = None,
         on_change: Callable[[], None] = lambda: None,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        parsers: Parsers | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -104,6 +99,7 @@ class SourcePoller:
         self.default_timezone = default_timezone or config.timezone
         self.on_change = on_change
         self.max_bytes = max_bytes
+        self.parsers = parsers or SHARED_PARSERS
         self._busy = asyncio.Lock()
 
     async def poll(self) -> PollResult:
@@ -147,7 +143,7 @@ class SourcePoller:
                 return PollResult(outcome="not-modified")
             if status >= 400:
                 raise FeedError(f"HTTP {status}")
-            parsed = await parse_elsewhere(
+            parsed = await self.parsers.parse(
                 self.config, body, answer.get("content-type"), now, self.default_timezone
             )
         except (httpx.HTTPError, FeedError) as exc:
@@ -461,116 +457,6 @@ class SourcePoller:
             extra={"action": "source_failed", "source": self.url, "failures": failures},
         )
         return PollResult(outcome="failed", problems=[error])
-
-
-def parse_feed(
-    config: SourceConfig,
-    body: bytes,
-    content_type: str | None,
-    now: datetime,
-    default_timezone: str,
-) -> ParsedFeed:
-    """Parse and clean a feed's body: the CPU-heavy part of a poll, pure."""
-    if config.kind == "ics":
-        parsed = parse_ics(
-            body,
-            now=now,
-            default_timezone=default_timezone,
-            horizon=config.horizon,
-            content_type=content_type,
-        )
-    else:
-        parsed = parse_json_feed(body, fields=config.fields, default_timezone=default_timezone)
-    cleaned: list[FeedItem] = []
-    for item in parsed.items:
-        safe, warning = clean_item(item)
-        cleaned.append(safe)
-        if warning:
-            parsed.notes.append(f"{item.ident[:120]}: {warning}")
-    parsed.items = cleaned
-    return parsed
-
-
-@dataclass(kw_only=True)
-class Parsed:
-    """A parsed feed as the parser process hands it over: the items in pickled chunks of
-    `CHUNK` (item, snapshot) pairs, unpickled one at a time as they are applied."""
-
-    feed: ParsedFeed
-    keys: list[str]
-    batches: list[bytes]
-
-
-def parse_in_batches(
-    config: SourceConfig,
-    body: bytes,
-    content_type: str | None,
-    now: datetime,
-    default_timezone: str,
-) -> Parsed:
-    """`parse_feed`, its items made into `Parsed` batches (run in the parser process)."""
-    feed = parse_feed(config, body, content_type, now, default_timezone)
-    pairs = [(item, snapshot(item)) for item in feed.items]
-    batches = [pickle.dumps(pairs[i : i + CHUNK]) for i in range(0, len(pairs), CHUNK)]
-    keys = [item.ident for item in feed.items]
-    feed.items = []
-    return Parsed(feed=feed, keys=keys, batches=batches)
-
-
-_parser: ProcessPoolExecutor | None = None
-
-
-def _watch_parent(parent: int) -> None:
-    """In the parser process: exit as soon as the daemon that started it is gone. A daemon
-    killed with SIGKILL cannot stop its parser, and an orphan would hold its memory and its
-    stdout and stderr (a supervisor waiting for them to close would wait forever)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
-
-
-def stop_parser() -> None:
-    """Stop the parser process (at daemon shutdown); the next parse starts another."""
-    global _parser
-    if _parser is not None:
-        _parser.shutdown(wait=False, cancel_futures=True)
-        _parser = None
-
-
-async def parse_elsewhere(
-    config: SourceConfig,
-    body: bytes,
-    content_type: str | None,
-    now: datetime,
-    default_timezone: str,
-) -> Parsed:
-    """`parse_feed` in a parser process of its own, so a 17,000-event feed neither blocks
-    the event loop nor holds the interpreter lock the API and the outbox need. A parser
-    that dies (out of memory on a hostile feed) fails this poll and is started afresh."""
-    global _parser
-    if _parser is None:
-        _parser = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=get_context("spawn"),
-            initializer=_watch_parent,
-            initargs=(os.getpid(),),
-        )
-    loop = asyncio.get_running_loop()
-    try:
-        return await loop.run_in_executor(
-            _parser, parse_in_batches, config, body, content_type, now, default_timezone
-        )
-    except BrokenProcessPool:
-        _parser = None
-        raise FeedError("the parser process died reading this feed (too large?)") from None
-    except FeedError:
-        raise
-    except Exception as exc:  # a bug's shape in a third party's bytes: this poll fails
-        raise FeedError(f"the feed could not be read ({type(exc).__name__}: {exc})") from None
 
 
 def _label(text: str, limit: int = 200) -> str:
