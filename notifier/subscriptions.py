@@ -101,11 +101,18 @@ async def subscribe(
         else:
             await tx.record_confirmation(hashed, now=now)
             current = await tx.subscriber_record(subscriber_id)
-            if current is not None and current.retired_at is None and current.subscriber.confirmed:
-                outcome = Outcome.ALREADY
-                salt = current.link_salt
+            already = (
+                current is not None and current.retired_at is None and current.subscriber.confirmed
+            )
+            # The same store calls either way, so the time an answer takes does not tell
+            # whether the address is subscribed: a subscriber already confirmed is saved
+            # unchanged, and gets a confirmation link that has run out before it is made
+            # (it is never sent; their manage link is).
+            if current is not None and already:
+                kept = current.subscriber
+                outcome, salt = Outcome.ALREADY, current.link_salt
             else:
-                wanted = Subscriber(
+                kept = Subscriber(
                     id=subscriber_id,
                     email=request.email.strip(),
                     timezone=request.timezone,
@@ -119,12 +126,10 @@ async def subscribe(
                     audience=tx.audiences.lowest,
                     confirmed=False,
                 )
-                await tx.save_subscriber(wanted, now=now)
-                await tx.await_confirmation(
-                    subscriber_id, token_hash=token_hash, until=now + confirm_within
-                )
-                outcome = Outcome.SENT
-                salt = ""
+                outcome, salt = Outcome.SENT, ""
+            await tx.save_subscriber(kept, now=now)
+            until = now - timedelta(seconds=1) if already else now + confirm_within
+            await tx.await_confirmation(subscriber_id, token_hash=token_hash, until=until)
     if outcome is Outcome.ADDRESS_LIMIT:
         metrics.SUBSCRIPTIONS.labels("refused_address_limit").inc()
         log.info(
@@ -175,8 +180,17 @@ async def manage_subject(store: StorePort, key: str, token: str) -> Subscriber |
 
 
 async def calendar_subject(store: StorePort, key: str, token: str) -> Subscriber | None:
-    """The current subscriber a private calendar link names, or None."""
-    return await _linked(store, key, "calendar", token)
+    """The current subscriber a private calendar link names, or None: also once they
+    have left in any way (retired, inactive, or every endpoint unsubscribed or disabled),
+    since the feed is their reader's view and must stop with their subscription."""
+    found = await _linked(store, key, "calendar", token)
+    if found is None or not found.active:
+        return None
+    async with store.read() as tx:
+        contact = (await tx.contacts([found.id])).get(found.id)
+    if contact is None or not (contact.email or contact.webhook or contact.notify):
+        return None
+    return found
 
 
 async def _linked(store: StorePort, key: str, purpose: str, token: str) -> Subscriber | None:

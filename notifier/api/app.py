@@ -65,7 +65,7 @@ def create_api(context: ApiContext) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    install(api)
+    install(api, page=pages.form_error_page)
     api.add_middleware(BodyLimit, limit=context.settings.api.max_body)
     limiter = RateLimiter(context.settings.api.rate_per_minute)
     api.state.context = context

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
@@ -23,6 +24,8 @@ from notifier.domain.errors import (
 from notifier.store.engine import is_outage
 
 PROBLEM = "application/problem+json"
+#: Answers an error with a page instead, or None to leave it a problem response.
+FormPage = Callable[[Request, int], Response | None]
 log = logging.getLogger(__name__)
 
 _STATUS = [
@@ -58,16 +61,22 @@ def status_of(error: NotifierError) -> int:
     return 400
 
 
-def install(api: FastAPI) -> None:
-    """Make every error a problem response."""
+def install(api: FastAPI, *, page: FormPage | None = None) -> None:
+    """Make every error a problem response, except where `page` answers with a page of its
+    own (the public forms: people, not programs, read those answers)."""
+
+    def as_page(request: Request, status: int) -> Response | None:
+        return page(request, status) if page is not None else None
 
     @api.exception_handler(NotifierError)
-    async def notifier_error(request: Request, exc: NotifierError) -> JSONResponse:
+    async def notifier_error(request: Request, exc: NotifierError) -> Response:
         status = status_of(exc)
-        return problem(status, _title(status), exc.message)
+        return as_page(request, status) or problem(status, _title(status), exc.message)
 
     @api.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if (shown := as_page(request, 422)) is not None:
+            return shown
         errors = [
             {
                 "field": ".".join(str(p) for p in e["loc"] if p != "body"),
@@ -79,7 +88,7 @@ def install(api: FastAPI) -> None:
         detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
         return problem(422, "Invalid request", detail, errors=errors)
 
-    async def database_trouble(request: Request, exc: Exception) -> JSONResponse:
+    async def database_trouble(request: Request, exc: Exception) -> Response:
         # The database away (restarting, disk full, read-only) is an outage, not our bug:
         # 503 with Retry-After, so clients and load balancers back off and come back.
         # Registered for these exception classes (not for Exception), so Starlette answers
@@ -92,6 +101,8 @@ def install(api: FastAPI) -> None:
                 type(exc).__name__,
                 extra={"action": "api_unavailable"},
             )
+            if (shown := as_page(request, 503)) is not None:
+                return shown
             return problem(
                 503,
                 "Service Unavailable",
@@ -105,20 +116,26 @@ def install(api: FastAPI) -> None:
             exc_info=exc,
             extra={"action": "api_error"},
         )
-        return problem(500, "Internal Server Error", "an internal error; it has been logged")
+        return as_page(request, 500) or problem(
+            500, "Internal Server Error", "an internal error; it has been logged"
+        )
 
     for kind in (SQLAlchemyError, OSError, TimeoutError):
         api.add_exception_handler(kind, database_trouble)
 
     @api.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception(
             "%s %s failed", request.method, request.url.path, extra={"action": "api_error"}
         )
-        return problem(500, "Internal Server Error", "an internal error; it has been logged")
+        return as_page(request, 500) or problem(
+            500, "Internal Server Error", "an internal error; it has been logged"
+        )
 
     @api.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if (shown := as_page(request, exc.status_code)) is not None:
+            return shown
         return problem(
             exc.status_code,
             _title(exc.status_code),

@@ -36,7 +36,7 @@ from notifier.api.context import ApiContext, Ctx
 from notifier.calendar import feed_calendar
 from notifier.domain.audiences import view_history, view_meeting
 from notifier.domain.durations import format_duration
-from notifier.domain.errors import NotFound
+from notifier.domain.errors import InvalidChange, NotFound
 from notifier.domain.matching import subscriber_matches
 from notifier.domain.models import EventKind, HistoryEntry, Meeting, MeetingStatus, Subscriber
 from notifier.fields import SLUG
@@ -163,8 +163,18 @@ def _status_line(meeting: Meeting, lang: str, zone: str) -> str:
     return words[meeting.status]
 
 
-def _csrf(request: Request) -> str:
-    return request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+def _secure(ctx: ApiContext) -> bool:
+    """Whether the site is served over https (then cookies are Secure and ``__Host-``)."""
+    return ctx.settings.public_url.scheme == "https"
+
+
+def _csrf_cookie(ctx: ApiContext) -> str:
+    # __Host-: Secure, Path=/ and no Domain, so no sibling subdomain can plant the cookie.
+    return f"__Host-{CSRF_COOKIE}" if _secure(ctx) else CSRF_COOKIE
+
+
+def _csrf(request: Request, ctx: ApiContext) -> str:
+    return request.cookies.get(_csrf_cookie(ctx)) or secrets.token_urlsafe(24)
 
 
 def _page(
@@ -191,13 +201,19 @@ def _page(
     response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
     if csrf is not None:
         response.set_cookie(
-            CSRF_COOKIE, csrf, httponly=True, samesite="strict", max_age=86400, path="/"
+            _csrf_cookie(ctx),
+            csrf,
+            httponly=True,
+            samesite="strict",
+            max_age=86400,
+            path="/",
+            secure=_secure(ctx),
         )
     return response
 
 
-def _check_csrf(request: Request, given: str) -> bool:
-    cookie = request.cookies.get(CSRF_COOKIE, "")
+def _check_csrf(request: Request, ctx: ApiContext, given: str) -> bool:
+    cookie = request.cookies.get(_csrf_cookie(ctx), "")
     ok = bool(cookie) and hmac.compare_digest(cookie.encode(), given.encode())
     if not ok:
         metrics.SUBSCRIPTIONS.labels("refused_csrf").inc()
@@ -269,6 +285,31 @@ def _fresh(request: Request, etag: str, changed: datetime | None) -> bool:
     return False
 
 
+#: Where the public forms post: every answer there is a page, never a problem document.
+FORM_PATHS = re.compile(r"/subscribe(/confirm/[^/]*)?|/manage/[^/]*")
+#: The page an error status becomes on a form post (status, title); 409 is a lost race
+#: for a new address, answered as neutrally as every other subscribe request.
+FORM_ERRORS = {
+    400: (400, "bad_form"),
+    404: (404, "bad_link"),
+    409: (202, "check_mail"),
+    413: (413, "bad_form"),
+    422: (422, "bad_form"),
+    429: (429, "too_many"),
+}
+
+
+def form_error_page(request: Request, status: int) -> Response | None:
+    """The HTML page an error on a public form post is answered with (in the visitor's
+    language), or None for any other request."""
+    if request.method != "POST" or not FORM_PATHS.fullmatch(request.url.path):
+        return None
+    ctx: ApiContext = request.app.state.context
+    lang = language(request.query_params.get("lang"), request.headers.get("accept-language"))
+    shown, title = FORM_ERRORS.get(status, (503 if status == 503 else 500, "unavailable"))
+    return _page(request, ctx, "message.html", lang, status=shown, title=title)
+
+
 # -- pages -------------------------------------------------------------------------------------
 
 
@@ -318,7 +359,7 @@ async def meeting_page(
         ctx,
         "meeting.html",
         chosen,
-        csrf=_csrf(request),
+        csrf=_csrf(request, ctx),
         meeting=meeting,
         status_line=_status_line(meeting, chosen, shown_zone),
         viewer_zone=viewer,
@@ -374,7 +415,7 @@ async def subscribe(
 ) -> Response:
     _enabled(ctx)
     lang = locale if locale in WORDS else "en"
-    if not _check_csrf(request, csrf):
+    if not _check_csrf(request, ctx, csrf):
         return _page(request, ctx, "message.html", lang, status=403, title="form_expired")
     if not _limit(request, ctx).allow(_client(request)):
         metrics.SUBSCRIPTIONS.labels("refused_client_limit").inc()
@@ -431,7 +472,7 @@ async def confirm_page(
     # A GET only shows the button: mail scanners fetch every link and must confirm nothing.
     _enabled(ctx)
     chosen = language(lang, request.headers.get("accept-language"))
-    return _page(request, ctx, "confirm.html", chosen, csrf=_csrf(request), token=token)
+    return _page(request, ctx, "confirm.html", chosen, csrf=_csrf(request, ctx), token=token)
 
 
 @router.post("/subscribe/confirm/{token}")
@@ -444,7 +485,7 @@ async def confirm(
 ) -> HTMLResponse:
     _enabled(ctx)
     chosen = lang if lang in WORDS else "en"
-    if not _check_csrf(request, csrf):
+    if not _check_csrf(request, ctx, csrf):
         return _page(request, ctx, "message.html", chosen, status=403, title="form_expired")
     subscriber_id = await subscriptions.confirm(ctx.store, token, now=ctx.clock())
     if subscriber_id is None:
@@ -481,7 +522,7 @@ async def _manage(
         ctx,
         "manage.html",
         lang,
-        csrf=_csrf(request),
+        csrf=_csrf(request, ctx),
         subscriber=subscriber,
         token=token,
         saved=saved,
@@ -508,7 +549,7 @@ async def manage(
     _enabled(ctx)
     subscriber = await _managed(ctx, token)
     lang = subscriber.locale if subscriber.locale in WORDS else "en"
-    if not _check_csrf(request, csrf):
+    if not _check_csrf(request, ctx, csrf):
         return _page(request, ctx, "message.html", lang, status=403, title="form_expired")
     now = ctx.clock()
     if action == "leave":
@@ -524,15 +565,18 @@ async def manage(
     wanted = tuple(k for k in (kinds or []) if k in {x.value for x in subscriptions.KINDS})
     if "*" in subscriber.events and kinds is None:
         wanted = ("*",)
-    await subscriptions.update_preferences(
-        ctx.store,
-        subscriber,
-        timezone=_zone(timezone) or subscriber.timezone,
-        locale=locale if locale in WORDS else subscriber.locale,
-        kinds=wanted,
-        reminders=tuple(offsets[r] for r in (reminders or []) if r in offsets),
-        now=now,
-    )
+    try:
+        await subscriptions.update_preferences(
+            ctx.store,
+            subscriber,
+            timezone=_zone(timezone) or subscriber.timezone,
+            locale=locale if locale in WORDS else subscriber.locale,
+            kinds=wanted,
+            reminders=tuple(offsets[r] for r in (reminders or []) if r in offsets),
+            now=now,
+        )
+    except InvalidChange:
+        return _page(request, ctx, "message.html", lang, status=422, title="no_kinds")
     return RedirectResponse(f"/manage/{token}?saved=true", status_code=303)
 
 
@@ -675,4 +719,5 @@ async def calendar_private(request: Request, token: str, ctx: Ctx) -> Response:
         if subscriber_matches(every_kind, r.meeting, EventKind.UPDATED, audiences)
     ]
     body, changed = _ics(ctx, subscriber.name or "notifier", mine)
-    return _conditional(request, body, "text/calendar; charset=utf-8", changed)
+    # One reader's view: no shared cache may keep it (or hand it to anyone else).
+    return _conditional(request, body, "text/calendar; charset=utf-8", changed, cache="private")
