@@ -52,7 +52,12 @@ async def test_concurrent_requests_for_one_new_address_send_at_most_the_daily_li
 
 @asynccontextmanager
 async def served(
-    store: Store, clock: Clock, smtp_server: SmtpServer, **overrides: Any
+    store: Store,
+    clock: Clock,
+    smtp_server: SmtpServer,
+    *,
+    ready_after: float = 0.0,
+    **overrides: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The real app behind the real uvicorn, configured as the daemon configures it
     (`server_config`), on a free port of 127.0.0.1; a client for it."""
@@ -78,6 +83,7 @@ async def served(
         )
 
         async def ready() -> dict[str, Any]:
+            await asyncio.sleep(ready_after)  # a request that keeps its connection busy
             return {"database": True}
 
         app = create_api(
