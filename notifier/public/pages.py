@@ -459,10 +459,18 @@ async def subscribe(
 async def _known(ctx: ApiContext, meeting: str | None, tag: str | None) -> bool:
     if bool(meeting) == bool(tag):
         return False
-    found = await _public_meetings(ctx)
-    if meeting:
-        return any(m.id == meeting for m, _ in found)
-    return any(tag in m.tags for m, _ in found)
+    if meeting:  # one row, not every meeting, for the common form (a meeting's own page)
+        if not re.fullmatch(SLUG, meeting):
+            return False
+        async with ctx.store.read() as tx:
+            record = await tx.meeting_record(meeting)
+            audiences = tx.audiences
+        return (
+            record is not None
+            and record.retired_at is None
+            and audiences.may_know(audiences.lowest, record.meeting.audience)
+        )
+    return any(tag in m.tags for m, _ in await _public_meetings(ctx))
 
 
 @router.get("/subscribe/confirm/{token}")

@@ -19,8 +19,9 @@ from notifier import service
 from notifier.domain.models import Meeting, MeetingStatus, Source, StatusChange
 from notifier.public import pages
 from notifier.store import Store
+from notifier.store.queries import Transaction
 from tests.integration.conftest import Clock
-from tests.integration.test_public import site
+from tests.integration.test_public import TALKS, form, site
 
 __all__ = ["site"]  # the fixture, shared with test_public
 
@@ -136,3 +137,23 @@ async def test_a_conditional_get_of_a_feed_builds_nothing_and_runs_one_query(
     changed = await site.get("/feed.atom", headers={"If-None-Match": etag})
     assert changed.status_code == 200
     assert "Meeting 3: Cancelled" in feedparser.parse(changed.content).entries[0].title
+
+
+async def test_a_subscribe_request_for_a_meeting_reads_that_meeting_not_every_one(
+    site: httpx.AsyncClient, store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await add_meetings(store, clock, 150)
+    csrf = await form(site, f"/meetings/{TALKS}")
+    everything: list[str] = []
+    original = Transaction.meeting_records
+
+    async def counted(self: Transaction, **kwargs: Any) -> Any:
+        everything.append("meeting_records")
+        return await original(self, **kwargs)
+
+    monkeypatch.setattr(Transaction, "meeting_records", counted)
+    answer = await site.post(
+        "/subscribe", data={"csrf": csrf, "email": "one@example.org", "meeting": TALKS}
+    )
+    assert answer.status_code == 202
+    assert everything == []  # old code read all 151 meetings to check the one asked for
