@@ -378,9 +378,22 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
     """
     stop = stop or asyncio.Event()
     descriptors = raise_descriptor_limit()
-    # Bound first: with the address taken, nothing else starts (no worker, no timer, no
-    # start line) and the one error line says which address and which setting moves it.
-    listener = bind_listener(settings.listen, backlog=settings.http.backlog)
+    async with contextlib.AsyncExitStack() as held:
+        # The one-daemon lock of a SQLite file first (a check, nothing started): a second
+        # daemon on it says so rather than that the port is taken.
+        await held.enter_async_context(only_daemon(settings.database_url))
+        # Then bound, before anything starts: with the address taken, no worker, no timer,
+        # no start line, and the one error line says which address and which setting moves
+        # it. uvicorn closes the socket when it served; the callback covers other exits.
+        listener = bind_listener(settings.listen, backlog=settings.http.backlog)
+        held.callback(listener.close)
+        await _run(settings, stop, listener=listener, descriptors=descriptors)
+
+
+async def _run(
+    settings: Settings, stop: asyncio.Event, *, listener: socket.socket, descriptors: int
+) -> None:
+    """`run_daemon` once the lock is held and the socket bound."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -389,7 +402,6 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             log.info("stopped while waiting for the database", extra={"action": "stop"})
             return
         async with (
-            only_daemon(settings.database_url),
             open_app(settings) as app,
             open_postman(settings, app.store) as postman,
             contextlib.AsyncExitStack() as stack,
@@ -417,6 +429,5 @@ async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -
             if daemon.http.failed:
                 raise NotifierError(f"cannot serve HTTP on {settings.listen}")
     finally:
-        listener.close()  # uvicorn closes it when it served; this covers the other exits
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
