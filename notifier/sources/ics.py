@@ -77,6 +77,18 @@ class ParsedFeed:
     complete_series: dict[str, datetime] = field(default_factory=dict)
 
 
+def _if_out_of_memory(exc: BaseException) -> None:
+    """Raise MemoryError if `exc` is one or was caused by one (icalendar makes it a
+    ValueError): running out is the parse's memory budget, not the event's fault."""
+    cause: BaseException | None = exc
+    for _ in range(10):
+        if cause is None:
+            return
+        if isinstance(cause, MemoryError):
+            raise MemoryError from exc
+        cause = cause.__cause__ or cause.__context__
+
+
 class _Refused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -129,6 +141,7 @@ class _Zones:
                 defined = tzp.create_timezone(definition)  # not cached: this feed's only
                 at.replace(tzinfo=defined).utcoffset()
             except Exception as exc:  # any failure: unreadable
+                _if_out_of_memory(exc)
                 raise _Refused(f"VTIMEZONE {tzid[:80]!r} cannot be read: {exc}") from None
             location = definition.get("X-LIC-LOCATION")
             name = name or (iana_name(str(location)) if location is not None else None)
@@ -279,6 +292,7 @@ def _calendars(text: str) -> list[Calendar]:
         try:
             found = Calendar.from_ical(text, multiple=True)
         except Exception as exc:  # icalendar has more ways to fail than it documents
+            _if_out_of_memory(exc)
             raise FeedError(f"not an iCalendar document: {str(exc)[:300]}") from None
         finally:
             tzp.use_zoneinfo()  # forget the VTIMEZONEs icalendar cached process-wide
@@ -323,6 +337,7 @@ def parse_ics(
                 parsed.refused.append((label, refused.reason))
                 continue
             except Exception as exc:  # a shape no rule above foresaw: this event only
+                _if_out_of_memory(exc)
                 parsed.refused.append((label, f"cannot be read ({type(exc).__name__})"))
                 continue
             groups[uid].append(event)
@@ -335,6 +350,7 @@ def parse_ics(
             try:
                 _read_group(uid, events, zones, parsed, now=now, horizon=horizon)
             except Exception as exc:  # as above, for the series or event `uid`
+                _if_out_of_memory(exc)
                 parsed.refused.append((uid, f"cannot be read ({type(exc).__name__})"))
     return parsed
 
@@ -463,6 +479,7 @@ def _read_group(
                     )
                 )
     except Exception as exc:  # the library cannot expand it
+        _if_out_of_memory(exc)
         parsed.refused.append((uid, f"the series cannot be expanded: {str(exc)[:200]}"))
         return
     parsed.complete_series[uid] = end

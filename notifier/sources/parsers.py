@@ -1,34 +1,38 @@
 """Parser processes: a feed's body is parsed off the daemon, within a time and memory budget.
 
-A parse is CPU-bound and runs on a third party's bytes: it runs in a spawned process of
-its own (the daemon's event loop and interpreter lock stay free for the API and the
-outbox), at most `Parsers.size` at once. A parse that takes longer than its time budget
-has its process killed; a process that needs more memory than its budget (an address
-space limit set when it starts) fails its parse with a MemoryError, or dies. Either way
-that feed alone is refused with the reason (`FeedError`), and the next parse gets a fresh
-process: one hostile feed holds up no other beyond the budget, and only while every other
-parser is busy.
+A parse is CPU-bound and runs on a third party's bytes: it runs in a process of its own
+(the daemon's event loop and interpreter lock stay free for the API and the outbox), at
+most `Parsers.size` at once. A parse that takes longer than its time budget has its
+process killed; a parse that needs more memory than its budget (a data-size limit set on
+the process once it is ready, its own memory plus the budget) fails with a MemoryError,
+or kills its process. Either way that feed alone is refused with the reason (`FeedError`)
+and the next parse gets a fresh process: one hostile feed holds up no other beyond the
+budget, and only while every other parser is busy.
 
-This module imports only what a parse needs, so each parser process starts small (about
-30 MiB; the poller's imports would make it 95).
+A parser is ``python -c`` importing this module alone, talking over a socket pair, not a
+multiprocessing child: spawn would import the daemon's main module (the whole CLI) into
+each parser, ~95 MiB where this is ~30.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import pickle
 import resource
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from multiprocessing import get_context
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 from notifier.configfile import SourceConfig
@@ -115,17 +119,30 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
-def _serve(connection: Connection, parent: int, memory: int) -> None:
-    """The parser process: parse each request, answer ``(outcome, value)``, until the pipe
-    closes. After a MemoryError it answers and exits (a fresh process takes over)."""
+def _data_size() -> int:
+    """This process's data size in bytes (what RLIMIT_DATA limits), 0 where unknown."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmData:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def serve(fd: int, parent: int, budget: int) -> None:
+    """The parser process: parse each request read from socket `fd`, answer ``(outcome,
+    value)``, until the socket closes; a parse may take `budget` bytes of memory. After a
+    MemoryError it answers and exits (a fresh process takes over)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon stops it, not a Ctrl-C
+    connection = Connection(fd)
+    _watch_parent(parent)
     # RLIMIT_DATA counts the heap and private writable mappings, what a parse grows;
     # RLIMIT_AS would count the address space reserved for threads' malloc arenas too.
+    # Set once ready: the budget is the parse's, not the interpreter's and its imports'.
     _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    limit = _data_size() + budget
     if hard != resource.RLIM_INFINITY:
-        memory = min(memory, hard)
-    resource.setrlimit(resource.RLIMIT_DATA, (memory, hard))
-    _watch_parent(parent)
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
     while True:
         try:
             request = connection.recv()
@@ -151,13 +168,13 @@ def _serve(connection: Connection, parent: int, memory: int) -> None:
 
 @dataclass(eq=False)
 class _Worker:
-    process: BaseProcess
+    process: subprocess.Popen[bytes]
     connection: Connection
 
 
 class Parsers:
     """Up to `size` parser processes, started on first use, each parse within `timeout`
-    seconds and `memory_mib` MiB (the whole process, its ~30 MiB of code included)."""
+    seconds and `memory_mib` MiB (beyond the ~20 MiB the parser has before it parses)."""
 
     def __init__(
         self,
@@ -173,6 +190,7 @@ class Parsers:
         self._all: set[_Worker] = set()
         self._busy = 0
         self._freed: asyncio.Event | None = None
+        _RUNNING.add(self)
 
     async def parse(
         self,
@@ -257,39 +275,57 @@ class Parsers:
         )
 
     def _died(self, worker: _Worker) -> FeedError:
-        worker.process.join(timeout=5)
-        code = worker.process.exitcode
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.process.wait(timeout=5)
+        code = worker.process.returncode
         if code == _OUT_OF_MEMORY:
             return FeedError(self._over_memory())
         how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
         return FeedError(f"the parser process died reading this feed ({how}); feed refused")
 
     def _start(self) -> _Worker:
-        ours, theirs = get_context("spawn").Pipe()
-        process = get_context("spawn").Process(
-            target=_serve,
-            args=(theirs, os.getpid(), self.memory_mib * 1024 * 1024),
-            name="notifier-parser",
-            daemon=True,
+        ours, theirs = socket.socketpair()
+        budget = self.memory_mib * 1024 * 1024
+        code = (
+            "from notifier.sources.parsers import serve; "
+            f"serve({theirs.fileno()}, {os.getpid()}, {budget})"
         )
-        process.start()
+        # The daemon's own import path, as multiprocessing would hand it over.
+        path = os.pathsep.join(p for p in sys.path if p)
+        process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.DEVNULL,
+            pass_fds=(theirs.fileno(),),
+            env={**os.environ, "PYTHONPATH": path},
+        )
         theirs.close()
-        worker = _Worker(process=process, connection=ours)
+        worker = _Worker(process=process, connection=Connection(ours.detach()))
         self._all.add(worker)
         return worker
 
     def _end(self, worker: _Worker) -> None:
         self._all.discard(worker)
         worker.connection.close()
-        if worker.process.is_alive():
+        if worker.process.poll() is None:
             worker.process.kill()
-        worker.process.join(timeout=5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            worker.process.wait(timeout=5)
 
     def stop(self) -> None:
         """End every parser process (at daemon shutdown); a later parse starts new ones."""
         for worker in list(self._all):
             self._end(worker)
         self._idle.clear()
+
+
+#: Every `Parsers`, stopped when the interpreter exits (an idle parser waits for work).
+_RUNNING: weakref.WeakSet[Parsers] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for parsers in list(_RUNNING):
+        parsers.stop()
 
 
 __all__ = ["CHUNK", "Parsed", "Parsers", "parse_feed", "parse_in_batches"]
