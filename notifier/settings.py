@@ -135,8 +135,8 @@ class FeedSettings(_Strict):
     #: A feed whose parse takes longer than this is refused with a reason (its parser
     #: process killed and replaced). A 17,000-event feed takes about 7 s on two busy cores.
     parse_timeout: Duration = timedelta(seconds=60)
-    #: A parser process that needs more memory than this (MiB, its ~30 MiB of code
-    #: included) refuses the feed it is reading and is replaced.
+    #: A parse that needs more memory than this (MiB, beyond the parser process's own
+    #: ~40) refuses its feed, and the parser process is replaced.
     parse_memory_mib: int = Field(default=1024, ge=64, le=64 * 1024)
     #: Feeds parsed at once, each in a parser process of its own: a feed that takes its
     #: whole budget holds up the others only when every parser is busy.

@@ -5,7 +5,9 @@ What real calendars publish and how it is read:
 - **Recurrence**: a series (RRULE, RDATE) is expanded with recurring-ical-events into its
   occurrences within a horizon; each is a meeting keyed by UID and original start (its
   RECURRENCE-ID), so an edited instance changes that occurrence, a cancelled one cancels
-  it, and the series' own edits reach every occurrence not overridden.
+  it, and the series' own edits reach every occurrence not overridden. The expansion
+  starts near the horizon, not at DTSTART (`recurrence`): a rule from 1970 repeating
+  every second costs what one from today does, and one whose cost has no bound is refused.
 - **Time zones are the feed's own**: a TZID is resolved per feed (never through
   icalendar's process-wide cache), as an IANA name, a Windows or Outlook display name, a
   vendor path, or the feed's VTIMEZONE definition; the meeting's zone is the IANA zone it

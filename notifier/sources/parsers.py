@@ -11,7 +11,7 @@ budget, and only while every other parser is busy.
 
 A parser is ``python -c`` importing this module alone, talking over a socket pair, not a
 multiprocessing child: spawn would import the daemon's main module (the whole CLI) into
-each parser, ~95 MiB where this is ~30.
+each parser, ~95 MiB where this is ~40.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from notifier.sources.jsonfeed import parse_json_feed
 CHUNK = 200
 #: Seconds a parse may take by default (`feeds.parse_timeout`).
 DEFAULT_TIMEOUT = 60.0
-#: MiB a parser process may use by default (`feeds.parse_memory_mib`).
+#: MiB a parse may take by default (`feeds.parse_memory_mib`).
 DEFAULT_MEMORY_MIB = 1024
 #: Parses at once by default (`feeds.parsers`).
 DEFAULT_SIZE = 2
@@ -174,7 +174,7 @@ class _Worker:
 
 class Parsers:
     """Up to `size` parser processes, started on first use, each parse within `timeout`
-    seconds and `memory_mib` MiB (beyond the ~20 MiB the parser has before it parses)."""
+    seconds and `memory_mib` MiB (beyond the ~40 MiB the parser has before it parses)."""
 
     def __init__(
         self,
