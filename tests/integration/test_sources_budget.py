@@ -10,7 +10,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from aiohttp import web
+from pydantic import ValidationError
 
 from notifier import service
 from notifier.settings import FeedSettings, SourceConfig
@@ -137,3 +139,15 @@ async def test_a_feed_over_its_memory_budget_is_refused_and_the_parser_replaced(
     assert hostile_report.last_error == f"{reason}; feed refused"
     assert hostile_report.followed == 0
     assert (normal_report.followed, normal_report.last_error) == (1, None)
+
+
+def test_the_parse_budget_has_safe_defaults_and_bounds() -> None:
+    defaults = FeedSettings()
+    assert (defaults.parse_timeout, defaults.parse_memory_mib, defaults.parsers) == (
+        timedelta(seconds=60),
+        1024,
+        2,
+    )
+    for wrong in ({"parse_timeout": "0s"}, {"parse_timeout": "2h"}, {"parse_memory_mib": 8}):
+        with pytest.raises(ValidationError):
+            FeedSettings.model_validate(wrong)
