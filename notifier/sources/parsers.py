@@ -204,7 +204,10 @@ class Parsers:
         wait is not part of the budget). Raises `FeedError` with the reason when the feed
         cannot be read or the parse goes over its budget."""
         async with self._turn():
-            worker = self._idle.pop() if self._idle else await asyncio.to_thread(self._start)
+            try:
+                worker = self._idle.pop() if self._idle else await asyncio.to_thread(self._start)
+            except OSError as exc:
+                raise FeedError(f"no parser process could be started: {exc}") from None
             try:
                 outcome, value = await self._run(
                     worker, (config, body, content_type, now, default_timezone)

@@ -221,3 +221,46 @@ def test_a_simple_count_is_lowered_by_the_occurrences_left_behind() -> None:
 
 def read_rule_of(text: str) -> Rule:
     return read_rule(vRecur.from_ical(text))
+
+
+def test_an_hourly_series_from_1970_reads_as_the_same_series_written_from_today() -> None:
+    """Every half hour, Berlin wall time, since 1970; the window holds the 2030-03-31 switch
+    to summer time, an EXDATE and an instance moved by ten minutes. Read exactly as the same
+    series starting at midnight before (a whole number of hours after 1970's midnight)."""
+
+    def series(start: str) -> bytes:
+        master = (
+            f"UID:half\nDTSTAMP:20300101T000000Z\nDTSTART;TZID=Europe/Berlin:{start}\n"
+            "DURATION:PT10M\nRRULE:FREQ=HOURLY;BYMINUTE=0,30\n"
+            "EXDATE;TZID=Europe/Berlin:20300331T053000"
+        )
+        moved = (
+            "UID:half\nDTSTAMP:20300101T000000Z\n"
+            "RECURRENCE-ID;TZID=Europe/Berlin:20300331T060000\n"
+            "DTSTART;TZID=Europe/Berlin:20300331T061000\nDURATION:PT10M\nSUMMARY:Moved\n"
+            "SEQUENCE:1"
+        )
+        return calendar(master, moved)
+
+    now = datetime(2030, 3, 30, 22, 0, tzinfo=UTC)
+    horizon = timedelta(hours=12)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        pending = pool.apply_async(
+            parse_ics, (series("19700101T000000"),), {"now": now, "horizon": horizon}
+        )
+        try:
+            parsed = pending.get(timeout=PATIENCE)
+        except multiprocessing.TimeoutError:
+            pytest.fail(f"the parse did not end within {PATIENCE} s")
+        finally:
+            pool.terminate()
+    today = parse_ics(series("20300330T000000"), now=now, horizon=horizon)
+    assert parsed.items == today.items
+    items = {i.original: i for i in parsed.items}
+    # Independently: half-hourly from 23:00 Berlin, 22:00Z; 05:30 CEST (03:30Z) excluded.
+    assert datetime(2030, 3, 30, 22, 0, tzinfo=UTC) in items
+    assert datetime(2030, 3, 31, 3, 30, tzinfo=UTC) not in items
+    assert datetime(2030, 3, 31, 9, 30, tzinfo=UTC) in items
+    shifted = items[datetime(2030, 3, 31, 4, tzinfo=UTC)]  # 06:00 CEST
+    assert (shifted.title, shifted.starts_at) == ("Moved", datetime(2030, 3, 31, 4, 10, tzinfo=UTC))
+    assert {i.timezone for i in parsed.items} == {"Europe/Berlin"}
