@@ -305,6 +305,8 @@ class OutboxWorker:
         #: The loops failing now: trouble is said once when the first starts failing and
         #: once when the last works again (parallel loops recover one by one).
         self._failing_loops: set[int] = set()
+        #: Batches still sending (their stragglers), each in its own task.
+        self._batches: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; batches already claimed are finished first.
@@ -313,14 +315,25 @@ class OutboxWorker:
         full timeout holds up only its own batch.
         """
         log.info("%s started", self.name, extra={"action": "worker_start", "worker": self.name})
-        await asyncio.gather(*(self._loop(stop, n) for n in range(self.parallel)))
+        try:
+            await asyncio.gather(*(self._loop(stop, n) for n in range(self.parallel)))
+            await self.settle()
+        finally:
+            # Cancelled (the drain's grace ran out): what is in flight stops with us, and
+            # each batch records what it finished on the way out.
+            for task in list(self._batches):
+                task.cancel()
+            await asyncio.gather(*list(self._batches), return_exceptions=True)
         log.info("%s stopped", self.name, extra={"action": "worker_stop", "worker": self.name})
 
     async def _loop(self, stop: asyncio.Event, number: int = 0) -> None:
         while not stop.is_set():
             self.last_loop_at = self.clock()
+            # Cleared before the claim, not after: a change queued while this claim runs
+            # must wake the next wait, not be lost with it.
+            self.wake.clear()
             try:
-                handled = await self.run_once()
+                handled = await self._start_batch()
             except Exception as exc:  # a database hiccup must not kill the worker
                 self._failing_loops.add(number)
                 if self._trouble_since is None:  # one line when trouble starts, not each poll
@@ -346,7 +359,6 @@ class OutboxWorker:
                     )
                     self._trouble_since = None
             if handled == 0:
-                self.wake.clear()
                 await wait_any(stop, self.wake, timeout=self.poll.total_seconds())
 
     async def run_until_idle(self) -> int:
@@ -362,6 +374,13 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """Claim one batch of due deliveries, send them, record the attempts. Returns count."""
+        handled = await self._start_batch()
+        await self.settle()
+        return handled
+
+    async def _start_batch(self) -> int:
+        """Claim one batch of due deliveries and start sending it; returns the count once
+        every lane of it has a sender (its stragglers go on, `settle` waits for them)."""
         now = self.clock()
         async with self.store.write() as tx:
             claimed = await tx.claim(worker=self.name, now=now, lease=self.lease, limit=self.batch)
@@ -383,19 +402,63 @@ class OutboxWorker:
             lanes.setdefault((delivery.subscriber_id, delivery.channel), []).append(delivery)
 
         waiting = collections.deque(lanes.values())
-        async with _Recorder(self, claimed) as recorder:
+        handed = asyncio.Event()
 
-            async def sender() -> None:
-                # A sender holds one of the worker's `concurrency` slots for as long as
-                # lanes are waiting: a few coroutines for the batch, not one per delivery.
-                async with self._limit:
-                    while waiting:
-                        for delivery in waiting.popleft():
-                            contact = subscribers.get(delivery.subscriber_id)
-                            recorder.add(delivery, await self._deliver(delivery, contact, batch))
+        async def send_batch() -> None:
+            async with _Recorder(self, claimed) as recorder:
 
-            await asyncio.gather(*(sender() for _ in range(min(self.concurrency, len(waiting)))))
+                async def sender() -> None:
+                    # A sender holds one of the worker's `concurrency` slots for as long as
+                    # lanes are waiting: a few coroutines for the batch, not one per delivery.
+                    async with self._limit:
+                        while waiting:
+                            lane = waiting.popleft()
+                            if not waiting:
+                                handed.set()
+                            # A message of a meeting that did not go holds back the later
+                            # ones of that meeting in the lane: handed back untried, they
+                            # wait behind it (the claim keeps them there), in order.
+                            stalled: set[str] = set()
+                            for delivery in lane:
+                                if delivery.meeting_id in stalled:
+                                    recorder.hand_back(delivery)
+                                    continue
+                                contact = subscribers.get(delivery.subscriber_id)
+                                attempt = await self._deliver(delivery, contact, batch)
+                                if attempt.outcome is not Outcome.SENT:
+                                    stalled.add(delivery.meeting_id)
+                                recorder.add(delivery, attempt)
+                    # Nothing left for this sender: record what it sent now, not at the
+                    # next tick, so readers' next messages (held behind these) can go.
+                    recorder.full.set()
+
+                try:
+                    await asyncio.gather(
+                        *(sender() for _ in range(min(self.concurrency, len(waiting))))
+                    )
+                finally:
+                    handed.set()
+
+        # The batch goes on in its own task; the loop claims the next one as soon as every
+        # lane of this one has a sender, so an endpoint that takes its whole timeout holds
+        # one sender, not the loop (it used to hold both loops, batch after batch).
+        task = asyncio.create_task(send_batch(), name=f"{self.name}-batch")
+        self._batches.add(task)
+        task.add_done_callback(self._batch_ended)
+        await handed.wait()
+        if task.done():
+            task.result()  # a failure of the batch itself is the loop's to report
         return len(claimed)
+
+    def _batch_ended(self, task: asyncio.Task[None]) -> None:
+        self._batches.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("%s: a batch ended with an error", self.name, exc_info=error)
+
+    async def settle(self) -> None:
+        """Wait until every batch still sending has ended (and recorded its attempts)."""
+        while self._batches:
+            await asyncio.gather(*list(self._batches), return_exceptions=True)
 
     async def endpoint_disabled(self, subscriber_id: str, since: datetime) -> None:
         """Tell the operator a webhook endpoint was disabled: a log line, the metric, and an
@@ -574,10 +637,17 @@ class _Recorder:
         self.worker = worker
         self.in_flight = {d.id: d for d in claimed}
         self.done: list[tuple[Delivery, Attempt]] = []
+        #: Deliveries not tried, to return to the queue with the next flush.
+        self.handed_back: list[str] = []
         self.full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failing = False
         self._stopping = False
+
+    def hand_back(self, delivery: Delivery) -> None:
+        """`delivery` was not tried: return it to the queue, its attempts unchanged."""
+        self.in_flight.pop(delivery.id, None)
+        self.handed_back.append(delivery.id)
 
     def add(self, delivery: Delivery, attempt: Attempt) -> None:
         """An attempt has ended: record it soon."""
@@ -643,12 +713,14 @@ class _Recorder:
 
     async def _flush(self) -> bool:
         """Record what has ended; True when nothing is left unrecorded."""
-        if not self.done:
+        if not self.done and not self.handed_back:
             return True
         taken, self.done = self.done, []
+        back, self.handed_back = self.handed_back, []
         try:
             async with self.worker.store.write() as tx:
                 await tx.record_attempts([a for _, a in taken], worker=self.worker.name)
+                await tx.release_claims(self.worker.name, back)
                 health = [
                     (delivery.subscriber_id, attempt.outcome is Outcome.SENT, attempt.at)
                     for delivery, attempt in taken
@@ -670,6 +742,7 @@ class _Recorder:
                         )
         except Exception as exc:
             self.done = taken + self.done
+            self.handed_back = back + self.handed_back
             if not self._failing:
                 log.warning(
                     "%s: recording attempts failed (%s); will retry",
@@ -680,6 +753,8 @@ class _Recorder:
             self._failing = True
             return False
         self._failing = False
+        # What just ended may free a reader's next message (held behind it): look again.
+        self.worker.wake.set()
         for subscriber_id, since in disabled:
             await self.worker.endpoint_disabled(subscriber_id, since)
         ended: dict[tuple[str, str], int] = {}
@@ -688,7 +763,7 @@ class _Recorder:
             ended[key] = ended.get(key, 0) + 1
         for (channel, status), count in ended.items():
             metrics.DELIVERIES.labels(channel, status).inc(count)
-        return not self.done
+        return not self.done and not self.handed_back
 
 
 @functools.cache

@@ -163,8 +163,8 @@ class OutboxQueries(QueriesBase):
         )
         chosen = (
             select(deliveries.c.id)
-            .where(due)
-            .order_by(deliveries.c.next_attempt_at)
+            .where(due, ~self._held_back(now))
+            .order_by(deliveries.c.next_attempt_at, deliveries.c.sequence, deliveries.c.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -181,6 +181,55 @@ class OutboxQueries(QueriesBase):
             )
         ).all()
         return [_claimed(row) for row in rows]
+
+    def _held_back(self, now: datetime) -> Any:
+        """Whether a delivery must wait for another to the same reader and channel: an
+        earlier message of the same meeting still to go (retrying, in flight, or due and
+        not certain to be claimed with it), so a later one never overtakes it; or any
+        delivery to that endpoint in flight under a live claim, so an endpoint that hangs
+        holds one sender, not one per message."""
+        other = deliveries.alias("other")
+        this = deliveries.c
+        unfinished = [
+            DeliveryStatus.PENDING.value,
+            DeliveryStatus.SENDING.value,
+            DeliveryStatus.RETRYING.value,
+        ]
+        earlier = or_(
+            other.c.sequence < this.sequence,
+            and_(other.c.sequence == this.sequence, other.c.created_at < this.created_at),
+        )
+        return (
+            select(other.c.id)
+            .where(
+                other.c.subscriber_id == this.subscriber_id,
+                other.c.channel == this.channel,
+                other.c.status.in_(unfinished),
+                other.c.id != this.id,
+                func.coalesce(other.c.target, "") == func.coalesce(this.target, ""),
+                or_(
+                    and_(
+                        other.c.status == DeliveryStatus.SENDING.value,
+                        other.c.claimed_until >= self._clock(now),
+                    ),
+                    and_(
+                        other.c.meeting_id == this.meeting_id,
+                        earlier,
+                        or_(
+                            other.c.status != DeliveryStatus.PENDING.value,
+                            # Due, and after this one in the claim's order: a limit could
+                            # take this one without it. (Due and before it, it is claimed
+                            # with it and goes first in their lane.)
+                            and_(
+                                other.c.next_attempt_at <= now,
+                                other.c.next_attempt_at > this.next_attempt_at,
+                            ),
+                        ),
+                    ),
+                ),
+            )
+            .exists()
+        )
 
     def _clock(self, now: datetime) -> Any:
         """The instant claims are judged by: PostgreSQL's own clock, so that replicas whose
@@ -466,14 +515,19 @@ class OutboxQueries(QueriesBase):
         )
         return bool(result.rowcount)
 
-    async def release_claims(self, worker: str) -> int:
-        """Hand back what `worker` still holds (a stop that could not finish it): due now,
-        its attempt count unchanged, for the next worker rather than after the lease."""
+    async def release_claims(self, worker: str, ids: Sequence[str] | None = None) -> int:
+        """Hand back what `worker` still holds (a stop that could not finish it), or only
+        `ids` of it (not tried: an earlier message of theirs failed first): due now, its
+        attempt count unchanged, for the next worker rather than after the lease."""
+        if ids is not None and not ids:
+            return 0
+        chosen = [] if ids is None else [self.one_of(deliveries.c.id, ids)]
         result = await self.connection.execute(
             update(deliveries)
             .where(
                 deliveries.c.status == DeliveryStatus.SENDING.value,
                 deliveries.c.claimed_by == worker,
+                *chosen,
             )
             .values(status=case_pending(deliveries.c.attempts), claimed_by=None, claimed_until=None)
         )

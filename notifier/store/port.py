@@ -279,9 +279,10 @@ class Outbox(Protocol):
         """Take `address` off the suppression list; False if it was not on it."""
         ...
 
-    async def release_claims(self, worker: str) -> int:
-        """Hand back what `worker` still holds (a stop that could not finish it): due now, its
-        attempt count unchanged, for the next worker rather than after the lease."""
+    async def release_claims(self, worker: str, ids: Sequence[str] | None = None) -> int:
+        """Hand back what `worker` still holds (a stop that could not finish it), or only
+        `ids` of it: due now, its attempt count unchanged, for the next worker rather than
+        after the lease."""
         ...
 
     async def recover_claims(self) -> int:

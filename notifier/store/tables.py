@@ -213,6 +213,15 @@ deliveries = Table(
     Column("target", String(32)),
     Index(None, "status", "next_attempt_at"),
     Index(None, "meeting_id"),
+    # The claim's ordering and one-in-flight checks read only unfinished rows (0015).
+    Index(
+        "ix_deliveries_lane",
+        "subscriber_id",
+        "channel",
+        "meeting_id",
+        sqlite_where=text("status IN ('pending', 'sending', 'retrying')"),
+        postgresql_where=text("status IN ('pending', 'sending', 'retrying')"),
+    ),
 )
 
 delivery_attempts = Table(
