@@ -229,7 +229,12 @@ class Daemon:
         self.workers = Workers(
             self.worker, app.store, grace=settings.delivery.drain_timeout.total_seconds()
         )
-        self.expander = Expander(app.store, clock=utcnow, on_chunk=self.worker.wake.set)
+        self.expander = Expander(
+            app.store,
+            clock=utcnow,
+            on_chunk=self.worker.wake.set,
+            lease=settings.delivery.fanout_lease,
+        )
         self.lag = LoopLag()
         self.http = http_server(
             settings,

@@ -204,7 +204,7 @@ async def expand_fanout(
     *,
     worker: str,
     clock: Callable[[], datetime],
-    lease: timedelta = timedelta(minutes=2),
+    lease: timedelta = timedelta(seconds=15),
     on_chunk: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
 ) -> int | None:

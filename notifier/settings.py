@@ -175,6 +175,18 @@ class DeliverySettings(_Strict):
     #: chunk at a time after it commits, while the first are already being sent (0: plan
     #: every reader in the change's transaction).
     fanout_chunk: int = Field(default=500, ge=0, le=100_000)
+    #: How long an expander holds a fan-out without planning a chunk (renewed by each
+    #: chunk, which takes well under a second): a killed replica's fan-out is taken over
+    #: after this, not after a whole delivery lease.
+    fanout_lease: Duration = timedelta(seconds=15)
+
+    @model_validator(mode="after")
+    def _fanout_lease_in_bounds(self) -> DeliverySettings:
+        if not timedelta(seconds=1) <= self.fanout_lease <= timedelta(minutes=10):
+            raise ValueError(
+                f"fanout_lease ({format_duration(self.fanout_lease)}) must be 1s to 10m"
+            )
+        return self
 
 
 class UpstreamConfig(_Strict):

@@ -178,7 +178,7 @@ class Expander(Task):
         clock: Callable[[], datetime],
         on_chunk: Callable[[], None],
         poll: timedelta = timedelta(seconds=1),
-        lease: timedelta = timedelta(minutes=2),
+        lease: timedelta = timedelta(seconds=15),
     ) -> None:
         super().__init__()
         self.store, self.clock, self.on_chunk = store, clock, on_chunk
