@@ -156,3 +156,23 @@ async def test_implicit_tls_delivers(
         await channel.send(MESSAGE, sender="n@example.org", recipient="r@example.org")
     await settle()
     assert len(tls_server.box.to("r@example.org")) == 1
+
+
+async def test_starttls_required_by_us_but_not_offered_fails_closed(
+    client_context: ssl.SSLContext,
+) -> None:
+    """A relay (or a man in the middle stripping the capability) that does not offer
+    STARTTLS gets no message in clear text: the send fails and the channel pauses."""
+    for server in serve():  # no tls_context: EHLO lists no STARTTLS
+        async with EmailChannel(
+            host="127.0.0.1",
+            port=server.port,
+            security="starttls",
+            tls_context=client_context,
+            timeout=5,
+        ) as channel:
+            with pytest.raises(ChannelUnavailable):
+                await channel.send(MESSAGE, sender="n@example.org", recipient="r@example.org")
+        assert server.box.messages == []
+        assert server.box.rcpts_asked == []  # not even an envelope in clear text
+    await settle()
