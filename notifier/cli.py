@@ -99,7 +99,11 @@ def _settings(config: Path | None) -> Settings:
     try:
         settings = load_settings(config)
     except ConfigError as exc:
-        raise _fail(exc.message) from None
+        # Several problems are one line each, so every one names its file:line and field.
+        *others, last = exc.message.splitlines() or [""]
+        for problem in others:
+            typer.echo(f"notifier: error: {problem}", err=True)
+        raise _fail(last) from None
     # Commands other than `run` log only warnings, but with the same redaction.
     configure_logging(level="warning", fmt=settings.log_format, secrets=settings.secrets())
     return settings

@@ -4,10 +4,13 @@ that may reach a mail header, webhook secrets, allowed address ranges."""
 from __future__ import annotations
 
 import base64
+import difflib
+from collections.abc import Iterable
 from datetime import timedelta
+from functools import cache
 from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
     AfterValidator,
@@ -59,10 +62,28 @@ def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {name!r}: use an IANA name such as Europe/Moscow"
-        ) from None
+        raise ValueError(f"unknown time zone {name!r}{_zone_hint(name)}") from None
     return name
+
+
+@cache
+def _zone_names() -> tuple[str, ...]:
+    return tuple(sorted(available_timezones()))
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str | None:
+    """The one of `known` closest to `word` (a misspelling of it), if one is close."""
+    found = difflib.get_close_matches(word, list(known), n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
+def _zone_hint(name: str) -> str:
+    # Case differences are the commonest slip (europe/moscow) and hurt the ratio most.
+    folded = {zone.casefold(): zone for zone in _zone_names()}
+    close = folded.get(name.casefold()) or did_you_mean(name, _zone_names())
+    if close is not None:
+        return f" (did you mean {close!r}?)"
+    return ": use an IANA name such as Europe/Moscow"
 
 
 TimeZoneName = Annotated[str, AfterValidator(check_timezone)]

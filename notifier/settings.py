@@ -1,25 +1,28 @@
 """Settings and the config file, read through pydantic-settings.
 
 Precedence, highest first: ``NOTIFIER_*`` environment variables (``__`` nests:
-``NOTIFIER_SMTP__PORT=2525``; lists as JSON), then ``.env`` in the working directory, then
-the TOML file named by ``--config`` / ``NOTIFIER_CONFIG`` (default
+``NOTIFIER_SMTP__PORT=2525``; a list of plain values comma-separated or as JSON:
+``NOTIFIER_API_TOKENS=t1,t2``; a table or a list of tables as JSON only), then ``.env``
+in the working directory, then the TOML file named by ``--config`` / ``NOTIFIER_CONFIG`` (default
 ``config/notifier.toml``). Unknown keys are errors. Secrets are `SecretStr` and never
 printed. Relative paths are relative to the working directory.
 
 `load_settings` is the one entry point; it turns every problem into a `ConfigError` that
-names the file, line and field.
+names the file, line and field (one line per problem when there are several).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
+import types
 from datetime import timedelta
 from email.utils import parseaddr
 from ipaddress import ip_address, ip_network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -33,8 +36,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -60,6 +66,7 @@ from notifier.fields import (
     Retention,
     Slug,
     WebhookSecret,
+    did_you_mean,
 )
 from notifier.locate import format_loc, locate
 
@@ -469,10 +476,75 @@ class Settings(BaseSettings):
         """Environment over ``.env`` over the TOML file (see the module docstring)."""
         return (
             init_settings,
-            env_settings,
-            dotenv_settings,
+            _Environment(settings_cls),
+            _DotEnv(settings_cls),
             TomlConfigSettingsSource(settings_cls),
         )
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types `annotation` may be: Annotated unwrapped, unions and Optional split."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [m for arg in get_args(annotation) for m in _members(arg)]
+    return [annotation]
+
+
+def _is_table(annotation: Any) -> bool:
+    return any(
+        get_origin(m) in (dict, list) or (isinstance(m, type) and issubclass(m, BaseModel | dict))
+        for m in _members(annotation)
+    )
+
+
+def _plain_list(field: FieldInfo | None) -> bool:
+    """A list of plain values (strings, addresses, durations), written ``a,b`` unambiguously."""
+    if field is None:
+        return False
+    lists = [m for m in _members(field.annotation) if get_origin(m) is list]
+    return len(lists) == 1 and not _is_table(get_args(lists[0])[0])
+
+
+class _PlainListsMixin(EnvSettingsSource):
+    """Reads ``NOTIFIER_API_TOKENS=t1,t2`` as a list; JSON still works; anything that is
+    neither is one line naming the variable and how to write it, not a traceback."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if _plain_list(field) and not text.startswith("["):
+            return [item.strip() for item in text.split(",") if item.strip()]
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+        name = self._variable(field_name, value)
+        if _plain_list(field):
+            how = "write a list as 'a,b' or as JSON '[\"a\", \"b\"]'"
+        elif field is not None and any(get_origin(m) is list for m in _members(field.annotation)):
+            how = 'write a list of tables as JSON \'[{"key": "value"}]\''
+        else:
+            how = f'write a table as JSON \'{{"key": "value"}}\', or set one key with {name}__KEY'
+        raise ConfigError(f"{name}: not valid JSON; {how}")
+
+    def _variable(self, field_name: str, value: str) -> str:
+        """The variable that holds `value` for `field_name` (the source keeps no name)."""
+        suffix = field_name.lower()
+        for name, held in self.env_vars.items():
+            if held == value and name.lower().endswith(suffix):
+                found = name.upper()
+                return f"{found} (in .env)" if isinstance(self, DotEnvSettingsSource) else found
+        return f"NOTIFIER_{field_name.upper()}"
+
+
+class _Environment(_PlainListsMixin, EnvSettingsSource):
+    pass
+
+
+class _DotEnv(_PlainListsMixin, DotEnvSettingsSource):
+    pass
 
 
 def config_path_from(value: str | Path | None) -> Path:
@@ -506,8 +578,8 @@ def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Read settings from `path` (see `config_path_from`), the environment and ``.env``.
 
-    Raises `ConfigError` naming the file, line and field of the first problem, with every
-    other problem listed after it. Duplicate meeting or subscriber ids are errors.
+    Raises `ConfigError` naming the file, line and field of each problem, one line each.
+    Duplicate meeting or subscriber ids are errors.
     """
     config = config_path_from(path)
     text, _ = read_toml(config)
@@ -617,10 +689,39 @@ def _check_unique(settings: Settings, path: Path, text: str) -> None:
             seen[item_id] = index
 
 
-def _message(error: Any) -> str:
+def _known_keys(loc: tuple[str | int, ...]) -> list[str]:
+    """The keys the table at `loc` (a location in `Settings`) may have."""
+    model: Any = Settings
+    for part in loc:
+        fields = getattr(model, "model_fields", None) if isinstance(model, type) else None
+        if isinstance(part, int):
+            continue
+        if fields is None or part not in fields:
+            return []
+        model = next((_item(m) for m in _members(fields[part].annotation) if _item(m)), None)
+        if model is None:
+            return []
+    fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+    return [name for name, info in fields.items() if not info.exclude]
+
+
+def _item(annotation: Any) -> type[BaseModel] | None:
+    """The model `annotation` is, or is a list of."""
+    for member in _members(annotation):
+        if get_origin(member) is list:
+            member = next((m for m in _members(get_args(member)[0])), None)
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            return member
+    return None
+
+
+def _message(error: Any, loc: tuple[str | int, ...] = ()) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
-        return "unknown key"
+        close = None
+        if loc and isinstance(loc[-1], str):
+            close = did_you_mean(loc[-1], _known_keys(loc[:-1]))
+        return f"unknown key (did you mean {close!r}?)" if close else "unknown key"
     if kind == "missing":
         return "required key is missing"
     message = str(error["msg"])
@@ -632,24 +733,34 @@ def _message(error: Any) -> str:
 
 
 def _config_error(exc: ValidationError, path: Path, text: str) -> ConfigError:
-    errors = exc.errors()
-    first = errors[0]
-    loc = tuple(p for p in first["loc"] if isinstance(p, str | int))
+    """Every problem of `exc`, one line each naming the file, line (or variable) and field;
+    the first problem's place is the error's own."""
+    problems = [_problem(error, path, text) for error in exc.errors()]
+    if len(problems) == 1:
+        return problems[0]
+    return ConfigError(
+        # No location of its own: each line carries its own (`cite` leaves it alone).
+        "\n".join(p.message for p in problems)
+    )
+
+
+def _problem(error: Any, path: Path, text: str) -> ConfigError:
+    loc = tuple(p for p in error["loc"] if isinstance(p, str | int))
     # pydantic adds the name of a union member or validator to some locations.
     loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
-    message = _message(first)
+    message = _message(error, loc)
     env_name = _env_name(loc)
     if env_name is not None:
         # The environment wins over the file, so the bad value came from there.
         return ConfigError(
-            f"{message} (from environment variable {env_name})", field=format_loc(loc) or None
+            f"{message} (from environment variable {env_name})",
+            field=format_loc(loc) or None,
+            loc=loc,
         )
     line = locate(text, loc)
     if line is None and loc:
         message += " (set in .env, or a default)"
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return ConfigError(message, path=str(path), line=line, field=format_loc(loc) or None)
+    return ConfigError(message, path=str(path), line=line, field=format_loc(loc) or None, loc=loc)
 
 
 def _env_name(loc: tuple[str | int, ...]) -> str | None:

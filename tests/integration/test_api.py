@@ -96,10 +96,10 @@ async def test_meetings_are_created_read_patched_and_retired(api: httpx.AsyncCli
     assert_problem(await api.post("/v1/meetings", json=new, headers=AUTH), 409, "already exists")
     assert_problem(
         await api.post(
-            "/v1/meetings", json=new | {"id": "x", "timezone": "Mars/Base"}, headers=AUTH
+            "/v1/meetings", json=new | {"id": "x", "timezone": "Europe/Berlinn"}, headers=AUTH
         ),
         422,
-        "unknown time zone",
+        "unknown time zone 'Europe/Berlinn' (did you mean 'Europe/Berlin'?)",
     )
     patched = await api.patch("/v1/meetings/summit", json={"location": "Berlin"}, headers=AUTH)
     assert patched.json()["location"] == "Berlin"

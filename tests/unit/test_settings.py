@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from notifier.domain.errors import ConfigError
 from notifier.domain.models import MeetingStatus
@@ -324,3 +327,223 @@ def test_a_notify_url_that_cannot_be_used_is_refused_with_its_line(tmp_path: Pat
             str(raised.value),
         ), str(raised.value)
         assert "token@x" not in str(raised.value)
+
+
+#: Every setting that is a list of plain values, a value written the obvious way in the
+#: environment, and what it reads as.
+PLAIN_LISTS = [
+    ("NOTIFIER_API_TOKENS", "t1", lambda s: [t.get_secret_value() for t in s.api_tokens], ["t1"]),
+    (
+        "NOTIFIER_API_TOKENS",
+        "t1, t2",
+        lambda s: [t.get_secret_value() for t in s.api_tokens],
+        ["t1", "t2"],
+    ),
+    (
+        "NOTIFIER_WEBHOOKS__ALLOW_CIDRS",
+        "127.0.0.1/32",
+        lambda s: [str(c) for c in s.webhooks.allow_cidrs],
+        ["127.0.0.1/32"],
+    ),
+    (
+        "NOTIFIER_FEEDS__ALLOW_CIDRS",
+        "127.0.0.1/32,10.1.0.0/16",
+        lambda s: [str(c) for c in s.feeds.allow_cidrs],
+        ["127.0.0.1/32", "10.1.0.0/16"],
+    ),
+    (
+        "NOTIFIER_DELIVERY__RETRY_SCHEDULE",
+        "1m,5m",
+        lambda s: s.delivery.retry_schedule,
+        [timedelta(minutes=1), timedelta(minutes=5)],
+    ),
+    (
+        "NOTIFIER_HTTP__TRUSTED_PROXIES",
+        "10.0.0.1",
+        lambda s: s.http.trusted_proxies,
+        ["10.0.0.1"],
+    ),
+    ("NOTIFIER_NOTIFY__SCHEMES", "ntfys,json", lambda s: s.notify.schemes, ["ntfys", "json"]),
+    (
+        "NOTIFIER_AUDIENCES",
+        "public,press,participants,internal,staff",
+        lambda s: s.audiences,
+        ["public", "press", "participants", "internal", "staff"],
+    ),
+]
+#: Every setting whose value is a table or a list of tables: JSON only.
+TABLES = {
+    "NOTIFIER_UPSTREAMS": "a list of tables",
+    "NOTIFIER_MEETINGS": "a list of tables",
+    "NOTIFIER_SUBSCRIBERS": "a list of tables",
+    "NOTIFIER_SOURCES": "a list of tables",
+}
+
+
+def _lists_and_tables(model: type[BaseModel], prefix: str) -> set[str]:
+    """Every ``NOTIFIER_*`` variable of `model` whose value is a list or a map."""
+    from typing import get_args, get_origin
+
+    found = set()
+    for name, info in model.model_fields.items():
+        if info.exclude:
+            continue
+        variable = f"{prefix}{name.upper()}"
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found |= _lists_and_tables(annotation, f"{variable}__")
+        elif get_origin(annotation) in (list, dict) or any(
+            get_origin(arg) in (list, dict) for arg in get_args(annotation)
+        ):
+            found.add(variable)
+    return found
+
+
+def test_every_list_or_map_setting_is_covered_below() -> None:
+    from notifier.settings import Settings
+
+    covered = {variable for variable, *_ in PLAIN_LISTS} | set(TABLES)
+    assert _lists_and_tables(Settings, "NOTIFIER_") == covered
+
+
+@pytest.mark.parametrize(("variable", "value", "read", "expected"), PLAIN_LISTS)
+def test_a_list_in_the_environment_may_be_written_comma_separated_or_as_json(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, read: Any, expected: list[Any]
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert read(load_settings(SHIPPED)) == expected
+    monkeypatch.setenv(variable, json.dumps([item.strip() for item in value.split(",")]))
+    assert read(load_settings(SHIPPED)) == expected
+
+
+@pytest.mark.parametrize("variable", sorted(TABLES))
+def test_a_table_in_the_environment_that_is_not_json_says_how_to_write_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "press-desk")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(SHIPPED)
+    assert raised.value.message == (
+        f'{variable}: not valid JSON; write a list of tables as JSON \'[{{"key": "value"}}]\''
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "how"),
+    [
+        ("NOTIFIER_SMTP", "mail.example.org", 'write a table as JSON \'{"key": "value"}\''),
+        ("NOTIFIER_API_TOKENS", "[t1", "write a list as 'a,b' or as JSON '[\"a\", \"b\"]'"),
+        ("NOTIFIER_WEBHOOKS__ALLOW_CIDRS", "[10.0.0.0/8]", "write a list as 'a,b'"),
+    ],
+)
+def test_a_value_that_is_neither_form_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, how: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(SHIPPED)
+    message = raised.value.message
+    assert message.startswith(f"{variable}: not valid JSON; {how}"), message
+    assert "\n" not in message
+
+
+def test_a_list_in_dotenv_is_read_alike_and_named_with_the_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("NOTIFIER_API_TOKENS=a1,a2\n")
+    tokens = load_settings(SHIPPED).api_tokens
+    assert [t.get_secret_value() for t in tokens] == ["a1", "a2"]
+    (tmp_path / ".env").write_text("NOTIFIER_UPSTREAMS=office\n")
+    with pytest.raises(ConfigError, match=r"^NOTIFIER_UPSTREAMS \(in \.env\): not valid JSON"):
+        load_settings(SHIPPED)
+
+
+def test_every_problem_is_a_line_of_its_own_with_its_file_line_and_field(tmp_path: Path) -> None:
+    text = SHIPPED.read_text(encoding="utf-8")
+    path = tmp_path / "broken.toml"
+    edits = [
+        ("port = 1025", "prot = 1025"),
+        ('timezone = "Asia/Tbilisi"', 'timezone = "Asia/Tbilissi"'),
+        ('reminders = ["2h"]', 'reminders = ["2x"]'),
+    ]
+    for old, new in edits:
+        text = text.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    port, zone, reminder = (line_of_edit(old) for old, _ in edits)
+    assert raised.value.message.splitlines() == [
+        f"{path}:{port}: smtp.prot: unknown key (did you mean 'port'?)",
+        f"{path}:{zone}: subscribers[2].timezone: "
+        "unknown time zone 'Asia/Tbilissi' (did you mean 'Asia/Tbilisi'?)",
+        f"{path}:{reminder}: subscribers[2].reminders[0]: invalid duration '2x': use a number "
+        "and a unit, e.g. 30s, 15m, 1h, 1d2h",
+    ]
+    assert "more problem" not in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "complaint"),
+    [
+        ("[smtp]", "[smpt]", "smpt", "unknown key (did you mean 'smtp'?)"),
+        ('listen = "', 'lisen = "', "lisen", "unknown key (did you mean 'listen'?)"),
+        (
+            'location = "Moscow, Kremlin"',
+            'locaton = "Moscow, Kremlin"',
+            "meetings[0].locaton",
+            "unknown key (did you mean 'location'?)",
+        ),
+        (
+            'reminders = ["2h"]',
+            'remiders = ["2h"]',
+            "subscribers[2].remiders",
+            "unknown key (did you mean 'reminders'?)",
+        ),
+        ("port = 1025", "colour = 1025", "smtp.colour", "unknown key"),
+        (
+            'timezone = "Europe/Moscow"',
+            'timezone = "Europe/Moskow"',
+            "meetings[0].timezone",
+            "unknown time zone 'Europe/Moskow' (did you mean 'Europe/Moscow'?)",
+        ),
+        (
+            'timezone = "Europe/Moscow"',
+            'timezone = "Mars/Olympus"',
+            "meetings[0].timezone",
+            "unknown time zone 'Mars/Olympus': use an IANA name such as Europe/Moscow",
+        ),
+    ],
+)
+def test_a_misspelt_key_or_zone_gets_the_close_one(
+    tmp_path: Path, old: str, new: str, field: str, complaint: str
+) -> None:
+    path = broken_copy(tmp_path, old, new)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert raised.value.message == f"{path}:{line_of_edit(old)}: {field}: {complaint}"
+
+
+def test_a_misspelt_key_of_a_source_gets_the_close_one(tmp_path: Path) -> None:
+    path = tmp_path / "sources.toml"
+    path.write_text(
+        '[[sources]]\nkind = "ics"\nurl = "https://cal.example.org/a.ics"\nevry = "1m"\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert raised.value.message == f"{path}:4: sources[0].evry: unknown key (did you mean 'every'?)"
+
+
+def test_the_cli_prints_every_problem_on_a_line_of_its_own(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from notifier.cli import cli
+
+    path = broken_copy(tmp_path, "[smtp]", "[smpt]")
+    path.write_text(
+        path.read_text().replace('timezone = "Asia/Tbilisi"', 'timezone = "Asia/Tbilissi"', 1)
+    )
+    result = CliRunner().invoke(cli, ["check", "--config", str(path)])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2, result.stderr
+    assert all(line.startswith(f"notifier: error: {path}:") for line in lines), lines
+    assert "smpt: unknown key (did you mean 'smtp'?)" in result.stderr
+    assert "(did you mean 'Asia/Tbilisi'?)" in result.stderr
