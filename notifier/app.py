@@ -104,6 +104,7 @@ async def open_postman(settings: Settings, store: Store) -> AsyncIterator[Postma
             unsubscribe_key=await unsubscribe_key(store),
             chat=chat,
             pages=settings.public.enabled,
+            bounce_address=settings.bounces.address,
         )
 
 

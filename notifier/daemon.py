@@ -33,6 +33,7 @@ from notifier.app import (
     utcnow,
     wait_for_database,
 )
+from notifier.bounces import BounceListener
 from notifier.delivery import Postman
 from notifier.domain.errors import NotifierError
 from notifier.leadership import Leadership
@@ -236,6 +237,17 @@ class Daemon:
             lease=settings.delivery.fanout_lease,
         )
         self.lag = LoopLag()
+        self.bounces = (
+            BounceListener(
+                app.store,
+                listen=settings.bounces.listen,
+                bounce_address=settings.bounces.address,
+                key=postman.unsubscribe_key,
+                clock=utcnow,
+            )
+            if settings.bounces.listen and settings.bounces.address
+            else None
+        )
         self.http = http_server(
             settings,
             app.store,
@@ -259,6 +271,7 @@ class Daemon:
             OutboxListener(self.store, self.on_queued),
             LeadershipLoop(self.leadership, every=self.settings.leader.renew),
             Timers(self.scheduler),
+            *([self.bounces] if self.bounces is not None else []),
             self.http,
             Announce(self.started_line),
         ]

@@ -58,7 +58,7 @@ from notifier.rendering import (
 )
 from notifier.store import Store
 from notifier.store.engine import is_outage
-from notifier.tokens import link_token, unsubscribe_token
+from notifier.tokens import bounce_token, link_token, return_path, unsubscribe_token
 from notifier.waiting import wait_any
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,18 @@ class Postman:
     chat: ChatChannel | None = None
     #: Whether chat messages link the meeting's public page (`[public] enabled`).
     pages: bool = False
+    #: ``[bounces] address``: each email's envelope sender is its own signed return path
+    #: ``local+TOKEN@domain`` under it (VERP), so a later DSN names its delivery. None:
+    #: the envelope sender is the address of `sender`.
+    bounce_address: str | None = None
+
+    def envelope_sender(self, delivery_id: str, recipient: str) -> str:
+        """The MAIL FROM of one delivery: its signed return path, or the plain sender."""
+        plain = parseaddr(self.sender)[1]
+        if self.bounce_address is None:
+            return plain
+        token = bounce_token(self.unsubscribe_key, delivery_id, recipient)
+        return plain if token is None else return_path(self.bounce_address, token)
 
     def chat_message(
         self, notice: Notice, *, locale: str, timezone: str, now: datetime
@@ -551,7 +563,9 @@ class OutboxWorker:
             )
         message = self.postman.email_bytes(delivery, subscriber, batch.emails[group])
         await self.postman.email.send(
-            message, sender=parseaddr(self.postman.sender)[1], recipient=subscriber.email
+            message,
+            sender=self.postman.envelope_sender(delivery.id, subscriber.email),
+            recipient=subscriber.email,
         )
         return 250
 

@@ -69,6 +69,7 @@ from notifier.fields import (
     did_you_mean,
 )
 from notifier.locate import format_loc, locate
+from notifier.tokens import BOUNCE_TOKEN_LENGTH
 
 DEFAULT_CONFIG = Path("config/notifier.toml")
 
@@ -339,6 +340,55 @@ class LeaderSettings(_Strict):
         return self
 
 
+class BounceSettings(_Strict):
+    """Bounces that arrive later: delivery status notifications (RFC 3464) for sent mail."""
+
+    #: The return path: each email's envelope sender becomes ``local+TOKEN@domain`` of
+    #: it, the token naming its delivery, signed. Unset: the envelope sender is smtp.sender.
+    address: str | None = None
+    #: Where to take DSNs over SMTP (``host:port``), for the bounce domain's MX or a
+    #: forward to point at. Unset: no listener.
+    listen: str | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _a_return_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            address = mail.check_address(value)
+        except mail.MessageBuildError as exc:
+            raise ValueError(exc.message) from None
+        local = address.rpartition("@")[0]
+        if "+" in local:
+            raise ValueError(
+                f"{value!r}: the part before @ may not hold '+' (the token goes there)"
+            )
+        if len(local) + 1 + BOUNCE_TOKEN_LENGTH > 64:
+            raise ValueError(
+                f"{value!r}: the part before @ is at most {63 - BOUNCE_TOKEN_LENGTH} characters "
+                f"(a {BOUNCE_TOKEN_LENGTH}-character token joins it, and a local part is at "
+                "most 64)"
+            )
+        return address
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, colon, port = value.rpartition(":")
+        if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:2525)")
+        return value
+
+    @model_validator(mode="after")
+    def _listen_needs_address(self) -> BounceSettings:
+        if self.listen is not None and self.address is None:
+            raise ValueError("bounces.listen needs bounces.address (the return path it takes)")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything notifier reads from the environment, ``.env`` and the TOML file."""
 
@@ -369,6 +419,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     public: PublicSettings = PublicSettings()
     notify: NotifySettings = NotifySettings()
+    bounces: BounceSettings = BounceSettings()
     #: Systems that may push status changes signed instead of with a bearer token.
     upstreams: list[UpstreamConfig] = []
     #: Told by email when a webhook endpoint is disabled (optional).

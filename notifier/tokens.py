@@ -122,3 +122,78 @@ def new_secret() -> tuple[str, str]:
 def digest(token: str) -> str:
     """The stored form of a one-time token (or an address)."""
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+# -- return paths (VERP) -----------------------------------------------------------------------
+
+#: Delivery ids as `notifier.domain.outbox.delivery_id` makes them: 32 hex digits.
+_DELIVERY_HEX = 32
+#: A bounce token: 26 base32 characters of the delivery id, then 16 of its signature.
+BOUNCE_TOKEN_LENGTH = 42
+
+
+def _b32(data: bytes) -> str:
+    return base64.b32encode(data).rstrip(b"=").decode().lower()
+
+
+def _unb32(text: str) -> bytes:
+    return base64.b32decode(text.upper() + "=" * (-len(text) % 8))
+
+
+def _bounce_mac(key: str, raw_id: bytes, address: str) -> bytes:
+    message = b"bounce\x00" + raw_id + b"\x00" + address.strip().lower().encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).digest()[:10]
+
+
+def bounce_token(key: str, delivery_id: str, address: str) -> str | None:
+    """The token of a per-delivery return path: it names `delivery_id` and is signed with
+    `key` for the `address` the message goes to; 42 characters of lower-case base32 (safe
+    in a local part, whatever case a relay folds it to). None for an id of another shape
+    (such a message keeps the plain sender)."""
+    hex_id = delivery_id.removeprefix("msg_")
+    if len(hex_id) != _DELIVERY_HEX or not delivery_id.startswith("msg_"):
+        return None
+    try:
+        raw_id = bytes.fromhex(hex_id)
+    except ValueError:
+        return None
+    return _b32(raw_id) + _b32(_bounce_mac(key, raw_id, address))
+
+
+def bounce_token_delivery(token: str) -> str | None:
+    """The delivery id a bounce token names, unchecked (check it with `bounce_token_valid`);
+    None when it is not a bounce token at all."""
+    if len(token) != BOUNCE_TOKEN_LENGTH or not token.isascii() or not token.isalnum():
+        return None
+    try:
+        raw_id = _unb32(token[:26])
+        _unb32(token[26:])
+    except ValueError:
+        return None
+    return "msg_" + raw_id.hex()
+
+
+def bounce_token_valid(key: str, token: str, address: str) -> bool:
+    """Whether `token` was signed with `key` for a message to `address`."""
+    delivery = bounce_token_delivery(token)
+    if delivery is None:
+        return False
+    expected = bounce_token(key, delivery, address)
+    return expected is not None and hmac.compare_digest(token.lower(), expected)
+
+
+def return_path(bounce_address: str, token: str) -> str:
+    """``local+token@domain`` from the configured ``local@domain``."""
+    local, _, domain = bounce_address.rpartition("@")
+    return f"{local}+{token}@{domain}"
+
+
+def token_of_return_path(bounce_address: str, recipient: str) -> str | None:
+    """The token in `recipient` when it is a return path of `bounce_address` (compared
+    without regard to case), else None."""
+    local, _, domain = bounce_address.lower().rpartition("@")
+    their_local, at, their_domain = recipient.strip().strip("<>").lower().rpartition("@")
+    head, plus, token = their_local.partition("+")
+    if not at or their_domain != domain or head != local or not plus:
+        return None
+    return token if bounce_token_delivery(token) is not None else None

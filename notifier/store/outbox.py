@@ -52,6 +52,7 @@ from notifier.store.records import (
 )
 from notifier.store.tables import (
     UTCDateTime,
+    bounces,
     deliveries,
     delivery_attempts,
     notices,
@@ -369,6 +370,9 @@ class OutboxQueries(QueriesBase):
             )
             attempts_gone += max(gone.rowcount or 0, 0)
             await self.connection.execute(
+                delete(bounces).where(bounces.c.delivery_id.in_(old_deliveries))
+            )
+            await self.connection.execute(
                 delete(deliveries).where(deliveries.c.id.in_(old_deliveries))
             )
         attempts_gone += await self._delete_oldest(
@@ -514,6 +518,78 @@ class OutboxQueries(QueriesBase):
             delete(suppressions).where(suppressions.c.address == address.strip().lower())
         )
         return bool(result.rowcount)
+
+    async def add_bounce(
+        self,
+        delivery_id: str,
+        *,
+        dsn_id: str,
+        address: str,
+        permanent: bool,
+        status: str,
+        reporting_mta: str,
+        at: datetime,
+        code: int | None,
+        error: str,
+    ) -> bool:
+        """Record that a DSN came back for `delivery_id` (which must exist): a bounce row,
+        and an attempt in the delivery's log (outcome permanent or temporary, not counted
+        against its attempts). False, and nothing written, when this DSN was recorded for
+        this delivery and address before."""
+        added = (
+            await self.connection.execute(
+                self.dialect.insert(bounces)
+                .values(
+                    delivery_id=delivery_id,
+                    dsn_id=dsn_id,
+                    address=address.strip().lower()[:320],
+                    at=at,
+                    permanent=permanent,
+                    status=status[:20],
+                    reporting_mta=reporting_mta[:253],
+                )
+                .on_conflict_do_nothing()
+                .returning(bounces.c.id)
+            )
+        ).first()
+        if added is None:
+            return False
+        await self.connection.execute(
+            insert(delivery_attempts).values(
+                delivery_id=delivery_id,
+                at=at,
+                duration_ms=0,
+                outcome="permanent" if permanent else "temporary",
+                code=code,
+                error=error,
+            )
+        )
+        return True
+
+    async def mark_bounced(self, delivery_id: str, *, error: str) -> bool:
+        """A sent delivery bounced for good: dead, with `error` as its last error. False
+        when it is not (or no longer) sent."""
+        result = await self.connection.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id == delivery_id,
+                deliveries.c.status == DeliveryStatus.SENT.value,
+            )
+            .values(status=DeliveryStatus.DEAD.value, last_error=error)
+        )
+        return bool(result.rowcount)
+
+    async def soft_bounces(self, delivery_id: str) -> int:
+        """How many soft bounces (delays, temporary failures) came back for a delivery."""
+        return int(
+            (
+                await self.connection.execute(
+                    select(func.count())
+                    .select_from(bounces)
+                    .where(bounces.c.delivery_id == delivery_id, bounces.c.permanent.is_(False))
+                )
+            ).scalar_one()
+        )
 
     async def release_claims(self, worker: str, ids: Sequence[str] | None = None) -> int:
         """Hand back what `worker` still holds (a stop that could not finish it), or only

@@ -267,6 +267,31 @@ class Outbox(Protocol):
         """Put `address` on the suppression list (a hard bounce); a repeat keeps the first."""
         ...
 
+    async def add_bounce(
+        self,
+        delivery_id: str,
+        *,
+        dsn_id: str,
+        address: str,
+        permanent: bool,
+        status: str,
+        reporting_mta: str,
+        at: datetime,
+        code: int | None,
+        error: str,
+    ) -> bool:
+        """Record a DSN that came back for `delivery_id`: a bounce row and an attempt in
+        its log (not counted); False, writing nothing, if this DSN was recorded before."""
+        ...
+
+    async def mark_bounced(self, delivery_id: str, *, error: str) -> bool:
+        """A sent delivery bounced for good: dead, with `error`; False if it is not sent."""
+        ...
+
+    async def soft_bounces(self, delivery_id: str) -> int:
+        """How many soft bounces came back for a delivery."""
+        ...
+
     async def suppressed(self, addresses: Sequence[str]) -> set[str]:
         """Which of `addresses` (compared in lower case) are suppressed."""
         ...

@@ -283,6 +283,24 @@ suppressions = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+#: Delivery status notifications that came back for a sent delivery (0016): one row per
+#: DSN and failed address, so the same DSN delivered twice counts once.
+bounces = Table(
+    "bounces",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(200), nullable=False),
+    Column("dsn_id", String(64), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    #: A hard bounce (the address suppressed); otherwise soft (counted only).
+    Column("permanent", Boolean, nullable=False),
+    Column("status", String(20), nullable=False, server_default=""),
+    Column("reporting_mta", Text, nullable=False, server_default=""),
+    UniqueConstraint("delivery_id", "dsn_id", "address"),
+    Index(None, "delivery_id"),
+)
+
 processed_events = Table(
     "processed_events",
     metadata,

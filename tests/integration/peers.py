@@ -29,6 +29,8 @@ class Mailbox:
     messages: list[tuple[str, EmailMessage]] = field(default_factory=list)
     #: Every accepted DATA exactly as it came off the wire, with its envelope recipients.
     raw: list[tuple[list[str], bytes]] = field(default_factory=list)
+    #: The envelope sender (MAIL FROM) of each accepted DATA, in the order of `raw`.
+    senders: list[str] = field(default_factory=list)
     #: Per recipient address, replies to give RCPT in turn (then "250 OK").
     rcpt_script: dict[str, list[str]] = field(default_factory=dict)
     #: Replies to give DATA in turn, whoever the recipient (then "250 OK").
@@ -100,6 +102,7 @@ class _Handler:
             if reply.startswith("250"):
                 parsed = message_from_bytes(envelope.original_content or b"", policy=policy.default)
                 self.box.raw.append((list(envelope.rcpt_tos), envelope.original_content or b""))
+                self.box.senders.append(envelope.mail_from or "")
                 for rcpt in envelope.rcpt_tos:
                     self.box.messages.append((rcpt, parsed))  # type: ignore[arg-type]
         return reply
