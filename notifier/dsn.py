@@ -13,6 +13,7 @@ The input is hostile: anything may arrive at a bounce address. A message larger 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,10 @@ from email.utils import parseaddr, parsedate_to_datetime
 from flufl.bounce import all_failures
 
 from notifier.domain.text import clean_text
+
+# flufl.bounce logs a line per detector it runs at INFO (17 a DSN) and every detector's
+# failure with its trace; a hostile DSN is expected here, and refused with one line.
+logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
 
 #: The largest DSN read (1 MiB): a real one is a few kilobytes plus the returned message.
 MAX_BYTES = 1024 * 1024
