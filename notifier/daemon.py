@@ -33,9 +33,10 @@ from notifier.app import (
     utcnow,
     wait_for_database,
 )
-from notifier.bounces import BounceListener
+from notifier.bounces import BounceListener, BounceMailbox
 from notifier.delivery import Postman
 from notifier.domain.errors import NotifierError
+from notifier.domain.mailbox import read_mailbox_url
 from notifier.leadership import Leadership
 from notifier.scheduler import Scheduler
 from notifier.settings import Settings
@@ -248,6 +249,18 @@ class Daemon:
             if settings.bounces.listen and settings.bounces.address
             else None
         )
+        self.mailbox = (
+            BounceMailbox(
+                app.store,
+                mailbox=read_mailbox_url(settings.bounces.imap.get_secret_value()),
+                every=settings.bounces.every.total_seconds(),
+                bounce_address=settings.bounces.address,
+                key=postman.unsubscribe_key,
+                clock=utcnow,
+            )
+            if settings.bounces.imap and settings.bounces.address
+            else None
+        )
         self.http = http_server(
             settings,
             app.store,
@@ -272,6 +285,7 @@ class Daemon:
             LeadershipLoop(self.leadership, every=self.settings.leader.renew),
             Timers(self.scheduler),
             *([self.bounces] if self.bounces is not None else []),
+            *([self.mailbox] if self.mailbox is not None else []),
             self.http,
             Announce(self.started_line),
         ]

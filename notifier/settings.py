@@ -57,6 +57,7 @@ from notifier.domain.addresses import host_allowed, is_loopback_host
 from notifier.domain.audiences import DEFAULT_AUDIENCES, Audiences
 from notifier.domain.durations import format_duration
 from notifier.domain.errors import ConfigError
+from notifier.domain.mailbox import read_mailbox_url
 from notifier.domain.retry import DEFAULT_SCHEDULE
 from notifier.domain.text import check_text
 from notifier.fields import (
@@ -349,6 +350,10 @@ class BounceSettings(_Strict):
     #: Where to take DSNs over SMTP (``host:port``), for the bounce domain's MX or a
     #: forward to point at. Unset: no listener.
     listen: str | None = None
+    #: Or read DSNs from an IMAP mailbox (``imaps://user:password@host/INBOX``) every
+    #: `every`; each message read is deleted. Unset: no polling.
+    imap: SecretStr | None = None
+    every: Duration = timedelta(seconds=60)
 
     @field_validator("address")
     @classmethod
@@ -382,10 +387,26 @@ class BounceSettings(_Strict):
             raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:2525)")
         return value
 
+    @field_validator("imap")
+    @classmethod
+    def _a_mailbox_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            read_mailbox_url(value.get_secret_value())
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _every_in_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(days=1):
+            raise ValueError("bounces.every is between 1s and 1d")
+        return value
+
     @model_validator(mode="after")
     def _listen_needs_address(self) -> BounceSettings:
         if self.listen is not None and self.address is None:
             raise ValueError("bounces.listen needs bounces.address (the return path it takes)")
+        if self.imap is not None and self.address is None:
+            raise ValueError("bounces.imap needs bounces.address (the return path it reads)")
         return self
 
 
@@ -487,6 +508,9 @@ class Settings(BaseSettings):
         found = [t.get_secret_value() for t in self.api_tokens]
         if self.smtp.password is not None:
             found.append(self.smtp.password.get_secret_value())
+        if self.bounces.imap is not None:
+            found.append(self.bounces.imap.get_secret_value())
+            found.append(read_mailbox_url(self.bounces.imap.get_secret_value()).password)
         for upstream in self.upstreams:
             found += [s.get_secret_value() for s in upstream.secrets]
         for subscriber in self.subscribers:

@@ -39,6 +39,23 @@ def test_bounces_are_off_unless_configured(tmp_path: Path) -> None:
         ('address = "b@example.org"\nlisten = "2525"', "bounces.listen", "is not host:port"),
         ('address = "b@example.org"\nlisten = "h:99999"', "bounces.listen", "is not host:port"),
         ('listen = "127.0.0.1:2525"', "bounces", "bounces.listen needs bounces.address"),
+        (
+            'address = "b@example.org"\nimap = "pop3://u:p@mail.example.org/"',
+            "bounces.imap",
+            "imaps://",
+        ),
+        (
+            'address = "b@example.org"\nimap = "imap://u:p@mail.example.org/INBOX"',
+            "bounces.imap",
+            "password unencrypted",
+        ),
+        (
+            'address = "b@example.org"\nimap = "imaps://mail.example.org/"',
+            "bounces.imap",
+            "user:password@host",
+        ),
+        ('imap = "imaps://u:p@mail.example.org/"', "bounces", "bounces.imap needs bounces.address"),
+        ('address = "b@example.org"\nevery = "2d"', "bounces.every", "between 1s and 1d"),
     ],
 )
 def test_a_bad_bounce_setting_is_one_line_naming_the_field(
@@ -54,3 +71,14 @@ def test_a_bad_bounce_setting_is_one_line_naming_the_field(
     [line] = result.stderr.splitlines()
     assert field in line
     assert complaint in line
+
+
+def test_the_mailbox_password_is_a_secret_the_logs_hide(tmp_path: Path) -> None:
+    settings = load_settings(
+        write(
+            tmp_path,
+            'address = "b@example.org"\nimap = "imaps://u:p%40ss@mail.example.org/Bounces"',
+        )
+    )
+    assert "p@ss" in settings.secrets()
+    assert "p@ss" not in repr(settings.bounces)
