@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -31,8 +30,10 @@ from notifier.domain.models import (
     WebhookEndpoint,
 )
 from notifier.fields import (
+    ONE_LINE_PATTERN,
     AudienceName,
     Duration,
+    Instant,
     OneLine,
     Slug,
     TieredList,
@@ -54,7 +55,7 @@ class _Record(BaseModel):
 class HistoryConfig(_Record):
     """A past event of a meeting, imported once when the meeting is first created."""
 
-    at: AwareDatetime
+    at: Instant
     #: The status entered; omitted for a note that changed no status.
     status: MeetingStatus | None = None
     reason: TieredOneLine = ""
@@ -69,8 +70,8 @@ class MeetingConfig(_Record):
     location: TieredOneLine = ""
     participants: TieredList = []
     timezone: TimeZoneName
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime | None = None
+    starts_at: Instant
+    ends_at: Instant | None = None
     status: MeetingStatus = MeetingStatus.SCHEDULED
     reason: TieredOneLine = ""
     conditions: TieredList = []
@@ -161,20 +162,45 @@ def _known_kind(value: str) -> str:
     return value
 
 
+#: `QuietHours.parse` as a pattern: HH:MM-HH:MM, hours 0-23, minutes 0-59, start and end
+#: different (the lookahead refuses the same time twice).
+QUIET_HOURS_PATTERN = (
+    r"^\s*(?!0?(\d{1,2}):(\d{2})\s*-\s*0?\1:\2\s*$)"
+    r"(?:[01]?\d|2[0-3]):[0-5]\d\s*-\s*(?:[01]?\d|2[0-3]):[0-5]\d\s*$"
+)
+
+
 class SubscriberConfig(_Record):
     """A subscriber as written in the config file or posted to the API."""
 
     id: Slug
-    name: Annotated[str, Field(max_length=200), AfterValidator(_one_line)] = ""
+    name: Annotated[
+        str,
+        Field(max_length=200, json_schema_extra={"pattern": ONE_LINE_PATTERN}),
+        AfterValidator(_one_line),
+    ] = ""
     email: EmailStr | None = None
     webhook: WebhookConfig | None = None
     timezone: TimeZoneName = "UTC"
     locale: Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$")] = "en"
     meetings: list[Slug] = []
     tags: list[OneLine] = []
-    events: list[Annotated[str, AfterValidator(_known_kind)]] = ["*"]
+    events: list[
+        Annotated[
+            str,
+            AfterValidator(_known_kind),
+            Field(json_schema_extra={"enum": ["*", *(k.value for k in EventKind)]}),
+        ]
+    ] = Field(default=["*"], json_schema_extra={"minItems": 1})  # the validator says why
     reminders: list[Duration] = []
-    quiet_hours: Annotated[str, AfterValidator(lambda v: str(QuietHours.parse(v)))] | None = None
+    quiet_hours: (
+        Annotated[
+            str,
+            AfterValidator(lambda v: str(QuietHours.parse(v))),
+            Field(json_schema_extra={"pattern": QUIET_HOURS_PATTERN}),
+        ]
+        | None
+    ) = None
     #: Which variants of a meeting's text this reader gets (an operator's decision: the
     #: file or the API; self-service subscribers are always the lowest).
     audience: AudienceName = PUBLIC

@@ -6,18 +6,20 @@ from __future__ import annotations
 import base64
 import difflib
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from ipaddress import IPv4Network, IPv6Network
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BeforeValidator,
     Field,
     PlainSerializer,
     SecretStr,
+    WithJsonSchema,
 )
 
 from notifier.domain.addresses import allow_range_problem
@@ -35,11 +37,25 @@ def _duration(value: object) -> object:
     return value
 
 
+#: What `parse_duration` reads, as the API's schema says it: each unit at most once,
+#: largest first, not all zero (the schema's and the server's rules are the same).
+DURATION_PATTERN = (
+    r"^\s*(?=[^1-9]*[1-9])(?:\d{1,6}[wW])?(?:\d{1,6}[dD])?(?:\d{1,6}[hH])?(?:\d{1,6}[mM])?"
+    r"(?:\d{1,6}[sS])?\s*$"
+)
+_DURATION_SCHEMA = {
+    "type": "string",
+    "pattern": DURATION_PATTERN,
+    "minLength": 2,
+    "examples": ["15m", "1d2h"],
+}
+
 #: A duration written ``30s`` / ``15m`` / ``1h`` / ``1d2h``.
 Duration = Annotated[
     timedelta,
     BeforeValidator(_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema(_DURATION_SCHEMA),
 ]
 
 
@@ -54,6 +70,22 @@ Retention = Annotated[
     timedelta,
     BeforeValidator(_retention),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema({"anyOf": [_DURATION_SCHEMA, {"type": "string", "enum": ["0"]}]}),
+]
+
+
+def _in_range(value: datetime) -> datetime:
+    if not 1000 <= value.year <= 8999:
+        raise ValueError("the year is between 1000 and 8999")
+    return value
+
+
+#: An aware instant whose year (as written) is between 1000 and 8999, so it stays a valid
+#: datetime in every zone it is shown in; the schema's pattern says the same.
+Instant = Annotated[
+    AwareDatetime,
+    AfterValidator(_in_range),
+    Field(json_schema_extra={"pattern": r"^[1-8][0-9]{3}-"}),
 ]
 
 
@@ -86,10 +118,32 @@ def _zone_hint(name: str) -> str:
     return ": use an IANA name such as Europe/Moscow"
 
 
-TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
+#: An IANA zone name; the schema lists every zone this server knows, so a client (or a
+#: fuzzer) reads from it exactly what the server accepts.
+class _EveryZone:
+    """The JSON Schema of a zone name: an enum of every zone, listed when a schema is made
+    (not at import: the parser processes import this module and never need it)."""
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        return {"type": "string", "enum": list(_zone_names()), "examples": ["Europe/Moscow"]}
+
+
+TimeZoneName = Annotated[str, AfterValidator(check_timezone), _EveryZone()]
 
 
 Slug = Annotated[str, Field(pattern=SLUG, description="lowercase letters, digits, . _ -")]
+
+
+#: `check_text`'s rules as a JSON Schema pattern: no control character (C0, DEL, C1), no
+#: line or paragraph separator, no bidirectional override and, on one line, no RFC 2047
+#: encoded word.
+ONE_LINE_PATTERN = (
+    r"^(?!.*=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)"
+    r"[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$"
+)
+MULTI_LINE_PATTERN = (
+    r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$"
+)
 
 
 def _one_line(value: str) -> str:
@@ -102,18 +156,34 @@ def _multi_line(value: str) -> str:
 
 #: Text that may reach a mail header or a calendar line: no control characters, no
 #: RFC 2047 encoded words (`notifier.domain.text`).
-OneLine = Annotated[str, Field(max_length=2000), AfterValidator(_one_line)]
+OneLine = Annotated[
+    str,
+    Field(max_length=2000, json_schema_extra={"pattern": ONE_LINE_PATTERN}),
+    AfterValidator(_one_line),
+]
 
 
 #: A description: line breaks and tabs allowed, no other control characters.
-MultiLine = Annotated[str, Field(max_length=20000), AfterValidator(_multi_line)]
+MultiLine = Annotated[
+    str,
+    Field(max_length=20000, json_schema_extra={"pattern": MULTI_LINE_PATTERN}),
+    AfterValidator(_multi_line),
+]
 
 
-Title = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_one_line)]
+Title = Annotated[
+    str,
+    Field(min_length=1, max_length=500, json_schema_extra={"pattern": ONE_LINE_PATTERN}),
+    AfterValidator(_one_line),
+]
 
 
 #: A caller's id for a change (idempotency key): short, one line.
-EventId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
+EventId = Annotated[
+    str,
+    Field(min_length=1, max_length=200, json_schema_extra={"pattern": ONE_LINE_PATTERN}),
+    AfterValidator(_one_line),
+]
 
 
 def check_webhook_secret(secret: SecretStr) -> SecretStr:
@@ -134,7 +204,16 @@ def check_webhook_secret(secret: SecretStr) -> SecretStr:
     return secret
 
 
-WebhookSecret = Annotated[SecretStr, AfterValidator(check_webhook_secret)]
+#: `check_webhook_secret` as a pattern: ``whsec_`` and canonical base64 of 24 to 64 bytes.
+WEBHOOK_SECRET_PATTERN = (
+    r"^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,20}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+    r"|(?:[A-Za-z0-9+/]{4}){21}(?:[A-Za-z0-9+/]{2}==)?)$"
+)
+WebhookSecret = Annotated[
+    SecretStr,
+    AfterValidator(check_webhook_secret),
+    Field(json_schema_extra={"pattern": WEBHOOK_SECRET_PATTERN}),
+]
 
 
 def _narrow(network: IPv4Network | IPv6Network) -> IPv4Network | IPv6Network:
@@ -148,10 +227,13 @@ def _narrow(network: IPv4Network | IPv6Network) -> IPv4Network | IPv6Network:
 AllowRange = Annotated[IPv4Network | IPv6Network, AfterValidator(_narrow)]
 
 
-#: An audience's name (`notifier.domain.audiences`).
+AUDIENCE_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+
+#: An audience's name (`notifier.domain.audiences`); the API's schema lists the audiences
+#: configured (`notifier.api.app`), the only names the server accepts.
 AudienceName = Annotated[
     str,
-    Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$", description="lowercase letters, digits, _ -"),
+    Field(pattern=AUDIENCE_PATTERN, description="lowercase letters, digits, _ -"),
 ]
 
 
@@ -163,11 +245,16 @@ def _some_variant(value: dict[str, object]) -> dict[str, object]:
 
 #: A text field every audience reads alike, or its variants by audience:
 #: ``{public = "postponed", participants = "medical reasons"}``.
-TieredOneLine = OneLine | Annotated[dict[AudienceName, OneLine], AfterValidator(_some_variant)]
+#: (The schema says what the server checks: keys are audience names, at most 20 of them.)
+_VARIANTS = Field(json_schema_extra={"additionalProperties": False, "maxProperties": 20})
+TieredOneLine = (
+    OneLine | Annotated[dict[AudienceName, OneLine], AfterValidator(_some_variant), _VARIANTS]
+)
 TieredMultiLine = (
-    MultiLine | Annotated[dict[AudienceName, MultiLine], AfterValidator(_some_variant)]
+    MultiLine | Annotated[dict[AudienceName, MultiLine], AfterValidator(_some_variant), _VARIANTS]
 )
 #: A list field (participants, conditions), plain or by audience (each variant a list).
 TieredList = (
-    list[OneLine] | Annotated[dict[AudienceName, list[OneLine]], AfterValidator(_some_variant)]
+    list[OneLine]
+    | Annotated[dict[AudienceName, list[OneLine]], AfterValidator(_some_variant), _VARIANTS]
 )

@@ -7,6 +7,8 @@ are RFC 9457 problem responses; bodies are limited in size and tokens in rate.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +19,7 @@ from notifier.api.context import ApiContext, Gates
 from notifier.api.problems import install, problem
 from notifier.api.routes import deliveries, meetings, operations, subscribers, unsubscribe
 from notifier.api.security import BearerAuth, RateLimiter, SignedPush
+from notifier.fields import AUDIENCE_PATTERN
 from notifier.public import pages
 
 __all__ = ["ApiContext", "create_api"]
@@ -83,4 +86,35 @@ def create_api(context: ApiContext) -> FastAPI:
         api.include_router(part.router)
     api.include_router(pages.router)
     api.include_router(docs_page.router)
+    build = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            name_audiences(build(), context.settings.audiences)
+        return build()
+
+    api.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
     return api
+
+
+def name_audiences(node: Any, audiences: list[str]) -> None:
+    """Make every audience name in the schema `node` one of `audiences`: the server refuses
+    any other, so the schema does not permit it either."""
+    if isinstance(node, list):
+        for item in node:
+            name_audiences(item, audiences)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("pattern") == AUDIENCE_PATTERN:
+        del node["pattern"]
+        node["enum"] = list(audiences)
+    variants = node.get("patternProperties", {}).pop(AUDIENCE_PATTERN, None)
+    if variants is not None:
+        node["properties"] = {name: variants for name in audiences}
+        node["additionalProperties"] = False
+        node.pop("propertyNames", None)
+        if not node["patternProperties"]:
+            del node["patternProperties"]
+    for value in node.values():
+        name_audiences(value, audiences)

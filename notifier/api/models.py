@@ -3,13 +3,27 @@ the shape is the file's: meetings and subscribers)."""
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from copy import copy
+from enum import StrEnum
+from typing import Any
 
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    create_model,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+
+from notifier.configfile import SubscriberConfig
 from notifier.domain.models import MeetingStatus
-from notifier.domain.outbox import DeliveryFilter
+from notifier.domain.outbox import REPLAYABLE, DeliveryFilter
 from notifier.fields import (
     AudienceName,
     EventId,
+    Instant,
     OneLine,
     Slug,
     TieredList,
@@ -71,28 +85,67 @@ class StatusPush(BaseModel):
     #: Plain text every audience reads, or variants by audience:
     #: ``{"public": "postponed", "participants": "medical reasons"}``.
     reason: TieredOneLine = ""
-    starts_at: AwareDatetime | None = None
+    starts_at: Instant | None = None
     #: Pending conditions after the change (null keeps them), plain or by audience.
     conditions: TieredList | None = None
     event_id: EventId | None = None
-    force: bool = False
+    #: true or false (strict: 0, 1 and "yes" are refused rather than read as booleans).
+    force: StrictBool = False
 
 
 class MeetingPatch(BaseModel):
-    """Descriptive fields of a meeting; status and time change through the status push."""
+    """Descriptive fields of a meeting; status and time change through the status push.
+
+    A field left out is kept; only ``ends_at`` may be null (it removes the end time). The
+    schema says the same: the other fields are not nullable there.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Title | None = None
-    description: TieredMultiLine | None = None
-    location: TieredOneLine | None = None
-    participants: TieredList | None = None
-    tags: list[OneLine] | None = None
-    conditions: TieredList | None = None
-    ends_at: AwareDatetime | None = None
+    title: Title | SkipJsonSchema[None] = None
+    description: TieredMultiLine | SkipJsonSchema[None] = None
+    location: TieredOneLine | SkipJsonSchema[None] = None
+    participants: TieredList | SkipJsonSchema[None] = None
+    tags: list[OneLine] | SkipJsonSchema[None] = None
+    conditions: TieredList | SkipJsonSchema[None] = None
+    ends_at: Instant | None = None
     #: The lowest audience that may know of the meeting.
-    audience: AudienceName | None = None
+    audience: AudienceName | SkipJsonSchema[None] = None
     reason: OneLine = ""
+
+    @model_validator(mode="after")
+    def _null_only_ends(self) -> MeetingPatch:
+        for name in sorted(self.model_fields_set - {"ends_at"}):
+            if getattr(self, name) is None:
+                raise ValueError(f"{name}: may not be null (leave it out to keep it)")
+        return self
+
+
+def _optional(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """`model`'s fields, each optional and none nullable that is not nullable there, with
+    no cross-field rule: the shape of a PATCH body, checked again once merged."""
+    fields: dict[str, Any] = {}
+    for field, info in model.model_fields.items():
+        optional = copy(info)  # the constraints and schema of the field, not its default
+        optional.default, optional.default_factory = None, None
+        fields[field] = (info.annotation, optional)
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+
+
+#: The body of ``PATCH /v1/subscribers/{id}``: any of a subscriber's fields.
+SubscriberPatch = _optional(SubscriberConfig, "SubscriberPatch")
+
+
+#: The delivery filters a replay takes: those that select only replayable deliveries (the
+#: schema lists these, not every filter, so it permits exactly what is accepted).
+ReplayFilter = StrEnum(  # type: ignore[misc]  # built from the domain's list, not repeated
+    "ReplayFilter",
+    {
+        f.name: f.value
+        for f in DeliveryFilter
+        if all(status in REPLAYABLE for status in f.statuses())
+    },
+)
 
 
 class ReplayRequest(BaseModel):
@@ -100,12 +153,12 @@ class ReplayRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: DeliveryFilter = DeliveryFilter.DEAD
+    status: ReplayFilter = ReplayFilter.DEAD  # type: ignore[attr-defined]
     #: Only deliveries created at or after this instant.
-    since: AwareDatetime | None = None
+    since: Instant | None = None
     subscriber: Slug | None = None
-    #: Count what would be replayed; change nothing.
-    dry_run: bool = False
+    #: Count what would be replayed; change nothing (true or false, strictly).
+    dry_run: StrictBool = False
 
 
 class ReplayAnswer(BaseModel):

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from notifier.domain.errors import (
     ConfigError,
@@ -134,14 +135,36 @@ def install(api: FastAPI, *, page: FormPage | None = None) -> None:
 
     @api.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
+        headers = dict(exc.headers) if exc.headers else {}
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route on the path only; a path
+            # served by several routes (GET and POST /v1/meetings) allows all of theirs.
+            headers["Allow"] = ", ".join(allowed_methods(request))
         if (shown := as_page(request, exc.status_code)) is not None:
+            shown.headers.update(headers)
             return shown
         return problem(
             exc.status_code,
             _title(exc.status_code),
             str(exc.detail) if exc.detail else None,
-            headers=dict(exc.headers) if exc.headers else None,
+            headers=headers or None,
         )
+
+
+#: The methods a route may serve, for `allowed_methods` to try.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path, sorted."""
+    routes = [r for r in request.app.router.routes if isinstance(r, BaseRoute)]
+    return sorted(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
 
 
 def _title(status: int) -> str:

@@ -6,8 +6,10 @@ import re
 from datetime import timedelta
 
 _UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
-_PART = re.compile(r"(\d+)([wdhms])")
-_WHOLE = re.compile(r"(?:\d+[wdhms])+")
+#: At most six digits a unit: every duration written so fits a `timedelta` (999999w is
+#: about 19,000 years; seven digits of weeks would not always fit).
+_PART = re.compile(r"(\d{1,6})([wdhms])")
+_WHOLE = re.compile(r"(?:\d{1,6}[wdhms])+")
 
 
 def parse_duration(text: str) -> timedelta:

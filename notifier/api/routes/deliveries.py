@@ -91,7 +91,11 @@ async def clear_suppression(address: str, ctx: Ctx) -> Response:
 async def replay_deliveries(body: ReplayRequest, ctx: Ctx) -> ReplayAnswer:
     ids = await service.replay(
         ctx.store,
-        Replay(status=body.status, since=body.since, subscriber_id=body.subscriber),
+        Replay(
+            status=DeliveryFilter(body.status.value),
+            since=body.since,
+            subscriber_id=body.subscriber,
+        ),
         now=ctx.clock(),
         dry_run=body.dry_run,
     )

@@ -21,6 +21,7 @@ from notifier.domain.audiences import change_texts
 from notifier.domain.errors import InvalidChange, UnknownMeeting
 from notifier.domain.models import Meeting, Source, StatusChange
 from notifier.domain.text import text_problem
+from notifier.fields import ONE_LINE_PATTERN
 from notifier.store.port import StorePort
 
 router = APIRouter(prefix="/v1", responses=COMMON_RESPONSES, tags=["meetings"])
@@ -124,7 +125,12 @@ async def push_status(
     body: StatusPush,
     ctx: Ctx,
     caller: Pushed,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        # The pattern is the schema's word for the check below (pydantic's regex engine
+        # has no look-ahead, so the server checks it in code).
+        Header(min_length=1, max_length=200, json_schema_extra={"pattern": ONE_LINE_PATTERN}),
+    ] = None,
 ) -> StatusAnswer:
     if not PATH_ID.fullmatch(meeting_id):
         raise UnknownMeeting(meeting_id)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from notifier import service, subscriptions
 from notifier.api.context import PATH_ID, SECURED, ApiContext, Ctx
 from notifier.api.docs import COMMON_RESPONSES, created, links
-from notifier.api.models import SubscriberOut
+from notifier.api.models import SubscriberOut, SubscriberPatch
 from notifier.channels.chat import host_problem, url_problem
 from notifier.configfile import SubscriberConfig
 from notifier.domain.errors import InvalidChange, UnknownSubscriber
@@ -103,7 +103,15 @@ async def read_subscriber(subscriber_id: str, ctx: Ctx) -> SubscriberOut:
 
 
 @router.patch("/subscribers/{subscriber_id}", summary="Change a subscriber")
-async def patch_subscriber(subscriber_id: str, body: dict[str, Any], ctx: Ctx) -> SubscriberOut:
+async def patch_subscriber(
+    subscriber_id: str,
+    checked: SubscriberPatch,  # type: ignore[valid-type]  # built from SubscriberConfig
+    request: Request,
+    ctx: Ctx,
+) -> SubscriberOut:
+    # Each field was checked (and documented) by SubscriberPatch; the merge takes the
+    # fields as sent, since a checked secret no longer shows its value.
+    body: dict[str, Any] = await request.json()
     current = await _subscriber_or_404(ctx, subscriber_id)
     service.check_owner("subscriber", subscriber_id, current.source, Source.API, "edit")
     if "id" in body and body["id"] != subscriber_id:
