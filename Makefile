@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 CONFIG ?= config/notifier.toml
 
-.PHONY: run test lint typecheck install clean bench
+.PHONY: run test lint typecheck install clean bench bench-idle
 
 $(BIN)/notifier: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,4 +46,12 @@ bench: install
 	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/crowd.py --postgres $(PG)
 	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/bigfeed.py
 	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/chat.py
+	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/hanging.py --changes 30
+	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/kills.py fanout
+	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/kills.py reminders --postgres $(PG)
 	$(BIN)/python bench/summary.py $(RESULTS)
+
+# An idle daemon's memory over an hour (its own target: it takes the hour).
+bench-idle: install
+	mkdir -p var/bench
+	NOTIFIER_BENCH_RESULTS=var/bench/idle.jsonl $(BIN)/python bench/idle.py --seconds 3600
