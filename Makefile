@@ -49,6 +49,7 @@ bench: install
 	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/hanging.py --changes 30
 	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/kills.py fanout
 	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/kills.py reminders --postgres $(PG)
+	NOTIFIER_BENCH_RESULTS=$(RESULTS) $(BIN)/python bench/fuzz.py
 	$(BIN)/python bench/summary.py $(RESULTS)
 
 # An idle daemon's memory over an hour (its own target: it takes the hour).
