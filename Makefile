@@ -4,12 +4,15 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 CONFIG ?= config/notifier.toml
 
-.PHONY: run test lint typecheck install clean bench bench-idle
+.PHONY: run test lint typecheck install clean lock bench bench-idle
 
-$(BIN)/notifier: pyproject.toml
+# The versions come from requirements.lock (pinned, with hashes; `make lock` writes it
+# after pyproject.toml changes), then the package itself without resolving anything again.
+$(BIN)/notifier: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
 install: $(BIN)/notifier
@@ -30,6 +33,15 @@ test: lint typecheck
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Both locks from pyproject.toml, keeping every version already locked that still fits
+# (uv pip compile; `uv` itself is not a dependency: installed here on first use).
+UV_COMPILE = $(VENV)/uv/bin/uv pip compile pyproject.toml --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --generate-hashes --quiet
+lock:
+	test -x $(VENV)/uv/bin/uv || ($(PYTHON) -m venv $(VENV)/uv && $(VENV)/uv/bin/pip install --quiet uv)
+	$(UV_COMPILE) --extra test --extra dev -o requirements.lock
+	$(UV_COMPILE) -c requirements.lock -o requirements-runtime.lock
 
 # Benchmarks print ratios against baselines measured in the same run (README, Benchmarks),
 # each figure is also recorded, and the last step prints them all as one table with the

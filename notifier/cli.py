@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -303,6 +305,30 @@ def run(config: ConfigOption = None) -> None:
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
     with _user_errors(settings):
         asyncio.run(daemon.run_daemon(settings))
+
+
+@cli.command()
+def health(
+    config: ConfigOption = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 4.0,
+) -> None:
+    """Ask the running daemon's /healthz at the configured `listen` address (the container's
+    HEALTHCHECK): exit 0 when it answers 200, else 1 saying what happened."""
+    settings = _settings(config)
+    url = settings.local_url("/healthz")
+    # No proxy: a proxy from the environment would answer for a daemon it cannot see.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise _fail(f"{url}: {reason}") from None
+    if status != 200:
+        raise _fail(f"{url} answered {status}")
+    typer.echo(f"{url}: ok")
 
 
 # -- event ------------------------------------------------------------------------------------

@@ -503,6 +503,13 @@ class Settings(BaseSettings):
             raise ValueError("public_url may not have a query or fragment")
         return value
 
+    def local_url(self, path: str = "/") -> str:
+        """Where this daemon's own HTTP server answers on this machine: `listen`, with a
+        wildcard address (``0.0.0.0``, ``[::]``) replaced by loopback (the health check)."""
+        host, _, port = self.listen.rpartition(":")
+        loopback = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}  # a wildcard is not an address to call
+        return f"http://{loopback.get(host, host)}:{port}{path}"
+
     def secrets(self) -> list[str]:
         """Every secret these settings hold, for logs to hide wherever one turns up."""
         found = [t.get_secret_value() for t in self.api_tokens]
