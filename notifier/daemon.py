@@ -43,6 +43,7 @@ from notifier.settings import Settings
 from notifier.sources.parsers import Parsers
 from notifier.sources.poller import SourcePoller
 from notifier.store import Store
+from notifier.store.engine import free_space, outage_reason, sqlite_file
 from notifier.supervisor import (
     Component,
     Expander,
@@ -351,21 +352,48 @@ class Daemon:
     async def ready(self) -> dict[str, Any]:
         """``/readyz``'s checks. Ready means the database takes writes, not only reads: a
         full or read-only disk, or a server in recovery, answers reads and refuses writes."""
+        reasons: list[str] = []
         try:
             async with asyncio.timeout(READY_TIMEOUT):
                 async with self.store.write() as tx:
                     await tx.set_meta("ready_probe", utcnow().isoformat())
             database = True
-        except Exception:  # any failure to write to the database means not ready
+        except Exception as exc:  # any failure to write to the database means not ready
             database = False
+            reasons.append(f"{outage_reason(exc)} ({type(exc).__name__})")
+        disk = self._disk_problem()
+        if disk is not None:
+            reasons.append(disk)
         now, scheduler = utcnow(), self.scheduler
-        return {
+        state: dict[str, Any] = {
             "database": database,
+            "disk": disk is None,
             "scheduler": scheduler.running
             and scheduler.last_sync_at is not None
             and now - scheduler.last_sync_at < self.settings.reminders.sync * 5,
             "worker": self.worker.last_loop_at is not None and self.workers.running,
         }
+        if reasons:
+            state["reason"] = "; ".join(reasons)
+        return state
+
+    def _disk_problem(self) -> str | None:
+        """Why the SQLite database's disk is too full to count on, or None. A full disk
+        fails every write (status pushes 503) while reads still work: this says so before."""
+        path, minimum = sqlite_file(self.settings.database_url), self.settings.min_free_disk
+        if path is None or not minimum:
+            return None
+        where = path.resolve().parent
+        try:
+            free = free_space(where)
+        except OSError as exc:
+            return f"disk: cannot read free space on {where} ({exc.strerror})"
+        if free >= minimum:
+            return None
+        return (
+            f"disk nearly full: {free / 1024**2:.0f} MiB free on {where} "
+            f"(min_free_disk is {minimum / 1024**2:.0f} MiB)"
+        )
 
     async def started_line(self) -> None:
         """The one start-up line: version, database (no credentials), listen address,

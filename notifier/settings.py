@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    ByteSize,
     ConfigDict,
     EmailStr,
     Field,
@@ -448,6 +449,9 @@ class Settings(BaseSettings):
     #: Sent deliveries, attempts, processed event ids and unused notices older than this
     #: are pruned by the scheduler leader (``0`` keeps everything).
     retention: Retention = timedelta(days=90)
+    #: With SQLite, /readyz answers 503 ("disk nearly full") while the file system holding
+    #: the database has less free than this (``"64MiB"``; 0: not checked), before writes fail.
+    min_free_disk: ByteSize = ByteSize(64 * 1024**2)
     #: How often the daemon checks the config file for edits (SIGHUP reloads at once).
     config_watch: Duration = timedelta(seconds=2)
     #: Who may read what, lowest first: each reader gets the variants of their audience

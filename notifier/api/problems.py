@@ -22,7 +22,7 @@ from notifier.domain.errors import (
     NotifierError,
     TransitionError,
 )
-from notifier.store.engine import is_outage
+from notifier.store.engine import is_outage, outage_reason
 
 PROBLEM = "application/problem+json"
 #: Answers an error with a page instead, or None to leave it a problem response.
@@ -95,19 +95,23 @@ def install(api: FastAPI, *, page: FormPage | None = None) -> None:
         # Registered for these exception classes (not for Exception), so Starlette answers
         # here and does not re-raise: no traceback per request in the server's log.
         if is_outage(exc):
+            reason = outage_reason(exc)
             log.warning(
-                "%s %s: database unavailable: %s",
+                "%s %s: %s: %s",
                 request.method,
                 request.url.path,
+                reason,
                 type(exc).__name__,
-                extra={"action": "api_unavailable"},
+                extra={"action": "api_unavailable", "reason": reason},
             )
             if (shown := as_page(request, 503)) is not None:
                 return shown
             return problem(
                 503,
                 "Service Unavailable",
-                "the database is not answering; try again shortly",
+                "disk full: the database cannot write until space is freed on its disk"
+                if reason == "disk full"
+                else "the database is not answering; try again shortly",
                 headers={"Retry-After": "5"},
             )
         log.error(

@@ -8,6 +8,9 @@ never wait. PostgreSQL uses asyncpg as it is.
 
 from __future__ import annotations
 
+import errno
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,58 @@ def is_outage(exc: BaseException) -> bool:
 
 
 _OUTAGE_CLASSES = frozenset({"08", "53", "57", "58"})
+
+#: PostgreSQL's SQLSTATE for "could not extend file: no space left on device".
+PG_DISK_FULL = "53100"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether `exc` says the database's disk is full: SQLite's SQLITE_FULL ("database or
+    disk is full"), PostgreSQL's SQLSTATE 53100, or ENOSPC from the file system."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        cause = stack.pop()
+        if cause is None or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if getattr(cause, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return True
+        if isinstance(cause, sqlite3.Error) and "database or disk is full" in str(cause):
+            return True
+        state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        if state == PG_DISK_FULL:
+            return True
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            return True
+        stack += [getattr(cause, "orig", None), cause.__cause__, cause.__context__]
+    return False
+
+
+def outage_reason(exc: BaseException) -> str:
+    """What an outage is, in the words logs and 503 answers use: ``disk full`` when the
+    database's disk is, else ``database unavailable``."""
+    return "disk full" if is_disk_full(exc) else "database unavailable"
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite database `url`, or None (PostgreSQL, or in memory)."""
+    parsed = make_url(url)
+    if not parsed.get_backend_name().startswith("sqlite"):
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def free_space(path: Path) -> int:
+    """Bytes an unprivileged process may still write on the file system holding `path`
+    (its nearest existing parent)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize
 
 
 async def reachable(url: str) -> None:

@@ -27,10 +27,12 @@ async def healthz(ctx: Ctx) -> JSONResponse:
 )
 async def readyz(ctx: Ctx) -> JSONResponse:
     state = await ctx.ready()
+    reason = state.pop("reason", None)  # what failed, in words ("disk nearly full: ...")
     ok = all(v is True for v in state.values())
     if ok:
         return JSONResponse({"status": "ready", **state})
-    return problem(503, "Service Unavailable", "not ready", checks=state)
+    detail = f"not ready: {reason}" if reason else "not ready"
+    return problem(503, "Service Unavailable", detail, checks=state)
 
 
 @router.get(
