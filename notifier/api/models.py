@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from copy import copy
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -148,12 +149,21 @@ ReplayFilter = StrEnum(  # type: ignore[misc]  # built from the domain's list, n
 )
 
 
+def _replayable(value: object) -> object:
+    # A filter that selects nothing replayable says so, as the CLI does, rather than
+    # only listing the values the enum takes.
+    if isinstance(value, str) and value in set(DeliveryFilter) - set(ReplayFilter):
+        usable = ", ".join(f.value for f in ReplayFilter)
+        raise ValueError(f"{value} deliveries cannot be replayed (use {usable})")
+    return value
+
+
 class ReplayRequest(BaseModel):
     """Which deliveries to replay."""
 
     model_config = ConfigDict(extra="forbid")
 
-    status: ReplayFilter = ReplayFilter.DEAD  # type: ignore[attr-defined]
+    status: Annotated[ReplayFilter, BeforeValidator(_replayable)] = ReplayFilter.DEAD  # type: ignore[attr-defined]
     #: Only deliveries created at or after this instant.
     since: Instant | None = None
     subscriber: Slug | None = None
