@@ -3,6 +3,7 @@ refuses the hostile feed, `notifier sources` says why, and the normal feed is ap
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -60,10 +61,11 @@ def test_the_daemon_refuses_a_feed_over_its_parse_budget_and_applies_the_other(
     server = ThreadingHTTPServer(("127.0.0.1", 0), Serve)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
-    text = notifier.config.read_text().replace(
-        "[feeds]\nallow_cidrs = []",
-        '[feeds]\nallow_cidrs = ["127.0.0.1/32"]\nparse_timeout = "2s"',
-    )
+    shipped = notifier.config.read_text()
+    text = re.sub(r'(?m)^parse_timeout = "[^"]*"', 'parse_timeout = "2s"', shipped)
+    text = text.replace("[feeds]\nallow_cidrs = []", '[feeds]\nallow_cidrs = ["127.0.0.1/32"]')
+    assert 'parse_timeout = "2s"' in text
+    assert '[feeds]\nallow_cidrs = ["127.0.0.1/32"]' in text
     for path in FEEDS:
         text += f'\n[[sources]]\nkind = "ics"\nurl = "{base}{path}"\nevery = "1s"\n'
     notifier.config.write_text(text)
