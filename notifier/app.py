@@ -87,6 +87,7 @@ async def open_postman(settings: Settings, store: Store) -> AsyncIterator[Postma
             password=smtp.password.get_secret_value() if smtp.password else None,
             timeout=smtp.timeout.total_seconds(),
             pool_size=settings.delivery.smtp_connections,
+            signer=smtp.dkim.signer() if smtp.dkim is not None else None,
         ) as email,
         ChatChannel(
             timeout=settings.notify.timeout.total_seconds(),

@@ -275,6 +275,18 @@ def db_upgrade(config: ConfigOption = None) -> None:
     typer.echo(f"database {redact(settings.database_url)} is at revision {revision} (latest)")
 
 
+@cli.command("dkim")
+def dkim_record(config: ConfigOption = None) -> None:
+    """Print the DNS TXT record that publishes the DKIM key of [smtp.dkim]."""
+    settings = _settings(config)
+    if settings.smtp.dkim is None:
+        raise _fail(
+            "DKIM signing is off: set [smtp.dkim] domain, selector and key_file "
+            "(README, Email authentication)"
+        )
+    typer.echo(settings.smtp.dkim.signer().dns_record())
+
+
 @db_cli.command("installation")
 def db_installation(
     config: ConfigOption = None,

@@ -34,6 +34,7 @@ from pydantic import (
     HttpUrl,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -71,6 +72,7 @@ from notifier.fields import (
     did_you_mean,
 )
 from notifier.locate import format_loc, locate
+from notifier.mailsign import DkimKeyError, DkimSigner, check_name, read_key
 from notifier.tokens import BOUNCE_TOKEN_LENGTH
 
 DEFAULT_CONFIG = Path("config/notifier.toml")
@@ -78,6 +80,42 @@ DEFAULT_CONFIG = Path("config/notifier.toml")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DkimSettings(_Strict):
+    """DKIM signing of every email (RFC 6376): mail clients offer one-click unsubscribe
+    only when a valid signature covers List-Unsubscribe (RFC 8058)."""
+
+    #: The signing domain (``d=``): smtp.sender's domain or a parent of it, so DMARC aligns.
+    domain: str
+    #: The selector (``s=``): the key's public half is published at
+    #: ``SELECTOR._domainkey.DOMAIN`` (`notifier dkim dns` prints the record).
+    selector: str
+    #: An RSA private key in PEM, 1024 bits or more (2048 advised), readable by the daemon.
+    key_file: Path
+
+    @field_validator("domain", "selector")
+    @classmethod
+    def _a_dns_name(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            return check_name(value, what=str(info.field_name))
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("key_file")
+    @classmethod
+    def _a_readable_key(cls, value: Path) -> Path:
+        try:
+            read_key(value)
+        except DkimKeyError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    def signer(self) -> DkimSigner:
+        """The signer of these settings (the key read again, as it is now)."""
+        return DkimSigner.from_file(
+            domain=self.domain, selector=self.selector, key_file=self.key_file
+        )
 
 
 class SmtpSettings(_Strict):
@@ -93,6 +131,8 @@ class SmtpSettings(_Strict):
     #: Send the password over a connection that is not encrypted (security = "none").
     #: Off: a password with no TLS is refused, since anyone on the path can read it.
     allow_plaintext_auth: bool = False
+    #: ``[smtp.dkim]``: sign every email. Unset: nothing is signed here (the relay may sign).
+    dkim: DkimSettings | None = None
 
     @field_validator("sender")
     @classmethod
@@ -113,6 +153,19 @@ class SmtpSettings(_Strict):
             raise ValueError(
                 "a password with security = 'none' would cross the network unencrypted: "
                 "use 'starttls' or 'tls', or set allow_plaintext_auth = true to accept that"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _dkim_aligns(self) -> SmtpSettings:
+        if self.dkim is None:
+            return self
+        domain = parseaddr(self.sender)[1].rpartition("@")[2].lower()
+        if domain != self.dkim.domain and not domain.endswith("." + self.dkim.domain):
+            raise ValueError(
+                f"smtp.dkim.domain {self.dkim.domain!r} does not align with smtp.sender's "
+                f"domain {domain!r}: DMARC passes only when the From domain is the signing "
+                "domain or under it"
             )
         return self
 

@@ -1,6 +1,7 @@
 """Email over aiosmtplib through a small pool of reused connections.
 
-`send` takes the message as bytes, already built for its one recipient, and raises
+`send` takes the message as bytes, already built for its one recipient, signs it when a
+DKIM signer is given (every message, the operator's notices included), and raises
 `TemporaryDeliveryError` (SMTP 4xx, timeouts, dropped connections) or
 `PermanentDeliveryError` (SMTP 5xx) carrying the SMTP code.
 """
@@ -20,6 +21,7 @@ from notifier.domain.errors import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
 )
+from notifier.mailsign import DkimSigner
 
 
 class EmailChannel:
@@ -36,7 +38,9 @@ class EmailChannel:
         timeout: float = 30.0,
         pool_size: int = 8,
         tls_context: ssl.SSLContext | None = None,
+        signer: DkimSigner | None = None,
     ) -> None:
+        self._signer = signer
         self._options = {
             "hostname": host,
             "port": port,
@@ -119,6 +123,8 @@ class EmailChannel:
                 f"email paused for {self.paused_for:.0f}s more after the last failure",
                 retry_after=self.paused_for,
             )
+        if self._signer is not None:
+            message = self._signer.sign(message)
         async with self._slots:
             client: aiosmtplib.SMTP | None = None
             healthy = False
