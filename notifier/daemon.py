@@ -104,6 +104,14 @@ def bind_listener(listen: str, *, backlog: int) -> socket.socket:
     return sock
 
 
+def _import_http_side() -> None:
+    """Import what `http_server` imports, so that its own imports find them loaded."""
+    import uvicorn  # noqa: F401
+
+    import notifier.api.app
+    import notifier.api.server  # noqa: F401
+
+
 def http_server(
     settings: Settings,
     store: Store,
@@ -469,6 +477,9 @@ async def _run(
             if app.store.backend == "sqlite":
                 await _recover_claims(app.store)
             feeds = await stack.enter_async_context(feed_client(settings))
+            # The HTTP side's imports (FastAPI, uvicorn: ~0.2 s) off the loop, so that no
+            # step of it holds the loop 100 ms, start-up included (tests/e2e/test_loop_debug.py).
+            await asyncio.to_thread(_import_http_side)
             daemon = Daemon(
                 settings,
                 app,
@@ -483,8 +494,10 @@ async def _run(
             # Everything loaded so far lives as long as the process: out of the collector's
             # sight, a full collection takes a millisecond instead of ~80 ms per pause while
             # a 17,000-event feed is applied (bench/bigfeed.py).
+            await asyncio.sleep(0)  # the collection below is a loop step of its own
             gc.collect()
             gc.freeze()
+            await asyncio.sleep(0)
             await supervise(daemon.components(), stop)
             if daemon.http.failed:
                 raise NotifierError(f"cannot serve HTTP on {settings.listen}")

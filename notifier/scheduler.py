@@ -1,7 +1,9 @@
 """Timers: the only module that imports APScheduler.
 
 APScheduler (3.11, `AsyncIOScheduler`, memory job store) is only the alarm clock. The store
-is the truth: one job per pending reminder, rebuilt from the store at start-up and whenever
+is the truth: one job per instant at which pending reminders are due (10,000 reminders due in
+the same second are one job, so ringing them is one short loop step, not 10,000 job runs
+in one APScheduler wake-up), rebuilt from the store at start-up and whenever
 the store says pending reminders changed (a version every change bumps, in any process).
 A job that fires for a reminder that no longer applies finds that out in the store and does
 nothing, so a stale timer is harmless. Interval jobs run the config watcher and feed polls.
@@ -65,6 +67,8 @@ class Scheduler:
             job_defaults={"misfire_grace_time": None, "coalesce": False, "max_instances": 1},
         )
         self._timers: dict[int, datetime] = {}
+        #: The reminders due at each instant: one APScheduler job per instant.
+        self._alarms: dict[datetime, set[int]] = {}
         #: Reminders whose timer rang and whose firing is under way.
         self._firing: set[int] = set()
         self._due: list[int] = []
@@ -217,14 +221,9 @@ class Scheduler:
         for reminder_id, due in pending.items():
             if self._timers.get(reminder_id) == due or reminder_id in self._firing:
                 continue
-            self._timers[reminder_id] = due
-            self._aps.add_job(
-                self._fire,
-                DateTrigger(run_date=due),
-                args=[reminder_id],
-                id=str(reminder_id),
-                replace_existing=True,
-            )
+            if reminder_id in self._timers:
+                self._drop(reminder_id)  # due at another time now
+            self._set(reminder_id, due)
             changed += 1
         self._version = version
         self.last_sync_at = self.clock()
@@ -237,17 +236,37 @@ class Scheduler:
             )
         return changed
 
-    def _drop(self, reminder_id: int) -> None:
-        del self._timers[reminder_id]
-        if self._aps.get_job(str(reminder_id)) is not None:
-            self._aps.remove_job(str(reminder_id))
+    def _set(self, reminder_id: int, due: datetime) -> None:
+        self._timers[reminder_id] = due
+        ringing = self._alarms.setdefault(due, set())
+        ringing.add(reminder_id)
+        if len(ringing) == 1:
+            self._aps.add_job(
+                self._ring,
+                DateTrigger(run_date=due),
+                args=[due],
+                id=_alarm_id(due),
+                replace_existing=True,
+            )
 
-    async def _fire(self, reminder_id: int) -> None:
+    def _drop(self, reminder_id: int) -> None:
+        due = self._timers.pop(reminder_id)
+        ringing = self._alarms.get(due)
+        if ringing is None:
+            return
+        ringing.discard(reminder_id)
+        if not ringing:
+            del self._alarms[due]
+            if self._aps.get_job(_alarm_id(due)) is not None:
+                self._aps.remove_job(_alarm_id(due))
+
+    async def _ring(self, due: datetime) -> None:
         # Timers that ring together are fired together: collect them for one tick, then
-        # fire the lot in one transaction.
-        self._rang[reminder_id] = self._timers.pop(reminder_id, None)
-        self._firing.add(reminder_id)
-        self._due.append(reminder_id)
+        # fire the lot, FIRE_BATCH to a transaction.
+        for reminder_id in sorted(self._alarms.pop(due, ())):
+            self._rang[reminder_id] = self._timers.pop(reminder_id, None)
+            self._firing.add(reminder_id)
+            self._due.append(reminder_id)
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 
@@ -297,3 +316,8 @@ class Scheduler:
                     extra={"action": "reminder", "reminder": reminder_id, "outcome": outcome.value},
                 )
             self.on_fired()
+
+
+def _alarm_id(due: datetime) -> str:
+    """The APScheduler job id of the alarm ringing at `due`."""
+    return f"due {due.isoformat()}"

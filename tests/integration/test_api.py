@@ -163,6 +163,14 @@ async def test_one_click_unsubscribe(api: httpx.AsyncClient, store: Store) -> No
     page = await api.get(f"/unsubscribe/{token}")
     assert page.status_code == 200
     assert "press-desk" in page.text
+    # A GET (a link scanner, a prefetch) only shows the page: the address stays subscribed.
+    assert (await api.get(f"/unsubscribe/{token}")).status_code == 200
+    async with store.read() as tx:
+        kept = await tx.subscriber_record("press-desk")
+    assert kept is not None
+    assert kept.subscriber.email == "press@example.org"
+    # The POST a mail client makes for one-click carries no cookie and no credentials.
+    assert not api.cookies
     done = await api.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
     assert done.status_code == 200
     async with store.read() as tx:
