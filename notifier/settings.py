@@ -18,6 +18,7 @@ import os
 import re
 import tomllib
 import types
+from collections.abc import Mapping
 from datetime import timedelta
 from email.utils import parseaddr
 from ipaddress import ip_address, ip_network
@@ -667,6 +668,28 @@ class _PlainListsMixin(EnvSettingsSource):
         else:
             how = f'write a table as JSON \'{{"key": "value"}}\', or set one key with {name}__KEY'
         raise ConfigError(f"{name}: not valid JSON; {how}")
+
+    def explode_env_vars(
+        self, field_name: str, field: FieldInfo, env_vars: Mapping[str, str | None]
+    ) -> dict[str, Any]:
+        # pydantic-settings skips decoding an empty nested value, so that
+        # ``NOTIFIER_HTTP__TRUSTED_PROXIES=`` was "not a valid list": read it as [], as
+        # ``NOTIFIER_API_TOKENS=`` is.
+        delimiter = self.env_nested_delimiter or ""
+        prefixes = [
+            f"{env}{delimiter}" for _, env, _ in self._extract_field_info(field, field_name)
+        ]
+        emptied = dict(env_vars)
+        for name, value in env_vars.items():
+            prefix = next((p for p in prefixes if delimiter and name.startswith(p)), None)
+            if prefix is None or value is None or value.strip():
+                continue
+            target: FieldInfo | Any | None = field
+            for key in name[len(prefix) :].split(delimiter):
+                target = self.next_field(target, key, self.case_sensitive)
+            if isinstance(target, FieldInfo) and _plain_list(target):
+                emptied[name] = "[]"
+        return super().explode_env_vars(field_name, field, emptied)
 
     def _variable(self, field_name: str, value: str) -> str:
         """The variable that holds `value` for `field_name` (the source keeps no name)."""

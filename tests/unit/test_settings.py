@@ -416,6 +416,22 @@ def test_a_list_in_the_environment_may_be_written_comma_separated_or_as_json(
     assert read(load_settings(SHIPPED)) == expected
 
 
+@pytest.mark.parametrize(
+    ("variable", "read"),
+    [
+        ("NOTIFIER_API_TOKENS", lambda s: s.api_tokens),
+        ("NOTIFIER_HTTP__TRUSTED_PROXIES", lambda s: s.http.trusted_proxies),
+        ("NOTIFIER_FEEDS__ALLOW_CIDRS", lambda s: s.feeds.allow_cidrs),
+    ],
+)
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_list_in_the_environment_is_an_empty_list_at_any_depth(
+    monkeypatch: pytest.MonkeyPatch, variable: str, read: Any, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert read(load_settings(SHIPPED)) == []
+
+
 @pytest.mark.parametrize("variable", sorted(TABLES))
 def test_a_table_in_the_environment_that_is_not_json_says_how_to_write_it(
     monkeypatch: pytest.MonkeyPatch, variable: str
