@@ -19,14 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
-from sqlalchemy.exc import DBAPIError, OperationalError
 
-from notifier import __version__, app, daemon, service, subscriptions
-from notifier.delivery import describe
+from notifier import __version__, lazy
 from notifier.domain.durations import format_duration, parse_duration
 from notifier.domain.errors import (
     ConfigError,
@@ -47,14 +45,30 @@ from notifier.domain.outbox import (
     DeliveryFilter,
     Replay,
 )
-from notifier.leadership import SCHEDULER
 from notifier.logs import configure_logging, redact_text
-from notifier.rendering import Renderer, one_line, sample_notices
-from notifier.settings import Settings, load_settings
-from notifier.store import migrate
-from notifier.store.engine import redact
-from notifier.store.port import TransactionPort
-from notifier.views import SourceReport
+
+# What a command may need, loaded when it does (`notifier --version` in ~0.1 s, not ~1 s).
+if TYPE_CHECKING:
+    import sqlalchemy.exc as sa_exc
+
+    from notifier import app, daemon, delivery, leadership, rendering, service, subscriptions
+    from notifier import settings as settings_module
+    from notifier.settings import Settings
+    from notifier.store import engine, migrate
+    from notifier.store.port import TransactionPort
+    from notifier.views import SourceReport
+else:
+    sa_exc = lazy.module("sqlalchemy.exc")
+    app = lazy.module("notifier.app")
+    daemon = lazy.module("notifier.daemon")
+    delivery = lazy.module("notifier.delivery")
+    leadership = lazy.module("notifier.leadership")
+    rendering = lazy.module("notifier.rendering")
+    service = lazy.module("notifier.service")
+    subscriptions = lazy.module("notifier.subscriptions")
+    settings_module = lazy.module("notifier.settings")
+    engine = lazy.module("notifier.store.engine")
+    migrate = lazy.module("notifier.store.migrate")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -99,7 +113,7 @@ def _fail(message: str) -> typer.Exit:
 
 def _settings(config: Path | None) -> Settings:
     try:
-        settings = load_settings(config)
+        settings = settings_module.load_settings(config)
     except ConfigError as exc:
         # Several problems are one line each, so every one names its file:line and field.
         *others, last = exc.message.splitlines() or [""]
@@ -118,10 +132,10 @@ def _user_errors(settings: Settings) -> Iterator[None]:
         yield
     except NotifierError as exc:
         raise _fail(exc.message) from None
-    except (OperationalError, DBAPIError, OSError) as exc:
+    except (sa_exc.OperationalError, sa_exc.DBAPIError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         reason = redact_text(reason, settings.secrets())
-        raise _fail(f"database {redact(settings.database_url)}: {reason}") from None
+        raise _fail(f"database {engine.redact(settings.database_url)}: {reason}") from None
 
 
 def _read(settings: Settings, work: Callable[[app.App], Awaitable[T]]) -> T:
@@ -246,10 +260,10 @@ def check(config: ConfigOption = None) -> None:
     """Validate the config file, settings and templates without touching the database."""
     settings = _settings(config)
     try:
-        renderer = Renderer(settings.templates_dir)
+        renderer = rendering.Renderer(settings.templates_dir)
     except ConfigError as exc:
         raise _fail(exc.message) from None
-    problems = renderer.check(sample_notices(app.utcnow()), now=app.utcnow())
+    problems = renderer.check(rendering.sample_notices(app.utcnow()), now=app.utcnow())
     for warning in settings.warnings():
         typer.echo(f"notifier: warning: {warning}", err=True)
     if problems:
@@ -259,7 +273,7 @@ def check(config: ConfigOption = None) -> None:
     typer.echo(
         f"{settings.config_path}: OK: {_count(settings.meetings, 'meeting')}, "
         f"{_count(settings.subscribers, 'subscriber')}, {_count(settings.sources, 'source')}; "
-        f"database {redact(settings.database_url)}"
+        f"database {engine.redact(settings.database_url)}"
     )
 
 
@@ -272,7 +286,8 @@ def db_upgrade(config: ConfigOption = None) -> None:
         return await migrate.current_revision(opened.store.engine)
 
     revision = _run(settings, work)
-    typer.echo(f"database {redact(settings.database_url)} is at revision {revision} (latest)")
+    where = engine.redact(settings.database_url)
+    typer.echo(f"database {where} is at revision {revision} (latest)")
 
 
 @cli.command("dkim")
@@ -307,7 +322,8 @@ def db_installation(
 
     installation = _run(settings, work)
     said = "is now" if new else "is"
-    typer.echo(f"the installation id of {redact(settings.database_url)} {said} {installation}")
+    where = engine.redact(settings.database_url)
+    typer.echo(f"the installation id of {where} {said} {installation}")
 
 
 @cli.command()
@@ -688,7 +704,7 @@ def _deliveries_list(
         config,
         lambda tx: tx.deliveries(status=status, limit=limit),
         as_json=as_json,
-        json_of=describe,
+        json_of=delivery.describe,
         none="no deliveries" + (f" {status.value}" if status else ""),
         headers=["ID", "STATUS", "CHANNEL", "SUBSCRIBER", "KIND", "TRIES", "LAST ERROR"],
         row=lambda d: [
@@ -737,7 +753,7 @@ def deliveries_show(
     settings = _settings(config)
 
     detail = _read(settings, lambda opened: service.delivery_detail(opened.store, delivery_id))
-    data = describe(detail.delivery)
+    data = delivery.describe(detail.delivery)
     if as_json:
         _print_json({**data, "attempts_log": detail.attempts})
         return
@@ -835,7 +851,7 @@ def _suppressions_list(config: Path | None, as_json: bool) -> None:
         row=lambda found: [
             found.address,
             found.since.isoformat()[:19],
-            one_line(found.reason, limit=80),
+            rendering.one_line(found.reason, limit=80),
         ],
     )
 
@@ -882,7 +898,7 @@ def leader(as_json: JsonOption = False, config: ConfigOption = None) -> None:
 
     async def work(opened: app.App) -> dict[str, Any] | None:
         async with opened.store.read() as tx:
-            lease = await tx.lease(SCHEDULER)
+            lease = await tx.lease(leadership.SCHEDULER)
         if lease is None:
             return None
         left = (lease.expires_at - app.utcnow()).total_seconds()
@@ -952,10 +968,10 @@ def sources(
             line += f" (applying {row.applying})"
         typer.echo(line)
         if row.last_error:
-            typer.echo(f"  last error: {one_line(row.last_error, limit=200)}")
+            typer.echo(f"  last error: {rendering.one_line(row.last_error, limit=200)}")
         for problem in row.problems:
-            event = one_line(problem.event, limit=80)
-            typer.echo(f"  - {event}: {one_line(problem.reason, limit=160)}")
+            event = rendering.one_line(problem.event, limit=80)
+            typer.echo(f"  - {event}: {rendering.one_line(problem.reason, limit=160)}")
 
 
 # -- render -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -143,10 +144,34 @@ async def _truncate(url: str) -> None:
         await store.close()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to the head revision once per test process: a test's store
+    starts as a copy of it (a file copy, not 16 migrations: ~0.13 s a test)."""
+    path = tmp_path_factory.mktemp("template") / "notifier.db"
+
+    async def migrate() -> None:
+        await (await Store.open(f"sqlite+aiosqlite:///{path}")).close()
+
+    asyncio.run(migrate())
+    return path
+
+
 @pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
+def migrated_url(database_url: str, request: pytest.FixtureRequest) -> str:
+    """`database_url`, migrated: a SQLite file not made yet starts as the template."""
+    target = make_url(database_url)
+    if target.get_backend_name() == "sqlite" and target.database:
+        path = Path(target.database)
+        if not path.exists():
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+    return database_url
+
+
+@pytest.fixture
+async def store(migrated_url: str) -> AsyncIterator[Store]:
     """A migrated, empty store on each backend."""
-    opened = await Store.open(database_url)
+    opened = await Store.open(migrated_url)
     try:
         yield opened
     finally:

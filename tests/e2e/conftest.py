@@ -1,17 +1,29 @@
-"""Run `notifier` as a user would: a subprocess, in a folder holding a copy of config/."""
+"""Run `notifier` as a user would, in a folder holding a copy of config/.
+
+A command runs in this process through Typer's `CliRunner` (an interpreter start costs
+1-2 s, and a CLI suite starts a hundred), with the same arguments, environment and working
+directory a subprocess would have, and with what a subprocess would show for an uncaught
+exception (a traceback on stderr, exit 1). The daemon and anything about signals or the
+entry point itself runs as a real process: `spawn`, or `call(..., process=True)`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.integration.peers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +45,9 @@ class Notifier:
     cwd: Path
     env: dict[str, str]
 
-    def __call__(self, *args: str, timeout: float = 60) -> Result:
+    def __call__(self, *args: str, timeout: float = 60, process: bool = False) -> Result:
+        if not process:
+            return self._in_process(args)
         done = subprocess.run(
             [sys.executable, "-m", "notifier", *args],
             cwd=self.cwd,
@@ -44,6 +58,27 @@ class Notifier:
             check=False,
         )
         return Result(done.returncode, done.stdout, done.stderr)
+
+    def _in_process(self, args: tuple[str, ...]) -> Result:
+        from typer.testing import CliRunner
+
+        from notifier.cli import cli
+
+        # The variables of `env`, and every other NOTIFIER_* of this process unset.
+        env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("NOTIFIER_")}
+        env |= {k: v for k, v in self.env.items() if k.startswith("NOTIFIER_")}
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:
+            with contextlib.chdir(self.cwd):
+                done = CliRunner().invoke(cli, list(args), env=env, prog_name="notifier")
+        finally:
+            # The command set up logging to its own (now closed) stderr: put pytest's back.
+            root.handlers[:], root.level = handlers, level
+        err = done.stderr
+        if done.exception is not None and not isinstance(done.exception, SystemExit):
+            err += "".join(traceback.format_exception(done.exception))
+        return Result(done.exit_code, done.stdout, err)
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -66,4 +101,7 @@ def notifier(tmp_path: Path, database_url: str) -> Notifier:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     env["NOTIFIER_DATABASE_URL"] = database_url
     env["PYTHONPATH"] = str(ROOT)
+    # The shipped config listens on 127.0.0.1:8080: a daemon of a test, or of the machine,
+    # would collide with another there. A port of the test's own (public_url unchanged).
+    env["NOTIFIER_LISTEN"] = f"127.0.0.1:{free_port()}"
     return Notifier(cwd=tmp_path, env=env)

@@ -219,6 +219,21 @@ def test_usage_errors_exit_2(notifier: Notifier) -> None:
     assert notifier("no-such-command").code == 2
 
 
+@NO_DATABASE
+def test_the_entry_point_as_a_real_process_says_the_same(notifier: Notifier) -> None:
+    """`python -m notifier` itself: what the in-process runs stand in for, once for real."""
+    version = notifier("--version", process=True)
+    assert version.code == 0
+    assert re.fullmatch(r"notifier \S+\n", version.out), version.out
+    assert notifier("--version").out == version.out
+    assert notifier("no-such-command", process=True).code == 2
+    checked = notifier("check", process=True)
+    assert checked.code == 0, checked.err
+    assert checked.out == notifier("check").out
+    notifier.env["NOTIFIER_DATABASE_URL"] = "postgresql+asyncpg://someone:s3cret@127.0.0.1:1/x"
+    assert_user_error(notifier("meetings", process=True), r"database postgresql\+asyncpg://")
+
+
 def test_a_repeated_event_id_is_a_no_op(notifier: Notifier) -> None:
     first = notifier("event", TALKS, "cleared", "--id", "clearance-1")
     assert first.code == 0

@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.e2e.conftest import ROOT
 from tests.integration.conftest import SECRET
-from tests.integration.peers import Receiver, SmtpServer
+from tests.integration.peers import Receiver, SmtpServer, free_port
 
 HOOKS = 300
 MAILS = 60
@@ -29,6 +29,7 @@ PARALLEL = 2
 def write_config(path: Path, receiver: Receiver, smtp_port: int) -> None:
     lines = [
         'public_url = "http://127.0.0.1:8080"',
+        f'listen = "127.0.0.1:{free_port()}"',  # never a fixed port: suites run side by side
         "[smtp]",
         'host = "127.0.0.1"',
         f"port = {smtp_port}",

@@ -20,12 +20,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import ROOT
 from tests.e2e.test_crash import start_daemon, wait_for
 from tests.e2e.test_daemon import environment
 from tests.integration.conftest import SECRET
 from tests.integration.peers import Receiver, SmtpServer, free_port
+
+# A 100 ms watch on the loop: other suites' load on the same two cores would trip it.
+pytestmark = pytest.mark.serial
 
 HOOKS = 1500
 MAILS = 300

@@ -26,6 +26,9 @@ from tests.e2e.test_crash import cli, spawn_daemon, start_daemon, wait_for
 from tests.integration.conftest import SECRET
 from tests.integration.peers import Receiver, free_port
 
+# Restarts the PostgreSQL server every other test uses: run alone (make test).
+pytestmark = pytest.mark.serial
+
 READERS = 10
 TOKEN = "outage-token"
 

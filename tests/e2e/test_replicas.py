@@ -42,7 +42,8 @@ from tests.e2e.test_crash import cli, start_daemon, wait_for
 from tests.integration.conftest import SECRET
 from tests.integration.peers import Receiver, SmtpServer, free_port
 
-pytestmark = pytest.mark.postgres
+# Three daemons and a killed leader: CPU-bound, and timed against a lease: alone.
+pytestmark = [pytest.mark.postgres, pytest.mark.serial]
 
 HOOKS = 1000
 MAILS = 50
