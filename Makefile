@@ -28,8 +28,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The suite in $(JOBS) processes (its waits are mostly on sockets and subprocesses), then
+# the `serial` tests alone: they restart PostgreSQL, run replicas or watch the clock.
+JOBS ?= 4
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not serial" -n $(JOBS)
+	$(BIN)/pytest -m serial
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

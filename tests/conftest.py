@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -176,3 +177,80 @@ async def store(migrated_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+# -- The port's contract, across test processes ------------------------------------------
+#
+# The storage suites together are the port's contract suite: when the whole integration
+# suite runs, every method of `notifier.store.port.TransactionPort` has run on SQLite, and
+# on PostgreSQL when it is configured (tests/integration/conftest.py records the calls).
+# Under pytest-xdist each process sees only its share, so each writes what it ran to a
+# folder the controlling process names, and the controller checks the union at the end.
+
+_PORT_DIR = "notifier_port_calls"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
+        import tempfile
+
+        config.stash[_port_dir_key] = Path(tempfile.mkdtemp(prefix="notifier-port-"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:  # an xdist hook, on the controller
+    node.workerinput[_PORT_DIR] = str(node.config.stash[_port_dir_key])
+
+
+def _whole_integration_suite(session: pytest.Session) -> bool:
+    ran = {item.module.__name__ for item in session.items if getattr(item, "module", None)}
+    folder = Path(__file__).parent / "integration"
+    here = {f"tests.integration.{p.stem}" for p in folder.glob("test_*.py")}
+    return here <= ran and not session.config.getoption("keyword")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import json
+
+    config = session.config
+    worker = getattr(config, "workerinput", None)
+    folder = Path(worker[_PORT_DIR]) if worker else config.stash[_port_dir_key]
+    calls_module = sys.modules.get("tests.integration.conftest")
+    calls = getattr(calls_module, "PORT_CALLS", {})
+    name = worker["workerid"] if worker else "main"
+    (folder / f"{name}.json").write_text(
+        json.dumps(
+            {
+                "whole": _whole_integration_suite(session),
+                "calls": {backend: sorted(ran) for backend, ran in calls.items()},
+            }
+        )
+    )
+    if worker:
+        return
+    reports = [json.loads(path.read_text()) for path in folder.glob("*.json")]
+    shutil.rmtree(folder, ignore_errors=True)
+    if not any(report["whole"] for report in reports):
+        return  # a partial run: the contract is checked when the whole suite runs
+    from tests.integration.conftest import port_methods
+
+    backends = ["sqlite"] + (["postgresql"] if os.environ.get(POSTGRES_ENV) else [])
+    problems = []
+    for backend in backends:
+        ran = set().union(*(set(r["calls"].get(backend, ())) for r in reports))
+        missing = sorted(port_methods() - ran)
+        if missing:
+            problems.append(f"never run on {backend}: {', '.join(missing)}")
+    if problems:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        for problem in problems:
+            line = f"storage port contract: {problem}"
+            if reporter is not None:
+                reporter.write_line(line, red=True)
+            else:
+                print(line, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_port_dir_key = pytest.StashKey[Path]()
