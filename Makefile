@@ -9,7 +9,7 @@ CONFIG ?= config/notifier.toml
 # The versions come from requirements.lock (pinned, with hashes; `make lock` writes it
 # after pyproject.toml changes), then the package itself without resolving anything again.
 $(BIN)/notifier: pyproject.toml requirements.lock
-	$(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
