@@ -9,6 +9,7 @@ entry point itself runs as a real process: `spawn`, or `call(..., process=True)`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -46,7 +47,9 @@ class Notifier:
     env: dict[str, str]
 
     def __call__(self, *args: str, timeout: float = 60, process: bool = False) -> Result:
-        if not process:
+        # Under a running event loop (Playwright's sync API keeps one) the command's own
+        # asyncio.run cannot start: run it as a process there.
+        if not process and asyncio._get_running_loop() is None:
             return self._in_process(args)
         done = subprocess.run(
             [sys.executable, "-m", "notifier", *args],
