@@ -1,0 +1,148 @@
+"""What every face shows: a meeting with its history, a subscriber, a delivery with its
+attempts, the sources report, the installation id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from notifier.configfile import SourceConfig
+from notifier.domain.errors import (
+    NotFound,
+    UnknownMeeting,
+    UnknownSubscriber,
+)
+from notifier.domain.models import (
+    HistoryEntry,
+    Meeting,
+    Subscriber,
+)
+from notifier.domain.outbox import (
+    Delivery,
+)
+from notifier.domain.reminders import ReminderState
+from notifier.store.port import StorePort
+from notifier.store.queries import Store
+from notifier.store.records import SourceState, StoredReminder
+from notifier.views import SourceProblem, SourceReport
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeetingDetail:
+    """A meeting with its history and its reminders still to come or done."""
+
+    meeting: Meeting
+    retired: bool
+    history: list[HistoryEntry]
+    #: Withdrawn reminders are left out: they will never fire.
+    reminders: list[StoredReminder]
+
+
+async def meeting_detail(store: StorePort, meeting_id: str) -> MeetingDetail:
+    """One meeting, retired or not, with its history (in its own zone) and reminders;
+    `UnknownMeeting` if there is none."""
+    async with store.read() as tx:
+        record = await tx.meeting_record(meeting_id)
+        if record is None:
+            raise UnknownMeeting(meeting_id)
+        history = await tx.history(meeting_id, zone=record.meeting.timezone)
+        reminders = await tx.meeting_reminders(meeting_id)
+    return MeetingDetail(
+        meeting=record.meeting,
+        retired=record.retired_at is not None,
+        history=history,
+        reminders=[r for r in reminders if r.state is not ReminderState.WITHDRAWN],
+    )
+
+
+async def current_meeting(store: StorePort, meeting_id: str) -> Meeting:
+    """A meeting not retired; `UnknownMeeting` otherwise."""
+    async with store.read() as tx:
+        meeting = await tx.meeting(meeting_id)
+    if meeting is None:
+        raise UnknownMeeting(meeting_id)
+    return meeting
+
+
+async def subscriber_detail(
+    store: StorePort, subscriber_id: str, *, retired_too: bool = False
+) -> Subscriber:
+    """One subscriber (a retired one only with `retired_too`); `UnknownSubscriber` if none."""
+    async with store.read() as tx:
+        record = await tx.subscriber_record(subscriber_id)
+    if record is None or (record.retired_at is not None and not retired_too):
+        raise UnknownSubscriber(subscriber_id)
+    return record.subscriber
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryDetail:
+    """A delivery and every attempt at it, oldest first."""
+
+    delivery: Delivery
+    attempts: list[dict[str, object]]
+
+
+async def delivery_detail(store: StorePort, delivery_id: str) -> DeliveryDetail:
+    """One delivery with its attempts; `NotFound` if there is none."""
+    async with store.read() as tx:
+        found = await tx.delivery(delivery_id)
+        if found is None:
+            raise NotFound(f"unknown delivery {delivery_id[:100]!r}")
+        return DeliveryDetail(delivery=found, attempts=await tx.attempts(delivery_id))
+
+
+# -- config file reconciliation ---------------------------------------------------------------
+
+
+def _iso(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else None
+
+
+async def source_report(
+    store: StorePort, configured: list[SourceConfig], *, problems: int = 100
+) -> list[SourceReport]:
+    """Each configured source's health and what its last read followed, skipped and refused
+    (with up to `problems` reasons); a source never polled shows as such."""
+    async with store.read() as tx:
+        rows = {row.url: row for row in await tx.source_states()}
+    report: list[SourceReport] = []
+    for config in configured:
+        url = str(config.url)
+        row = rows.get(url) or SourceState(url=url)
+        counts = row.counts
+        done, to_apply = counts.get("done", 0), counts.get("to_apply", 0)
+        report.append(
+            SourceReport(
+                url=url,
+                kind=config.kind,
+                every_seconds=config.every.total_seconds(),
+                last_polled_at=_iso(row.last_polled_at),
+                last_ok_at=_iso(row.last_ok_at),
+                next_poll_at=_iso(row.next_poll_at),
+                failures=row.failures,
+                followed=counts.get("followed", 0),
+                skipped=counts.get("skipped", 0),
+                refused=counts.get("refused", 0),
+                applied=counts.get("applied", 0),
+                applying=f"{done}/{to_apply}" if done < to_apply else None,
+                last_error=row.last_error,
+                problems=[
+                    SourceProblem(event=key, reason=reason)
+                    for key, reason in list(row.problems.items())[:problems]
+                ],
+            )
+        )
+    return report
+
+
+# -- installation -----------------------------------------------------------------------------
+
+
+async def installation(store: Store, *, renew: bool = False) -> str:
+    """This database's installation id, the first part of every delivery id; `renew` makes a
+    new one (deliveries planned from then on get ids no other database has sent)."""
+    return await store.load_installation(renew=renew)
+
+
+# -- preview ----------------------------------------------------------------------------------
