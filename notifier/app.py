@@ -35,6 +35,7 @@ from notifier.settings import Settings, load_settings
 from notifier.store import Store, migrate
 from notifier.store.engine import is_outage, reachable, redact
 from notifier.tokens import new_key
+from notifier.trouble import Trouble
 from notifier.waiting import wait_any
 
 log = logging.getLogger("notifier")
@@ -204,8 +205,8 @@ class ConfigWatcher:
         self.path = settings.config_path
         self._stamp = self._mtime()
         self._lock = asyncio.Lock()
-        #: The database was away at the last reload: say so once, and when it is applied.
-        self._waiting = False
+        #: The database was away at the last reload: say so once, until one is applied.
+        self._waiting: Trouble[float] = Trouble(log)
 
     def _mtime(self) -> tuple[float, int] | None:
         try:
@@ -239,14 +240,13 @@ class ConfigWatcher:
             except Exception as exc:
                 if not is_outage(exc):
                     raise
-                if not self._waiting:
-                    self._waiting = True
-                    log.warning(
-                        "config reload (%s) waits for the database: %s",
-                        reason,
-                        type(exc).__name__,
-                        extra={"action": "reload_waiting"},
-                    )
+                self._waiting.failed(
+                    "config reload (%s) waits for the database: %s",
+                    reason,
+                    type(exc).__name__,
+                    now=time.monotonic(),
+                    extra={"action": "reload_waiting"},
+                )
                 return None
             restart = [
                 key
@@ -254,7 +254,7 @@ class ConfigWatcher:
                 if key not in ("meetings", "subscribers", "config_path")
                 and getattr(fresh, key) != getattr(self.settings, key)
             ]
-            self._waiting = False
+            self._waiting.recovered(now=time.monotonic())  # the line below says it
             log.info(
                 "config reloaded (%s): %s%s",
                 reason,
@@ -272,32 +272,33 @@ async def wait_for_database(url: str, stop: asyncio.Event, *, longest: float = 3
     most `longest`); one line when waiting starts and one when it ends. False if `stop` was
     set first. Errors that are not an outage (a wrong password, an unknown database) are
     raised at once: waiting would not fix them."""
-    delay, since = 1.0, time.monotonic()
-    waiting = False
+    delay = 1.0
+    waiting: Trouble[float] = Trouble(log)
     while not stop.is_set():
+        # The wait is timed from the start of the attempt that failed first (the first:
+        # any other outcome returns or raises).
+        attempted = time.monotonic()
         try:
             await reachable(url)
         except Exception as exc:
             if not is_outage(exc):
                 raise
-            if not waiting:
-                waiting = True
-                log.warning(
-                    "waiting for the database %s (%s); retrying with backoff up to %ds",
-                    redact(url),
-                    type(exc).__name__,
-                    longest,
-                    extra={"action": "database_wait"},
-                )
+            waiting.failed(
+                "waiting for the database %s (%s); retrying with backoff up to %ds",
+                redact(url),
+                type(exc).__name__,
+                longest,
+                now=attempted,
+                extra={"action": "database_wait"},
+            )
             await wait_any(stop, timeout=delay)
             delay = min(delay * 2, longest)
             continue
-        if waiting:
-            log.warning(
-                "the database answers after %.0fs; starting",
-                time.monotonic() - since,
-                extra={"action": "database_back"},
-            )
+        waiting.recovered(
+            "the database answers after %.0fs; starting",
+            now=time.monotonic(),
+            extra={"action": "database_back"},
+        )
         return True
     return False
 

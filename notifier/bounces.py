@@ -35,6 +35,7 @@ from notifier.dsn import MAX_BYTES, read_report
 from notifier.store.port import StorePort
 from notifier.supervisor import Tasks
 from notifier.tokens import token_of_return_path
+from notifier.trouble import Trouble
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,8 @@ class BounceMailbox:
         self.ssl_context = ssl_context
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._failing = False
+        #: The mailbox unreadable: one line when that starts, one when it is readable again.
+        self._trouble: Trouble[datetime] = Trouble(log)
 
     async def start(self, tasks: Tasks) -> None:
         self._stop.clear()
@@ -219,19 +221,17 @@ class BounceMailbox:
         while not self._stop.is_set():
             try:
                 await self.poll()
-                if self._failing:
+                if self._trouble.recovered(now=self.clock()) is not None:  # said, not timed
                     log.warning("bounce mailbox readable again", extra={"action": "imap_ok"})
-                self._failing = False
             except (OSError, TimeoutError, aioimaplib.AioImapException, ImapRefused) as exc:
-                if not self._failing:  # one line when trouble starts, not one a poll
-                    log.warning(
-                        "cannot read the bounce mailbox %s: %s: %s",
-                        self.mailbox,
-                        type(exc).__name__,
-                        str(exc)[:200],
-                        extra={"action": "imap_trouble"},
-                    )
-                self._failing = True
+                self._trouble.failed(
+                    "cannot read the bounce mailbox %s: %s: %s",
+                    self.mailbox,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                    now=self.clock(),
+                    extra={"action": "imap_trouble"},
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.every)
 

@@ -59,6 +59,7 @@ from notifier.rendering import (
 from notifier.store import Store
 from notifier.store.engine import is_outage
 from notifier.tokens import bounce_token, link_token, return_path, unsubscribe_token
+from notifier.trouble import Trouble
 from notifier.waiting import wait_any
 
 log = logging.getLogger(__name__)
@@ -312,11 +313,9 @@ class OutboxWorker:
         #: Set to look for work at once (after a change was accepted) instead of polling.
         self.wake = asyncio.Event()
         self.last_loop_at: datetime | None = None
-        #: When the worker started failing (the database away), for one line each way.
-        self._trouble_since: float | None = None
-        #: The loops failing now: trouble is said once when the first starts failing and
-        #: once when the last works again (parallel loops recover one by one).
-        self._failing_loops: set[int] = set()
+        #: The database away: said once when the first loop starts failing and once when
+        #: the last works again (parallel loops recover one by one, each a `part`).
+        self._trouble: Trouble[float] = Trouble(log)
         #: Batches still sending (their stragglers), each in its own task.
         self._batches: set[asyncio.Task[None]] = set()
 
@@ -347,29 +346,26 @@ class OutboxWorker:
             try:
                 handled = await self._start_batch()
             except Exception as exc:  # a database hiccup must not kill the worker
-                self._failing_loops.add(number)
-                if self._trouble_since is None:  # one line when trouble starts, not each poll
-                    self._trouble_since = time.monotonic()
-                    log.warning(
-                        "%s: cannot work (%s: %s); retrying every %ss",
-                        self.name,
-                        type(exc).__name__,
-                        str(exc).splitlines()[0][:300] if str(exc) else "",
-                        self.poll.total_seconds(),
-                        extra={"action": "worker_trouble"},
-                        exc_info=not is_outage(exc),
-                    )
+                self._trouble.failed(
+                    "%s: cannot work (%s: %s); retrying every %ss",
+                    self.name,
+                    type(exc).__name__,
+                    str(exc).splitlines()[0][:300] if str(exc) else "",
+                    self.poll.total_seconds(),
+                    now=time.monotonic(),
+                    part=number,
+                    extra={"action": "worker_trouble"},
+                    exc_info=not is_outage(exc),
+                )
                 handled = 0
             else:
-                self._failing_loops.discard(number)
-                if self._trouble_since is not None and not self._failing_loops:
-                    log.warning(
-                        "%s: working again after %.1fs",
-                        self.name,
-                        time.monotonic() - self._trouble_since,
-                        extra={"action": "worker_recovered"},
-                    )
-                    self._trouble_since = None
+                self._trouble.recovered(
+                    "%s: working again after %.1fs",
+                    self.name,
+                    now=time.monotonic(),
+                    part=number,
+                    extra={"action": "worker_recovered"},
+                )
             if handled == 0:
                 await wait_any(stop, self.wake, timeout=self.poll.total_seconds())
 
@@ -655,7 +651,8 @@ class _Recorder:
         self.handed_back: list[str] = []
         self.full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._failing = False
+        #: Recording failing (the database away): said once, until a flush works again.
+        self._trouble: Trouble[float] = Trouble(log)
         self._stopping = False
 
     def hand_back(self, delivery: Delivery) -> None:
@@ -757,16 +754,15 @@ class _Recorder:
         except Exception as exc:
             self.done = taken + self.done
             self.handed_back = back + self.handed_back
-            if not self._failing:
-                log.warning(
-                    "%s: recording attempts failed (%s); will retry",
-                    self.worker.name,
-                    type(exc).__name__,
-                    exc_info=not is_outage(exc),
-                )
-            self._failing = True
+            self._trouble.failed(
+                "%s: recording attempts failed (%s); will retry",
+                self.worker.name,
+                type(exc).__name__,
+                now=time.monotonic(),
+                exc_info=not is_outage(exc),
+            )
             return False
-        self._failing = False
+        self._trouble.recovered(now=time.monotonic())
         # What just ended may free a reader's next message (held behind it): look again.
         self.worker.wake.set()
         for subscriber_id, since in disabled:

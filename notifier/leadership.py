@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from notifier import metrics
 from notifier.store import FencedStore, Lease, Store
+from notifier.trouble import Trouble
 from notifier.waiting import wait_any
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,8 @@ class Leadership:
         #: Until when this replica may act as leader without another renewal, by its clock.
         self._valid_until: datetime | None = None
         self.fenced = FencedStore(store, self.current)
-        #: When renewing began to fail, for one log line each way.
-        self._trouble_since: datetime | None = None
+        #: Renewing failing (the database away): one log line each way.
+        self._trouble: Trouble[datetime] = Trouble(log)
 
     @property
     def leading(self) -> bool:
@@ -97,22 +98,19 @@ class Leadership:
                 )
                 holder = None if lease else await tx.lease(self.name)
         except Exception as exc:  # the database is unreachable: lead on only while the lease lasts
-            if self._trouble_since is None:  # one line when it starts, one when it ends
-                self._trouble_since = started
-                reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-                log.warning(
-                    "scheduler lease not renewed: %s (retrying)",
-                    reason,
-                    extra={"action": "lease_error"},
-                )
-            return self.current() is not None
-        if self._trouble_since is not None:
-            log.warning(
-                "scheduler lease reachable again after %.0fs",
-                (started - self._trouble_since).total_seconds(),
-                extra={"action": "lease_back"},
+            reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            self._trouble.failed(
+                "scheduler lease not renewed: %s (retrying)",
+                reason,
+                now=started,
+                extra={"action": "lease_error"},
             )
-            self._trouble_since = None
+            return self.current() is not None
+        self._trouble.recovered(
+            "scheduler lease reachable again after %.0fs",
+            now=started,
+            extra={"action": "lease_back"},
+        )
         if lease is None:
             self._set(None, reason=f"held by {holder.holder if holder else 'another replica'}")
             return False

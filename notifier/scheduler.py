@@ -29,6 +29,7 @@ from notifier import metrics, service
 from notifier.domain.errors import NotLeader
 from notifier.store import Store
 from notifier.store.engine import is_outage
+from notifier.trouble import Trouble
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,8 @@ class Scheduler:
         self._poking: asyncio.Task[None] | None = None
         self.last_sync_at: datetime | None = None
         self.fired: dict[str, int] = {}
-        #: Periodic jobs failing now, and since when (one log line each way).
-        self._trouble: dict[str, datetime] = {}
+        #: Each periodic job's failing, by name (one log line each way).
+        self._trouble: dict[str, Trouble[datetime]] = {}
         self._running: set[str] = set()
 
     @property
@@ -126,6 +127,8 @@ class Scheduler:
     def _guarded(
         self, job: Callable[[], Awaitable[Any]], name: str, interval: timedelta
     ) -> Callable[[], Awaitable[None]]:
+        trouble = self._trouble.setdefault(name, Trouble(log))
+
         async def run() -> None:
             if name in self._running:
                 log.debug("%s still running; this run skipped", name)
@@ -138,28 +141,25 @@ class Scheduler:
                 log.debug("%s cancelled by shutdown", name)
                 return
             except Exception as exc:
-                if name not in self._trouble:
-                    self._trouble[name] = self.clock()
-                    log.warning(
-                        "%s failing (%s: %s); it runs again every %ss",
-                        name,
-                        type(exc).__name__,
-                        str(exc).splitlines()[0][:300] if str(exc) else "",
-                        interval.total_seconds(),
-                        exc_info=not is_outage(exc),
-                        extra={"action": "job_trouble", "job": name},
-                    )
+                trouble.failed(
+                    "%s failing (%s: %s); it runs again every %ss",
+                    name,
+                    type(exc).__name__,
+                    str(exc).splitlines()[0][:300] if str(exc) else "",
+                    interval.total_seconds(),
+                    now=self.clock(),
+                    exc_info=not is_outage(exc),
+                    extra={"action": "job_trouble", "job": name},
+                )
                 return
             finally:
                 self._running.discard(name)
-            since = self._trouble.pop(name, None)
-            if since is not None:
-                log.warning(
-                    "%s working again after %.0fs",
-                    name,
-                    (self.clock() - since).total_seconds(),
-                    extra={"action": "job_recovered", "job": name},
-                )
+            trouble.recovered(
+                "%s working again after %.0fs",
+                name,
+                now=self.clock(),
+                extra={"action": "job_recovered", "job": name},
+            )
 
         return run
 

@@ -22,6 +22,7 @@ from notifier.leadership import Leadership
 from notifier.scheduler import Scheduler
 from notifier.store import Store
 from notifier.store.engine import is_outage
+from notifier.trouble import Trouble
 from notifier.waiting import wait_any
 
 log = logging.getLogger(__name__)
@@ -193,7 +194,8 @@ class Expander(Task):
         self.task = tasks.create_task(self._run, name="fanout-expander")
 
     async def _run(self) -> None:
-        failing = False
+        # The database away: said once, until a pass works again.
+        trouble: Trouble[datetime] = Trouble(log)
         while not self.quit.is_set():
             self.wake.clear()
             self.busy = True
@@ -206,16 +208,15 @@ class Expander(Task):
                     on_chunk=self._chunk,
                     stop=self.quit,
                 )
-                failing = False
+                trouble.recovered(now=self.clock())
             except Exception as exc:  # the database is away: try again at the next poll
-                if not failing:
-                    log.warning(
-                        "cannot plan fan-outs (%s); retrying every %ss",
-                        type(exc).__name__,
-                        self.poll.total_seconds(),
-                        exc_info=not is_outage(exc),
-                    )
-                failing = True
+                trouble.failed(
+                    "cannot plan fan-outs (%s); retrying every %ss",
+                    type(exc).__name__,
+                    self.poll.total_seconds(),
+                    now=self.clock(),
+                    exc_info=not is_outage(exc),
+                )
                 done = None
             finally:
                 self.busy = False
