@@ -1,10 +1,11 @@
 """`notifier run`: the daemon as a supervisor of components.
 
 `Daemon` builds each component once (leadership, the reminder scheduler, the outbox
-workers, the config watcher, the feed pollers, the HTTP server) and says what the
-operations endpoints report; `run_daemon` owns the process: signals, the wait for the
-database, the one-daemon lock, and one stop event for `supervise`, which starts the
-components in order and stops them in reverse (`notifier.supervisor`).
+workers, the config watcher, the feed pollers and their parser processes, the HTTP
+server) and says what the operations endpoints report; `run_daemon` owns the process:
+signals, the wait for the database, the one-daemon lock, and one stop event for
+`supervise`, which starts the components in order and stops them in reverse
+(`notifier.supervisor`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from notifier.supervisor import (
     LeadershipLoop,
     LoopLag,
     OutboxListener,
+    ParserPool,
     Tasks,
     Timers,
     Workers,
@@ -285,8 +287,10 @@ class Daemon:
     def components(self) -> list[Component]:
         """In start order; stopped in reverse: intake ends first (HTTP, then timers and
         feed polls), the lease is handed over, then the workers finish what is in flight
-        within ``delivery.drain_timeout`` and hand back the rest."""
+        within ``delivery.drain_timeout`` and hand back the rest; the feed parser
+        processes end last."""
         return [
+            ParserPool(self.parsers),
             self.lag,
             self.workers,
             self.expander,
@@ -489,7 +493,6 @@ async def _run(
                 listener=listener,
                 descriptors=descriptors,
             )
-            stack.callback(daemon.parsers.stop)  # feed parser processes, started on first use
             loop.add_signal_handler(signal.SIGHUP, daemon.reload)
             # Everything loaded so far lives as long as the process: out of the collector's
             # sight, a full collection takes a millisecond instead of ~80 ms per pause while

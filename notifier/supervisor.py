@@ -20,6 +20,7 @@ from notifier import metrics, service
 from notifier.delivery import OutboxWorker, drain
 from notifier.leadership import Leadership
 from notifier.scheduler import Scheduler
+from notifier.sources.parsers import Parsers
 from notifier.store import Store
 from notifier.store.engine import is_outage
 from notifier.trouble import Trouble
@@ -283,6 +284,24 @@ class Timers:
 
     async def stop(self) -> None:
         self.scheduler.shutdown()
+
+
+class ParserPool:
+    """The feed parser processes, as a part of the daemon: started on first use (a parse
+    starts one), ended by the daemon's stop like every other part, so no process outlives
+    the supervisor. First in the start order, it ends last: after the timers that poll."""
+
+    name = "feed parsers"
+
+    def __init__(self, parsers: Parsers) -> None:
+        self.parsers = parsers
+
+    async def start(self, tasks: Tasks) -> None:
+        """Nothing to start ahead of the first feed."""
+
+    async def stop(self) -> None:
+        # Killing and reaping a process waits on it: not on the loop.
+        await asyncio.to_thread(self.parsers.stop)
 
 
 class HttpServer(Task):

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from notifier.supervisor import LoopLag, Tasks, supervise
+from notifier.sources.parsers import Parsers
+from notifier.supervisor import LoopLag, ParserPool, Tasks, supervise
 
 
 class Part:
@@ -90,3 +91,19 @@ async def test_the_loop_lag_monitor_sees_a_blocked_loop() -> None:
     assert monitor.worst >= 0.15
     assert max(seen) == monitor.worst
     assert sorted(seen)[len(seen) // 2] < 0.05  # otherwise on time
+
+
+async def test_the_feed_parser_processes_end_with_the_daemon_after_every_later_part() -> None:
+    log: list[str] = []
+
+    class Pool(Parsers):
+        def stop(self) -> None:
+            log.append("stop parsers")
+            super().stop()
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(supervise([ParserPool(Pool()), Part("timers", log)], stop))
+    await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert log == ["start timers", "stop timers", "stop parsers"]
