@@ -249,11 +249,6 @@ def endpoints_of(subscriber: Subscriber) -> list[tuple[Channel, str | None]]:
     return found
 
 
-def channels_of(subscriber: Subscriber) -> list[Channel]:
-    """The channels a subscriber can be reached on."""
-    return list(dict.fromkeys(channel for channel, _ in endpoints_of(subscriber)))
-
-
 def plan_change_deliveries(
     meeting: Meeting,
     entry: HistoryEntry,

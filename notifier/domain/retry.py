@@ -29,11 +29,6 @@ class RetryPolicy:
     #: A receiver's Retry-After is honoured up to this long; beyond it, this is used.
     max_retry_after: timedelta = timedelta(hours=24)
 
-    @property
-    def max_attempts(self) -> int:
-        """How many attempts a delivery gets in all."""
-        return len(self.schedule)
-
     def next_attempt(
         self,
         *,

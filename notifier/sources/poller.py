@@ -139,7 +139,7 @@ class SourcePoller:
             if status == 304:
                 # The content is what was last read: so are its refused events and notes,
                 # and the error that tells of them stays until the content changes.
-                await self._record(now, ok=True, error=_summary(state.problems, state.counts))
+                await self._record(now, error=_summary(state.problems, state.counts))
                 return PollResult(outcome="not-modified")
             if status >= 400:
                 raise FeedError(f"HTTP {status}")
@@ -221,7 +221,6 @@ class SourcePoller:
         self._log_new(problems, state.problems)
         await self._record(
             now,
-            ok=True,
             etag=answer.get("etag"),
             last_modified=answer.get("last-modified"),
             forget=[key for key in seen if key not in produced],
@@ -414,7 +413,8 @@ class SourcePoller:
                     extra={"action": "source_item", "source": self.url},
                 )
 
-    async def _record(self, now: datetime, *, ok: bool, **values: object) -> None:
+    async def _record(self, now: datetime, **values: object) -> None:
+        """Save a poll that worked at `now`: `values` are the source state it changes."""
         forget = values.pop("forget", None)
         async with self.store.write() as tx:
             if isinstance(forget, list) and forget:
