@@ -28,6 +28,7 @@ from notifier import __version__, lazy
 from notifier.domain.durations import format_duration, parse_duration
 from notifier.domain.errors import (
     ConfigError,
+    NotFound,
     NotifierError,
 )
 from notifier.domain.models import (
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from notifier import settings as settings_module
     from notifier.settings import Settings
     from notifier.store import engine, migrate
-    from notifier.store.port import TransactionPort
+    from notifier.store.port import StorePort
     from notifier.views import SourceReport
 else:
     sa_exc = lazy.module("sqlalchemy.exc")
@@ -181,7 +182,7 @@ def _table(rows: list[list[str]], headers: list[str]) -> None:
 
 def _listing(
     config: Path | None,
-    read: Callable[[TransactionPort], Awaitable[Sequence[R]]],
+    read: Callable[[StorePort], Awaitable[Sequence[R]]],
     *,
     as_json: bool,
     json_of: Callable[[R], object],
@@ -193,8 +194,7 @@ def _listing(
     settings = _settings(config)
 
     async def work(opened: app.App) -> list[R]:
-        async with opened.store.read() as tx:
-            return list(await read(tx))
+        return list(await read(opened.store))
 
     found = _read(settings, work)
     if as_json:
@@ -447,7 +447,7 @@ def event(
 def _meetings_list(config: Path | None, as_json: bool, include_retired: bool) -> None:
     _listing(
         config,
-        lambda tx: tx.meeting_records(include_retired=include_retired),
+        lambda store: service.list_meetings(store, include_retired=include_retired),
         as_json=as_json,
         json_of=lambda r: {**r.meeting.to_dict(), "retired": r.retired_at is not None},
         none="no meetings",
@@ -588,7 +588,7 @@ def _came_by(subscriber: Subscriber) -> str:
 def _subscribers_list(config: Path | None, as_json: bool, include_retired: bool) -> None:
     _listing(
         config,
-        lambda tx: tx.subscriber_records(include_retired=include_retired),
+        lambda store: service.list_subscribers(store, include_retired=include_retired),
         as_json=as_json,
         json_of=lambda r: r.subscriber.to_dict(),
         none="no subscribers",
@@ -657,12 +657,10 @@ def subscribers_enable(
     unsubscribed and asked to come back)."""
     settings = _settings(config)
 
-    async def work(opened: app.App) -> bool:
-        async with opened.store.write() as tx:
-            return await tx.enable_endpoint(subscriber_id, channel)
+    async def work(opened: app.App) -> None:
+        await service.enable_endpoint(opened.store, subscriber_id, channel)
 
-    if not _run(settings, work):
-        raise _fail(f"subscriber {subscriber_id!r} has no disabled {channel.value} endpoint")
+    _run(settings, work)
     typer.echo(f"{subscriber_id}: {channel.value} enabled again")
 
 
@@ -702,7 +700,7 @@ def _deliveries_list(
 ) -> None:
     _listing(
         config,
-        lambda tx: tx.deliveries(status=status, limit=limit),
+        lambda store: service.list_deliveries(store, status=status, limit=limit),
         as_json=as_json,
         json_of=delivery.describe,
         none="no deliveries" + (f" {status.value}" if status else ""),
@@ -843,7 +841,7 @@ def _since(value: str, *, now: datetime) -> datetime:
 def _suppressions_list(config: Path | None, as_json: bool) -> None:
     _listing(
         config,
-        lambda tx: tx.suppressions(),
+        service.list_suppressions,
         as_json=as_json,
         json_of=lambda found: found.to_dict(),
         none="no suppressed addresses",
@@ -880,8 +878,11 @@ def suppressions_clear(
     settings = _settings(config)
 
     async def work(opened: app.App) -> bool:
-        async with opened.store.write() as tx:
-            return await tx.unsuppress(address)
+        try:
+            await service.clear_suppression(opened.store, address)
+        except NotFound:
+            return False
+        return True
 
     if not _run(settings, work):
         raise _fail(f"{address} is not suppressed")
@@ -897,17 +898,10 @@ def leader(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     settings = _settings(config)
 
     async def work(opened: app.App) -> dict[str, Any] | None:
-        async with opened.store.read() as tx:
-            lease = await tx.lease(leadership.SCHEDULER)
-        if lease is None:
-            return None
-        left = (lease.expires_at - app.utcnow()).total_seconds()
-        return {
-            "holder": lease.holder,
-            "term": lease.term,
-            "expires_at": lease.expires_at.isoformat(),
-            "live": left > 0,
-        }
+        found = await service.leader(
+            opened.store, lease_name=leadership.SCHEDULER, now=app.utcnow()
+        )
+        return found.to_dict() if found is not None else None
 
     found = _read(settings, work)
     if as_json:

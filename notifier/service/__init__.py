@@ -28,6 +28,7 @@ from notifier.service.common import (
     check_owner,
 )
 from notifier.service.deliveries import (
+    clear_suppression,
     prune,
     replay,
     retry_delivery,
@@ -40,11 +41,18 @@ from notifier.service.preview import (
 )
 from notifier.service.reads import (
     DeliveryDetail,
+    Leader,
     MeetingDetail,
     current_meeting,
     delivery_detail,
     installation,
+    leader,
+    list_deliveries,
+    list_meetings,
+    list_subscribers,
+    list_suppressions,
     meeting_detail,
+    queue_stats,
     source_report,
     subscriber_detail,
 )
@@ -63,8 +71,11 @@ from notifier.service.reminders import (
     replan_all,
 )
 from notifier.service.subscribers import (
+    enable_endpoint,
     retire_subscriber,
     save_subscriber,
+    unsubscribe,
+    unsubscribe_subject,
 )
 
 __all__ = [
@@ -73,25 +84,34 @@ __all__ = [
     "BounceResult",
     "ChangeResult",
     "DeliveryDetail",
+    "Leader",
     "MeetingDetail",
     "ReconcileReport",
     "ReminderOutcome",
     "apply_change_in",
     "apply_status_change",
     "check_owner",
+    "clear_suppression",
     "create_meeting",
     "create_meeting_in",
     "create_meetings_in",
     "current_meeting",
     "delivery_detail",
+    "enable_endpoint",
     "expand_fanout",
     "file_state",
     "fire_reminder",
     "fire_reminders",
     "installation",
+    "leader",
+    "list_deliveries",
+    "list_meetings",
+    "list_subscribers",
+    "list_suppressions",
     "meeting_detail",
     "preview",
     "prune",
+    "queue_stats",
     "reconcile",
     "record_bounce",
     "replan",
@@ -104,6 +124,8 @@ __all__ = [
     "save_subscriber",
     "source_report",
     "subscriber_detail",
+    "unsubscribe",
+    "unsubscribe_subject",
     "update_details_in",
     "update_meeting_details",
 ]

@@ -86,3 +86,13 @@ async def prune(
 
 
 # -- watched sources --------------------------------------------------------------------------
+
+
+async def clear_suppression(store: StorePort, address: str) -> None:
+    """Send to `address` again; `NotFound` when it is not suppressed."""
+    if len(address) > 320:  # longer than any address: not one we suppressed
+        raise NotFound("that address is not suppressed")
+    async with store.write() as tx:
+        cleared = await tx.unsuppress(address)
+    if not cleared:
+        raise NotFound(f"{address[:100]!r} is not suppressed")

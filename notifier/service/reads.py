@@ -17,13 +17,18 @@ from notifier.domain.models import (
     Meeting,
     Subscriber,
 )
-from notifier.domain.outbox import (
-    Delivery,
-)
+from notifier.domain.outbox import Delivery, DeliveryFilter
 from notifier.domain.reminders import ReminderState
 from notifier.store.port import StorePort
 from notifier.store.queries import Store
-from notifier.store.records import SourceState, StoredReminder
+from notifier.store.records import (
+    MeetingRecord,
+    QueueStats,
+    SourceState,
+    StoredReminder,
+    SubscriberRecord,
+    Suppression,
+)
 from notifier.views import SourceProblem, SourceReport
 
 
@@ -146,3 +151,73 @@ async def installation(store: Store, *, renew: bool = False) -> str:
 
 
 # -- preview ----------------------------------------------------------------------------------
+
+
+# -- Listings: what the CLI and the API list, read the same way -----------------------------
+
+
+async def list_meetings(store: StorePort, *, include_retired: bool = False) -> list[MeetingRecord]:
+    """Every meeting, soonest first (retired ones too with `include_retired`)."""
+    async with store.read() as tx:
+        return await tx.meeting_records(include_retired=include_retired)
+
+
+async def list_subscribers(
+    store: StorePort, *, include_retired: bool = False
+) -> list[SubscriberRecord]:
+    """Every subscriber with its endpoints, in id order (retired ones too on request)."""
+    async with store.read() as tx:
+        return await tx.subscriber_records(include_retired=include_retired)
+
+
+async def list_deliveries(
+    store: StorePort, *, status: DeliveryFilter | None = None, limit: int = 100
+) -> list[Delivery]:
+    """The outbox, newest first; `status` selects (``failed``: retrying or dead)."""
+    async with store.read() as tx:
+        return await tx.deliveries(status=status, limit=limit)
+
+
+async def list_suppressions(store: StorePort) -> list[Suppression]:
+    """Addresses that bounced for good: nothing is sent to them until cleared."""
+    async with store.read() as tx:
+        return await tx.suppressions()
+
+
+async def queue_stats(store: StorePort, *, now: datetime) -> QueueStats:
+    """Deliveries per status, and the age of the oldest one not sent yet."""
+    async with store.read() as tx:
+        return await tx.queue_stats(now=now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Leader:
+    """Who holds the scheduler lease, and whether it is still live at the time asked."""
+
+    holder: str
+    term: int
+    expires_at: datetime
+    live: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "holder": self.holder,
+            "term": self.term,
+            "expires_at": self.expires_at.isoformat(),
+            "live": self.live,
+        }
+
+
+async def leader(store: StorePort, *, lease_name: str, now: datetime) -> Leader | None:
+    """The holder of the lease `lease_name` (the scheduler's), live while it has not run
+    out at `now`; None when no replica ever held it."""
+    async with store.read() as tx:
+        lease = await tx.lease(lease_name)
+    if lease is None:
+        return None
+    return Leader(
+        holder=lease.holder,
+        term=lease.term,
+        expires_at=lease.expires_at,
+        live=(lease.expires_at - now).total_seconds() > 0,
+    )

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from notifier.domain.errors import (
-    UnknownSubscriber,
-)
-from notifier.domain.models import (
-    Source,
-    Subscriber,
-)
+from notifier.domain.errors import NotFound, UnknownSubscriber
+from notifier.domain.models import Source, Subscriber
+from notifier.domain.outbox import Channel
 from notifier.service.common import check_owner
 from notifier.service.reminders import replan_all
 from notifier.store.port import StorePort
+from notifier.tokens import read_unsubscribe_token
 
 
 async def save_subscriber(
@@ -51,3 +48,39 @@ async def retire_subscriber(
 
 
 # -- reads: what every face shows, read the same way ------------------------------------------
+
+
+async def enable_endpoint(store: StorePort, subscriber_id: str, channel: Channel) -> None:
+    """Use a disabled endpoint again (it failed for days, answered 410, or its reader
+    unsubscribed and asked to come back); `NotFound` when there is none to enable."""
+    async with store.write() as tx:
+        enabled = await tx.enable_endpoint(subscriber_id, channel)
+    if not enabled:
+        raise NotFound(f"subscriber {subscriber_id!r} has no disabled {channel.value} endpoint")
+
+
+async def unsubscribe_subject(store: StorePort, link_key: str, token: str) -> tuple[str, Channel]:
+    """The subscriber and channel an unsubscribe link names, if the link is valid for the
+    address it was sent to and that address still receives them; else `NotFound`."""
+    read = read_unsubscribe_token(link_key, token)
+    if read is None or read.channel not in {c.value for c in Channel}:
+        raise NotFound("this unsubscribe link is not valid")
+    channel = Channel(read.channel)
+    async with store.read() as tx:
+        address = await tx.endpoint_address(read.subscriber_id, channel)
+    if not read.sent_to(address):
+        raise NotFound(
+            "this unsubscribe link was sent to an address that no longer receives "
+            "these notifications"
+        )
+    return read.subscriber_id, channel
+
+
+async def unsubscribe(
+    store: StorePort, link_key: str, token: str, *, now: datetime
+) -> tuple[str, Channel]:
+    """Stop the channel an unsubscribe link names (RFC 8058 one-click); what it stopped."""
+    subscriber_id, channel = await unsubscribe_subject(store, link_key, token)
+    async with store.write() as tx:
+        await tx.disable_endpoint(subscriber_id, channel, reason="unsubscribed", now=now)
+    return subscriber_id, channel

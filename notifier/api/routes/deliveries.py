@@ -41,8 +41,7 @@ async def list_deliveries(
     status: DeliveryFilter | None = None,
     limit: Annotated[int, Field(ge=1, le=1000)] = 100,
 ) -> list[DeliveryOut]:
-    async with ctx.store.read() as tx:
-        found = await tx.deliveries(status=status, limit=limit)
+    found = await service.list_deliveries(ctx.store, status=status, limit=limit)
     return [DeliveryOut.model_validate(describe(d)) for d in found]
 
 
@@ -52,8 +51,8 @@ async def list_deliveries(
     summary="Addresses that bounced for good (nothing is sent to them)",
 )
 async def list_suppressions(ctx: Ctx) -> list[SuppressionOut]:
-    async with ctx.store.read() as tx:
-        return [SuppressionOut.model_validate(s.to_dict()) for s in await tx.suppressions()]
+    found = await service.list_suppressions(ctx.store)
+    return [SuppressionOut.model_validate(s.to_dict()) for s in found]
 
 
 @router.get(
@@ -74,12 +73,7 @@ async def list_sources(
     summary="Send to an address again",
 )
 async def clear_suppression(address: str, ctx: Ctx) -> Response:
-    if len(address) > 320:
-        raise NotFound("that address is not suppressed")
-    async with ctx.store.write() as tx:
-        cleared = await tx.unsuppress(address)
-    if not cleared:
-        raise NotFound(f"{address[:100]!r} is not suppressed")
+    await service.clear_suppression(ctx.store, address)
     return Response(status_code=204)
 
 

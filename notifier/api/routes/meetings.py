@@ -49,8 +49,7 @@ async def _meeting_or_404(store: StorePort, meeting_id: str) -> Meeting:
     },
 )
 async def list_meetings(ctx: Ctx) -> list[MeetingOut]:
-    async with ctx.store.read() as tx:
-        return [_out(r.meeting) for r in await tx.meeting_records()]
+    return [_out(r.meeting) for r in await service.list_meetings(ctx.store)]
 
 
 @router.post(

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from notifier import __version__, metrics
+from notifier import __version__, metrics, service
 from notifier.api.context import Ctx
 from notifier.api.docs import problem_response
 from notifier.api.models import Health, Ready
@@ -42,8 +42,7 @@ async def readyz(ctx: Ctx) -> JSONResponse:
 )
 async def prometheus(ctx: Ctx) -> PlainTextResponse:
     try:
-        async with ctx.store.read() as tx:
-            stats = await tx.queue_stats(now=ctx.clock())
+        stats = await service.queue_stats(ctx.store, now=ctx.clock())
         for status, count in stats.per_status.items():
             metrics.QUEUE_DEPTH.labels(status.value).set(count)
         metrics.OLDEST_PENDING.set(stats.oldest_pending_seconds)

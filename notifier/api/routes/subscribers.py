@@ -73,8 +73,7 @@ async def _save(
     },
 )
 async def list_subscribers(ctx: Ctx) -> list[SubscriberOut]:
-    async with ctx.store.read() as tx:
-        return [_out(s) for s in await tx.subscribers()]
+    return [_out(r.subscriber) for r in await service.list_subscribers(ctx.store)]
 
 
 @router.post(

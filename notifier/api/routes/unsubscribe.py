@@ -6,33 +6,13 @@ import html
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
-from starlette.exceptions import HTTPException
 
-from notifier.api.context import ApiContext, Ctx
+from notifier import service
+from notifier.api.context import Ctx
 from notifier.api.docs import problem_response
 from notifier.api.models import Unsubscribed
-from notifier.domain.outbox import Channel
-from notifier.tokens import read_unsubscribe_token
 
 router = APIRouter(tags=["unsubscribe"])
-
-
-async def unsubscribe_subject(ctx: ApiContext, token: str) -> tuple[str, Channel]:
-    """The subscriber and channel a link names, if it is valid for their current
-    address; else 404 (tampered, or sent to an address since changed)."""
-    read = read_unsubscribe_token(ctx.unsubscribe_key, token)
-    if read is None or read.channel not in {c.value for c in Channel}:
-        raise HTTPException(404, "this unsubscribe link is not valid")
-    channel = Channel(read.channel)
-    async with ctx.store.read() as tx:
-        address = await tx.endpoint_address(read.subscriber_id, channel)
-    if not read.sent_to(address):
-        raise HTTPException(
-            404,
-            "this unsubscribe link was sent to an address that no longer receives "
-            "these notifications",
-        )
-    return read.subscriber_id, channel
 
 
 @router.get(
@@ -44,7 +24,9 @@ async def unsubscribe_subject(ctx: ApiContext, token: str) -> tuple[str, Channel
 async def unsubscribe_page(token: str, ctx: Ctx) -> HTMLResponse:
     # A GET only shows the form: mail scanners and link previews fetch every link, and
     # must not unsubscribe anyone (RFC 8058 one-click is the POST).
-    subscriber_id, channel = await unsubscribe_subject(ctx, token)
+    subscriber_id, channel = await service.unsubscribe_subject(
+        ctx.store, ctx.unsubscribe_key, token
+    )
     action = f"{str(ctx.settings.public_url).rstrip('/')}/unsubscribe/{token}"
     return HTMLResponse(
         "<!doctype html><html><body style='font-family:sans-serif'>"
@@ -61,7 +43,7 @@ async def unsubscribe_page(token: str, ctx: Ctx) -> HTMLResponse:
     summary="Unsubscribe at once (RFC 8058 one-click)",
 )
 async def unsubscribe(token: str, ctx: Ctx) -> Unsubscribed:
-    subscriber_id, channel = await unsubscribe_subject(ctx, token)
-    async with ctx.store.write() as tx:
-        await tx.disable_endpoint(subscriber_id, channel, reason="unsubscribed", now=ctx.clock())
+    subscriber_id, channel = await service.unsubscribe(
+        ctx.store, ctx.unsubscribe_key, token, now=ctx.clock()
+    )
     return Unsubscribed(unsubscribed=subscriber_id, channel=channel.value)
