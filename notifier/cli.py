@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     from notifier import app, daemon, delivery, leadership, rendering, service, subscriptions
     from notifier import settings as settings_module
     from notifier.settings import Settings
-    from notifier.store import engine, migrate
     from notifier.store.port import StorePort
     from notifier.views import SourceReport
 else:
@@ -68,8 +67,6 @@ else:
     service = lazy.module("notifier.service")
     subscriptions = lazy.module("notifier.subscriptions")
     settings_module = lazy.module("notifier.settings")
-    engine = lazy.module("notifier.store.engine")
-    migrate = lazy.module("notifier.store.migrate")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -136,7 +133,7 @@ def _user_errors(settings: Settings) -> Iterator[None]:
     except (sa_exc.OperationalError, sa_exc.DBAPIError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         reason = redact_text(reason, settings.secrets())
-        raise _fail(f"database {engine.redact(settings.database_url)}: {reason}") from None
+        raise _fail(f"database {service.redact(settings.database_url)}: {reason}") from None
 
 
 def _read(settings: Settings, work: Callable[[app.App], Awaitable[T]]) -> T:
@@ -273,7 +270,7 @@ def check(config: ConfigOption = None) -> None:
     typer.echo(
         f"{settings.config_path}: OK: {_count(settings.meetings, 'meeting')}, "
         f"{_count(settings.subscribers, 'subscriber')}, {_count(settings.sources, 'source')}; "
-        f"database {engine.redact(settings.database_url)}"
+        f"database {service.redact(settings.database_url)}"
     )
 
 
@@ -283,10 +280,10 @@ def db_upgrade(config: ConfigOption = None) -> None:
     settings = _settings(config)
 
     async def work(opened: app.App) -> str | None:
-        return await migrate.current_revision(opened.store.engine)
+        return await service.schema_revision(opened.store)
 
     revision = _run(settings, work)
-    where = engine.redact(settings.database_url)
+    where = service.redact(settings.database_url)
     typer.echo(f"database {where} is at revision {revision} (latest)")
 
 
@@ -322,7 +319,7 @@ def db_installation(
 
     installation = _run(settings, work)
     said = "is now" if new else "is"
-    where = engine.redact(settings.database_url)
+    where = service.redact(settings.database_url)
     typer.echo(f"the installation id of {where} {said} {installation}")
 
 

@@ -110,9 +110,6 @@ def _import_http_side() -> None:
     """Import what `http_server` imports, so that its own imports find them loaded."""
     import uvicorn  # noqa: F401
 
-    import notifier.api.app
-    import notifier.api.server  # noqa: F401
-
 
 def http_server(
     settings: Settings,
@@ -132,8 +129,8 @@ def http_server(
     # command starts a second sooner without it.
     import uvicorn
 
-    from notifier.api.app import ApiContext, create_api
     from notifier.api.server import server_config
+    from notifier.web.app import ApiContext, create_app
 
     class _Server(uvicorn.Server):
         """uvicorn without its own signal handlers: the daemon owns SIGTERM/SIGINT."""
@@ -142,7 +139,7 @@ def http_server(
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    api = create_api(
+    api = create_app(
         ApiContext(
             store=store,
             settings=settings,

@@ -230,7 +230,7 @@ AllowRange = Annotated[IPv4Network | IPv6Network, AfterValidator(_narrow)]
 AUDIENCE_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
 
 #: An audience's name (`notifier.domain.audiences`); the API's schema lists the audiences
-#: configured (`notifier.api.app`), the only names the server accepts.
+#: configured (`notifier.web.app`), the only names the server accepts.
 AudienceName = Annotated[
     str,
     Field(pattern=AUDIENCE_PATTERN, description="lowercase letters, digits, _ -"),

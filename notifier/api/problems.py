@@ -22,7 +22,7 @@ from notifier.domain.errors import (
     NotifierError,
     TransitionError,
 )
-from notifier.store.engine import is_outage, outage_reason
+from notifier.service import is_outage, outage_reason
 
 PROBLEM = "application/problem+json"
 #: Answers an error with a page instead, or None to leave it a problem response.

@@ -9,7 +9,6 @@ Served when ``[public] enabled`` is true.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import re
@@ -31,17 +30,14 @@ from feedgen.feed import FeedGenerator
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException
 
-from notifier import metrics, subscriptions
-from notifier.api.context import ApiContext, Ctx
+from notifier import metrics, service, subscriptions
 from notifier.calendar import feed_calendar
-from notifier.domain.audiences import view_history, view_meeting
 from notifier.domain.durations import format_duration
 from notifier.domain.errors import InvalidChange, NotFound
-from notifier.domain.matching import subscriber_matches
-from notifier.domain.models import EventKind, HistoryEntry, Meeting, MeetingStatus, Subscriber
-from notifier.fields import SLUG
+from notifier.domain.models import HistoryEntry, Meeting, MeetingStatus, Subscriber
 from notifier.public.i18n import STATUS, WORDS, language
 from notifier.rendering import sender_domain
+from notifier.web.context import ApiContext, Ctx
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "public"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -104,40 +100,13 @@ def _enabled(ctx: ApiContext) -> None:
 
 
 async def _public_meetings(ctx: ApiContext) -> list[tuple[Meeting, datetime]]:
-    """Every meeting the lowest audience may know of, in its view, with when it last
-    changed."""
-    async with ctx.store.read() as tx:
-        records = await tx.meeting_records()
-        audiences = tx.audiences
-    return [
-        (view_meeting(r.meeting, audiences.lowest, audiences), r.updated_at)
-        for r in records
-        if audiences.may_know(audiences.lowest, r.meeting.audience)
-    ]
+    return await service.public_meetings(ctx.store)
 
 
 async def _public_meeting(
     ctx: ApiContext, meeting_id: str
 ) -> tuple[Meeting, datetime, list[HistoryEntry]]:
-
-    if not re.fullmatch(SLUG, meeting_id):
-        raise NotFound("no such meeting")
-    async with ctx.store.read() as tx:
-        record = await tx.meeting_record(meeting_id)
-        audiences = tx.audiences
-        if (
-            record is None
-            or record.retired_at is not None
-            or not audiences.may_know(audiences.lowest, record.meeting.audience)
-        ):
-            raise NotFound("no such meeting")
-        history = await tx.history(meeting_id, zone=record.meeting.timezone)
-    lowest = audiences.lowest
-    return (
-        view_meeting(record.meeting, lowest, audiences),
-        record.updated_at,
-        view_history(history, lowest, audiences),
-    )
+    return await service.public_meeting(ctx.store, meeting_id)
 
 
 # -- page helpers ----------------------------------------------------------------------------
@@ -245,8 +214,7 @@ async def _stamped(
 ) -> Response:
     """A public feed whose validator comes from the store's stamp (and `parts`), so a
     conditional GET is answered from one small query; `build` runs only for a 200."""
-    async with ctx.store.read() as tx:
-        stamp = await tx.visible_stamp(tx.audiences.lowest)
+    stamp = await service.public_stamp(ctx.store)
     public = ctx.settings.public
     seed = "|".join(
         [
@@ -319,16 +287,7 @@ async def index(request: Request, ctx: Ctx, lang: str | None = None) -> HTMLResp
     chosen = language(lang, request.headers.get("accept-language"))
     now = ctx.clock()
     size = ctx.settings.public.page_entries
-    async with ctx.store.read() as tx:
-        audiences = tx.audiences
-        upcoming_records = await tx.visible_meetings(
-            audiences.lowest, limit=size, starting_from=now
-        )
-        recent_records = await tx.visible_meetings(
-            audiences.lowest, limit=size, starting_before=now, latest_first=True
-        )
-    upcoming = [view_meeting(r.meeting, audiences.lowest, audiences) for r in upcoming_records]
-    recent = [view_meeting(r.meeting, audiences.lowest, audiences) for r in recent_records]
+    upcoming, recent = await service.public_index(ctx.store, now=now, size=size)
     words = STATUS[chosen]
     return _page(
         request,
@@ -460,16 +419,7 @@ async def _known(ctx: ApiContext, meeting: str | None, tag: str | None) -> bool:
     if bool(meeting) == bool(tag):
         return False
     if meeting:  # one row, not every meeting, for the common form (a meeting's own page)
-        if not re.fullmatch(SLUG, meeting):
-            return False
-        async with ctx.store.read() as tx:
-            record = await tx.meeting_record(meeting)
-            audiences = tx.audiences
-        return (
-            record is not None
-            and record.retired_at is None
-            and audiences.may_know(audiences.lowest, record.meeting.audience)
-        )
+        return await service.publicly_known(ctx.store, meeting)
     return any(tag in m.tags for m, _ in await _public_meetings(ctx))
 
 
@@ -630,17 +580,7 @@ async def atom_all(request: Request, ctx: Ctx) -> Response:
     limit = ctx.settings.public.feed_entries
 
     async def build() -> bytes:
-        async with ctx.store.read() as tx:
-            audiences = tx.audiences
-            changes = await tx.visible_changes(audiences.lowest, limit=limit)
-        lowest = audiences.lowest
-        entries = [
-            (
-                view_meeting(record.meeting, lowest, audiences),
-                view_history([entry], lowest, audiences)[0],
-            )
-            for record, entry in changes
-        ]
+        entries = await service.public_changes(ctx.store, limit=limit)
         return _atom(ctx, ctx.settings.public.title, "/feed.atom", entries)
 
     return await _stamped(request, ctx, "application/atom+xml", build, "atom", str(limit))
@@ -681,12 +621,7 @@ async def calendar_all(request: Request, ctx: Ctx) -> Response:
     limit = ctx.settings.public.calendar_entries
 
     async def build() -> bytes:
-        async with ctx.store.read() as tx:
-            audiences = tx.audiences
-            records = await tx.visible_meetings(audiences.lowest, limit=limit, starting_from=since)
-        shown = [
-            (view_meeting(r.meeting, audiences.lowest, audiences), r.updated_at) for r in records
-        ]
+        shown = await service.public_calendar(ctx.store, since=since, limit=limit)
         return _ics(ctx, ctx.settings.public.title, shown)[0]
 
     # The window moves daily: so does the validator, or a meeting would never leave it.
@@ -716,16 +651,8 @@ async def calendar_private(request: Request, token: str, ctx: Ctx) -> Response:
     subscriber = await subscriptions.calendar_subject(ctx.store, ctx.unsubscribe_key, token)
     if subscriber is None:
         raise NotFound("this calendar link does not work")
-    async with ctx.store.read() as tx:
-        records = await tx.meeting_records()
-        audiences = tx.audiences
     # Their meetings, whatever kinds of news they take.
-    every_kind = dataclasses.replace(subscriber, events=("*",))
-    mine = [
-        (view_meeting(r.meeting, subscriber.audience, audiences), r.updated_at)
-        for r in records
-        if subscriber_matches(every_kind, r.meeting, EventKind.UPDATED, audiences)
-    ]
+    mine = await service.private_calendar(ctx.store, subscriber)
     body, changed = _ics(ctx, subscriber.name or "notifier", mine)
     # One reader's view: no shared cache may keep it (or hand it to anyone else).
     return _conditional(request, body, "text/calendar; charset=utf-8", changed, cache="private")

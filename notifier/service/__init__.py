@@ -26,6 +26,9 @@ from notifier.service.changes import (
 )
 from notifier.service.common import (
     check_owner,
+    is_outage,
+    outage_reason,
+    redact,
 )
 from notifier.service.deliveries import (
     clear_suppression,
@@ -38,6 +41,16 @@ from notifier.service.fanout import (
 )
 from notifier.service.preview import (
     preview,
+)
+from notifier.service.public import (
+    private_calendar,
+    public_calendar,
+    public_changes,
+    public_index,
+    public_meeting,
+    public_meetings,
+    public_stamp,
+    publicly_known,
 )
 from notifier.service.reads import (
     DeliveryDetail,
@@ -53,6 +66,7 @@ from notifier.service.reads import (
     list_suppressions,
     meeting_detail,
     queue_stats,
+    schema_revision,
     source_report,
     subscriber_detail,
 )
@@ -103,17 +117,28 @@ __all__ = [
     "fire_reminder",
     "fire_reminders",
     "installation",
+    "is_outage",
     "leader",
     "list_deliveries",
     "list_meetings",
     "list_subscribers",
     "list_suppressions",
     "meeting_detail",
+    "outage_reason",
     "preview",
+    "private_calendar",
     "prune",
+    "public_calendar",
+    "public_changes",
+    "public_index",
+    "public_meeting",
+    "public_meetings",
+    "public_stamp",
+    "publicly_known",
     "queue_stats",
     "reconcile",
     "record_bounce",
+    "redact",
     "replan",
     "replan_all",
     "replay",
@@ -122,6 +147,7 @@ __all__ = [
     "retire_subscriber",
     "retry_delivery",
     "save_subscriber",
+    "schema_revision",
     "source_report",
     "subscriber_detail",
     "unsubscribe",

@@ -8,6 +8,9 @@ from notifier.domain.errors import (
 from notifier.domain.models import (
     Source,
 )
+from notifier.store.engine import is_outage, outage_reason, redact
+
+__all__ = ["check_owner", "is_outage", "outage_reason", "redact"]
 
 #: How often a change is retried when another writer got to the same meeting first.
 _ATTEMPTS = 3

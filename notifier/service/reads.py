@@ -221,3 +221,10 @@ async def leader(store: StorePort, *, lease_name: str, now: datetime) -> Leader 
         expires_at=lease.expires_at,
         live=(lease.expires_at - now).total_seconds() > 0,
     )
+
+
+async def schema_revision(store: Store) -> str | None:
+    """The Alembic revision the store's database is at (None: not migrated)."""
+    from notifier.store import migrate
+
+    return await migrate.current_revision(store.engine)

@@ -19,7 +19,6 @@ import pytest
 from aiohttp import web
 
 from notifier import service
-from notifier.api.app import ApiContext, create_api
 from notifier.channels.chat import DEFAULT_SCHEMES, ChatChannel
 from notifier.channels.email import EmailChannel
 from notifier.channels.webhook import WebhookChannel
@@ -28,6 +27,7 @@ from notifier.domain.retry import RetryPolicy
 from notifier.rendering import Renderer
 from notifier.settings import load_settings
 from notifier.store import Store
+from notifier.web.app import ApiContext, create_app
 from tests.integration.peers import Receiver, SmtpServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,7 +136,7 @@ async def api_client(
     async def ready() -> dict[str, Any]:
         return {"database": True, "scheduler": True, "worker": True}
 
-    app = create_api(
+    app = create_app(
         ApiContext(
             store=store,
             settings=settings,

@@ -26,12 +26,12 @@ from sqlalchemy.pool import NullPool
 from standardwebhooks.webhooks import Webhook
 
 from notifier import service
-from notifier.api.app import ApiContext, create_api
 from notifier.app import utcnow
 from notifier.settings import load_settings
 from notifier.store import Store
 from notifier.store.engine import create_engine
 from notifier.store.tables import metadata
+from notifier.web.app import ApiContext, create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What the API promises: no 5xx, and status codes, content types, headers and bodies as
@@ -89,7 +89,7 @@ def api_schema(database_url: str) -> Iterator[Any]:
     async def ready() -> dict[str, Any]:
         return {"database": True, "scheduler": True, "worker": True}
 
-    app = create_api(
+    app = create_app(
         ApiContext(
             store=store,
             settings=_settings(database_url),

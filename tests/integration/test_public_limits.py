@@ -14,13 +14,13 @@ import httpx
 import uvicorn
 
 from notifier import service
-from notifier.api.app import ApiContext, create_api
 from notifier.api.server import server_config
 from notifier.channels.email import EmailChannel
 from notifier.delivery import Postman
 from notifier.rendering import Renderer
 from notifier.settings import load_settings
 from notifier.store import Store
+from notifier.web.app import ApiContext, create_app
 from tests.integration.conftest import ROOT, Clock
 from tests.integration.peers import SmtpServer
 from tests.integration.test_public import TALKS, form, links, site
@@ -86,7 +86,7 @@ async def served(
             await asyncio.sleep(ready_after)  # a request that keeps its connection busy
             return {"database": True}
 
-        app = create_api(
+        app = create_app(
             ApiContext(
                 store=store,
                 settings=settings,

@@ -1,1 +1,1 @@
-"""The API's routes, one module per resource; `notifier.api.app.create_api` includes them."""
+"""The API's routes, one module per resource; `notifier.web.app.create_app` includes them."""

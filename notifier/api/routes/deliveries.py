@@ -9,7 +9,6 @@ from fastapi import APIRouter, Response
 from pydantic import Field
 
 from notifier import service
-from notifier.api.context import DELIVERY_ID, SECURED, Ctx
 from notifier.api.docs import COMMON_RESPONSES, links
 from notifier.api.models import (
     DeliveryOut,
@@ -21,6 +20,7 @@ from notifier.api.models import (
 from notifier.delivery import describe
 from notifier.domain.errors import NotFound
 from notifier.domain.outbox import DeliveryFilter, Replay
+from notifier.web.context import DELIVERY_ID, SECURED, Ctx
 
 router = APIRouter(prefix="/v1", responses=COMMON_RESPONSES, dependencies=SECURED)
 

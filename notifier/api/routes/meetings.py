@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Header, Response
 
 from notifier import service
-from notifier.api.context import PATH_ID, SECURED, Ctx, Pushed
 from notifier.api.docs import COMMON_RESPONSES, MEETING_OPERATIONS, created, links
 from notifier.api.models import (
     HistoryEntryOut,
@@ -22,7 +21,10 @@ from notifier.domain.errors import InvalidChange, UnknownMeeting
 from notifier.domain.models import Meeting, Source, StatusChange
 from notifier.domain.text import text_problem
 from notifier.fields import ONE_LINE_PATTERN
-from notifier.store.port import StorePort
+from notifier.web.context import PATH_ID, SECURED, Ctx, Pushed
+
+if TYPE_CHECKING:
+    from notifier.store.port import StorePort
 
 router = APIRouter(prefix="/v1", responses=COMMON_RESPONSES, tags=["meetings"])
 

@@ -7,10 +7,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from notifier import __version__, metrics, service
-from notifier.api.context import Ctx
 from notifier.api.docs import problem_response
 from notifier.api.models import Health, Ready
 from notifier.api.problems import problem
+from notifier.web.context import Ctx
 
 router = APIRouter(tags=["operations"])
 

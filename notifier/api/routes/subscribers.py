@@ -9,7 +9,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from notifier import service, subscriptions
-from notifier.api.context import PATH_ID, SECURED, ApiContext, Ctx
 from notifier.api.docs import COMMON_RESPONSES, created, links
 from notifier.api.models import SubscriberOut, SubscriberPatch
 from notifier.channels.chat import host_problem, url_problem
@@ -17,6 +16,7 @@ from notifier.configfile import SubscriberConfig
 from notifier.domain.errors import InvalidChange, UnknownSubscriber
 from notifier.domain.models import Source, Subscriber
 from notifier.egress import check_url
+from notifier.web.context import PATH_ID, SECURED, ApiContext, Ctx
 
 router = APIRouter(
     prefix="/v1", responses=COMMON_RESPONSES, tags=["subscribers"], dependencies=SECURED

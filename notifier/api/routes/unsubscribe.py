@@ -8,9 +8,9 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from notifier import service
-from notifier.api.context import Ctx
 from notifier.api.docs import problem_response
 from notifier.api.models import Unsubscribed
+from notifier.web.context import Ctx
 
 router = APIRouter(tags=["unsubscribe"])
 

@@ -15,14 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notifier import __version__
 from notifier.api import docs_page
-from notifier.api.context import ApiContext, Gates
 from notifier.api.problems import install, problem
 from notifier.api.routes import deliveries, meetings, operations, subscribers, unsubscribe
 from notifier.api.security import BearerAuth, RateLimiter, SignedPush
 from notifier.fields import AUDIENCE_PATTERN
 from notifier.public import pages
+from notifier.web.context import ApiContext, Gates
 
-__all__ = ["ApiContext", "create_api"]
+__all__ = ["ApiContext", "create_app"]
 
 
 class BodyLimit:
@@ -56,7 +56,7 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-def create_api(context: ApiContext) -> FastAPI:
+def create_app(context: ApiContext) -> FastAPI:
     """The HTTP app over `context`."""
     api = FastAPI(
         title="notifier",

@@ -1,6 +1,6 @@
 """What the routes get from the composition root, as module-level FastAPI dependencies.
 
-`create_api` puts one `ApiContext` and one `Gates` on ``app.state``; each route asks for
+`create_app` puts one `ApiContext` and one `Gates` on ``app.state``; each route asks for
 what it needs (`Ctx`, `SECURED`, `Pushed`), so the routers are plain module-level
 `APIRouter`s that any app can include.
 """
@@ -11,7 +11,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, Header, Request
 
@@ -19,7 +19,9 @@ from notifier.api.security import BearerAuth, Caller, SignedPush
 from notifier.delivery import Postman
 from notifier.fields import SLUG
 from notifier.settings import Settings
-from notifier.store import Store
+
+if TYPE_CHECKING:  # the store is the service's to use; the face only carries it
+    from notifier.store import Store
 
 Clock = Callable[[], datetime]
 
@@ -55,12 +57,12 @@ DELIVERY_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
 def context(request: Request) -> ApiContext:
-    """The app's context (set by `create_api`)."""
+    """The app's context (set by `create_app`)."""
     return cast(ApiContext, request.app.state.context)
 
 
 def gates(request: Request) -> Gates:
-    """The app's gates (set by `create_api`)."""
+    """The app's gates (set by `create_app`)."""
     return cast(Gates, request.app.state.gates)
 
 

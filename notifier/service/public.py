@@ -1,0 +1,132 @@
+"""What the public may see: meetings the lowest audience may know of, in that audience's
+view, for the public pages, their Atom feeds and calendars, and one reader's private
+calendar. Each read is one short transaction; the pages only render what it returns."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import datetime
+
+from notifier.domain.audiences import view_history, view_meeting
+from notifier.domain.errors import NotFound
+from notifier.domain.matching import subscriber_matches
+from notifier.domain.models import EventKind, HistoryEntry, Meeting, Subscriber
+from notifier.fields import SLUG
+from notifier.store.port import StorePort
+from notifier.store.records import Stamp
+
+Dated = tuple[Meeting, datetime]
+
+
+async def public_meetings(store: StorePort) -> list[Dated]:
+    """Every meeting the lowest audience may know of, in its view, with when it last
+    changed."""
+    async with store.read() as tx:
+        records = await tx.meeting_records()
+        audiences = tx.audiences
+    return [
+        (view_meeting(r.meeting, audiences.lowest, audiences), r.updated_at)
+        for r in records
+        if audiences.may_know(audiences.lowest, r.meeting.audience)
+    ]
+
+
+async def public_meeting(
+    store: StorePort, meeting_id: str
+) -> tuple[Meeting, datetime, list[HistoryEntry]]:
+    """One meeting the public may see, with its history, in the lowest audience's view;
+    `NotFound` alike for a malformed id, an unknown, retired or non-public meeting."""
+    if not re.fullmatch(SLUG, meeting_id):
+        raise NotFound("no such meeting")
+    async with store.read() as tx:
+        record = await tx.meeting_record(meeting_id)
+        audiences = tx.audiences
+        if (
+            record is None
+            or record.retired_at is not None
+            or not audiences.may_know(audiences.lowest, record.meeting.audience)
+        ):
+            raise NotFound("no such meeting")
+        history = await tx.history(meeting_id, zone=record.meeting.timezone)
+    lowest = audiences.lowest
+    return (
+        view_meeting(record.meeting, lowest, audiences),
+        record.updated_at,
+        view_history(history, lowest, audiences),
+    )
+
+
+async def publicly_known(store: StorePort, meeting_id: str) -> bool:
+    """Whether the public may know of the current meeting `meeting_id` (one row read)."""
+    if not re.fullmatch(SLUG, meeting_id):
+        return False
+    async with store.read() as tx:
+        record = await tx.meeting_record(meeting_id)
+        audiences = tx.audiences
+    return (
+        record is not None
+        and record.retired_at is None
+        and audiences.may_know(audiences.lowest, record.meeting.audience)
+    )
+
+
+async def public_stamp(store: StorePort) -> Stamp:
+    """The validator of everything the public may see (one small query)."""
+    async with store.read() as tx:
+        return await tx.visible_stamp(tx.audiences.lowest)
+
+
+async def public_index(
+    store: StorePort, *, now: datetime, size: int
+) -> tuple[list[Meeting], list[Meeting]]:
+    """The front page: up to `size` meetings from `now` on, soonest first, and up to `size`
+    before it, latest first, in the public's view."""
+    async with store.read() as tx:
+        audiences = tx.audiences
+        upcoming = await tx.visible_meetings(audiences.lowest, limit=size, starting_from=now)
+        recent = await tx.visible_meetings(
+            audiences.lowest, limit=size, starting_before=now, latest_first=True
+        )
+    return (
+        [view_meeting(r.meeting, audiences.lowest, audiences) for r in upcoming],
+        [view_meeting(r.meeting, audiences.lowest, audiences) for r in recent],
+    )
+
+
+async def public_changes(store: StorePort, *, limit: int) -> list[tuple[Meeting, HistoryEntry]]:
+    """The newest `limit` changes the public may see, each with its meeting, both in the
+    public's view (the site's Atom feed)."""
+    async with store.read() as tx:
+        audiences = tx.audiences
+        changes = await tx.visible_changes(audiences.lowest, limit=limit)
+    lowest = audiences.lowest
+    return [
+        (
+            view_meeting(record.meeting, lowest, audiences),
+            view_history([entry], lowest, audiences)[0],
+        )
+        for record, entry in changes
+    ]
+
+
+async def public_calendar(store: StorePort, *, since: datetime, limit: int) -> list[Dated]:
+    """Up to `limit` public meetings starting from `since` (the site's calendar)."""
+    async with store.read() as tx:
+        audiences = tx.audiences
+        records = await tx.visible_meetings(audiences.lowest, limit=limit, starting_from=since)
+    return [(view_meeting(r.meeting, audiences.lowest, audiences), r.updated_at) for r in records]
+
+
+async def private_calendar(store: StorePort, subscriber: Subscriber) -> list[Dated]:
+    """The meetings one reader follows, whatever kinds of news they take, in their own
+    audience's view (their private calendar)."""
+    async with store.read() as tx:
+        records = await tx.meeting_records()
+        audiences = tx.audiences
+    every_kind = dataclasses.replace(subscriber, events=("*",))
+    return [
+        (view_meeting(r.meeting, subscriber.audience, audiences), r.updated_at)
+        for r in records
+        if subscriber_matches(every_kind, r.meeting, EventKind.UPDATED, audiences)
+    ]
