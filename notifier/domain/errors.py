@@ -83,6 +83,14 @@ class UnknownSubscriber(NotFound):
         super().__init__(f"unknown subscriber {subscriber_id!r}")
 
 
+class UnknownDelivery(NotFound):
+    """No such delivery."""
+
+    def __init__(self, delivery_id: str) -> None:
+        self.delivery_id = delivery_id
+        super().__init__(f"unknown delivery {delivery_id[:100]!r}")
+
+
 class Conflict(NotifierError):
     """The record conflicts with one that already exists."""
 

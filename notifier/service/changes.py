@@ -11,8 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
-
 from notifier.domain.audiences import (
     TIERED,
     freeze,
@@ -35,7 +33,7 @@ from notifier.domain.outbox import (
     plan_change_deliveries,
 )
 from notifier.domain.reminders import Reminder, plan_reminders
-from notifier.service.common import _ATTEMPTS, check_owner
+from notifier.service.common import check_owner, live_meeting, write_with_retry
 from notifier.service.reminders import replan
 from notifier.store.port import StorePort, TransactionPort
 
@@ -64,19 +62,9 @@ async def apply_status_change(
     `event_id` was already applied returns that first result with ``duplicate=True``, even
     when two copies race (the loser retries and finds the winner's record).
     """
-    for attempt in range(1, _ATTEMPTS + 1):
-        try:
-            async with store.write() as tx:
-                return await apply_change_in(tx, change, now=now)
-        except (IntegrityError, Conflict):
-            if attempt == _ATTEMPTS:
-                raise
-            log.info(
-                "concurrent change to %s, retrying",
-                change.meeting_id,
-                extra={"action": "change_retry", "meeting": change.meeting_id},
-            )
-    raise AssertionError("unreachable")
+    return await write_with_retry(
+        store, lambda tx: apply_change_in(tx, change, now=now), meeting_id=change.meeting_id
+    )
 
 
 async def apply_change_in(
@@ -256,11 +244,15 @@ async def update_meeting_details(
     source: Source,
     event_id: str | None = None,
 ) -> ChangeResult | None:
-    """Change descriptive fields as a ``meeting.updated`` change; None if nothing differs."""
-    async with store.write() as tx:
-        return await update_details_in(
+    """Change descriptive fields as a ``meeting.updated`` change; None if nothing differs
+    (or if `event_id` was already applied, even by a copy racing this one)."""
+    return await write_with_retry(
+        store,
+        lambda tx: update_details_in(
             tx, meeting_id, details, now=now, source=source, event_id=event_id
-        )
+        ),
+        meeting_id=meeting_id,
+    )
 
 
 async def update_details_in(
@@ -275,9 +267,7 @@ async def update_details_in(
     """`update_meeting_details` inside the caller's transaction."""
     if event_id and await tx.processed_event(event_id) is not None:
         return None
-    record = await tx.meeting_record(meeting_id, for_update=True)
-    if record is None or record.retired_at is not None:
-        raise UnknownMeeting(meeting_id)
+    record = await live_meeting(tx, meeting_id, for_update=True)
     given = {k: v for k, v in details.items() if k in TIERED and isinstance(v, Mapping)}
     audience = details.get("audience")
     tx.audiences.check(audience if isinstance(audience, str) else None, freeze(given))
@@ -301,9 +291,7 @@ async def retire_meeting_in(tx: TransactionPort, meeting: Meeting, *, now: datet
 async def retire_meeting(store: StorePort, meeting_id: str, *, now: datetime, by: Source) -> None:
     """Retire a meeting for `by` (`UnknownMeeting`; `Conflict` for a file's meeting)."""
     async with store.write() as tx:
-        record = await tx.meeting_record(meeting_id, for_update=True)
-        if record is None or record.retired_at is not None:
-            raise UnknownMeeting(meeting_id)
+        record = await live_meeting(tx, meeting_id, for_update=True)
         check_owner("meeting", meeting_id, record.meeting.source, by, "remove")
         await retire_meeting_in(tx, record.meeting, now=now)
 

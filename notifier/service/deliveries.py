@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from notifier.domain.errors import (
     Conflict,
     NotFound,
+    UnknownDelivery,
 )
 from notifier.domain.outbox import (
     REPLAYABLE,
@@ -30,7 +31,7 @@ async def retry_delivery(store: StorePort, delivery_id: str, *, now: datetime) -
     async with store.write() as tx:
         found = await tx.delivery(delivery_id)
         if found is None:
-            raise NotFound(f"unknown delivery {delivery_id!r}")
+            raise UnknownDelivery(delivery_id)
         if found.status not in REPLAYABLE:
             raise Conflict(f"delivery {delivery_id} is {found.status.value}: nothing to retry")
         retried = await tx.retry_delivery(delivery_id, now=now)

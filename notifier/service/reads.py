@@ -8,7 +8,7 @@ from datetime import datetime
 
 from notifier.configfile import SourceConfig
 from notifier.domain.errors import (
-    NotFound,
+    UnknownDelivery,
     UnknownMeeting,
     UnknownSubscriber,
 )
@@ -93,7 +93,7 @@ async def delivery_detail(store: StorePort, delivery_id: str) -> DeliveryDetail:
     async with store.read() as tx:
         found = await tx.delivery(delivery_id)
         if found is None:
-            raise NotFound(f"unknown delivery {delivery_id[:100]!r}")
+            raise UnknownDelivery(delivery_id)
         return DeliveryDetail(delivery=found, attempts=await tx.attempts(delivery_id))
 
 

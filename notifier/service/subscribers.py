@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from notifier.domain.errors import NotFound, UnknownSubscriber
+from notifier.domain.errors import NotFound
 from notifier.domain.models import Source, Subscriber
 from notifier.domain.outbox import Channel
-from notifier.service.common import check_owner
+from notifier.service.common import check_owner, live_subscriber
 from notifier.service.reminders import replan_all
 from notifier.store.port import StorePort
 from notifier.tokens import read_unsubscribe_token
@@ -40,9 +40,7 @@ async def retire_subscriber(
 ) -> None:
     """Retire a subscriber (matches nothing; its pending reminders are withdrawn)."""
     async with store.write() as tx:
-        record = await tx.subscriber_record(subscriber_id)
-        if record is None or record.retired_at is not None:
-            raise UnknownSubscriber(subscriber_id)
+        record = await live_subscriber(tx, subscriber_id)
         check_owner("subscriber", subscriber_id, record.subscriber.source, by, "remove")
         await tx.retire_subscriber(subscriber_id, now=now)
 

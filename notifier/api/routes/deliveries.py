@@ -18,7 +18,7 @@ from notifier.api.models import (
     SuppressionOut,
 )
 from notifier.delivery import describe
-from notifier.domain.errors import NotFound
+from notifier.domain.errors import UnknownDelivery
 from notifier.domain.outbox import DeliveryFilter, Replay
 from notifier.web.context import DELIVERY_ID, SECURED, Ctx
 
@@ -106,7 +106,7 @@ async def replay_deliveries(body: ReplayRequest, ctx: Ctx) -> ReplayAnswer:
 )
 async def retry_delivery(delivery_id: str, ctx: Ctx) -> DeliveryOut:
     if not DELIVERY_ID.fullmatch(delivery_id):
-        raise NotFound(f"unknown delivery {delivery_id[:100]!r}")
+        raise UnknownDelivery(delivery_id)
     retried = await service.retry_delivery(ctx.store, delivery_id, now=ctx.clock())
     ctx.on_change()
     return DeliveryOut.model_validate(describe(retried))
