@@ -11,7 +11,6 @@ new.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,17 +18,8 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from notifier.domain.models import Meeting
 from notifier.store.base import QueriesBase
+from notifier.store.records import Fanout
 from notifier.store.tables import fanouts
-
-
-@dataclass(frozen=True, kw_only=True)
-class Fanout:
-    """A change whose readers after `after` (in id order) are still to be planned."""
-
-    meeting: Meeting
-    sequence: int
-    planned_at: datetime
-    after: str
 
 
 class FanoutQueries(QueriesBase):

@@ -1,7 +1,8 @@
 """The storage port: what the application needs of a store, split by aggregate.
 
+Only Protocols and the record types they speak in live here: the port imports no adapter.
 `notifier.store.Transaction` (SQLAlchemy, SQLite and PostgreSQL) implements every part;
-mypy checks that it does (`_implements` below), and the contract suite
+mypy checks that it does (`notifier.store.queries._implements`), and the contract suite
 (tests/integration/test_store.py and the other storage suites, each run on both
 backends) checks how. The application (`notifier.service`) is typed against
 `TransactionPort` and `StorePort`, not the SQLAlchemy classes.
@@ -26,10 +27,9 @@ from notifier.domain.outbox import (
     Replay,
 )
 from notifier.domain.reminders import Reminder, ReminderState
-from notifier.store.fanouts import Fanout
-from notifier.store.queries import FencedStore, Store, Transaction
 from notifier.store.records import (
     Counts,
+    Fanout,
     Lease,
     MeetingRecord,
     Pruned,
@@ -538,10 +538,3 @@ class StorePort(Protocol):
     def write(self) -> AbstractAsyncContextManager[TransactionPort]:
         """"""
         ...
-
-
-def _implements(tx: Transaction, store: Store, fenced: FencedStore) -> None:
-    """Never called: mypy checks here that the SQLAlchemy store implements the port."""
-    _tx: TransactionPort = tx
-    _store: StorePort = store
-    _fenced: StorePort = fenced

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,6 +28,9 @@ from notifier.store.records import (
 from notifier.store.sources import SourceQueries
 from notifier.store.subscribers import SubscriberQueries
 from notifier.waiting import wait_any
+
+if TYPE_CHECKING:
+    from notifier.store.port import StorePort, TransactionPort
 
 
 class Transaction(
@@ -189,3 +193,11 @@ class FencedStore(Store):
         async with super().write() as tx:
             await tx.check_fence(self._lease())
             yield tx
+
+
+def _implements(tx: Transaction, store: Store, fenced: FencedStore) -> None:
+    """Never called: mypy checks here that the SQLAlchemy store implements the port (kept
+    beside the adapter, so that `notifier.store.port` need not import it)."""
+    _tx: TransactionPort = tx
+    _store: StorePort = store
+    _fenced: StorePort = fenced

@@ -85,6 +85,16 @@ class Lease:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Fanout:
+    """A change whose readers after `after` (in id order) are still to be planned."""
+
+    meeting: Meeting
+    sequence: int
+    planned_at: datetime
+    after: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class SubscriberRecord:
     """A stored subscriber with its bookkeeping."""
 

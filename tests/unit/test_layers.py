@@ -131,3 +131,16 @@ def test_the_service_never_imports_a_face_or_the_composition() -> None:
 def test_the_store_never_imports_the_service_or_a_face() -> None:
     above = ("notifier.service", "notifier.api", "notifier.public", "notifier.web", "notifier.cli")
     assert offending(("notifier.store",), above, types_ok=False) == []
+
+
+def test_the_port_imports_no_adapter() -> None:
+    # The port states the contract; the SQLAlchemy adapter checks itself against it
+    # (store/queries.py: _implements). Of the store, the port speaks only in its records.
+    adapters = [
+        f"{i.module}:{i.line} imports {i.target}"
+        for i in ALL
+        if i.module == "notifier.store.port"
+        and under(i.target, "notifier.store")
+        and not under(i.target, "notifier.store.records")
+    ]
+    assert adapters == []
