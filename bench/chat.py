@@ -76,7 +76,7 @@ async def through_outbox(database: str, urls: list[str], threads: int) -> float:
                     chat=chat,
                     sender="Notifier <notifier@example.org>",
                     public_url="http://127.0.0.1:8080",
-                    unsubscribe_key="bench",
+                    link_key="bench",
                 ),
                 policy=RetryPolicy(),
                 clock=utcnow,

@@ -127,7 +127,7 @@ async def notifier_fanout(
                     webhook=hook,
                     sender="Notifier <notifier@example.org>",
                     public_url="http://127.0.0.1:8080",
-                    unsubscribe_key="bench",
+                    link_key="bench",
                 ),
                 policy=RetryPolicy(),
                 clock=utcnow,

@@ -120,7 +120,7 @@ async def run(database: str, *, changes: int, hanging: bool) -> float:
                     webhook=hook,
                     sender="Notifier <notifier@example.org>",
                     public_url="http://127.0.0.1:8080",
-                    unsubscribe_key="bench",
+                    link_key="bench",
                 ),
                 policy=RetryPolicy(),
                 clock=utcnow,

@@ -62,9 +62,11 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-async def unsubscribe_key(store: Store) -> str:
-    """The installation's unsubscribe signing key, created on first use."""
+async def link_key(store: Store) -> str:
+    """The installation's key for signed links (unsubscribe, manage, calendar, bounce
+    return paths), created on first use."""
     async with store.write() as tx:
+        # Stored under its first name: every link already sent was signed with it.
         return await tx.meta_value("unsubscribe_key", default=new_key())
 
 
@@ -103,7 +105,7 @@ async def open_postman(settings: Settings, store: Store) -> AsyncIterator[Postma
             webhook=webhook,
             sender=smtp.sender,
             public_url=str(settings.public_url),
-            unsubscribe_key=await unsubscribe_key(store),
+            link_key=await link_key(store),
             chat=chat,
             pages=settings.public.enabled,
             bounce_address=settings.bounces.address,

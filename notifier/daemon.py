@@ -144,7 +144,7 @@ def http_server(
             store=store,
             settings=settings,
             clock=utcnow,
-            unsubscribe_key=postman.unsubscribe_key,
+            link_key=postman.link_key,
             health=health,
             ready=ready,
             on_change=changed,
@@ -251,7 +251,7 @@ class Daemon:
                 app.store,
                 listen=settings.bounces.listen,
                 bounce_address=settings.bounces.address,
-                key=postman.unsubscribe_key,
+                key=postman.link_key,
                 clock=utcnow,
             )
             if settings.bounces.listen and settings.bounces.address
@@ -263,7 +263,7 @@ class Daemon:
                 mailbox=read_mailbox_url(settings.bounces.imap.get_secret_value()),
                 every=settings.bounces.every.total_seconds(),
                 bounce_address=settings.bounces.address,
-                key=postman.unsubscribe_key,
+                key=postman.link_key,
                 clock=utcnow,
             )
             if settings.bounces.imap and settings.bounces.address

@@ -45,6 +45,7 @@ from notifier.domain.errors import (
 from notifier.domain.models import EventKind, Subscriber
 from notifier.domain.outbox import Attempt, Channel, Contact, Delivery, Outcome, after_attempt
 from notifier.domain.retry import RetryPolicy
+from notifier.links import Links
 from notifier.rendering import (
     CALENDAR_PLACEHOLDER,
     MANAGE_PLACEHOLDER,
@@ -58,7 +59,7 @@ from notifier.rendering import (
 )
 from notifier.store import Store
 from notifier.store.engine import is_outage
-from notifier.tokens import bounce_token, link_token, return_path, unsubscribe_token
+from notifier.tokens import bounce_token, return_path
 from notifier.trouble import Trouble
 from notifier.waiting import wait_any
 
@@ -76,7 +77,7 @@ class Postman:
     webhook: WebhookChannel | None
     sender: str
     public_url: str
-    unsubscribe_key: str
+    link_key: str
     chat: ChatChannel | None = None
     #: Whether chat messages link the meeting's public page (`[public] enabled`).
     pages: bool = False
@@ -90,7 +91,7 @@ class Postman:
         plain = parseaddr(self.sender)[1]
         if self.bounce_address is None:
             return plain
-        token = bounce_token(self.unsubscribe_key, delivery_id, recipient)
+        token = bounce_token(self.link_key, delivery_id, recipient)
         return plain if token is None else return_path(self.bounce_address, token)
 
     def chat_message(
@@ -98,7 +99,7 @@ class Postman:
     ) -> RenderedChat:
         """The chat message of `notice` for readers of one locale and zone."""
         page = (
-            f"{self.public_url.rstrip('/')}/meetings/{notice.meeting.id}"
+            self.links.meeting(notice.meeting.id)
             if self.pages and notice.meeting.audience == PUBLIC
             else ""
         )
@@ -140,20 +141,10 @@ class Postman:
         )
         await self.email.send(message, sender=sender_address, recipient=address)
 
-    def unsubscribe_url(self, subscriber_id: str, channel: Channel, address: str) -> str:
-        """The one-click unsubscribe link for one subscriber's channel, bound to `address`."""
-        token = unsubscribe_token(self.unsubscribe_key, subscriber_id, channel.value, address)
-        return f"{self.public_url.rstrip('/')}/unsubscribe/{token}"
-
-    def manage_url(self, subscriber_id: str, salt: str) -> str:
-        """A self-service reader's manage page: change what they hear, or leave."""
-        token = link_token(self.unsubscribe_key, "manage", subscriber_id, salt)
-        return f"{self.public_url.rstrip('/')}/manage/{token}"
-
-    def calendar_url(self, subscriber_id: str, salt: str) -> str:
-        """The reader's private calendar feed: their meetings in their audience's view."""
-        token = link_token(self.unsubscribe_key, "calendar", subscriber_id, salt)
-        return f"{self.public_url.rstrip('/')}/calendar/{token}.ics"
+    @property
+    def links(self) -> Links:
+        """Every link a message carries (unsubscribe, manage, calendar, the meeting's page)."""
+        return Links(self.public_url, self.link_key)
 
     def prepare(
         self, notice: Notice, *, locale: str, timezone: str, now: datetime
@@ -194,9 +185,9 @@ class Postman:
             to=subscriber.email,
             name=subscriber.name,
             delivery_id=delivery.id,
-            unsubscribe_url=self.unsubscribe_url(subscriber.id, Channel.EMAIL, subscriber.email),
-            calendar_url=self.calendar_url(subscriber.id, subscriber.link_salt),
-            manage_url=self.manage_url(subscriber.id, subscriber.link_salt)
+            unsubscribe_url=self.links.unsubscribe(subscriber.id, Channel.EMAIL, subscriber.email),
+            calendar_url=self.links.calendar(subscriber.id, subscriber.link_salt),
+            manage_url=self.links.manage(subscriber.id, subscriber.link_salt)
             if subscriber.self_service
             else "",
         )
@@ -229,10 +220,10 @@ class Postman:
                 notice,
                 locale=subscriber.locale,
                 timezone=subscriber.timezone,
-                unsubscribe_url=self.unsubscribe_url(
+                unsubscribe_url=self.links.unsubscribe(
                     subscriber.id, Channel.EMAIL, subscriber.email
                 ),
-                calendar_url=self.calendar_url(subscriber.id, ""),
+                calendar_url=self.links.calendar(subscriber.id, ""),
                 now=now,
             )
             return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}[part]

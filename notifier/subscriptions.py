@@ -22,6 +22,7 @@ from notifier import metrics
 from notifier.delivery import Postman
 from notifier.domain.errors import DeliveryError, InvalidChange, UnknownMeeting
 from notifier.domain.models import EventKind, Source, Subscriber
+from notifier.links import Links
 from notifier.service import replan_all, retire_subscriber
 from notifier.store.port import StorePort
 from notifier.tokens import digest, link_subject, link_token, link_valid, new_secret
@@ -137,14 +138,11 @@ async def subscribe(
             extra={"action": "subscribe_refused"},
         )
         return outcome
-    base = base_url.rstrip("/")
+    links = Links(base_url, key)
     if outcome is Outcome.ALREADY:
-        token = link_token(key, "manage", subscriber_id, salt)
-        manage = f"{base}/manage/{token}"
-        subject, text = _already(request.locale, manage)
+        subject, text = _already(request.locale, links.manage(subscriber_id, salt))
     else:
-        link = f"{base}/subscribe/confirm/{token}"
-        subject, text = _confirm(request.locale, link, confirm_within)
+        subject, text = _confirm(request.locale, links.confirm(token), confirm_within)
     try:
         await postman.send_plain(request.email, subject=subject, text=text, now=now, tag="confirm")
     except DeliveryError as exc:

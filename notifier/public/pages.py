@@ -409,7 +409,7 @@ async def subscribe(
         confirm_within=public.confirm_within,
         per_day=public.per_address_per_day,
         known=known,
-        key=ctx.unsubscribe_key,
+        key=ctx.link_key,
     )
     # The same answer whether the address was new, known, or over its limit.
     return _page(request, ctx, "message.html", lang, status=202, title="check_mail")
@@ -448,7 +448,7 @@ async def confirm(
     subscriber_id = await subscriptions.confirm(ctx.store, token, now=ctx.clock())
     if subscriber_id is None:
         return _page(request, ctx, "message.html", chosen, status=404, title="bad_link")
-    manage, _ = await subscriptions.links_of(ctx.store, ctx.unsubscribe_key, subscriber_id)
+    manage, _ = await subscriptions.links_of(ctx.store, ctx.link_key, subscriber_id)
     return _page(request, ctx, "message.html", chosen, title="confirmed", manage=manage)
 
 
@@ -456,7 +456,7 @@ async def confirm(
 
 
 async def _managed(ctx: ApiContext, token: str) -> Subscriber:
-    found = await subscriptions.manage_subject(ctx.store, ctx.unsubscribe_key, token)
+    found = await subscriptions.manage_subject(ctx.store, ctx.link_key, token)
     if found is None:
         raise NotFound("this link does not work")
     return found
@@ -473,8 +473,7 @@ async def _manage(
     request: Request, ctx: ApiContext, subscriber: Subscriber, token: str, *, saved: bool
 ) -> HTMLResponse:
     lang = subscriber.locale if subscriber.locale in WORDS else "en"
-    _, calendar = await subscriptions.links_of(ctx.store, ctx.unsubscribe_key, subscriber.id)
-    base = str(ctx.settings.public_url).rstrip("/")
+    _, calendar = await subscriptions.links_of(ctx.store, ctx.link_key, subscriber.id)
     return _page(
         request,
         ctx,
@@ -488,7 +487,7 @@ async def _manage(
         chosen_kinds=set(subscriber.events),
         reminders=[format_duration(r) for r in subscriptions.REMINDER_CHOICES],
         chosen_reminders={format_duration(r) for r in subscriber.reminders},
-        calendar_url=f"{base}/calendar/{calendar}.ics",
+        calendar_url=ctx.links.calendar_feed(calendar),
     )
 
 
@@ -515,9 +514,7 @@ async def manage(
         return _page(request, ctx, "message.html", lang, title="left")
     if action == "rotate":
         await subscriptions.rotate(ctx.store, subscriber.id)
-        manage_token, _ = await subscriptions.links_of(
-            ctx.store, ctx.unsubscribe_key, subscriber.id
-        )
+        manage_token, _ = await subscriptions.links_of(ctx.store, ctx.link_key, subscriber.id)
         return RedirectResponse(f"/manage/{manage_token}?saved=true", status_code=303)
     offsets = {format_duration(r): r for r in subscriptions.REMINDER_CHOICES}
     wanted = tuple(k for k in (kinds or []) if k in {x.value for x in subscriptions.KINDS})
@@ -565,7 +562,7 @@ def _atom(
         item.id(f"tag:{_domain(ctx)},2026:{meeting.id}/{entry.sequence}")
         status = STATUS["en"][entry.to_status]
         item.title(f"{meeting.title}: {status}")
-        item.link(href=f"{base}/meetings/{meeting.id}")
+        item.link(href=ctx.links.meeting(meeting.id))
         item.updated(entry.at)
         item.published(entry.at)
         starts = meeting.starts_at.isoformat()
@@ -648,7 +645,7 @@ async def calendar_one(request: Request, meeting_id: str, ctx: Ctx) -> Response:
 async def calendar_private(request: Request, token: str, ctx: Ctx) -> Response:
     """A subscriber's own calendar: their meetings in their audience's view (works
     whether or not the public pages are enabled: the link is the credential)."""
-    subscriber = await subscriptions.calendar_subject(ctx.store, ctx.unsubscribe_key, token)
+    subscriber = await subscriptions.calendar_subject(ctx.store, ctx.link_key, token)
     if subscriber is None:
         raise NotFound("this calendar link does not work")
     # Their meetings, whatever kinds of news they take.

@@ -18,6 +18,7 @@ from fastapi import Depends, Header, Request
 from notifier.api.security import BearerAuth, Caller, SignedPush
 from notifier.delivery import Postman
 from notifier.fields import SLUG
+from notifier.links import Links
 from notifier.settings import Settings
 
 if TYPE_CHECKING:  # the store is the service's to use; the face only carries it
@@ -33,12 +34,17 @@ class ApiContext:
     store: Store
     settings: Settings
     clock: Clock
-    unsubscribe_key: str
+    link_key: str
     health: Callable[[], dict[str, Any]]
     ready: Callable[[], Awaitable[dict[str, Any]]]
     on_change: Callable[[], None] = lambda: None
     #: Sends confirmation emails for self-service subscription (None: no mail server).
     postman: Postman | None = None
+
+    @property
+    def links(self) -> Links:
+        """Every link a page or an answer carries, under ``public_url``."""
+        return Links(str(self.settings.public_url), self.link_key)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -105,7 +105,7 @@ async def make_worker(
                 chat=chat,
                 sender="Notifier <notifier@example.org>",
                 public_url="http://127.0.0.1:8080",
-                unsubscribe_key="test-key",
+                link_key="test-key",
             )
             return OutboxWorker(
                 store,
@@ -141,7 +141,7 @@ async def api_client(
             store=store,
             settings=settings,
             clock=clock,
-            unsubscribe_key="k",
+            link_key="k",
             health=lambda: {"uptime_seconds": 1.0},
             ready=ready,
             postman=postman,

@@ -94,7 +94,7 @@ def api_schema(database_url: str) -> Iterator[Any]:
             store=store,
             settings=_settings(database_url),
             clock=utcnow,
-            unsubscribe_key="k",
+            link_key="k",
             health=dict,
             ready=ready,
         )

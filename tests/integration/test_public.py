@@ -55,7 +55,7 @@ async def site(
             webhook=None,
             sender="Notifier <notifier@example.org>",
             public_url="http://127.0.0.1:8080",
-            unsubscribe_key="k",
+            link_key="k",
         )
         POSTMEN[id(store)] = postman
         client = await stack.enter_async_context(

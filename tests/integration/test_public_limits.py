@@ -79,7 +79,7 @@ async def served(
             webhook=None,
             sender="Notifier <notifier@example.org>",
             public_url="http://127.0.0.1:8080",
-            unsubscribe_key="k",
+            link_key="k",
         )
 
         async def ready() -> dict[str, Any]:
@@ -91,7 +91,7 @@ async def served(
                 store=store,
                 settings=settings,
                 clock=clock,
-                unsubscribe_key="k",
+                link_key="k",
                 health=lambda: {},
                 ready=ready,
                 postman=postman,

@@ -79,7 +79,7 @@ def messages() -> Iterator[tuple[str, bytes]]:
         webhook=None,
         sender="Protocol Office <notifier@example.org>",
         public_url="https://notify.example.org",
-        unsubscribe_key="key",
+        link_key="key",
     )
     for locale in SHIPPED_LOCALES:
         reader = Contact(

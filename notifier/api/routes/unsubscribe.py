@@ -24,10 +24,8 @@ router = APIRouter(tags=["unsubscribe"])
 async def unsubscribe_page(token: str, ctx: Ctx) -> HTMLResponse:
     # A GET only shows the form: mail scanners and link previews fetch every link, and
     # must not unsubscribe anyone (RFC 8058 one-click is the POST).
-    subscriber_id, channel = await service.unsubscribe_subject(
-        ctx.store, ctx.unsubscribe_key, token
-    )
-    action = f"{str(ctx.settings.public_url).rstrip('/')}/unsubscribe/{token}"
+    subscriber_id, channel = await service.unsubscribe_subject(ctx.store, ctx.link_key, token)
+    action = ctx.links.unsubscribe_page(token)
     return HTMLResponse(
         "<!doctype html><html><body style='font-family:sans-serif'>"
         f"<p>Stop {channel.value} notifications to <b>{html.escape(subscriber_id)}</b>?</p>"
@@ -44,6 +42,6 @@ async def unsubscribe_page(token: str, ctx: Ctx) -> HTMLResponse:
 )
 async def unsubscribe(token: str, ctx: Ctx) -> Unsubscribed:
     subscriber_id, channel = await service.unsubscribe(
-        ctx.store, ctx.unsubscribe_key, token, now=ctx.clock()
+        ctx.store, ctx.link_key, token, now=ctx.clock()
     )
     return Unsubscribed(unsubscribed=subscriber_id, channel=channel.value)
