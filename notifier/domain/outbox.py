@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -497,3 +498,56 @@ def coalesce(
             )
         )
     return result, merged
+
+
+# -- Webhook endpoints that fail every attempt --------------------------------------------
+#
+# An endpoint's *run of failures* begins at a failure when none is running and ends at its
+# next success. The store records runs (`failing_since`); the rule below decides which of
+# them have lasted long enough (`webhooks.disable_after`) to stop using the endpoint.
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunChanges:
+    """What one batch of webhook attempts does to their endpoints' runs of failures."""
+
+    #: Endpoints (subscriber ids, sorted) a success reached in the batch: their run ends,
+    #: whatever the order of the batch's attempts.
+    ended: tuple[str, ...]
+    #: Every other endpoint that failed in the batch, with its latest failure: a run
+    #: begins then unless one is running already.
+    failed: dict[str, datetime]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailureRun:
+    """A webhook endpoint that has failed every attempt since `since`, last at `latest`."""
+
+    subscriber_id: str
+    since: datetime
+    latest: datetime
+
+
+def run_changes(outcomes: Iterable[tuple[str, bool, datetime]]) -> RunChanges:
+    """Fold a batch of webhook outcomes, (subscriber id, succeeded, when) each, into what
+    it does to runs of failures: one success in the batch ends the endpoint's run (even
+    before a later failure of the same batch); an endpoint that only failed is reported
+    with its latest failure."""
+    given = list(outcomes)
+    ended = {sid for sid, good, _ in given if good}
+    failed: dict[str, datetime] = {}
+    for sid, good, at in given:
+        if not good and sid not in ended:
+            failed[sid] = max(at, failed.get(sid, at))
+    return RunChanges(ended=tuple(sorted(ended)), failed=failed)
+
+
+def endpoints_to_disable(
+    runs: Iterable[FailureRun], disable_after: timedelta | None
+) -> list[FailureRun]:
+    """The runs, in the order given, that had lasted `disable_after` or more at their
+    latest failure (the instant of the attempt, not of the clock that reads it): those
+    endpoints are to be disabled. With `disable_after` None, zero or negative, none are."""
+    if disable_after is None or disable_after <= timedelta(0):
+        return []
+    return [run for run in runs if run.latest - run.since >= disable_after]

@@ -36,7 +36,11 @@ from notifier.domain.outbox import (
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
+    FailureRun,
     Replay,
+    RunChanges,
+    endpoints_to_disable,
+    run_changes,
     target_of,
 )
 from notifier.store.base import QueriesBase
@@ -402,28 +406,37 @@ class OutboxQueries(QueriesBase):
         *,
         disable_after: timedelta | None,
     ) -> list[tuple[str, datetime]]:
-        """Track webhook endpoints' runs of failures; disable those failing too long.
+        """Record webhook endpoints' runs of failures and disable those the domain's rule
+        (`endpoints_to_disable`) picks; returns those (subscriber id, failing since).
 
-        `outcomes` are (subscriber id, succeeded, when) for webhook attempts. A success
-        ends a run; a failure starts one if none is running. Endpoints whose run began
-        `disable_after` or more before their latest failure are disabled; returns those
-        (subscriber id, failing since).
+        `outcomes` are (subscriber id, succeeded, when) for webhook attempts.
         """
-        ok = sorted({sid for sid, good, _ in outcomes if good})
-        if ok:
+        runs = await self.record_failure_runs(run_changes(outcomes))
+        disabled = endpoints_to_disable(runs, disable_after)
+        for run in disabled:
+            await self.disable_endpoint(
+                run.subscriber_id,
+                Channel.WEBHOOK,
+                reason=f"failed every attempt since {run.since.isoformat()}",
+                now=run.latest,
+            )
+        return [(run.subscriber_id, run.since) for run in disabled]
+
+    async def record_failure_runs(self, changes: RunChanges) -> list[FailureRun]:
+        """Record what a batch of attempts did to webhook endpoints' runs of failures (those
+        `changes.ended` end; for those `changes.failed` one begins at the latest failure if
+        none is running), and read back the runs of the failed endpoints not disabled."""
+        if changes.ended:
             await self.connection.execute(
                 update(subscriber_endpoints)
                 .where(
-                    self.one_of(subscriber_endpoints.c.subscriber_id, ok),
+                    self.one_of(subscriber_endpoints.c.subscriber_id, list(changes.ended)),
                     subscriber_endpoints.c.channel == Channel.WEBHOOK.value,
                     subscriber_endpoints.c.failing_since.is_not(None),
                 )
                 .values(failing_since=None)
             )
-        latest: dict[str, datetime] = {}
-        for sid, good, at in outcomes:
-            if not good and sid not in ok:
-                latest[sid] = max(at, latest.get(sid, at))
+        latest = changes.failed
         if not latest:
             return []
         await self.connection.execute(
@@ -436,8 +449,6 @@ class OutboxQueries(QueriesBase):
             .values(failing_since=bindparam("b_at", type_=UTCDateTime)),
             [{"b_sid": sid, "b_at": at} for sid, at in latest.items()],
         )
-        if disable_after is None or disable_after <= timedelta(0):
-            return []
         rows = (
             await self.connection.execute(
                 select(
@@ -450,19 +461,14 @@ class OutboxQueries(QueriesBase):
                 )
             )
         ).all()
-        disabled = [
-            (row.subscriber_id, row.failing_since)
-            for row in rows
-            if latest[row.subscriber_id] - row.failing_since >= disable_after
-        ]
-        for sid, since in disabled:
-            await self.disable_endpoint(
-                sid,
-                Channel.WEBHOOK,
-                reason=f"failed every attempt since {since.isoformat()}",
-                now=latest[sid],
+        return [
+            FailureRun(
+                subscriber_id=row.subscriber_id,
+                since=row.failing_since,
+                latest=latest[row.subscriber_id],
             )
-        return disabled
+            for row in rows
+        ]
 
     async def _delete_oldest(self, key: Any, condition: ColumnElement[bool], *, limit: int) -> int:
         """Delete up to `limit` rows of `key`'s table that meet `condition`; how many."""

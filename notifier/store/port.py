@@ -24,7 +24,9 @@ from notifier.domain.outbox import (
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
+    FailureRun,
     Replay,
+    RunChanges,
 )
 from notifier.domain.reminders import Reminder, ReminderState
 from notifier.store.records import (
@@ -255,7 +257,13 @@ class Outbox(Protocol):
     async def endpoint_health(
         self, outcomes: Sequence[tuple[str, bool, datetime]], *, disable_after: timedelta | None
     ) -> list[tuple[str, datetime]]:
-        """Track webhook endpoints' runs of failures; disable those failing too long."""
+        """`record_failure_runs`, then disable the endpoints the domain's rule picks
+        (`endpoints_to_disable`); returns those (subscriber id, failing since)."""
+        ...
+
+    async def record_failure_runs(self, changes: RunChanges) -> list[FailureRun]:
+        """Record what a batch of attempts did to webhook endpoints' runs of failures; the
+        runs of the endpoints that failed in it and are not disabled."""
         ...
 
     async def enable_endpoint(self, subscriber_id: str, channel: Channel) -> bool:
