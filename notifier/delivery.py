@@ -46,17 +46,15 @@ from notifier.domain.models import EventKind, Subscriber
 from notifier.domain.outbox import Attempt, Channel, Contact, Delivery, Outcome, after_attempt
 from notifier.domain.retry import RetryPolicy
 from notifier.links import Links
-from notifier.rendering import (
+from notifier.mail import (
     CALENDAR_PLACEHOLDER,
     MANAGE_PLACEHOLDER,
     UNSUBSCRIBE_PLACEHOLDER,
-    Notice,
     PreparedEmail,
-    RenderedChat,
-    Renderer,
     prepare_email,
     sender_domain,
 )
+from notifier.rendering import Notice, RenderedChat, Renderer
 from notifier.store import Store
 from notifier.store.engine import is_outage
 from notifier.tokens import bounce_token, return_path

@@ -16,16 +16,33 @@ Here every header is written from its grammar:
 
 Anything that cannot be written safely raises `MessageBuildError`, a permanent delivery
 failure: a message that cannot be built today cannot be built tomorrow either.
+
+`prepare_email` assembles a notice's email once for every reader who reads it alike (what
+`notifier.rendering` rendered, the calendar part, the thread and list headers), and
+`PreparedEmail.for_recipient` writes each reader's copy: their address, Message-ID and
+links in place of the placeholders.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import html
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime as format_datetime_rfc
+from email.utils import parseaddr
+from typing import TYPE_CHECKING
 
+from notifier.calendar import ATTENDEE_PLACEHOLDER, attendee_lines
 from notifier.domain.errors import PermanentDeliveryError
 from notifier.domain.text import ENCODED_WORD, clean_text
+
+if TYPE_CHECKING:
+    from notifier.domain.models import Meeting
+    from notifier.rendering import RenderedEmail
 
 #: RFC 5322 recommends header lines of at most 78 characters (998 is the hard limit).
 LINE = 78
@@ -191,3 +208,198 @@ def quoted_printable(text: str) -> bytes:
 def base64_lines(data: bytes) -> bytes:
     """`data` in base64, 76 characters a line, CRLF line breaks (RFC 2045)."""
     return base64.encodebytes(data).replace(b"\n", CRLF)
+
+
+# -- A notice's email: the part every reader shares, then each reader's copy ----------------
+
+#: Stands in for the reader's unsubscribe link while a shared email body is built.
+UNSUBSCRIBE_PLACEHOLDER = "notifier_unsubscribe_link_placeholder"
+#: Stands in for the reader's private calendar link likewise.
+CALENDAR_PLACEHOLDER = "notifier_calendar_link_placeholder"
+#: Stands in for a self-service reader's manage link; its line is left out for others.
+MANAGE_PLACEHOLDER = "notifier_manage_link_placeholder"
+_PLACEHOLDERS = (UNSUBSCRIBE_PLACEHOLDER, CALENDAR_PLACEHOLDER, MANAGE_PLACEHOLDER)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _LinkLine:
+    """A body line holding the reader's own links, encoded per reader."""
+
+    line: str
+    html: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Invitation:
+    """The calendar part, which names its reader as ATTENDEE (iTIP, RFC 5546)."""
+
+    ics: bytes
+
+
+_Piece = bytes | _LinkLine | _Invitation
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreparedEmail:
+    """An email built once for everyone who reads it the same way (kind, locale, zone).
+
+    `head` is every shared header, `pieces` the MIME body with holes where the reader's
+    own unsubscribe link and calendar attendee go; `for_recipient` adds the headers that
+    differ per reader and fills the holes, so rendering and encoding (the CPU-bound part)
+    happen once per group instead of once per recipient.
+    """
+
+    head: bytes
+    pieces: tuple[_Piece, ...]
+    domain: str
+
+    def for_recipient(
+        self,
+        *,
+        to: str,
+        name: str = "",
+        delivery_id: str,
+        unsubscribe_url: str,
+        calendar_url: str = "",
+        manage_url: str = "",
+    ) -> bytes:
+        """The complete message for one recipient, ready for SMTP DATA.
+
+        Raises `MessageBuildError` (a permanent failure) when the address or the link
+        cannot be written safely.
+        """
+        out = [
+            mailbox(name, to, "To"),
+            plain("Message-ID", msg_id(delivery_id, self.domain)),
+            plain("List-Unsubscribe", angle_uri(unsubscribe_url)),
+            plain("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            self.head,
+            CRLF,
+        ]
+        for piece in self.pieces:
+            if isinstance(piece, bytes):
+                out.append(piece)
+            elif isinstance(piece, _LinkLine):
+                line = piece.line
+                if MANAGE_PLACEHOLDER in line and not manage_url:
+                    continue  # a reader the operator manages has no manage page
+                for holder, url in (
+                    (UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url),
+                    (CALENDAR_PLACEHOLDER, calendar_url),
+                    (MANAGE_PLACEHOLDER, manage_url),
+                ):
+                    line = line.replace(holder, html.escape(url) if piece.html else url)
+                out.append(qp_line(line))
+            else:
+                attendee = attendee_lines(check_address(to), name)
+                out.append(base64_lines(piece.ics.replace(ATTENDEE_PLACEHOLDER, attendee)))
+        return b"".join(out)
+
+
+def _qp_pieces(text: str, *, is_html: bool) -> list[_Piece]:
+    """`text` in quoted-printable, with the lines holding the link left as holes."""
+    pieces: list[_Piece] = []
+    lines = text.replace("\r\n", "\n").split("\n")
+    for number, line in enumerate(lines):
+        if any(holder in line for holder in _PLACEHOLDERS):
+            pieces.append(_LinkLine(line=line, html=is_html))
+        else:
+            pieces.append(qp_line(line))
+        if number < len(lines) - 1:
+            pieces.append(CRLF)
+    return pieces
+
+
+def sender_domain(sender: str) -> str:
+    """The domain of the sender address, for Message-IDs and the iCalendar UID."""
+    address = parseaddr(sender)[1]
+    return address.rpartition("@")[2].lower() or "localhost"
+
+
+def list_id(meeting_id: str, domain: str) -> str:
+    """The RFC 2919 ``List-Id`` of a meeting's notifications: one list per meeting, so a
+    reader can filter them, and a List-Unsubscribe is never without its list."""
+    left = thread_id(meeting_id, domain)[1:].partition("@")[0]
+    return f"<{left}.{domain}>"
+
+
+def thread_id(meeting_id: str, domain: str) -> str:
+    """The Message-ID every email about a meeting refers to, so mail clients thread them.
+
+    Slugs may hold ``..`` or end in a dot, which a message id may not: those meetings are
+    named by a digest of their id instead.
+    """
+    left = f"meeting.{meeting_id}"
+    if not _DOT_ATOM_ID.fullmatch(left):
+        left = "meeting.x-" + hashlib.sha256(meeting_id.encode()).hexdigest()[:32]
+    return msg_id(left, domain)
+
+
+_DOT_ATOM_ID = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
+
+
+def prepare_email(
+    rendered: RenderedEmail,
+    *,
+    sender: str,
+    meeting: Meeting,
+    ics: bytes | None,
+    ics_method: str,
+    now: datetime,
+) -> PreparedEmail:
+    """Build the shared part of an email: headers, text, HTML and the calendar part.
+
+    Written by `notifier.mail`: headers from their grammar (text cleaned and encoded,
+    addresses and ids checked), bodies in quoted-printable of at most 76 characters a line.
+    """
+    domain = sender_domain(sender)
+    sender_name, sender_address = parseaddr(sender)
+    boundary = (
+        "=_notifier_"
+        + hashlib.sha256(
+            rendered.text.encode() + rendered.html.encode() + (ics or b"")
+        ).hexdigest()[:24]
+    )
+    head = b"".join(
+        [
+            mailbox(sender_name, sender_address, "From"),
+            unstructured("Subject", rendered.subject),
+            plain("Date", format_datetime_rfc(now)),
+            plain("In-Reply-To", thread_id(meeting.id, domain)),
+            plain("References", thread_id(meeting.id, domain)),
+            plain("List-Id", list_id(meeting.id, domain)),
+            plain("Auto-Submitted", "auto-generated"),
+            plain("MIME-Version", "1.0"),
+            plain("Content-Type", "multipart/alternative;"),
+            f' boundary="{boundary}"\r\n'.encode(),  # folded after ";", as RFC 2045 allows
+        ]
+    )
+    open_part = f"--{boundary}\r\n".encode()
+    qp_headers = (
+        "Content-Type: text/{}; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    )
+    pieces: list[_Piece] = [
+        open_part,
+        qp_headers.format("plain").encode(),
+        *_qp_pieces(rendered.text, is_html=False),
+        b"\r\n" + open_part,
+        qp_headers.format("html").encode(),
+        *_qp_pieces(rendered.html, is_html=True),
+        b"\r\n",
+    ]
+    if ics is not None:
+        pieces += [
+            open_part,
+            f"Content-Type: text/calendar; charset=utf-8; method={ics_method}\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n".encode(),
+            _Invitation(ics=ics),
+        ]
+    pieces.append(f"--{boundary}--\r\n".encode())
+    merged: list[_Piece] = []
+    for piece in pieces:  # join adjacent fixed bytes, so a reader's copy is a short join
+        if isinstance(piece, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    return PreparedEmail(head=head, pieces=tuple(merged), domain=domain)

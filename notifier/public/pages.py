@@ -35,8 +35,8 @@ from notifier.calendar import feed_calendar
 from notifier.domain.durations import format_duration
 from notifier.domain.errors import InvalidChange, NotFound
 from notifier.domain.models import HistoryEntry, Meeting, MeetingStatus, Subscriber
+from notifier.mail import sender_domain
 from notifier.public.i18n import STATUS, WORDS, language
-from notifier.rendering import sender_domain
 from notifier.web.context import ApiContext, Ctx
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "public"

@@ -11,14 +11,8 @@ from notifier.calendar import build_ics
 from notifier.domain.errors import ConfigError
 from notifier.domain.models import EventKind, HistoryEntry, Meeting, MeetingStatus
 from notifier.domain.outbox import change_payload, reminder_payload
-from notifier.rendering import (
-    UNSUBSCRIBE_PLACEHOLDER,
-    Notice,
-    Renderer,
-    one_line,
-    prepare_email,
-    sample_notices,
-)
+from notifier.mail import UNSUBSCRIBE_PLACEHOLDER, prepare_email
+from notifier.rendering import Notice, Renderer, one_line, sample_notices
 
 NOW = datetime(2026, 2, 25, 9, 0, tzinfo=UTC)
 MOSCOW = ZoneInfo("Europe/Moscow")
