@@ -24,6 +24,7 @@ from email.utils import parseaddr, parsedate_to_datetime
 
 from flufl.bounce import all_failures
 
+from notifier.domain.recipients import normal_address
 from notifier.domain.text import clean_text
 
 # flufl.bounce logs a line per detector it runs at INFO (17 a DSN) and every detector's
@@ -145,7 +146,7 @@ def _failures(
 ) -> tuple[Failure, ...]:
     failures: dict[str, Failure] = {}
     for raw_address, hard in [(a, False) for a in temporary] + [(a, True) for a in permanent]:
-        address = raw_address.decode("ascii", "replace").strip().lower()
+        address = normal_address(raw_address.decode("ascii", "replace"))
         if not address or len(failures) >= MAX_RECIPIENTS:
             continue
         status, diagnostic = details.get(address, ("", ""))

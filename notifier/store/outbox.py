@@ -43,6 +43,7 @@ from notifier.domain.outbox import (
     run_changes,
     target_of,
 )
+from notifier.domain.recipients import normal_address
 from notifier.store.base import QueriesBase
 from notifier.store.records import (
     _REPLAYED,
@@ -498,13 +499,13 @@ class OutboxQueries(QueriesBase):
         dialect = self.dialect
         await self.connection.execute(
             dialect.insert(suppressions)
-            .values(address=address.strip().lower(), reason=reason[:500], created_at=now)
+            .values(address=normal_address(address), reason=reason[:500], created_at=now)
             .on_conflict_do_nothing()
         )
 
     async def suppressed(self, addresses: Sequence[str]) -> set[str]:
-        """Which of `addresses` (compared in lower case) are suppressed."""
-        wanted = sorted({a.strip().lower() for a in addresses})
+        """Which of `addresses` (compared as `normal_address` writes them) are suppressed."""
+        wanted = sorted({normal_address(a) for a in addresses})
         if not wanted:
             return set()
         return set(
@@ -525,7 +526,7 @@ class OutboxQueries(QueriesBase):
     async def unsuppress(self, address: str) -> bool:
         """Take `address` off the suppression list; False if it was not on it."""
         result = await self.connection.execute(
-            delete(suppressions).where(suppressions.c.address == address.strip().lower())
+            delete(suppressions).where(suppressions.c.address == normal_address(address))
         )
         return bool(result.rowcount)
 
@@ -552,7 +553,7 @@ class OutboxQueries(QueriesBase):
                 .values(
                     delivery_id=delivery_id,
                     dsn_id=dsn_id,
-                    address=address.strip().lower()[:320],
+                    address=normal_address(address)[:320],
                     at=at,
                     permanent=permanent,
                     status=status[:20],

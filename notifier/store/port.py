@@ -301,7 +301,7 @@ class Outbox(Protocol):
         ...
 
     async def suppressed(self, addresses: Sequence[str]) -> set[str]:
-        """Which of `addresses` (compared in lower case) are suppressed."""
+        """Which of `addresses` (compared as `normal_address` writes them) are suppressed."""
         ...
 
     async def suppressions(self) -> list[Suppression]:
