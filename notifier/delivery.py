@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime, parseaddr
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from notifier import mail, metrics
@@ -43,7 +43,17 @@ from notifier.domain.errors import (
     TemporaryDeliveryError,
 )
 from notifier.domain.models import EventKind, Subscriber
-from notifier.domain.outbox import Attempt, Channel, Contact, Delivery, Outcome, after_attempt
+from notifier.domain.outbox import (
+    PAUSE,
+    Attempt,
+    AttemptResult,
+    Channel,
+    Contact,
+    Delivery,
+    Outcome,
+    after_attempt,
+)
+from notifier.domain.recipients import normal_address
 from notifier.domain.retry import RetryPolicy
 from notifier.links import Links
 from notifier.mail import (
@@ -244,7 +254,8 @@ class Postman:
 
 @dataclass
 class _Batch:
-    """Per-batch caches, so each group is rendered and each body encoded once."""
+    """What a batch shares: its notices, the couriers' caches (each group rendered and
+    each body encoded once), the endpoints that timed out and the suppressed addresses."""
 
     now: datetime
     notices: dict[str, Notice] = field(default_factory=dict)
@@ -261,6 +272,103 @@ class _Batch:
         if notice is None:
             raise PermanentDeliveryError(f"notice {delivery.notice_id} is missing")
         return notice
+
+
+class Courier(Protocol):
+    """Sends one delivery of its channel (email, webhook, chat): the worker asks the
+    courier of the delivery's channel and never which channel it is. What a courier builds
+    once per batch (a rendered group, an encoded body) it keeps in the batch's caches.
+
+    Returns the peer's code (HTTP status, SMTP 250) or None; raises a `DeliveryError`
+    that says its own outcome."""
+
+    async def deliver(
+        self, delivery: Delivery, contact: Contact, notice: Notice, batch: _Batch
+    ) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class ChatCourier:
+    """Chat and push messages through Apprise, rendered once per locale and zone."""
+
+    postman: Postman
+
+    async def deliver(
+        self, delivery: Delivery, contact: Contact, notice: Notice, batch: _Batch
+    ) -> int | None:
+        url = contact.notify.get(delivery.target or "")
+        if url is None or self.postman.chat is None:
+            raise PermanentDeliveryError("notify URL removed, or chat is not configured")
+        group = (delivery.notice_id, contact.locale, contact.timezone)
+        if group not in batch.chats:
+            batch.chats[group] = self.postman.chat_message(
+                notice, locale=contact.locale, timezone=contact.timezone, now=batch.now
+            )
+        chat = batch.chats[group]
+        await self.postman.chat.send(url, title=chat.title, markdown=chat.markdown, text=chat.text)
+        return None
+
+
+@dataclass(frozen=True)
+class WebhookCourier:
+    """Signed webhooks, the body encoded once per notice."""
+
+    postman: Postman
+
+    async def deliver(
+        self, delivery: Delivery, contact: Contact, notice: Notice, batch: _Batch
+    ) -> int | None:
+        if contact.webhook is None or self.postman.webhook is None:
+            raise PermanentDeliveryError("webhook endpoint removed or disabled")
+        key = delivery.notice_id
+        if key not in batch.bodies:
+            batch.bodies[key] = notice.webhook_body()
+        return await self.postman.webhook.send(
+            contact.webhook.url,
+            batch.bodies[key],
+            msg_id=delivery.id,
+            secrets=contact.webhook.secrets,
+        )
+
+
+@dataclass(frozen=True)
+class EmailCourier:
+    """Email, built once per notice, locale and zone, then each reader's copy; never to a
+    suppressed address."""
+
+    postman: Postman
+
+    async def deliver(
+        self, delivery: Delivery, contact: Contact, notice: Notice, batch: _Batch
+    ) -> int | None:
+        if contact.email is None or self.postman.email is None:
+            raise PermanentDeliveryError("email address removed or unsubscribed")
+        if normal_address(contact.email) in batch.suppressed:
+            raise SuppressedAddress(
+                f"{contact.email} is suppressed (it bounced); clear it with "
+                "`notifier suppressions clear` to send again"
+            )
+        group = (delivery.notice_id, contact.locale, contact.timezone)
+        if group not in batch.emails:
+            batch.emails[group] = self.postman.prepare(
+                notice, locale=contact.locale, timezone=contact.timezone, now=batch.now
+            )
+        message = self.postman.email_bytes(delivery, contact, batch.emails[group])
+        await self.postman.email.send(
+            message,
+            sender=self.postman.envelope_sender(delivery.id, contact.email),
+            recipient=contact.email,
+        )
+        return 250
+
+
+def couriers(postman: Postman) -> dict[Channel, Courier]:
+    """The courier of each channel the postman can send on."""
+    return {
+        Channel.EMAIL: EmailCourier(postman),
+        Channel.WEBHOOK: WebhookCourier(postman),
+        Channel.NOTIFY: ChatCourier(postman),
+    }
 
 
 class OutboxWorker:
@@ -307,6 +415,16 @@ class OutboxWorker:
         self._trouble: Trouble[float] = Trouble(log)
         #: Batches still sending (their stragglers), each in its own task.
         self._batches: set[asyncio.Task[None]] = set()
+
+    @property
+    def postman(self) -> Postman:
+        """Renders and sends; its couriers are made again when it is replaced."""
+        return self._postman
+
+    @postman.setter
+    def postman(self, postman: Postman) -> None:
+        self._postman = postman
+        self.couriers = couriers(postman)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set; batches already claimed are finished first.
@@ -505,54 +623,12 @@ class OutboxWorker:
                 f"not tried: {endpoint} timed out earlier in this batch",
                 retry_after=self.policy.schedule[1].total_seconds()
                 if len(self.policy.schedule) > 1
-                else 5.0,
+                else PAUSE,
             )
-        notice = batch.notice(delivery)
-        if delivery.channel is Channel.NOTIFY:
-            url = subscriber.notify.get(delivery.target or "")
-            if url is None or self.postman.chat is None:
-                raise PermanentDeliveryError("notify URL removed, or chat is not configured")
-            group = (delivery.notice_id, subscriber.locale, subscriber.timezone)
-            if group not in batch.chats:
-                batch.chats[group] = self.postman.chat_message(
-                    notice, locale=subscriber.locale, timezone=subscriber.timezone, now=batch.now
-                )
-            chat = batch.chats[group]
-            await self.postman.chat.send(
-                url, title=chat.title, markdown=chat.markdown, text=chat.text
-            )
-            return None
-        if delivery.channel is Channel.WEBHOOK:
-            if subscriber.webhook is None or self.postman.webhook is None:
-                raise PermanentDeliveryError("webhook endpoint removed or disabled")
-            key = delivery.notice_id
-            if key not in batch.bodies:
-                batch.bodies[key] = notice.webhook_body()
-            return await self.postman.webhook.send(
-                subscriber.webhook.url,
-                batch.bodies[key],
-                msg_id=delivery.id,
-                secrets=subscriber.webhook.secrets,
-            )
-        if subscriber.email is None or self.postman.email is None:
-            raise PermanentDeliveryError("email address removed or unsubscribed")
-        if subscriber.email.strip().lower() in batch.suppressed:
-            raise SuppressedAddress(
-                f"{subscriber.email} is suppressed (it bounced); clear it with "
-                "`notifier suppressions clear` to send again"
-            )
-        group = (delivery.notice_id, subscriber.locale, subscriber.timezone)
-        if group not in batch.emails:
-            batch.emails[group] = self.postman.prepare(
-                notice, locale=subscriber.locale, timezone=subscriber.timezone, now=batch.now
-            )
-        message = self.postman.email_bytes(delivery, subscriber, batch.emails[group])
-        await self.postman.email.send(
-            message,
-            sender=self.postman.envelope_sender(delivery.id, subscriber.email),
-            recipient=subscriber.email,
-        )
-        return 250
+        courier = self.couriers.get(delivery.channel)
+        if courier is None:
+            raise PermanentDeliveryError(f"the {delivery.channel.value} channel is not configured")
+        return await courier.deliver(delivery, subscriber, batch.notice(delivery), batch)
 
     def _finish(
         self,
@@ -565,30 +641,20 @@ class OutboxWorker:
     ) -> Attempt:
         elapsed = time.perf_counter() - started
         _latency(delivery.channel).observe(elapsed)
-        if error is None:
-            outcome = Outcome.SENT
-        elif isinstance(error, ChannelUnavailable):
-            outcome = Outcome.PAUSED
-        elif isinstance(error, SuppressedAddress):
-            outcome = Outcome.SUPPRESSED
-        elif isinstance(error, TemporaryDeliveryError):
-            outcome = Outcome.TEMPORARY
-        else:
-            outcome = Outcome.PERMANENT
+        result = (
+            AttemptResult.sent(code)
+            if error is None
+            else AttemptResult.failed(error, address=address)
+        )
+        outcome = result.outcome
         _attempts(delivery.channel, outcome).inc()
-        bounced = isinstance(error, PermanentDeliveryError) and error.bounce
         attempt = after_attempt(
             delivery,
-            outcome=outcome,
+            result,
             at=self.clock(),
             duration_ms=round(elapsed * 1000),
             policy=self.policy,
             random=self.rng(),
-            code=error.code if error else code,
-            error=error.message if error else None,
-            retry_after=error.retry_after if isinstance(error, TemporaryDeliveryError) else None,
-            gone=isinstance(error, PermanentDeliveryError) and error.gone,
-            suppress=address if bounced else None,
         )
         if error is not None:
             log.warning(

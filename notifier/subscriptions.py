@@ -22,6 +22,7 @@ from notifier import metrics
 from notifier.delivery import Postman
 from notifier.domain.errors import DeliveryError, InvalidChange, UnknownMeeting
 from notifier.domain.models import EventKind, Source, Subscriber
+from notifier.domain.recipients import normal_address
 from notifier.links import Links
 from notifier.service import replan_all, retire_subscriber
 from notifier.store.port import StorePort
@@ -59,14 +60,14 @@ class Request:
 
 def subscriber_id_for(email: str) -> str:
     """The id of an address's self-service subscription (one per address)."""
-    return "pub-" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:20]
+    return "pub-" + hashlib.sha256(normal_address(email).encode()).hexdigest()[:20]
 
 
 def address_hash(email: str) -> str:
     """What the confirmation counts are kept under: never the address itself. One mailbox
     however it is written: case-insensitive, without a ``+tag`` (``bomb+1@example.org``
     counts as ``bomb@example.org``), so sub-addresses share the mailbox's daily limit."""
-    local, _, domain = email.strip().lower().rpartition("@")
+    local, _, domain = normal_address(email).rpartition("@")
     local = local.split("+", 1)[0] or local
     return digest(f"address:{local}@{domain}")
 

@@ -14,6 +14,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from notifier.domain.recipients import normal_address
+
 
 def new_key() -> str:
     """A fresh random signing key (stored once per installation, in the database)."""
@@ -30,7 +32,7 @@ def _unb64(text: str) -> bytes:
 
 def address_tag(address: str) -> str:
     """A short digest of an address (case and surrounding space ignored)."""
-    return _b64(hashlib.sha256(address.strip().lower().encode()).digest()[:9])
+    return _b64(hashlib.sha256(normal_address(address).encode()).digest()[:9])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +143,7 @@ def _unb32(text: str) -> bytes:
 
 
 def _bounce_mac(key: str, raw_id: bytes, address: str) -> bytes:
-    message = b"bounce\x00" + raw_id + b"\x00" + address.strip().lower().encode()
+    message = b"bounce\x00" + raw_id + b"\x00" + normal_address(address).encode()
     return hmac.new(key.encode(), message, hashlib.sha256).digest()[:10]
 
 

@@ -21,6 +21,10 @@ The CLI turns a `NotifierError` into a one-line message and exit code 1; the API
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from notifier.domain.outcomes import Outcome
+
 
 class NotifierError(Exception):
     """Something notifier was asked to do cannot be done."""
@@ -140,6 +144,15 @@ class DeliveryError(NotifierError):
         └── SuppressedAddress        the address bounced before: not sent
     """
 
+    #: What the outbox makes of it (`notifier.domain.outbox.after_attempt`).
+    outcome: ClassVar[Outcome] = Outcome.PERMANENT
+    #: Seconds the receiver asked us to wait (Retry-After), if it said.
+    retry_after: float | None = None
+    #: The endpoint said it no longer exists (HTTP 410): stop using it.
+    gone: bool = False
+    #: The mail server refused the recipient address for good (5xx to RCPT).
+    bounce: bool = False
+
     def __init__(self, message: str, *, code: int | None = None) -> None:
         self.code = code
         super().__init__(message)
@@ -148,10 +161,11 @@ class DeliveryError(NotifierError):
 class TemporaryDeliveryError(DeliveryError):
     """The delivery failed but may succeed later."""
 
+    outcome = Outcome.TEMPORARY
+
     def __init__(
         self, message: str, *, code: int | None = None, retry_after: float | None = None
     ) -> None:
-        #: Seconds the receiver asked us to wait (Retry-After), if it said.
         self.retry_after = retry_after
         super().__init__(message, code=code)
 
@@ -166,6 +180,8 @@ class ChannelUnavailable(TemporaryDeliveryError):
     refusing TLS): not the recipient's. The delivery waits for the channel without using up
     its attempts, so a broken relay never dead-letters the queue."""
 
+    outcome = Outcome.PAUSED
+
 
 class PermanentDeliveryError(DeliveryError):
     """The delivery will never succeed as it is."""
@@ -173,12 +189,12 @@ class PermanentDeliveryError(DeliveryError):
     def __init__(
         self, message: str, *, code: int | None = None, gone: bool = False, bounce: bool = False
     ) -> None:
-        #: The endpoint said it no longer exists (HTTP 410): stop using it.
         self.gone = gone
-        #: The mail server refused the recipient address for good (5xx to RCPT).
         self.bounce = bounce
         super().__init__(message, code=code)
 
 
 class SuppressedAddress(DeliveryError):
     """The address is on the suppression list (it bounced): the message is not sent."""
+
+    outcome = Outcome.SUPPRESSED

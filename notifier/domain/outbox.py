@@ -19,7 +19,7 @@ from typing import Any
 
 from notifier.domain.audiences import PUBLIC, Audiences, view_entry, view_meeting
 from notifier.domain.durations import format_duration
-from notifier.domain.errors import InvalidChange
+from notifier.domain.errors import DeliveryError, InvalidChange
 from notifier.domain.matching import match_subscribers, release_at
 from notifier.domain.models import (
     EventKind,
@@ -29,6 +29,7 @@ from notifier.domain.models import (
     Subscriber,
     WebhookEndpoint,
 )
+from notifier.domain.outcomes import Outcome as Outcome  # re-exported: the outbox speaks it
 from notifier.domain.retry import RetryPolicy
 
 
@@ -368,18 +369,6 @@ def plan_reminder_deliveries(
     ]
 
 
-class Outcome(StrEnum):
-    """How one attempt ended."""
-
-    SENT = "sent"
-    TEMPORARY = "temporary"
-    PERMANENT = "permanent"
-    #: The channel could not send at all (our side); the attempt is not counted.
-    PAUSED = "paused"
-    #: Not sent: the address is suppressed.
-    SUPPRESSED = "suppressed"
-
-
 @dataclass(frozen=True, kw_only=True)
 class Attempt:
     """One try at a delivery, as recorded for ever, and what the outbox does next."""
@@ -401,21 +390,51 @@ class Attempt:
     suppress: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class AttemptResult:
+    """What one send came to, as `after_attempt` takes it: the outcome and what the peer
+    said (its code, the error, how long it asked us to wait, whether it is gone), and an
+    address the mail server refused for good."""
+
+    outcome: Outcome
+    code: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    gone: bool = False
+    suppress: str | None = None
+
+    @classmethod
+    def sent(cls, code: int | None = None) -> AttemptResult:
+        return cls(outcome=Outcome.SENT, code=code)
+
+    @classmethod
+    def failed(cls, error: DeliveryError, *, address: str | None = None) -> AttemptResult:
+        """The result of a send that raised `error` (each error class names its outcome);
+        `address` is suppressed when the error is a bounce."""
+        return cls(
+            outcome=error.outcome,
+            code=error.code,
+            error=error.message,
+            retry_after=error.retry_after,
+            gone=error.gone,
+            suppress=address if error.bounce else None,
+        )
+
+
+#: How long a paused channel's delivery waits when the channel gave no time of its own.
+PAUSE = 5.0
+
+
 def after_attempt(
     delivery: Delivery,
+    result: AttemptResult,
     *,
-    outcome: Outcome,
     at: datetime,
     duration_ms: int,
     policy: RetryPolicy,
     random: float,
-    code: int | None = None,
-    error: str | None = None,
-    retry_after: float | None = None,
-    gone: bool = False,
-    suppress: str | None = None,
 ) -> Attempt:
-    """Decide a delivery's next state from one attempt's outcome.
+    """Decide a delivery's next state from one attempt's result.
 
     Sent stays sent; a permanent failure is dead at once; a temporary one is retried at
     the policy's next instant (honouring Retry-After), or dead once attempts run out. A
@@ -423,29 +442,39 @@ def after_attempt(
     `retry_after` seconds) and can never die of it. A suppressed address's delivery is
     recorded as suppressed, not sent.
     """
+    outcome = result.outcome
     attempt = functools.partial(
-        Attempt, delivery_id=delivery.id, at=at, duration_ms=duration_ms, outcome=outcome, code=code
+        Attempt,
+        delivery_id=delivery.id,
+        at=at,
+        duration_ms=duration_ms,
+        outcome=outcome,
+        code=result.code,
     )
     if outcome is Outcome.SENT:
         return attempt()
     if outcome in (Outcome.PAUSED, Outcome.SUPPRESSED):
         paused = outcome is Outcome.PAUSED
         return attempt(
-            error=error,
+            error=result.error,
             status=DeliveryStatus.RETRYING if paused else DeliveryStatus.SUPPRESSED,
-            next_attempt_at=at + timedelta(seconds=retry_after or 5.0) if paused else None,
+            next_attempt_at=at + timedelta(seconds=result.retry_after or PAUSE) if paused else None,
             counted=False,
         )
     status = DeliveryStatus.DEAD
     next_at = None
     if outcome is Outcome.TEMPORARY:
         next_at = policy.next_attempt(
-            attempts=delivery.attempts + 1, now=at, random=random, retry_after=retry_after
+            attempts=delivery.attempts + 1, now=at, random=random, retry_after=result.retry_after
         )
         if next_at is not None:
             status = DeliveryStatus.RETRYING
     return attempt(
-        error=error, status=status, next_attempt_at=next_at, gone=gone, suppress=suppress
+        error=result.error,
+        status=status,
+        next_attempt_at=next_at,
+        gone=result.gone,
+        suppress=result.suppress,
     )
 
 

@@ -387,17 +387,16 @@ async def test_a_dead_workers_claim_is_taken_over_after_its_lease(
     assert await run_until_idle(survivor) == 1
     assert [h.headers["webhook-id"] for h in receiver.hits] == [claimed.id]
     # A late report from the dead worker changes nothing.
-    from notifier.domain.outbox import Outcome, after_attempt
+    from notifier.domain.outbox import AttemptResult, Outcome, after_attempt
     from notifier.domain.retry import RetryPolicy
 
     late = after_attempt(
         claimed,
-        outcome=Outcome.PERMANENT,
+        AttemptResult(outcome=Outcome.PERMANENT, error="late"),
         at=clock(),
         duration_ms=1,
         policy=RetryPolicy(),
         random=0.0,
-        error="late",
     )
     async with store.write() as tx:
         assert await tx.record_attempts([late], worker="dead") == 0

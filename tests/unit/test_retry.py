@@ -7,7 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from notifier.domain.models import EventKind
-from notifier.domain.outbox import Channel, Delivery, DeliveryStatus, Outcome, after_attempt
+from notifier.domain.outbox import (
+    AttemptResult,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    Outcome,
+    after_attempt,
+)
 from notifier.domain.retry import DEFAULT_SCHEDULE, RetryPolicy
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -76,7 +83,7 @@ def delivery(attempts: int = 0) -> Delivery:
 def test_after_an_attempt(outcome: Outcome, attempts: int, status: DeliveryStatus) -> None:
     result = after_attempt(
         delivery(attempts),
-        outcome=outcome,
+        AttemptResult(outcome=outcome),
         at=NOW,
         duration_ms=3,
         policy=RetryPolicy(jitter=0),
