@@ -26,8 +26,8 @@ from bench import results  # noqa: E402 -- after the path set-up above
 from bench.fanout import meeting, start_peer  # noqa: E402
 from bench.lag import p99  # noqa: E402
 from notifier import service  # noqa: E402
-from notifier.app import utcnow  # noqa: E402
 from notifier.channels.chat import DEFAULT_SCHEMES, ChatChannel  # noqa: E402
+from notifier.compose import utcnow  # noqa: E402
 from notifier.delivery import OutboxWorker, Postman  # noqa: E402
 from notifier.domain.models import MeetingStatus, Source, StatusChange, Subscriber  # noqa: E402
 from notifier.domain.outbox import DeliveryStatus  # noqa: E402

@@ -41,7 +41,7 @@ from bench import results  # noqa: E402 -- after the path set-up
 from bench.fanout import bare_aiosmtplib, free_port  # noqa: E402
 from bench.lag import p99_from_metrics  # noqa: E402
 from bench.replicas import bare_fanout, postgres_database, wait_ready  # noqa: E402
-from notifier.app import utcnow  # noqa: E402
+from notifier.compose import utcnow  # noqa: E402
 from notifier.domain.models import Source, Subscriber, WebhookEndpoint  # noqa: E402
 from notifier.store import Store  # noqa: E402
 

@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench import results  # noqa: E402 -- after the path set-up above
 from notifier import service  # noqa: E402
-from notifier.app import utcnow  # noqa: E402
 from notifier.calendar import build_ics  # noqa: E402
 from notifier.channels.email import EmailChannel  # noqa: E402
 from notifier.channels.webhook import WebhookChannel  # noqa: E402
+from notifier.compose import utcnow  # noqa: E402
 from notifier.delivery import OutboxWorker, Postman  # noqa: E402
 from notifier.domain.models import (  # noqa: E402
     Meeting,

@@ -81,7 +81,7 @@ async def bare(total: int, due: int) -> dict[str, object]:
 async def notifier_side(total: int, due: int) -> dict[str, object]:
     from sqlalchemy import insert
 
-    from notifier.app import utcnow
+    from notifier.compose import utcnow
     from notifier.domain.models import Meeting, MeetingStatus, Source, Subscriber
     from notifier.scheduler import Scheduler
     from notifier.store import Store

@@ -52,14 +52,14 @@ from notifier.logs import configure_logging, redact_text
 if TYPE_CHECKING:
     import sqlalchemy.exc as sa_exc
 
-    from notifier import app, daemon, delivery, leadership, rendering, service, subscriptions
+    from notifier import compose, daemon, delivery, leadership, rendering, service, subscriptions
     from notifier import settings as settings_module
     from notifier.settings import Settings
     from notifier.store.port import StorePort
     from notifier.views import SourceReport
 else:
     sa_exc = lazy.module("sqlalchemy.exc")
-    app = lazy.module("notifier.app")
+    compose = lazy.module("notifier.compose")
     daemon = lazy.module("notifier.daemon")
     delivery = lazy.module("notifier.delivery")
     leadership = lazy.module("notifier.leadership")
@@ -136,23 +136,23 @@ def _user_errors(settings: Settings) -> Iterator[None]:
         raise _fail(f"database {service.redact(settings.database_url)}: {reason}") from None
 
 
-def _read(settings: Settings, work: Callable[[app.App], Awaitable[T]]) -> T:
+def _read(settings: Settings, work: Callable[[compose.App], Awaitable[T]]) -> T:
     """Run `work` on the store as it is (listing and showing): nothing is migrated,
     reconciled or written."""
 
     async def main() -> T:
-        async with app.open_read_only(settings) as opened:
+        async with compose.open_read_only(settings) as opened:
             return await work(opened)
 
     with _user_errors(settings):
         return asyncio.run(main())
 
 
-def _run(settings: Settings, work: Callable[[app.App], Awaitable[T]]) -> T:
+def _run(settings: Settings, work: Callable[[compose.App], Awaitable[T]]) -> T:
     """Open the app on `settings` (migrating and reconciling), and run `work` in it."""
 
     async def main() -> T:
-        async with app.open_app(settings) as opened:
+        async with compose.open_app(settings) as opened:
             return await work(opened)
 
     with _user_errors(settings):
@@ -190,7 +190,7 @@ def _listing(
     """The one shape of every listing: read-only, JSON or a table, a line when empty."""
     settings = _settings(config)
 
-    async def work(opened: app.App) -> list[R]:
+    async def work(opened: compose.App) -> list[R]:
         return list(await read(opened.store))
 
     found = _read(settings, work)
@@ -260,7 +260,7 @@ def check(config: ConfigOption = None) -> None:
         renderer = rendering.Renderer(settings.templates_dir)
     except ConfigError as exc:
         raise _fail(exc.message) from None
-    problems = renderer.check(rendering.sample_notices(app.utcnow()), now=app.utcnow())
+    problems = renderer.check(rendering.sample_notices(compose.utcnow()), now=compose.utcnow())
     for warning in settings.warnings():
         typer.echo(f"notifier: warning: {warning}", err=True)
     if problems:
@@ -279,7 +279,7 @@ def db_upgrade(config: ConfigOption = None) -> None:
     """Create or migrate the database schema to the latest revision."""
     settings = _settings(config)
 
-    async def work(opened: app.App) -> str | None:
+    async def work(opened: compose.App) -> str | None:
         return await service.schema_revision(opened.store)
 
     revision = _run(settings, work)
@@ -314,7 +314,7 @@ def db_installation(
     """Print this database's installation id, part of every webhook-id and Message-ID."""
     settings = _settings(config)
 
-    async def work(opened: app.App) -> str:
+    async def work(opened: compose.App) -> str:
         return await service.installation(opened.store, renew=new)
 
     installation = _run(settings, work)
@@ -416,8 +416,8 @@ def event(
         variants=variants,
     )
 
-    async def work(opened: app.App) -> service.ChangeResult:
-        return await service.apply_status_change(opened.store, change, now=app.utcnow())
+    async def work(opened: compose.App) -> service.ChangeResult:
+        return await service.apply_status_change(opened.store, change, now=compose.utcnow())
 
     result = _run(settings, work)
     if as_json:
@@ -636,7 +636,7 @@ def subscribers_rotate_links(
     """Make new manage and private calendar links for a subscriber (the old ones stop)."""
     settings = _settings(config)
 
-    async def work(opened: app.App) -> None:
+    async def work(opened: compose.App) -> None:
         await service.subscriber_detail(opened.store, subscriber_id, retired_too=False)
         await subscriptions.rotate(opened.store, subscriber_id)
 
@@ -654,7 +654,7 @@ def subscribers_enable(
     unsubscribed and asked to come back)."""
     settings = _settings(config)
 
-    async def work(opened: app.App) -> None:
+    async def work(opened: compose.App) -> None:
         await service.enable_endpoint(opened.store, subscriber_id, channel)
 
     _run(settings, work)
@@ -802,14 +802,14 @@ def deliveries_retry(
         raise _fail("give a delivery ID or --status (not both)")
     if delivery_id is None:
         assert status is not None
-        now = app.utcnow()
+        now = compose.utcnow()
         selection = Replay(
             status=status,
             since=_since(since, now=now) if since else None,
             subscriber_id=subscriber,
         )
 
-        async def bulk(opened: app.App) -> list[str]:
+        async def bulk(opened: compose.App) -> list[str]:
             return await service.replay(opened.store, selection, now=now, dry_run=dry_run)
 
         ids = _run(settings, bulk)
@@ -817,8 +817,8 @@ def deliveries_retry(
         typer.echo(f"{verb} {_count(ids, 'delivery')}".replace("deliverys", "deliveries"))
         return
 
-    async def work(opened: app.App) -> Delivery:
-        return await service.retry_delivery(opened.store, delivery_id, now=app.utcnow())
+    async def work(opened: compose.App) -> Delivery:
+        return await service.retry_delivery(opened.store, delivery_id, now=compose.utcnow())
 
     retried = _run(settings, work)
     typer.echo(f"{retried.id}: {retried.status.value}, due now with a fresh set of attempts")
@@ -874,7 +874,7 @@ def suppressions_clear(
     """Take an address off the suppression list (replay its deliveries to resend them)."""
     settings = _settings(config)
 
-    async def work(opened: app.App) -> bool:
+    async def work(opened: compose.App) -> bool:
         try:
             await service.clear_suppression(opened.store, address)
         except NotFound:
@@ -894,9 +894,9 @@ def leader(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """Show which replica holds the scheduler lease (runs reminders and feed polls)."""
     settings = _settings(config)
 
-    async def work(opened: app.App) -> dict[str, Any] | None:
+    async def work(opened: compose.App) -> dict[str, Any] | None:
         found = await service.leader(
-            opened.store, lease_name=leadership.SCHEDULER, now=app.utcnow()
+            opened.store, lease_name=leadership.SCHEDULER, now=compose.utcnow()
         )
         return found.to_dict() if found is not None else None
 
@@ -931,7 +931,7 @@ def sources(
     """Show each watched feed: health, events followed, skipped and refused, and why."""
     settings = _settings(config)
 
-    async def work(opened: app.App) -> list[SourceReport]:
+    async def work(opened: compose.App) -> list[SourceReport]:
         return await service.source_report(opened.store, list(settings.sources), problems=problems)
 
     report = _read(settings, work)
@@ -992,8 +992,8 @@ def render(
     if part not in (None, "subject", "text", "html"):
         raise _fail("--part is subject, text or html")
 
-    async def work(opened: app.App) -> str:
-        async with app.open_postman(settings, opened.store) as postman:
+    async def work(opened: compose.App) -> str:
+        async with compose.open_postman(settings, opened.store) as postman:
             return await service.preview(
                 opened.store,
                 postman,
@@ -1002,7 +1002,7 @@ def render(
                 subscriber_id,
                 channel=channel,
                 part=part,
-                now=app.utcnow(),
+                now=compose.utcnow(),
                 audience=audience,
             )
 

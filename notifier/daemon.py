@@ -23,7 +23,8 @@ from datetime import timedelta
 from typing import Any
 
 from notifier import __version__, service
-from notifier.app import (
+from notifier.bounces import BounceListener, BounceMailbox
+from notifier.compose import (
     App,
     ConfigWatcher,
     feed_client,
@@ -34,7 +35,6 @@ from notifier.app import (
     utcnow,
     wait_for_database,
 )
-from notifier.bounces import BounceListener, BounceMailbox
 from notifier.delivery import Postman
 from notifier.domain.errors import NotifierError
 from notifier.domain.mailbox import read_mailbox_url

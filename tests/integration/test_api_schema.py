@@ -26,7 +26,7 @@ from sqlalchemy.pool import NullPool
 from standardwebhooks.webhooks import Webhook
 
 from notifier import service
-from notifier.app import utcnow
+from notifier.compose import utcnow
 from notifier.settings import load_settings
 from notifier.store import Store
 from notifier.store.engine import create_engine

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
-from notifier import app
+from notifier import compose as app
 from notifier.cli import cli
 from notifier.domain.errors import ConfigError
 from notifier.domain.models import MeetingStatus

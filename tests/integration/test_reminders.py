@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from notifier import service
-from notifier.app import utcnow
+from notifier.compose import utcnow
 from notifier.domain.models import (
     Meeting,
     MeetingStatus,

@@ -1,6 +1,6 @@
 """The layers of notifier, read from the imports of its source (nothing is imported here).
 
-Top down: the composition (`web.app`, `daemon`, `cli`, `app`) -> the faces `api` and
+Top down: the composition (`web.app`, `daemon`, `cli`, `compose`) -> the faces `api` and
 `public`, siblings that never import each other -> `web.context`, what both are given ->
 `service`, where every rule lives -> the store, channels, rendering -> `domain`, pure, which
 imports nothing of ours. A face reaches storage only through the service: `api/`,

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from notifier import app as app_module
-from notifier.app import wait_for_database
+from notifier import compose as app_module
+from notifier.compose import wait_for_database
 from notifier.delivery import OutboxWorker
 from notifier.domain.retry import RetryPolicy
 from notifier.scheduler import Scheduler
