@@ -13,15 +13,10 @@ and every output (email, calendar, webhook, reminders, pages, feeds) is made fro
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from notifier.domain.errors import InvalidChange
-
-if TYPE_CHECKING:
-    from notifier.domain.models import HistoryEntry, Meeting
 
 #: The default order, lowest first.
 DEFAULT_AUDIENCES = ("public", "press", "participants", "internal")
@@ -173,35 +168,6 @@ def variant_texts(variants: Variants) -> Iterable[tuple[str, str, str]]:
         for audience, value in tiers.items():
             for text in value if isinstance(value, tuple) else (value,):
                 yield field, audience, text
-
-
-def view_meeting(meeting: Meeting, reader: str, audiences: Audiences) -> Meeting:
-    """What a reader of audience `reader` may see of `meeting`: each tiered field replaced
-    by the reader's variant, and no variants left. (Whether they may know of the meeting
-    at all is `Audiences.may_know`.)"""
-    if not meeting.variants:
-        return meeting
-    seen: dict[str, object] = {
-        field: audiences.pick(tiers, reader, field) for field, tiers in meeting.variants.items()
-    }
-    return dataclasses.replace(meeting, **seen, variants={})  # type: ignore[arg-type]
-
-
-def view_entry(entry: HistoryEntry, reader: str, audiences: Audiences) -> HistoryEntry:
-    """A history entry as a reader of audience `reader` may see it."""
-    if not entry.variants:
-        return entry
-    seen: dict[str, object] = {
-        field: audiences.pick(tiers, reader, field) for field, tiers in entry.variants.items()
-    }
-    return dataclasses.replace(entry, **seen, variants={})  # type: ignore[arg-type]
-
-
-def view_history(
-    history: Sequence[HistoryEntry], reader: str, audiences: Audiences
-) -> list[HistoryEntry]:
-    """A whole history as a reader may see it."""
-    return [view_entry(entry, reader, audiences) for entry in history]
 
 
 def shown(field: str, plain: Value, variants: Variants) -> object:

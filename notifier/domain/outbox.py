@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from notifier.domain.audiences import PUBLIC, Audiences, view_entry, view_meeting
+from notifier.domain.audiences import PUBLIC, Audiences
 from notifier.domain.durations import format_duration
 from notifier.domain.errors import DeliveryError, InvalidChange
 from notifier.domain.matching import match_subscribers, release_at
@@ -31,6 +31,7 @@ from notifier.domain.models import (
 )
 from notifier.domain.outcomes import Outcome as Outcome  # re-exported: the outbox speaks it
 from notifier.domain.retry import RetryPolicy
+from notifier.domain.views import view_entry, view_meeting
 
 
 class Channel(StrEnum):

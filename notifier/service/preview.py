@@ -6,10 +6,6 @@ import dataclasses
 from datetime import datetime
 
 from notifier.delivery import Postman
-from notifier.domain.audiences import (
-    view_history,
-    view_meeting,
-)
 from notifier.domain.errors import (
     InvalidChange,
     UnknownMeeting,
@@ -21,6 +17,7 @@ from notifier.domain.models import (
 from notifier.domain.outbox import (
     Channel,
 )
+from notifier.domain.views import view_history, view_meeting
 from notifier.rendering import preview_notice
 from notifier.store.port import StorePort
 

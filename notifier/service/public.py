@@ -8,10 +8,10 @@ import dataclasses
 import re
 from datetime import datetime
 
-from notifier.domain.audiences import view_history, view_meeting
 from notifier.domain.errors import NotFound
 from notifier.domain.matching import subscriber_matches
 from notifier.domain.models import EventKind, HistoryEntry, Meeting, Subscriber
+from notifier.domain.views import view_history, view_meeting
 from notifier.fields import SLUG
 from notifier.store.port import StorePort
 from notifier.store.records import Stamp

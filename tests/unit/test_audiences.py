@@ -9,15 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notifier.domain.audiences import (
-    DEFAULT_AUDIENCES,
-    LISTS,
-    TIERED,
-    Audiences,
-    change_texts,
-    view_entry,
-    view_meeting,
-)
+from notifier.domain.audiences import DEFAULT_AUDIENCES, LISTS, TIERED, Audiences, change_texts
 from notifier.domain.errors import InvalidChange
 from notifier.domain.machine import apply_change, update_details
 from notifier.domain.models import (
@@ -28,6 +20,7 @@ from notifier.domain.models import (
     StatusChange,
 )
 from notifier.domain.outbox import change_payload
+from notifier.domain.views import view_entry, view_meeting
 
 NOW = datetime(2026, 2, 25, 9, 0, tzinfo=UTC)
 NAMES = ["public", "press", "participants", "internal", "staff", "board"]
