@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import logging
 import resource
 import signal
@@ -106,9 +107,14 @@ def bind_listener(listen: str, *, backlog: int) -> socket.socket:
     return sock
 
 
+#: What `http_server` imports, imported off the loop first (`_import_http_side`).
+HTTP_SIDE = ("uvicorn", "notifier.web.app", "notifier.api.server")
+
+
 def _import_http_side() -> None:
     """Import what `http_server` imports, so that its own imports find them loaded."""
-    import uvicorn  # noqa: F401
+    for name in HTTP_SIDE:
+        importlib.import_module(name)
 
 
 def http_server(

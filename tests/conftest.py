@@ -9,6 +9,7 @@ there and drops it at the end. Without the variable those tests skip, saying why
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import sys
@@ -26,9 +27,23 @@ from notifier.domain.models import Meeting, MeetingStatus, Source, Subscriber
 from notifier.store import Store
 from notifier.store.tables import metadata
 
+#: Fixtures that live beside the helpers they need (the public site on a test store).
+pytest_plugins = ["tests.helpers.public"]
+
 POSTGRES_ENV = "NOTIFIER_TEST_POSTGRES_URL"
 #: A fixed instant for tests that need "now"; meetings built by the factory lie after it.
 NOW = datetime(2026, 2, 25, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """The root logger as it was before the test: a command run in-process (CliRunner)
+    sets up logging to its own stderr, which is closed when the command returns; a handler
+    left on it would make every later log line a "Logging error" in some other test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.e2e.test_daemon import environment
+from tests.helpers.environment import environment
 from tests.integration.peers import free_port
 
 SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"

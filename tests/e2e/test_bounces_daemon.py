@@ -14,7 +14,7 @@ import aiosmtplib
 import pytest
 
 from tests.e2e.conftest import ROOT
-from tests.e2e.test_crash import cli, start_daemon, wait_for
+from tests.helpers.daemon import cli, start_daemon, wait_for
 from tests.integration.peers import SmtpServer, free_port
 from tests.integration.test_bounces_imap import DOVECOT, Imap
 from tests.integration.test_bounces_imap import imap as imap  # the Dovecot fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 from collections import Counter
@@ -12,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import ROOT
-from tests.e2e.test_crash import cli, start_daemon, wait_for
+from tests.helpers.daemon import cli, start_daemon, wait_for
+from tests.helpers.environment import environment
 from tests.integration.conftest import SECRET
 from tests.integration.peers import Receiver, free_port
 
@@ -59,16 +58,6 @@ def config(
             f"reminders = [{offsets}]",
         ]
     return "\n".join(lines) + "\n" + extra
-
-
-def environment(tmp_path: Path, database_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    env |= {
-        "NOTIFIER_DATABASE_URL": database_url,
-        "NOTIFIER_CONFIG": str(tmp_path / "notifier.toml"),
-        "PYTHONPATH": str(ROOT),
-    }
-    return env
 
 
 async def test_reminders_fire_once_each_across_a_kill_and_restart(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import ROOT
-from tests.e2e.test_crash import start_daemon
+from tests.helpers.daemon import start_daemon
 from tests.integration.peers import free_port
 
 TOKEN = "disk-token"

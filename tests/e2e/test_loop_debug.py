@@ -23,8 +23,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import ROOT
-from tests.e2e.test_crash import start_daemon, wait_for
-from tests.e2e.test_daemon import environment
+from tests.helpers.daemon import start_daemon, wait_for
+from tests.helpers.environment import environment
 from tests.integration.conftest import SECRET
 from tests.integration.peers import Receiver, SmtpServer, free_port
 

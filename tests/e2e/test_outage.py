@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.e2e.conftest import ROOT
-from tests.e2e.test_crash import cli, spawn_daemon, start_daemon, wait_for
+from tests.helpers.daemon import cli, spawn_daemon, start_daemon, wait_for
 from tests.integration.conftest import SECRET
 from tests.integration.peers import Receiver, free_port
 

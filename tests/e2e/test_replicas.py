@@ -38,7 +38,7 @@ from aiohttp import web
 
 from tests.conftest import _truncate
 from tests.e2e.conftest import ROOT
-from tests.e2e.test_crash import cli, start_daemon, wait_for
+from tests.helpers.daemon import cli, start_daemon, wait_for
 from tests.integration.conftest import SECRET
 from tests.integration.peers import Receiver, SmtpServer, free_port
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_crash import _drain, wait_for
-from tests.e2e.test_daemon import environment
+from tests.helpers.daemon import _drain, wait_for
+from tests.helpers.environment import environment
 from tests.integration.conftest import SECRET
 from tests.integration.peers import Receiver, free_port
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import ROOT
-from tests.e2e.test_crash import cli, start_daemon, wait_for, write_config
+from tests.e2e.test_crash import write_config
+from tests.helpers.daemon import cli, start_daemon, wait_for
 from tests.integration.conftest import SECRET
 from tests.integration.peers import Receiver, SmtpServer
 

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from notifier.store import Store
 from notifier.tokens import unsubscribe_token
+from tests.helpers.api import AUTH, TALKS, assert_problem
 from tests.integration.conftest import Clock, api_client
 
 ROOT = Path(__file__).resolve().parents[2]
-TALKS = "moscow-tskhinvali-talks"
-AUTH = {"Authorization": "Bearer dev-token"}
-
-
-def assert_problem(response: httpx.Response, status: int, detail: str = "") -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert detail in body.get("detail", "")
-    return body
 
 
 async def test_v1_needs_a_known_bearer_token(api: httpx.AsyncClient) -> None:

@@ -15,8 +15,8 @@ from standardwebhooks.webhooks import Webhook
 
 from notifier.store import Store
 from notifier.tokens import unsubscribe_token
+from tests.helpers.api import AUTH, TALKS, assert_problem
 from tests.integration.conftest import Clock, api_client
-from tests.integration.test_api import AUTH, TALKS, assert_problem
 
 HOSTILE = [
     "Talks\r\nBcc: x@evil.example",

@@ -20,9 +20,9 @@ from notifier import service
 from notifier.delivery import OutboxWorker
 from notifier.settings import Settings, load_settings
 from notifier.store import Store
+from tests.helpers.outbox import run_until_idle
 from tests.integration.conftest import ROOT, ROTATED, Clock, api_client
 from tests.integration.peers import Receiver, SmtpServer
-from tests.integration.test_delivery import run_until_idle
 from tests.wire import decoded_parts
 
 MakeWorker = Callable[..., Awaitable[OutboxWorker]]

@@ -14,10 +14,10 @@ from notifier.domain.models import MeetingStatus
 from notifier.domain.outbox import Channel, DeliveryFilter, DeliveryStatus, Replay
 from notifier.domain.retry import RetryPolicy
 from notifier.store import Store
+from tests.helpers.api import AUTH
+from tests.helpers.outbox import change, hook, mail, outbox, run_until_idle, seed
 from tests.integration.conftest import Clock
 from tests.integration.peers import Receiver, SmtpServer
-from tests.integration.test_api import AUTH
-from tests.integration.test_delivery import change, hook, mail, outbox, run_until_idle, seed
 
 MakeWorker = Callable[..., Awaitable[OutboxWorker]]
 

@@ -23,10 +23,10 @@ from notifier.domain.models import MeetingStatus
 from notifier.domain.outbox import Delivery, DeliveryStatus
 from notifier.store import Store
 from notifier.tokens import bounce_token, bounce_token_valid, return_path, token_of_return_path
+from tests.helpers.api import AUTH
+from tests.helpers.outbox import change, mail, outbox, run_until_idle, seed
 from tests.integration.conftest import Clock
 from tests.integration.peers import SmtpServer
-from tests.integration.test_api import AUTH
-from tests.integration.test_delivery import change, mail, outbox, run_until_idle, seed
 from tests.integration.test_faces import run_cli
 
 MakeWorker = Callable[..., Awaitable[OutboxWorker]]

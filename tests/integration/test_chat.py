@@ -23,9 +23,9 @@ from notifier.domain.models import MeetingStatus, Source, StatusChange, Subscrib
 from notifier.domain.outbox import Channel, DeliveryStatus
 from notifier.domain.retry import RetryPolicy
 from notifier.store import Store
+from tests.helpers.outbox import run_until_idle, seed
 from tests.integration.conftest import Clock, api_client
 from tests.integration.peers import Receiver
-from tests.integration.test_delivery import run_until_idle, seed
 
 MakeWorker = Callable[..., Awaitable[OutboxWorker]]
 AUTH = {"Authorization": "Bearer dev-token"}

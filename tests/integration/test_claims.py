@@ -14,9 +14,9 @@ from notifier.delivery import OutboxWorker
 from notifier.domain.models import MeetingStatus
 from notifier.domain.outbox import DeliveryStatus
 from notifier.store import Store
+from tests.helpers.outbox import change, hook, outbox, seed
 from tests.integration.conftest import Clock
 from tests.integration.peers import Receiver
-from tests.integration.test_delivery import change, hook, outbox, seed
 
 MakeWorker = Callable[..., Awaitable[OutboxWorker]]
 FAST = 100

@@ -24,9 +24,9 @@ from notifier.domain.models import MeetingStatus
 from notifier.mailsign import DkimSigner
 from notifier.settings import load_settings
 from notifier.store import Store
+from tests.helpers.outbox import change, mail, run_until_idle, seed
 from tests.integration.conftest import Clock
 from tests.integration.peers import SmtpServer
-from tests.integration.test_delivery import change, mail, run_until_idle, seed
 
 
 def key_file(path: Path) -> Path:

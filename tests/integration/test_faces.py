@@ -17,8 +17,8 @@ from notifier.domain.outbox import REPLAYABLE, DeliveryStatus
 from notifier.settings import load_settings
 from notifier.store import Store
 from notifier.store.tables import deliveries
+from tests.helpers.api import AUTH
 from tests.integration.conftest import Clock, api_client
-from tests.integration.test_api import AUTH
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "notifier.toml"

@@ -19,9 +19,9 @@ from notifier.delivery import OutboxWorker
 from notifier.domain.models import MeetingStatus
 from notifier.domain.outbox import DeliveryStatus
 from notifier.store import Store
+from tests.helpers.outbox import change, mail, outbox, run_until_idle, seed
 from tests.integration.conftest import Clock
 from tests.integration.peers import SmtpServer
-from tests.integration.test_delivery import change, mail, outbox, run_until_idle, seed
 from tests.wire import (
     HEADERS,
     assert_clean_wire,

@@ -12,9 +12,9 @@ from notifier.delivery import OutboxWorker
 from notifier.domain.models import MeetingStatus as S
 from notifier.domain.outbox import DeliveryStatus
 from notifier.store import Store
+from tests.helpers.outbox import change, hook, mail, run_until_idle, seed
 from tests.integration.conftest import Clock
 from tests.integration.peers import Receiver, SmtpServer
-from tests.integration.test_delivery import change, hook, mail, run_until_idle, seed
 
 MakeWorker = Callable[..., Awaitable[OutboxWorker]]
 

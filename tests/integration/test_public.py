@@ -8,86 +8,28 @@ the public view alone).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
 
 import feedparser
 import httpx
-import pytest
 from icalendar import Calendar
 
 from notifier import service
-from notifier.channels.email import EmailChannel
-from notifier.delivery import OutboxWorker, Postman
+from notifier.delivery import OutboxWorker
 from notifier.domain.models import MeetingStatus, StatusChange
 from notifier.domain.retry import RetryPolicy
 from notifier.metrics import REGISTRY
-from notifier.rendering import Renderer
 from notifier.store import Store
 from notifier.subscriptions import subscriber_id_for
 from notifier.tokens import link_token
+from tests.helpers.public import POSTMEN, TALKS, form, links
 from tests.integration.conftest import Clock, api_client
 from tests.integration.peers import SmtpServer
 from tests.wire import decoded_parts
 
-TALKS = "moscow-tskhinvali-talks"
 AUTH = {"Authorization": "Bearer dev-token"}
-#: The postman each test's site sends with, by store (a test sends news with it too).
-POSTMEN: dict[int, Postman] = {}
 #: What only the participants may read in the seed: never on a page or in a feed.
 PRIVATE = ("medical", "health", "new date will be announced")
-
-
-@pytest.fixture
-async def site(
-    store: Store, database_url: str, clock: Clock, smtp_server: SmtpServer
-) -> AsyncIterator[httpx.AsyncClient]:
-    clock.now = datetime(2026, 2, 25, 9, 0, tzinfo=UTC)
-    async with AsyncExitStack() as stack:
-        email = await stack.enter_async_context(
-            EmailChannel(host="127.0.0.1", port=smtp_server.port, timeout=5, pool_size=1)
-        )
-        postman = Postman(
-            renderer=Renderer(),
-            email=email,
-            webhook=None,
-            sender="Notifier <notifier@example.org>",
-            public_url="http://127.0.0.1:8080",
-            link_key="k",
-        )
-        POSTMEN[id(store)] = postman
-        client = await stack.enter_async_context(
-            api_client(
-                store,
-                clock,
-                postman=postman,
-                database_url=database_url,
-                public={"enabled": True, "per_client_per_hour": 50},
-            )
-        )
-        yield client
-
-
-def links(smtp_server: SmtpServer, address: str) -> list[str]:
-    """The links in the emails `address` received, in order."""
-    found = []
-    for rcpts, raw in smtp_server.box.raw:
-        if rcpts == [address]:
-            body = message_from_bytes(raw, policy=policy.default).get_body(("plain",))
-            assert body is not None
-            found.extend(re.findall(r"http://\S+", body.get_content()))
-    return found
-
-
-async def form(client: httpx.AsyncClient, path: str) -> str:
-    """Open a page with a form; the CSRF token it carries (its cookie is kept)."""
-    page = await client.get(path)
-    assert page.status_code == 200, page.text
-    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert match is not None
-    return match.group(1)
 
 
 async def test_pages_show_the_public_view_only_with_a_strict_policy(

@@ -13,11 +13,9 @@ import pytest
 from notifier.store import Store
 from notifier.store.queries import Transaction
 from notifier.tokens import link_token, unsubscribe_token
+from tests.helpers.public import TALKS, form, links
 from tests.integration.conftest import Clock, api_client, port_methods
 from tests.integration.peers import SmtpServer
-from tests.integration.test_public import TALKS, form, links, site
-
-__all__ = ["site"]  # the fixture, shared with test_public
 
 
 async def confirmed_reader(

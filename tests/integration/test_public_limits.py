@@ -21,11 +21,9 @@ from notifier.rendering import Renderer
 from notifier.settings import load_settings
 from notifier.store import Store
 from notifier.web.app import ApiContext, create_app
+from tests.helpers.public import TALKS, form, links
 from tests.integration.conftest import ROOT, Clock
 from tests.integration.peers import SmtpServer
-from tests.integration.test_public import TALKS, form, links, site
-
-__all__ = ["site"]  # the fixture, shared with test_public
 
 
 async def test_concurrent_requests_for_one_new_address_send_at_most_the_daily_limit(

@@ -20,10 +20,8 @@ from notifier.domain.models import Meeting, MeetingStatus, Source, StatusChange
 from notifier.public import pages
 from notifier.store import Store
 from notifier.store.queries import Transaction
+from tests.helpers.public import TALKS, form
 from tests.integration.conftest import Clock
-from tests.integration.test_public import TALKS, form, site
-
-__all__ = ["site"]  # the fixture, shared with test_public
 
 
 @contextmanager

@@ -15,10 +15,10 @@ from notifier.domain.models import MeetingStatus
 from notifier.domain.outbox import DeliveryFilter, DeliveryStatus, Replay
 from notifier.domain.retry import RetryPolicy
 from notifier.store import Store
+from tests.helpers.api import AUTH
+from tests.helpers.outbox import change, hook, outbox, run_until_idle, seed
 from tests.integration.conftest import Clock
 from tests.integration.peers import Receiver
-from tests.integration.test_api import AUTH
-from tests.integration.test_delivery import change, hook, outbox, run_until_idle, seed
 
 MakeWorker = Callable[..., Awaitable[OutboxWorker]]
 #: Two attempts in all: the immediate one and one retry a second later.

@@ -15,9 +15,9 @@ from notifier.domain.outbox import DeliveryStatus
 from notifier.store import Store
 from notifier.store.records import Pruned
 from notifier.store.tables import deliveries, delivery_attempts, notices, processed_events
+from tests.helpers.outbox import change, hook, run_until_idle, seed
 from tests.integration.conftest import Clock
 from tests.integration.peers import Receiver
-from tests.integration.test_delivery import change, hook, run_until_idle, seed
 
 MakeWorker = Callable[..., Awaitable[OutboxWorker]]
 

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from notifier.logs import RedactingFormatter, quiet_libraries, redact_text
 from notifier.store import Store
-from tests.integration.test_api import AUTH
+from tests.helpers.api import AUTH
 
 SECRET = "whsec_QmVzdC1rZXB0LXNlY3JldC1vZi1hbGwtMTIzNA=="
 
