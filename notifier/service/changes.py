@@ -268,6 +268,7 @@ async def update_details_in(
     if event_id and await tx.processed_event(event_id) is not None:
         return None
     record = await live_meeting(tx, meeting_id, for_update=True)
+    check_owner("meeting", meeting_id, record.meeting.source, source, "edit")
     given = {k: v for k, v in details.items() if k in TIERED and isinstance(v, Mapping)}
     audience = details.get("audience")
     tx.audiences.check(audience if isinstance(audience, str) else None, freeze(given))

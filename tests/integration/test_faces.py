@@ -60,6 +60,14 @@ async def test_retiring_from_the_api_and_from_the_file_withdraws_reminders_alike
         assert gone.status_code == 204
         refused = await api.delete("/v1/meetings/file-talks", headers=AUTH)
         assert refused.status_code == 409  # the file's meeting: retired through the file
+        # Nor edited: the rule is the service's (update_meeting_details), the route only asks.
+        edited = await api.patch("/v1/meetings/file-talks", headers=AUTH, json={"title": "X"})
+        assert edited.status_code == 409
+        assert "defined in the config file; edit it there" in edited.json()["detail"]
+    async with store.read() as tx:
+        kept = await tx.meeting_record("file-talks")
+    assert kept is not None
+    assert kept.meeting.title == "Talks"
     # The file no longer names the meeting: retired, and its reminders withdrawn the same way.
     settings = load_settings(CONFIG, database_url=database_url, meetings=[])
     report = await service.reconcile(store, settings, now=clock())
