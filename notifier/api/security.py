@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from starlette.exceptions import HTTPException
 
 from notifier.channels.webhook import sign
+from notifier.web.limits import RateLimit
 
 #: How far a signed push's timestamp may be from our clock, in seconds.
 SIGNATURE_TOLERANCE = 300
@@ -50,24 +51,22 @@ class Caller:
 
 
 class RateLimiter:
-    """A token bucket per caller: `rate` requests a minute, refilled continuously."""
+    """`rate` requests a minute per caller (`notifier.web.limits.RateLimit`), a refusal
+    being the API's 429 with ``Retry-After``."""
 
     def __init__(self, rate: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
-        self.clock = clock
-        self.buckets: dict[str, tuple[float, float]] = {}
+        self.limit = RateLimit(rate, period=60.0, clock=clock)
 
     def take(self, bucket: str) -> None:
         """Spend one request from `bucket`, or raise 429 with ``Retry-After``."""
-        now = self.clock()
-        level, updated = self.buckets.get(bucket, (float(self.rate), now))
-        level = min(float(self.rate), level + (now - updated) * self.rate / 60)
-        if level < 1:
-            wait = max(1, round((1 - level) * 60 / self.rate))
+        wait = self.limit.take(bucket)
+        if wait > 0:
             raise HTTPException(
-                429, f"more than {self.rate} requests a minute", {"Retry-After": str(wait)}
+                429,
+                f"more than {self.rate} requests a minute",
+                {"Retry-After": str(max(1, round(wait)))},
             )
-        self.buckets[bucket] = (level - 1, now)
 
 
 class BearerAuth:

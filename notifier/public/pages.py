@@ -13,8 +13,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
@@ -38,6 +36,7 @@ from notifier.domain.models import HistoryEntry, Meeting, MeetingStatus, Subscri
 from notifier.mail import sender_domain
 from notifier.public.i18n import STATUS, WORDS, language
 from notifier.web.context import ApiContext, Ctx
+from notifier.web.limits import RateLimit
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "public"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -60,33 +59,11 @@ _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoesc
 router = APIRouter(include_in_schema=False)
 
 
-class ClientLimit:
-    """At most `per_hour` requests per client address in any hour (this process)."""
-
-    def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_hour = per_hour
-        self.clock = clock
-        self.seen: dict[str, deque[float]] = {}
-
-    def allow(self, client: str) -> bool:
-        """Count one request from `client`; False when it is over the limit."""
-        now = self.clock()
-        times = self.seen.setdefault(client, deque())
-        while times and now - times[0] > 3600:
-            times.popleft()
-        if len(times) >= self.per_hour:
-            return False
-        times.append(now)
-        if len(self.seen) > 100_000:  # forget the quietest clients first
-            for key in [k for k, v in self.seen.items() if not v][:50_000]:
-                del self.seen[key]
-        return True
-
-
-def _limit(request: Request, ctx: ApiContext) -> ClientLimit:
-    limit: ClientLimit | None = getattr(request.app.state, "client_limit", None)
+def _limit(request: Request, ctx: ApiContext) -> RateLimit:
+    """`public.per_client_per_hour` subscribe requests an hour per client address."""
+    limit: RateLimit | None = getattr(request.app.state, "client_limit", None)
     if limit is None:
-        limit = ClientLimit(ctx.settings.public.per_client_per_hour)
+        limit = RateLimit(ctx.settings.public.per_client_per_hour, period=3600.0)
         request.app.state.client_limit = limit
     return limit
 
@@ -376,7 +353,7 @@ async def subscribe(
     lang = locale if locale in WORDS else "en"
     if not _check_csrf(request, ctx, csrf):
         return _page(request, ctx, "message.html", lang, status=403, title="form_expired")
-    if not _limit(request, ctx).allow(_client(request)):
+    if _limit(request, ctx).take(_client(request)) > 0:
         metrics.SUBSCRIPTIONS.labels("refused_client_limit").inc()
         return _page(request, ctx, "message.html", lang, status=429, title="too_many")
     try:
