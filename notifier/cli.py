@@ -985,14 +985,25 @@ def render(
         str | None,
         typer.Option(help="Render as a reader of this audience would get it [default: theirs]."),
     ] = None,
+    entry: Annotated[
+        int | None,
+        typer.Option(
+            "--entry",
+            min=0,
+            metavar="N",
+            help="The change (its sequence in `meetings show`) [default: the latest of KIND].",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Print the exact message a subscriber would get for KIND about a meeting, now."""
+    """Print the message a subscriber got for KIND about a meeting: the latest change of
+    that kind (or --entry N) as their audience was sent it. A line on stderr says when it
+    is rebuilt or hypothetical instead (no such change yet, or nothing stored)."""
     settings = _settings(config)
     if part not in (None, "subject", "text", "html"):
         raise _fail("--part is subject, text or html")
 
-    async def work(opened: compose.App) -> str:
+    async def work(opened: compose.App) -> service.Preview:
         async with compose.open_postman(settings, opened.store) as postman:
             return await service.preview(
                 opened.store,
@@ -1004,9 +1015,13 @@ def render(
                 part=part,
                 now=compose.utcnow(),
                 audience=audience,
+                entry=entry,
             )
 
-    typer.echo(_read(settings, work).rstrip("\n"))
+    shown = _read(settings, work)
+    if shown.note:
+        typer.echo(f"notifier: note: {shown.note}", err=True)
+    typer.echo(shown.text.rstrip("\n"))
 
 
 def _version(value: bool) -> None:

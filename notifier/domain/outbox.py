@@ -273,7 +273,7 @@ def plan_change_deliveries(
     def notice_of(audience: str) -> tuple[str, dict[str, Any]]:
         if audience not in notices:
             notices[audience] = (
-                notice_id(meeting.id, entry.sequence, entry.kind, *_audience_part(audience)),
+                change_notice_id(meeting.id, entry, audience),
                 change_payload(
                     view_meeting(meeting, audience, audiences),
                     view_entry(entry, audience, audiences),
@@ -309,6 +309,11 @@ def plan_change_deliveries(
                 )
             )
     return planned
+
+
+def change_notice_id(meeting_id: str, entry: HistoryEntry, audience: str) -> str:
+    """The id of what `entry` said to readers of `audience` (stored once for them all)."""
+    return notice_id(meeting_id, entry.sequence, entry.kind, *_audience_part(audience))
 
 
 def _audience_part(audience: str) -> tuple[str, ...]:

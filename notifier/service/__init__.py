@@ -40,6 +40,7 @@ from notifier.service.fanout import (
     expand_fanout,
 )
 from notifier.service.preview import (
+    Preview,
     preview,
 )
 from notifier.service.public import (
@@ -100,6 +101,7 @@ __all__ = [
     "DeliveryDetail",
     "Leader",
     "MeetingDetail",
+    "Preview",
     "ReconcileReport",
     "ReminderOutcome",
     "apply_change_in",

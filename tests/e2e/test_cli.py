@@ -388,6 +388,60 @@ def test_render_prints_the_exact_message(notifier: Notifier) -> None:
     assert "http://127.0.0.1:8080/meetings/moscow-tskhinvali-talks" in chat.out
 
 
+def test_render_shows_what_a_reader_got_for_that_change_not_the_state_now(
+    notifier: Notifier,
+) -> None:
+    """The README's walk renders the reschedule after the cancellation: the reader was
+    sent a reschedule, and that is what render prints (not a reschedule saying cancelled)."""
+    assert notifier("event", TALKS, "cleared", "--reason", "assessment negative").code == 0
+    moved = notifier("event", TALKS, "rescheduled", "--starts-at", "2030-03-02T21:00+03:00")
+    assert moved.code == 0, moved.err
+    assert notifier("event", TALKS, "cancelled", "--reason", "called off").code == 0
+    sent = notifier(
+        "render", "meeting.rescheduled", "--meeting", TALKS, "--subscriber", "wire-service"
+    )
+    assert sent.code == 0, sent.err
+    assert sent.err == ""  # what was sent: nothing to warn of
+    body = sent.json()
+    assert body["type"] == "meeting.rescheduled"
+    assert body["data"]["meeting"]["status"] == "rescheduled"
+    assert body["data"]["change"]["starts_at"] == "2030-03-02T21:00:00+03:00"
+    history = notifier("meetings", "show", TALKS, "--json").json()["history"]
+    cleared = next(e["sequence"] for e in history if e["kind"] == "meeting.cleared")
+    by_entry = notifier(
+        "render",
+        "meeting.cleared",
+        "--meeting",
+        TALKS,
+        "--subscriber",
+        "wire-service",
+        "--entry",
+        str(cleared),
+    )
+    assert by_entry.json()["data"]["meeting"]["status"] == "cleared"
+    assert_user_error(
+        notifier(
+            "render",
+            "meeting.rescheduled",
+            "--meeting",
+            TALKS,
+            "--subscriber",
+            "wire-service",
+            "--entry",
+            str(cleared),
+        ),
+        rf"change {cleared} of '{TALKS}' is meeting.cleared, not meeting.rescheduled",
+    )
+    never = notifier(
+        "render", "meeting.concluded", "--meeting", TALKS, "--subscriber", "wire-service"
+    )
+    assert never.code == 0
+    assert never.err.strip() == (
+        f"notifier: note: meeting '{TALKS}' has no meeting.concluded change: this shows one "
+        "as it would read now, from the meeting as it is"
+    )
+
+
 def test_deliveries_are_listed_shown_and_replayed(notifier: Notifier) -> None:
     assert notifier("event", TALKS, "cleared", "--reason", "clear").code == 0
     pending = notifier("deliveries", "list", "--status", "pending", "--json").json()
