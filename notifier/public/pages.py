@@ -531,6 +531,8 @@ def _atom(
     feed.title(title)
     feed.link(href=f"{base}{self_url}", rel="self")
     feed.link(href=f"{base}/", rel="alternate")
+    # RFC 4287 4.1.1: a feed names its author (or every entry does): the site itself.
+    feed.author({"name": ctx.settings.public.title, "uri": f"{base}/"})
     feed.language("en")
     latest = max((e.at for _, e in entries), default=datetime(2000, 1, 1, tzinfo=UTC))
     feed.updated(latest)
@@ -542,9 +544,22 @@ def _atom(
         item.link(href=ctx.links.meeting(meeting.id))
         item.updated(entry.at)
         item.published(entry.at)
-        starts = meeting.starts_at.isoformat()
-        item.content(f"{status}. {entry.reason}".strip() + f" Starts {starts}.", type="text")
+        item.content(_entry_text(meeting, entry, status), type="text")
     return bytes(feed.atom_str(pretty=True))
+
+
+def _entry_text(meeting: Meeting, entry: HistoryEntry, status: str) -> str:
+    """What one change said, as it said it: its status, its reason when that adds
+    something (never the status word again), and the start time it announced, in the
+    meeting's own zone. Never today's state: a feed entry is history."""
+    parts = [f"{status}."]
+    reason = entry.reason.strip().rstrip(".")
+    if reason and reason.casefold() not in {status.casefold(), entry.to_status.value}:
+        parts.append(f"{reason[:1].upper()}{reason[1:]}.")
+    if entry.starts_at is not None:
+        local = entry.starts_at.astimezone(ZoneInfo(meeting.timezone))
+        parts.append(f"Starts {local:%-d %B %Y, %H:%M} {local.tzname()} ({meeting.timezone}).")
+    return " ".join(parts)
 
 
 @router.get("/feed.atom")

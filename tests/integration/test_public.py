@@ -351,3 +351,34 @@ async def test_a_manage_link_opens_only_what_a_reader_set_up_themselves(
     forged = link_token("k", "manage", "press-desk", "")
     assert (await site.get(f"/manage/{forged}")).status_code == 404
     assert (await site.get("/manage/nonsense")).status_code == 404
+
+
+async def test_an_atom_entry_keeps_what_its_change_said_and_the_feed_names_its_author(
+    site: httpx.AsyncClient, store: Store, clock: Clock
+) -> None:
+    before = feedparser.parse((await site.get(f"/meetings/{TALKS}/feed.atom")).content)
+    first = {e.id: e.summary for e in before.entries}
+    # The talks move to the evening of 4 March: what earlier entries said must not change.
+    evening = datetime(2026, 3, 4, 17, 30, tzinfo=UTC)  # 20:30 in Moscow
+    await service.apply_status_change(
+        store,
+        StatusChange(
+            meeting_id=TALKS,
+            status=MeetingStatus.RESCHEDULED,
+            reason="rescheduled",  # only the status word again: adds nothing, not repeated
+            starts_at=evening,
+        ),
+        now=clock(),
+    )
+    after = await site.get(f"/meetings/{TALKS}/feed.atom")
+    parsed = feedparser.parse(after.content)
+    assert not parsed.bozo, parsed.bozo_exception
+    assert parsed.feed.author  # RFC 4287 4.1.1
+    assert 'xml:lang="en"' in after.text
+    assert {e.id: e.summary for e in parsed.entries if e.id in first} == first
+    (newest,) = [e for e in parsed.entries if e.id not in first]
+    assert newest.summary == "Rescheduled. Starts 4 March 2026, 20:30 MSK (Europe/Moscow)."
+    for entry in parsed.entries:
+        words = re.findall(r"[a-z]+", entry.summary.lower())
+        status = words[0]
+        assert words.count(status) == 1, entry.summary  # the status is said once
