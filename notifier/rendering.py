@@ -43,23 +43,10 @@ from notifier.domain.models import (
 )
 from notifier.domain.outbox import change_payload, reminder_payload
 from notifier.domain.text import clean_text
+from notifier.words import LOCALES, beyond, status_name
 
 PARTS = ("subject.txt", "body.txt", "body.html")
-SHIPPED_LOCALES = ("en", "ru")
-
-_STATUS_NAMES = {
-    "en": {s.value: s.value.replace("_", " ") for s in MeetingStatus},
-    "ru": {
-        "scheduled": "назначена",
-        "confirmed": "подтверждена",
-        "postponed": "перенесена",
-        "cleared": "препятствие снято",
-        "rescheduled": "перенесена на новое время",
-        "in_progress": "идёт",
-        "concluded": "завершилась",
-        "cancelled": "отменена",
-    },
-}
+SHIPPED_LOCALES = LOCALES
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,6 +244,8 @@ class Renderer:
         self.env.filters["relative"] = _relative
         self.env.filters["duration"] = _duration
         self.env.filters["status"] = _status
+        self.env.filters["beyond"] = _beyond
+        self.env.filters["status_kind"] = _status_kind
 
     def locales(self) -> list[str]:
         """Every locale with templates: the shipped ones and any in the templates folder."""
@@ -420,4 +409,20 @@ def _duration(context: Context, value: timedelta) -> str:
 def _status(context: Context, value: MeetingStatus | str) -> str:
     """The status in the reader's language."""
     key = value.value if isinstance(value, MeetingStatus) else value
-    return _STATUS_NAMES.get(context["_locale"], _STATUS_NAMES["en"]).get(key, key)
+    try:
+        return status_name(key, context["_locale"])
+    except ValueError:  # not a status: shown as given
+        return key
+
+
+def _status_kind(status: MeetingStatus | str) -> str:
+    """The kind of news a change to `status` is (``postponed`` -> ``meeting.postponed``)."""
+    try:
+        return kind_of_status(MeetingStatus(status)).value
+    except ValueError:
+        return ""
+
+
+def _beyond(reason: str | None, status: MeetingStatus | str) -> str:
+    """The reason as far as it adds to the status (`notifier.words.beyond`)."""
+    return beyond(reason, status)

@@ -45,7 +45,10 @@ def reminder_instant(starts_at: datetime, offset: timedelta) -> datetime:
     """The UTC instant exactly `offset` of elapsed time before `starts_at`."""
     if starts_at.tzinfo is None or starts_at.utcoffset() is None:
         raise ValueError(f"starts_at must be timezone-aware, got {starts_at.isoformat()}")
-    return starts_at.astimezone(UTC) - offset
+    try:
+        return starts_at.astimezone(UTC) - offset
+    except OverflowError:  # a meeting at the dawn of the calendar: the instant is before
+        return datetime.min.replace(tzinfo=UTC)  # anything, so never a reminder ahead
 
 
 def plan_reminders(

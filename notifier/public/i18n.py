@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from notifier.domain.models import MeetingStatus
+from notifier.words import STATUS as WORDS_STATUS
 
 LANGUAGES = ("en", "ru")
 
@@ -145,28 +145,8 @@ WORDS: dict[str, dict[str, str]] = {
     },
 }
 
-STATUS: dict[str, dict[MeetingStatus, str]] = {
-    "en": {
-        MeetingStatus.SCHEDULED: "Scheduled",
-        MeetingStatus.CONFIRMED: "Confirmed",
-        MeetingStatus.POSTPONED: "Postponed",
-        MeetingStatus.CLEARED: "Cleared",
-        MeetingStatus.RESCHEDULED: "Rescheduled",
-        MeetingStatus.IN_PROGRESS: "Under way",
-        MeetingStatus.CONCLUDED: "Concluded",
-        MeetingStatus.CANCELLED: "Cancelled",
-    },
-    "ru": {
-        MeetingStatus.SCHEDULED: "Запланирована",
-        MeetingStatus.CONFIRMED: "Подтверждена",
-        MeetingStatus.POSTPONED: "Перенесена",
-        MeetingStatus.CLEARED: "Препятствия сняты",
-        MeetingStatus.RESCHEDULED: "Назначена на новое время",
-        MeetingStatus.IN_PROGRESS: "Идёт",
-        MeetingStatus.CONCLUDED: "Завершена",
-        MeetingStatus.CANCELLED: "Отменена",
-    },
-}
+# One catalogue of status names for every face (emails, chat, pages, feeds).
+STATUS = WORDS_STATUS
 
 
 def language(asked: str | None, accept: str | None) -> str:

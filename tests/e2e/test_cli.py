@@ -330,7 +330,7 @@ def test_render_prints_the_exact_message(notifier: Notifier) -> None:
     )
     # The press desk reads the press's view of the postponement; the medical reason is
     # the participants', and `--audience` shows what they would read.
-    assert text.out.startswith("Встреча перенесена (postponed).")
+    assert text.out.startswith("Встреча отложена.\n")  # its reason only said "postponed"
     assert "medical" not in email.out + text.out
     as_participant = notifier(
         "render",
@@ -344,7 +344,7 @@ def test_render_prints_the_exact_message(notifier: Notifier) -> None:
         "--audience",
         "participants",
     )
-    assert as_participant.out.startswith("Встреча перенесена (medical reasons).")
+    assert as_participant.out.startswith("Встреча отложена (medical reasons).")
     hook = notifier(
         "render", "meeting.reminder", "--meeting", TALKS, "--subscriber", "wire-service"
     )
@@ -383,7 +383,7 @@ def test_render_prints_the_exact_message(notifier: Notifier) -> None:
         "notify",
     )
     assert chat.code == 0, chat.err
-    assert chat.out.startswith("**Перенесена: Talks between the presidents")
+    assert chat.out.startswith("**Отложена: Talks between the presidents")
     assert "medical reasons" in chat.out
     assert "http://127.0.0.1:8080/meetings/moscow-tskhinvali-talks" in chat.out
 

@@ -70,7 +70,7 @@ def write_config(path: Path, receiver: Receiver, smtp_port: int) -> None:
 async def test_a_killed_daemon_loses_nothing_and_repeats_only_in_flight_work(
     tmp_path: Path, database_url: str
 ) -> None:
-    receiver = await Receiver(secrets=[SECRET], delay=0.03).start()
+    receiver = await Receiver(secrets=[SECRET], delay=0.06).start()
     smtp = SmtpServer().start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     env |= {

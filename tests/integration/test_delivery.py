@@ -433,7 +433,7 @@ async def test_a_coalescing_window_sends_one_message_with_every_change_latest_st
     (message,) = smtp_server.box.to("press@example.org")
     text = message.get_body(("plain",)).get_content()
     assert "What changed, in order:" in text
-    assert text.index("- postponed (unwell)") < text.index("- rescheduled (evening)")
+    assert text.index("- Postponed (unwell)") < text.index("- Rescheduled (evening)")
     statuses = sorted(d.status.value for d in await _all(store))
     assert statuses == ["merged"] * 4 + ["sent"] * 2
 

@@ -124,3 +124,15 @@ def test_no_reminders_for_subscribers_who_do_not_take_them(
     assert (
         plan_reminders(meeting, [inactive, no_reminder_kind], now=now, audiences=Audiences()) == []
     )
+
+
+def test_a_meeting_at_the_dawn_of_the_calendar_plans_no_reminder_and_raises_nothing() -> None:
+    # Schemathesis made one (starts 0001-01-01): every offset went below datetime.min, and
+    # saving any subscriber answered 500 (OverflowError) from then on.
+    from datetime import UTC, datetime, timedelta
+
+    from notifier.domain.reminders import reminder_instant
+
+    dawn = datetime(1, 1, 1, 0, 30, tzinfo=UTC)
+    assert reminder_instant(dawn, timedelta(days=1)) == datetime.min.replace(tzinfo=UTC)
+    assert reminder_instant(dawn, timedelta(minutes=10)) == datetime(1, 1, 1, 0, 20, tzinfo=UTC)
