@@ -86,6 +86,7 @@ async def preview(
         then = dataclasses.replace(
             meeting,
             status=seen.to_status,
+            reason=seen.reason,
             starts_at=seen.starts_at or meeting.starts_at,
             sequence=seen.sequence,
         )
