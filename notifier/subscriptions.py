@@ -140,10 +140,15 @@ async def subscribe(
         )
         return outcome
     links = Links(base_url, key)
+    about = await _about(store, request)
     if outcome is Outcome.ALREADY:
-        subject, text = _already(request.locale, links.manage(subscriber_id, salt))
+        subject, text = _already(
+            request.locale, links.manage(subscriber_id, salt), about, request.email
+        )
     else:
-        subject, text = _confirm(request.locale, links.confirm(token), confirm_within)
+        subject, text = _confirm(
+            request.locale, links.confirm(token), confirm_within, about, request.email
+        )
     try:
         await postman.send_plain(request.email, subject=subject, text=text, now=now, tag="confirm")
     except DeliveryError as exc:
@@ -251,30 +256,59 @@ async def leave(store: StorePort, subscriber_id: str, *, now: datetime) -> None:
     await retire_subscriber(store, subscriber_id, now=now, by=Source.PUBLIC)
 
 
-def _confirm(locale: str, link: str, within: timedelta) -> tuple[str, str]:
+@dataclass(frozen=True)
+class _About:
+    """What a subscription is for, as its emails name it: a meeting's title, or a tag."""
+
+    title: str = ""
+    tag: str = ""
+
+
+async def _about(store: StorePort, request: Request) -> _About:
+    """The meeting (its public title) or the tag the request follows."""
+    if request.meeting_id:
+        async with store.read() as tx:
+            record = await tx.meeting_record(request.meeting_id)
+        return _About(title=record.meeting.title if record is not None else request.meeting_id)
+    return _About(tag=request.tag or "")
+
+
+def _what(locale: str, about: _About) -> str:
+    if locale == "ru":
+        return f"о встрече «{about.title}»" if about.title else f"о встречах с меткой «{about.tag}»"
+    return f'about "{about.title}"' if about.title else f'about meetings tagged "{about.tag}"'
+
+
+def _confirm(
+    locale: str, link: str, within: timedelta, about: _About, address: str
+) -> tuple[str, str]:
     hours = max(1, round(within.total_seconds() / 3600))
+    what = _what(locale, about)
     if locale == "ru":
         return (
             "Подтвердите подписку",
-            "Кто-то (надеемся, вы) подписал этот адрес на новости о встрече.\n\n"
+            f"Кто-то (надеемся, вы) попросил присылать на адрес {address} новости {what}.\n\n"
             f"Чтобы подтвердить, откройте ссылку (она действует {hours} ч):\n{link}\n\n"
             "Если это были не вы, ничего не делайте: без подтверждения писем не будет.\n",
         )
     return (
         "Confirm your subscription",
-        "Someone (we hope you) asked for news about a meeting at this address.\n\n"
+        f"Someone (we hope you) asked for news {what} to be sent to {address}.\n\n"
         f"To confirm, open this link (it works for {hours} h):\n{link}\n\n"
         "If it was not you, do nothing: without confirmation nothing more is sent.\n",
     )
 
 
-def _already(locale: str, manage: str) -> tuple[str, str]:
+def _already(locale: str, manage: str, about: _About, address: str) -> tuple[str, str]:
+    what = _what(locale, about)
     if locale == "ru":
         return (
             "Вы уже подписаны",
-            f"Этот адрес уже получает новости. Изменить подписку или отписаться:\n{manage}\n",
+            f"Адрес {address} уже получает новости. Кто-то (надеемся, вы) снова попросил "
+            f"новости {what}. Изменить подписку или отписаться:\n{manage}\n",
         )
     return (
         "You are already subscribed",
-        f"This address already receives the news. Change or leave your subscription:\n{manage}\n",
+        f"{address} already receives the news. Someone (we hope you) asked again for news "
+        f"{what}. Change or leave your subscription:\n{manage}\n",
     )
