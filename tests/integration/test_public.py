@@ -387,3 +387,13 @@ async def test_an_atom_entry_keeps_what_its_change_said_and_the_feed_names_its_a
         words = re.findall(r"[a-z]+", entry.summary.lower())
         status = words[0]
         assert words.count(status) == 1, entry.summary  # the status is said once
+
+
+async def test_a_visitor_in_utc_gets_utc_preselected_in_the_subscribe_form(
+    site: httpx.AsyncClient,
+) -> None:
+    # It was the one option never marked: the browser then chose the first, Africa/Abidjan.
+    page = (await site.get(f"/meetings/{TALKS}?tz=UTC")).text
+    form = page[page.index('id="sub-tz"') :]
+    selected = re.findall(r'<option value="([^"]+)" selected>', form[: form.index("</select>")])
+    assert selected == ["UTC"]
