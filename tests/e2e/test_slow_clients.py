@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers.daemon import _drain, wait_for
+from tests.helpers.daemon import start_daemon, wait_for
 from tests.helpers.environment import environment
 from tests.integration.conftest import SECRET
 from tests.integration.peers import Receiver, free_port
@@ -31,30 +31,6 @@ HEAD_TIMEOUT = 1.0
 
 def _small_limit() -> None:  # runs in the child before exec
     resource.setrlimit(resource.RLIMIT_NOFILE, (DESCRIPTORS, DESCRIPTORS))
-
-
-async def _spawn(env: dict[str, str], cwd: Path, log: list[str]) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "notifier",
-        "run",
-        cwd=cwd,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=_small_limit,
-    )
-    assert process.stderr is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = (await asyncio.wait_for(process.stderr.readline(), 60)).decode()
-        log.append(line)
-        if "started: database" in line:
-            asyncio.get_running_loop().create_task(_drain(process, log))
-            return process
-        assert line, "the daemon exited before it started:\n" + "".join(log)
-    raise AssertionError("the daemon did not start within 60s")
 
 
 def _config(receiver: Receiver, port: int) -> str:
@@ -108,7 +84,7 @@ async def test_idle_and_half_sent_clients_are_closed_and_the_outbox_keeps_sendin
     (tmp_path / "notifier.toml").write_text(_config(receiver, port))
     env = environment(tmp_path, database_url)
     log: list[str] = []
-    daemon = await _spawn(env, tmp_path, log)
+    daemon = await start_daemon(env, tmp_path, log=log, preexec_fn=_small_limit)
     held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     try:
         # More idle and half-sent connections than the daemon has descriptors, opened a

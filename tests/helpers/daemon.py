@@ -26,8 +26,11 @@ async def cli(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str]:
     return process.returncode or 0, out.decode()
 
 
-async def spawn_daemon(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    """`notifier run` as a process, its log on a pipe, not waited for."""
+async def spawn_daemon(
+    env: dict[str, str], cwd: Path, *, preexec_fn: Callable[[], None] | None = None
+) -> asyncio.subprocess.Process:
+    """`notifier run` as a process, its log on a pipe, not waited for; `preexec_fn` runs
+    in the child before exec (a resource limit, say)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -37,14 +40,19 @@ async def spawn_daemon(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Pro
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=preexec_fn,
     )
 
 
 async def start_daemon(
-    env: dict[str, str], cwd: Path, *, log: list[str] | None = None
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    log: list[str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> asyncio.subprocess.Process:
     """`notifier run`, once it has logged its start-up line; `log` collects what it says."""
-    process = await spawn_daemon(env, cwd)
+    process = await spawn_daemon(env, cwd, preexec_fn=preexec_fn)
     assert process.stderr is not None
     seen: list[str] = log if log is not None else []
     deadline = time.monotonic() + 60
