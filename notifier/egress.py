@@ -7,8 +7,8 @@ and only its allowed addresses are used, and the connection is made to the addre
 checked, so a second lookup (DNS rebinding) cannot swap it. Redirects are requests too and
 pass the same check.
 
-- `check_url` judges a URL when a subscriber is saved (a name that resolves only to refused
-  addresses is refused then, not discovered at the first send);
+- `check_url` judges a URL when a subscriber is saved (`notifier.endpoints`: a name that
+  resolves only to refused addresses is refused then, not discovered at the first send);
 - `GuardedTransport` is the httpx transport for feed polling;
 - webhooks use aiohttp with `notifier.channels.webhook.FilteringResolver`, the same policy.
 """

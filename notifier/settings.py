@@ -24,7 +24,6 @@ from email.utils import parseaddr
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -50,7 +49,7 @@ from pydantic_settings import (
 )
 
 from notifier import mail
-from notifier.channels.chat import DEFAULT_SCHEMES, USER_HOSTED, scheme_of, url_problem
+from notifier.channels.chat import DEFAULT_SCHEMES
 from notifier.configfile import (
     MeetingConfig,
     SourceConfig,
@@ -63,6 +62,7 @@ from notifier.domain.errors import ConfigError
 from notifier.domain.mailbox import read_mailbox_url
 from notifier.domain.retry import DEFAULT_SCHEDULE
 from notifier.domain.text import check_text
+from notifier.endpoints import EndpointPolicy, literal_refusals
 from notifier.fields import (
     AllowRange,
     AudienceName,
@@ -545,6 +545,11 @@ class Settings(BaseSettings):
         """The audiences, lowest first, as the domain takes them."""
         return Audiences(tuple(self.audiences))
 
+    @property
+    def endpoint_policy(self) -> EndpointPolicy:
+        """Where subscribers' webhooks and chat messages may go (`notifier.endpoints`)."""
+        return EndpointPolicy(tuple(self.webhooks.allow_cidrs), tuple(self.notify.schemes))
+
     @field_validator("public_url")
     @classmethod
     def _https_unless_loopback(cls, value: HttpUrl) -> HttpUrl:
@@ -756,32 +761,25 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     _check_unique(settings, config, text)
     _check_audiences(settings, config, text)
     _check_targets(settings, config, text)
-    _check_notify(settings, config, text)
+    _check_endpoints(settings, config, text)
     return settings
 
 
-def _check_notify(settings: Settings, path: Path, text: str) -> None:
-    """Every Apprise URL is readable, of an allowed scheme, and (for a user-hosted service)
-    not an address the policy refuses outright (names are checked again when sending)."""
+def _check_endpoints(settings: Settings, path: Path, text: str) -> None:
+    """Every subscriber's webhook and Apprise URLs pass the endpoint policy as far as it can
+    be judged without the network (`notifier.endpoints`; names are checked when sending)."""
+    policy = settings.endpoint_policy
     for index, subscriber in enumerate(settings.subscribers):
-        for number, secret in enumerate(subscriber.notify):
-            url = secret.get_secret_value()
-            problem = url_problem(url, settings.notify.schemes)
-            if problem is None and scheme_of(url) in USER_HOSTED:
-                host = urlsplit(url.replace(f"{scheme_of(url)}://", "http://", 1)).hostname or ""
-                if host and host_allowed(host, settings.webhooks.allow_cidrs) is False:
-                    problem = (
-                        f"host {host} is a private, loopback or link-local address; list it "
-                        "in webhooks.allow_cidrs to allow it"
-                    )
-            if problem is not None:
-                loc: tuple[str | int, ...] = ("subscribers", index, "notify", number)
-                raise ConfigError(
-                    problem,
-                    path=str(path),
-                    line=locate(text, loc),
-                    field=format_loc(loc),
-                )
+        webhook = str(subscriber.webhook.url) if subscriber.webhook is not None else None
+        notify = [secret.get_secret_value() for secret in subscriber.notify]
+        for refusal in literal_refusals(webhook, notify, policy)[:1]:
+            loc: tuple[str | int, ...] = ("subscribers", index, *refusal.loc)
+            raise ConfigError(
+                refusal.message,
+                path=str(path),
+                line=locate(text, loc),
+                field=format_loc(loc),
+            )
 
 
 def _check_audiences(settings: Settings, path: Path, text: str) -> None:
@@ -804,8 +802,8 @@ def _check_audiences(settings: Settings, path: Path, text: str) -> None:
 
 
 def _check_targets(settings: Settings, path: Path, text: str) -> None:
-    """Refuse webhook and feed URLs that name a private, loopback or link-local address
-    outright (names are resolved and checked when connecting)."""
+    """Refuse feed URLs that name a private, loopback or link-local address outright (names
+    are resolved and checked when connecting)."""
     for index, source in enumerate(settings.sources):
         host = source.url.host or ""
         if host_allowed(host, settings.feeds.allow_cidrs) is False:
@@ -816,19 +814,6 @@ def _check_targets(settings: Settings, path: Path, text: str) -> None:
                 path=str(path),
                 line=locate(text, feed_loc),
                 field=format_loc(feed_loc),
-            )
-    for index, subscriber in enumerate(settings.subscribers):
-        if subscriber.webhook is None:
-            continue
-        host = subscriber.webhook.url.host or ""
-        if host_allowed(host, settings.webhooks.allow_cidrs) is False:
-            loc = ("subscribers", index, "webhook", "url")
-            raise ConfigError(
-                f"webhook target {host} is a private, loopback or link-local address; "
-                "list it in webhooks.allow_cidrs to allow it",
-                path=str(path),
-                line=locate(text, loc),
-                field=format_loc(loc),
             )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from notifier.domain.errors import NotFound
+from notifier.domain.errors import InvalidChange, NotFound
 from notifier.domain.models import Source, Subscriber
 from notifier.domain.outbox import Channel
+from notifier.endpoints import EndpointPolicy, refusals
 from notifier.service.common import check_owner, live_subscriber
 from notifier.service.reminders import replan_all
 from notifier.store.port import StorePort
@@ -14,10 +15,22 @@ from notifier.tokens import read_unsubscribe_token
 
 
 async def save_subscriber(
-    store: StorePort, subscriber: Subscriber, *, now: datetime, create: bool = False
+    store: StorePort,
+    subscriber: Subscriber,
+    *,
+    now: datetime,
+    policy: EndpointPolicy,
+    create: bool = False,
 ) -> Subscriber:
-    """Create or replace a subscriber and re-plan reminders (`Conflict`: the id is taken
-    when creating, or the file defines it)."""
+    """Create or replace a subscriber and re-plan reminders.
+
+    Raises `InvalidChange` when `policy` refuses one of its endpoints (names resolved:
+    `notifier.endpoints.refusals`), `Conflict` when the id is taken when creating or the
+    file defines it."""
+    webhook = subscriber.webhook.url if subscriber.webhook is not None else None
+    refused = await refusals(webhook, subscriber.notify, policy)
+    if refused:
+        raise InvalidChange(refused[0].message)
     async with store.write() as tx:
         tx.audiences.check(subscriber.audience)
         if not create:

@@ -11,11 +11,9 @@ from pydantic import ValidationError
 from notifier import service, subscriptions
 from notifier.api.docs import COMMON_RESPONSES, created, links
 from notifier.api.models import SubscriberOut, SubscriberPatch
-from notifier.channels.chat import host_problem, url_problem
 from notifier.configfile import SubscriberConfig
 from notifier.domain.errors import InvalidChange, UnknownSubscriber
 from notifier.domain.models import Source, Subscriber
-from notifier.egress import check_url
 from notifier.web.context import PATH_ID, SECURED, ApiContext, Ctx
 
 router = APIRouter(
@@ -36,21 +34,12 @@ async def _subscriber_or_404(ctx: ApiContext, subscriber_id: str) -> Subscriber:
 async def _save(
     ctx: ApiContext, config: SubscriberConfig, *, create: bool = False
 ) -> SubscriberOut:
-    if config.webhook is not None:
-        problem = await check_url(
-            str(config.webhook.url), ctx.settings.webhooks.allow_cidrs, what="webhook.url"
-        )
-        if problem is not None:
-            raise InvalidChange(problem)
-    for number, secret in enumerate(config.notify):
-        url = secret.get_secret_value()
-        refused = url_problem(url, ctx.settings.notify.schemes) or await host_problem(
-            url, ctx.settings.webhooks.allow_cidrs
-        )
-        if refused is not None:
-            raise InvalidChange(f"notify[{number}]: {refused}")
     subscriber = await service.save_subscriber(
-        ctx.store, config.to_domain(source=Source.API), now=ctx.clock(), create=create
+        ctx.store,
+        config.to_domain(source=Source.API),
+        now=ctx.clock(),
+        policy=ctx.settings.endpoint_policy,
+        create=create,
     )
     ctx.on_change()
     return _out(subscriber)
