@@ -329,6 +329,7 @@ def run(config: ConfigOption = None) -> None:
     settings = _settings(config)
     configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
     with _user_errors(settings):
+        daemon.freeze_loaded()
         asyncio.run(daemon.run_daemon(settings))
 
 

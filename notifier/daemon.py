@@ -442,6 +442,15 @@ async def _recover_claims(store: Store) -> None:
         )
 
 
+def freeze_loaded() -> None:
+    """Before the loop starts: what is loaded by now (modules, the settings of every
+    subscriber in the file) lives as long as the process, so it leaves the collector's
+    sight here, where a full collection of it (~0.1 s for 1,800 subscribers) holds no
+    loop; the collection `_run` makes once started then only walks what came after."""
+    gc.collect()
+    gc.freeze()
+
+
 async def run_daemon(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT (or `stop` is set), then shut down cleanly.
 
