@@ -39,6 +39,10 @@ class Links:
         """The unsubscribe page (and one-click POST target) of an unsubscribe token."""
         return self.url(f"/unsubscribe/{token}")
 
+    def unsubscribe_button(self, token: str) -> str:
+        """Where the unsubscribe page's button posts (answered with a page, not JSON)."""
+        return self.url(f"/unsubscribe/{token}/page")
+
     def manage(self, subscriber_id: str, salt: str) -> str:
         """A self-service reader's manage page: change what they hear, or leave."""
         return self.manage_page(link_token(self.key, "manage", subscriber_id, salt))

@@ -23,7 +23,7 @@ from datetime import timedelta
 from email.utils import parseaddr
 from ipaddress import ip_address, ip_network
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -310,13 +310,50 @@ class HttpSettings(_Strict):
             raise ValueError(f"not an IP address or network: {exc}") from None
 
 
+#: A language the pages speak; the words shown on them in one language.
+PageLocale = Literal["en", "ru"]
+PageText = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _default_title() -> dict[PageLocale, str]:
+    return {"en": "Meeting status", "ru": "Статус встреч"}
+
+
+#: A logo's file types (by suffix) and their media types; at most `LOGO_LIMIT` bytes.
+LOGO_TYPES = {
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".webp": "image/webp",
+}
+LOGO_LIMIT = 256 * 1024
+
+
+_V = TypeVar("_V")
+
+
+def _pick(given: Mapping[PageLocale, _V], lang: str) -> _V | None:
+    """The value for `lang` of a per-language table, if it has one."""
+    return next((value for key, value in given.items() if key == lang), None)
+
+
 class PublicSettings(_Strict):
     """The public face: status pages, feeds and self-service subscription."""
 
     #: Serve the pages, feeds and the subscribe form (off: those paths are 404).
     enabled: bool = False
-    #: The pages' heading.
-    title: Annotated[str, Field(min_length=1, max_length=200)] = "Meeting status"
+    #: The pages' heading: one for every language, or one per language
+    #: (``{ en = "Meeting status", ru = "Статус встреч" }``; English is the fallback).
+    title: PageText | dict[PageLocale, PageText] = Field(default_factory=_default_title)
+    #: Who publishes the pages, shown beside the logo and in feeds, per language.
+    organisation: dict[PageLocale, PageText] = Field(default_factory=dict)
+    #: A logo per language (an SVG, PNG, JPEG or WebP file of at most 256 KiB; English is
+    #: the fallback), shown at the top of every page.
+    logo: dict[PageLocale, Path] = Field(default_factory=dict)
+    #: The accent colour of links and buttons (``#rrggbb``); where it would be hard to read
+    #: on the page's background (light or dark theme) a darker or lighter shade is used.
+    accent: Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = "#0b4f9c"
     #: How long a confirmation link works; unconfirmed subscriptions are pruned after it.
     confirm_within: Duration = timedelta(hours=24)
     #: Subscribe requests one client address may make an hour (429 beyond).
@@ -331,6 +368,41 @@ class PublicSettings(_Strict):
     page_entries: int = Field(default=50, ge=1, le=1_000)
     #: Meetings in /calendar.ics: the soonest from 30 days ago on.
     calendar_entries: int = Field(default=500, ge=1, le=10_000)
+
+    @field_validator("title")
+    @classmethod
+    def _title_in_english(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        if isinstance(value, dict) and "en" not in value:
+            raise ValueError("give the title in English too (en = ...): it is the fallback")
+        return value
+
+    @field_validator("logo")
+    @classmethod
+    def _logo_readable(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for lang, path in value.items():
+            if path.suffix.lower() not in LOGO_TYPES:
+                raise ValueError(f"logo.{lang}: {path.name} is not .svg, .png, .jpg or .webp")
+            try:
+                size = path.stat().st_size
+            except OSError as exc:
+                raise ValueError(f"logo.{lang}: cannot read {path}: {exc.strerror}") from None
+            if size > LOGO_LIMIT:
+                raise ValueError(f"logo.{lang}: {path} is over 256 KiB")
+        return value
+
+    def title_in(self, lang: str) -> str:
+        """The heading in `lang` (English when not given in it)."""
+        if isinstance(self.title, str):
+            return self.title
+        return _pick(self.title, lang) or self.title["en"]
+
+    def organisation_in(self, lang: str) -> str:
+        """Who publishes, in `lang` (English, then nothing, when not given in it)."""
+        return _pick(self.organisation, lang) or _pick(self.organisation, "en") or ""
+
+    def logo_in(self, lang: str) -> Path | None:
+        """The logo for `lang` (English's when it has none of its own)."""
+        return _pick(self.logo, lang) or _pick(self.logo, "en")
 
 
 class NotifySettings(_Strict):
@@ -651,6 +723,11 @@ def _plain_list(field: FieldInfo | None) -> bool:
     return len(lists) == 1 and not _is_table(get_args(lists[0])[0])
 
 
+def _admits_text(field: FieldInfo | None) -> bool:
+    """A setting that is one text or a table of them (a title, per locale or not)."""
+    return field is not None and str in _members(field.annotation)
+
+
 class _PlainListsMixin(EnvSettingsSource):
     """Reads ``NOTIFIER_API_TOKENS=t1,t2`` as a list; JSON still works; anything that is
     neither is one line naming the variable and how to write it, not a traceback."""
@@ -661,6 +738,8 @@ class _PlainListsMixin(EnvSettingsSource):
         text = value.strip()
         if _plain_list(field) and not text.startswith("["):
             return [item.strip() for item in text.split(",") if item.strip()]
+        if _admits_text(field) and not text.startswith(("{", "[")):
+            return value  # a text or a table of texts: ``NOTIFIER_PUBLIC__TITLE=Press office``
         try:
             return json.loads(text)
         except ValueError:

@@ -176,6 +176,48 @@ async def confirm(store: StorePort, token: str, *, now: datetime) -> str | None:
     return subscriber_id
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A subscription waiting for its link to be followed, as its page names it."""
+
+    address: str  # masked: r***@example.org
+    subject: str  # the meeting's public title, or the tag
+    tag: bool
+
+
+async def pending(store: StorePort, token: str, *, now: datetime) -> Pending | None:
+    """What a confirmation link would confirm, changing nothing (a GET of the link must
+    not confirm: mail scanners fetch every link); None for an unknown, used or expired one."""
+    if not token or len(token) > 100:
+        return None
+    async with store.read() as tx:
+        subscriber_id = await tx.awaiting_confirmation(digest(token), now=now)
+    return await described(store, subscriber_id) if subscriber_id else None
+
+
+async def described(store: StorePort, subscriber_id: str) -> Pending | None:
+    """A self-service subscription as its pages name it: the masked address, and the
+    meeting's title or the tag it follows."""
+    async with store.read() as tx:
+        record = await tx.subscriber_record(subscriber_id)
+        if record is None:
+            return None
+        subscriber = record.subscriber
+        meeting = await tx.meeting_record(subscriber.meetings[0]) if subscriber.meetings else None
+    address = mask_address(subscriber.email or "")
+    if meeting is not None:
+        return Pending(address, meeting.meeting.title, False)
+    return Pending(address, ", ".join(subscriber.tags), True)
+
+
+def mask_address(address: str) -> str:
+    """An address as a page may show it to whoever holds the link: ``r***@example.org``."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
 async def manage_subject(store: StorePort, key: str, token: str) -> Subscriber | None:
     """The current subscriber a manage link names, or None (tampered, rotated, gone, or a
     subscription the file or the API owns: only what a reader set up is theirs to manage)."""

@@ -8,6 +8,11 @@ two statuses share one ("postponed" and "rescheduled" read differently in Russia
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime, format_timedelta
+
 from notifier.domain.models import MeetingStatus
 
 LOCALES = ("en", "ru")
@@ -62,3 +67,73 @@ def beyond(reason: str | None, status: MeetingStatus | str) -> str:
             rest = text[len(name) :].lstrip(_SEPARATORS).rstrip(")")
             return rest
     return text
+
+
+#: The name of each kind of news, per locale: email subjects, chat headlines, the pages'
+#: timeline and the "send me" choices.
+KIND: dict[str, dict[str, str]] = {
+    "en": {
+        "meeting.scheduled": "Scheduled",
+        "meeting.confirmed": "Confirmed",
+        "meeting.postponed": "Postponed",
+        "meeting.cleared": "Cleared",
+        "meeting.rescheduled": "Rescheduled",
+        "meeting.started": "Started",
+        "meeting.concluded": "Concluded",
+        "meeting.cancelled": "Cancelled",
+        "meeting.updated": "Details changed",
+        "meeting.reminder": "Reminder",
+    },
+    "ru": {
+        "meeting.scheduled": "Назначена",
+        "meeting.confirmed": "Подтверждена",
+        "meeting.postponed": "Отложена",
+        "meeting.cleared": "Препятствие снято",
+        "meeting.rescheduled": "Новое время",
+        "meeting.started": "Началась",
+        "meeting.concluded": "Завершилась",
+        "meeting.cancelled": "Отменена",
+        "meeting.updated": "Изменены сведения",
+        "meeting.reminder": "Напоминание",
+    },
+}
+
+
+def kind_name(kind: str, locale: str) -> str:
+    """The name of the kind of news `kind` (``meeting.postponed``) in `locale`."""
+    return KIND.get(locale, KIND["en"]).get(kind, kind)
+
+
+def reminder_words(offset: timedelta, locale: str) -> str:
+    """A reminder choice in words: ``1 day before``, ``за 1 день``."""
+    amount = str(format_timedelta(offset, locale=locale))
+    if locale != "ru":
+        return f"{amount} before"
+    # "за" takes the accusative: "за день", "за час", "за минуту", "за 15 минут".
+    number, _, unit = amount.partition(" ")
+    if number == "1":
+        amount = {"минута": "минуту", "неделя": "неделю", "секунда": "секунду"}.get(unit, unit)
+    elif unit in ("минута", "неделя", "секунда"):  # 21 минута -> за 21 минуту
+        amount = f"{number} {unit[:-1]}у"
+    return f"за {amount}"
+
+
+def zone_abbreviation(local: datetime) -> str:
+    """The zone's short name at that instant (``MSK``, ``EST``), or ``UTC+04`` for a zone
+    tzdata gives no abbreviation."""
+    zone = local.tzname() or ""
+    return f"UTC{zone}" if zone[:1] in "+-" else zone
+
+
+def moment(value: datetime, zone: str, locale: str, *, year: bool = False) -> str:
+    """An instant as a reader reads it in `zone`: ``21:00 MSK, Thursday 10 December``
+    (``четверг, 10 декабря`` in Russian); `year` adds the year."""
+    tz = ZoneInfo(zone)
+    local = value.astimezone(tz)
+    pattern = (
+        ("EEEE d MMMM y" if year else "EEEE d MMMM")
+        if locale != "ru"
+        else ("EEEE, d MMMM y" if year else "EEEE, d MMMM")
+    )
+    day = format_datetime(local, pattern, tzinfo=tz, locale=locale)
+    return f"{local:%H:%M} {zone_abbreviation(local)}, {day}"

@@ -21,6 +21,7 @@ from notifier.domain.errors import (
     NotFound,
     NotifierError,
     TransitionError,
+    Withdrawn,
 )
 from notifier.service import is_outage, outage_reason
 
@@ -30,6 +31,7 @@ FormPage = Callable[[Request, int], Response | None]
 log = logging.getLogger(__name__)
 
 _STATUS = [
+    (Withdrawn, 410),
     (NotFound, 404),
     (TransitionError, 409),
     (Conflict, 409),

@@ -71,6 +71,10 @@ class NotFound(NotifierError):
     """No such record."""
 
 
+class Withdrawn(NotFound):
+    """The record was published once and has been withdrawn (HTTP 410 Gone)."""
+
+
 class UnknownMeeting(NotFound):
     """No such meeting."""
 

@@ -36,6 +36,11 @@ class MeetingStatus(StrEnum):
     #: Called off. Final.
     CANCELLED = "cancelled"
 
+    @property
+    def is_terminal(self) -> bool:
+        """Final: the meeting is over or called off, and no more news of it will come."""
+        return self in (MeetingStatus.CONCLUDED, MeetingStatus.CANCELLED)
+
 
 class EventKind(StrEnum):
     """What a notification is about; names are the webhook ``type`` field."""

@@ -14,11 +14,12 @@ import hmac
 import re
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime as babel_datetime
 from email_validator import EmailNotValidError, validate_email
@@ -28,15 +29,18 @@ from feedgen.feed import FeedGenerator
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException
 
-from notifier import metrics, service, subscriptions
+from notifier import __version__, metrics, service, subscriptions
 from notifier.calendar import feed_calendar
 from notifier.domain.durations import format_duration
 from notifier.domain.errors import InvalidChange, NotFound
 from notifier.domain.models import HistoryEntry, Meeting, MeetingStatus, Subscriber
 from notifier.mail import sender_domain
-from notifier.public.i18n import STATUS, WORDS, language
+from notifier.public import theme, zones
+from notifier.public.i18n import WORDS, language
+from notifier.settings import LOGO_LIMIT, LOGO_TYPES
 from notifier.web.context import ApiContext, Ctx
 from notifier.web.limits import RateLimit
+from notifier.words import beyond, kind_name, moment, reminder_words, status_name
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "public"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -53,7 +57,6 @@ SECURITY_HEADERS = {
 CSRF_COOKIE = "notifier_csrf"
 #: How far back /calendar.ics reaches (calendar apps keep what they had before).
 CALENDAR_PAST = timedelta(days=30)
-ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
 
 router = APIRouter(include_in_schema=False)
@@ -89,24 +92,66 @@ async def _public_meeting(
 # -- page helpers ----------------------------------------------------------------------------
 
 
-def _zone(asked: str | None) -> str | None:
-    if (asked and asked in ZONES) or asked == "UTC":
-        return asked
-    return None
+def _zone(asked: str | None, lang: str = "en") -> str | None:
+    """The zone a visitor chose or typed (`zones.find`), or None."""
+    return zones.find(asked, lang)
 
 
 def _when(value: datetime, zone: str, lang: str) -> str:
     return babel_datetime(value, "EEEE d MMMM y, HH:mm zzzz", tzinfo=ZoneInfo(zone), locale=lang)
 
 
-def _status_line(meeting: Meeting, lang: str, zone: str) -> str:
-    words = STATUS[lang]
+def _status_line(meeting: Meeting, lang: str, zone: str) -> str | None:
+    """What the status line says beside the badge, when it adds to it: where a rescheduled
+    meeting went (``Rescheduled to 21:00 MSK, Thursday 10 December``)."""
     if meeting.status is MeetingStatus.RESCHEDULED:
-        time_text = babel_datetime(
-            meeting.starts_at, "HH:mm zzz", tzinfo=ZoneInfo(zone), locale=lang
+        return WORDS[lang]["rescheduled_to"].format(time=moment(meeting.starts_at, zone, lang))
+    return None
+
+
+def _summary(meeting: Meeting, lang: str) -> str:
+    """The one line a link preview shows: status and start in the meeting's own zone (from
+    the public's view only; no description, no gated text)."""
+    status = status_name(meeting.status, lang)
+    return f"{status} · {moment(meeting.starts_at, meeting.timezone, lang, year=True)}"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One change on a meeting's timeline, as it was said then."""
+
+    at: str
+    iso: str
+    kind: str
+    text: str
+
+
+def _timeline(meeting: Meeting, history: list[HistoryEntry], lang: str, zone: str) -> list[_Entry]:
+    """The history, newest first: each entry its own time, kind, reason (where it adds to
+    the status) and the start time it announced, never the meeting's state today."""
+    words = WORDS[lang]
+    shown = []
+    for entry in reversed(history):
+        parts = []
+        reason = beyond(entry.reason, entry.to_status)
+        if reason:
+            parts.append(reason)
+        if entry.starts_at is not None and entry.kind.value in ANNOUNCES_START:
+            starts = moment(entry.starts_at, zone, lang, year=True)
+            parts.append(words["starts"].format(time=starts))
+        shown.append(
+            _Entry(
+                at=moment(entry.at, zone, lang, year=True),
+                iso=entry.at.astimezone(UTC).isoformat(),
+                kind=kind_name(entry.kind.value, lang),
+                text="; ".join(parts),
+            )
         )
-        return WORDS[lang]["rescheduled_to"].format(time=time_text)
-    return words[meeting.status]
+    return shown
+
+
+#: The kinds of change whose entry says the start time they announced.
+ANNOUNCES_START = {"meeting.scheduled", "meeting.rescheduled", "meeting.confirmed"}
 
 
 def _secure(ctx: ApiContext) -> bool:
@@ -123,7 +168,27 @@ def _csrf(request: Request, ctx: ApiContext) -> str:
     return request.cookies.get(_csrf_cookie(ctx)) or secrets.token_urlsafe(24)
 
 
-def _page(
+@dataclass(frozen=True)
+class _Brand:
+    organisation: str
+    logo: bool
+    stamp: str
+
+
+def _brand(ctx: ApiContext, lang: str) -> _Brand:
+    public = ctx.settings.public
+    return _Brand(public.organisation_in(lang), public.logo_in(lang) is not None, _brand_stamp(ctx))
+
+
+def _brand_stamp(ctx: ApiContext) -> str:
+    """Changes when the accent or a logo does, so browsers fetch the new one."""
+    public = ctx.settings.public
+    return hashlib.sha256(f"{public.accent}|{sorted(public.logo.items())}".encode()).hexdigest()[
+        :10
+    ]
+
+
+def _render(
     request: Request,
     ctx: ApiContext,
     template: str,
@@ -132,19 +197,43 @@ def _page(
     status: int = 200,
     csrf: str | None = None,
     **values: Any,
-) -> HTMLResponse:
-    words = WORDS[lang]
-    html = _env.get_template(template).render(
-        w=words,
+) -> str:
+    return _env.get_template(template).render(
+        w=WORDS[lang],
         lang=lang,
-        site=ctx.settings.public.title,
+        site=ctx.settings.public.title_in(lang),
+        brand=_brand(ctx, lang),
+        version=__version__,
         path=request.url.path,
         query=dict(request.query_params),
         csrf=csrf,
-        zones=ZONES,
+        zones=zones.choices(lang),
+        status=status,
         **values,
     )
-    response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def _page(
+    request: Request,
+    ctx: ApiContext,
+    template: str,
+    lang: str,
+    *,
+    status: int = 200,
+    csrf: str | None = None,
+    conditional: bool = False,
+    **values: Any,
+) -> Response:
+    html = _render(request, ctx, template, lang, status=status, csrf=csrf, **values)
+    response: Response
+    if conditional:  # pages answer conditional GETs (If-None-Match), as feeds do
+        # Revalidated every time (a status page must not be a minute stale) and never kept
+        # by a shared cache (the form's CSRF token and cookie are this visitor's).
+        response = _conditional(
+            request, html.encode(), "text/html; charset=utf-8", None, cache="private, no-cache"
+        )
+    else:
+        response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
     if csrf is not None:
         response.set_cookie(
             _csrf_cookie(ctx),
@@ -198,7 +287,8 @@ async def _stamped(
             str(stamp.meetings),
             stamp.updated_at.isoformat() if stamp.updated_at else "",
             str(stamp.latest_change),
-            public.title,
+            public.title_in("en"),
+            public.organisation_in("en"),
             str(ctx.settings.public_url),
             *parts,
         ]
@@ -211,7 +301,8 @@ async def _stamped(
 
 
 def _validators(etag: str, changed: datetime | None, cache: str) -> dict[str, str]:
-    headers = {**SECURITY_HEADERS, "ETag": etag, "Cache-Control": f"{cache}, max-age=60"}
+    control = cache if "no-cache" in cache else f"{cache}, max-age=60"
+    headers = {**SECURITY_HEADERS, "ETag": etag, "Cache-Control": control}
     if changed is not None:
         headers["Last-Modified"] = format_datetime(changed.astimezone(UTC), usegmt=True)
     return headers
@@ -231,7 +322,7 @@ def _fresh(request: Request, etag: str, changed: datetime | None) -> bool:
 
 
 #: Where the public forms post: every answer there is a page, never a problem document.
-FORM_PATHS = re.compile(r"/subscribe(/confirm/[^/]*)?|/manage/[^/]*")
+FORM_PATHS = re.compile(r"/subscribe(/confirm/[^/]*)?|/manage/[^/]*|/unsubscribe/[^/]*/page")
 #: The page an error status becomes on a form post (status, title); 409 is a lost race
 #: for a new address, answered as neutrally as every other subscribe request.
 FORM_ERRORS = {
@@ -242,39 +333,81 @@ FORM_ERRORS = {
     422: (422, "bad_form"),
     429: (429, "too_many"),
 }
+#: The page an error status becomes on any other request for a person's page.
+PAGE_ERRORS = {
+    400: "bad_form",
+    403: "form_expired",
+    404: "page_not_found",
+    405: "method_not_allowed",
+    410: "gone",
+    413: "bad_form",
+    422: "bad_form",
+    429: "too_many",
+}
+#: Paths that are the API's (programs read their errors: problem documents, not pages).
+API_PATHS = re.compile(r"/(v1|docs|openapi\.json|metrics|healthz|readyz|livez)(/.*)?")
+#: Paths for people even when the public pages are off (links in every email).
+ALWAYS_PAGES = re.compile(r"/unsubscribe/.*|/favicon\.(ico|svg)|/static/.*")
 
 
-def form_error_page(request: Request, status: int) -> Response | None:
-    """The HTML page an error on a public form post is answered with (in the visitor's
-    language), or None for any other request."""
-    if request.method != "POST" or not FORM_PATHS.fullmatch(request.url.path):
+def error_page(request: Request, status: int) -> Response | None:
+    """The HTML page an error is answered with on a path people open (in their language):
+    the public pages, their forms, feeds and the unsubscribe links. None for the API's
+    paths, and for every path when the public pages are off (but for the unsubscribe page),
+    which keep their problem documents."""
+    path = request.url.path
+    if API_PATHS.fullmatch(path):
         return None
+    if request.method == "POST" and path.startswith("/unsubscribe/") and "/page" not in path:
+        return None  # RFC 8058 one-click from a mail client: its short answer
     ctx: ApiContext = request.app.state.context
+    if not ctx.settings.public.enabled and not ALWAYS_PAGES.fullmatch(path):
+        return None
     lang = language(request.query_params.get("lang"), request.headers.get("accept-language"))
-    shown, title = FORM_ERRORS.get(status, (503 if status == 503 else 500, "unavailable"))
-    return _page(request, ctx, "message.html", lang, status=shown, title=title)
+    if request.method == "POST" and FORM_PATHS.fullmatch(path):
+        shown, title = FORM_ERRORS.get(status, (503 if status == 503 else 500, "unavailable"))
+    elif status >= 500:
+        shown, title = status, "unavailable"
+    else:
+        shown, title = status, PAGE_ERRORS.get(status, "page_not_found")
+    page = _page(request, ctx, "message.html", lang, status=shown, title=title)
+    if shown == 503:
+        page.headers["Retry-After"] = "5"
+    return page
+
+
+#: The name the app composition knows (web/app.py).
+form_error_page = error_page
 
 
 # -- pages -------------------------------------------------------------------------------------
 
 
 @router.get("/")
-async def index(request: Request, ctx: Ctx, lang: str | None = None) -> HTMLResponse:
+async def index(request: Request, ctx: Ctx, lang: str | None = None) -> Response:
     _enabled(ctx)
     chosen = language(lang, request.headers.get("accept-language"))
     now = ctx.clock()
     size = ctx.settings.public.page_entries
     upcoming, recent = await service.public_index(ctx.store, now=now, size=size)
-    words = STATUS[chosen]
     return _page(
         request,
         ctx,
         "index.html",
         chosen,
+        conditional=True,
         sections=[("upcoming", upcoming), ("recent", recent)],
-        status_of=lambda m: words[m.status],
-        when=lambda m: _when(m.starts_at, m.timezone, chosen),
+        status_of=lambda m: status_name(m.status, chosen),
+        when=lambda m: moment(m.starts_at, m.timezone, chosen, year=True),
     )
+
+
+def _kinds(lang: str) -> list[tuple[str, str]]:
+    return [(k.value, kind_name(k.value, lang)) for k in subscriptions.KINDS]
+
+
+def _reminders(lang: str) -> list[tuple[str, str]]:
+    return [(format_duration(r), reminder_words(r, lang)) for r in subscriptions.REMINDER_CHOICES]
 
 
 @router.get("/meetings/{meeting_id}")
@@ -284,49 +417,78 @@ async def meeting_page(
     ctx: Ctx,
     lang: str | None = None,
     tz: str | None = None,
-) -> HTMLResponse:
+) -> Response:
     _enabled(ctx)
     chosen = language(lang, request.headers.get("accept-language"))
     meeting, _, history = await _public_meeting(ctx, meeting_id)
-    viewer = _zone(tz)
+    viewer = _zone(tz, chosen)
     shown_zone = viewer or meeting.timezone
+    page_url = ctx.links.meeting(meeting.id)
     return _page(
         request,
         ctx,
         "meeting.html",
         chosen,
         csrf=_csrf(request, ctx),
+        conditional=True,
         meeting=meeting,
+        status_name=status_name(meeting.status, chosen),
         status_line=_status_line(meeting, chosen, shown_zone),
+        reason=beyond(meeting.reason, meeting.status),
+        summary=_summary(meeting, chosen),
+        page_url=page_url,
+        base_url=str(ctx.settings.public_url).rstrip("/"),
         viewer_zone=viewer,
         viewer_time=_when(meeting.starts_at, viewer, chosen) if viewer else None,
         local_time=_when(meeting.starts_at, meeting.timezone, chosen),
-        history=[
-            (
-                _when(entry.at, shown_zone, chosen),
-                STATUS[chosen][entry.to_status],
-                WORDS[chosen].get(f"kind.{entry.kind.value}", entry.kind.value),
-                entry.reason,
-            )
-            for entry in reversed(history)
-        ],
-        kinds=[(k.value, WORDS[chosen][f"kind.{k.value}"]) for k in subscriptions.KINDS],
-        reminders=[format_duration(r) for r in subscriptions.REMINDER_CHOICES],
+        history=_timeline(meeting, history, chosen, shown_zone),
+        finished=meeting.status.is_terminal,
+        kinds=_kinds(chosen),
+        reminders=_reminders(chosen),
         form_zone=viewer or meeting.timezone,
     )
 
 
+#: The files under /static/, and their media types.
+STATIC_FILES = {"public.css": "text/css; charset=utf-8", "public.js": "text/javascript"}
+
+
 @router.get("/static/{name}")
-async def static(name: str) -> Response:
-    files = {"public.css": "text/css", "public.js": "text/javascript"}
-    if name not in files:
+async def static(request: Request, name: str, ctx: Ctx) -> Response:
+    if name == "brand.css":  # the accent, made readable in both themes
+        body = theme.accent(ctx.settings.public.accent).css().encode()
+        return _conditional(request, body, "text/css; charset=utf-8", None)
+    if name not in STATIC_FILES:
         raise NotFound("no such file")
-    body = (STATIC / name).read_bytes()
-    return Response(
-        body,
-        media_type=files[name],
-        headers={**SECURITY_HEADERS, "Cache-Control": "public, max-age=3600"},
+    return _conditional(request, (STATIC / name).read_bytes(), STATIC_FILES[name], None)
+
+
+@router.get("/favicon.ico")
+async def favicon_ico(request: Request) -> Response:
+    return _conditional(request, (STATIC / "favicon.ico").read_bytes(), "image/x-icon", None)
+
+
+@router.get("/favicon.svg")
+async def favicon_svg(request: Request, ctx: Ctx) -> Response:
+    colour = theme.accent(ctx.settings.public.accent)
+    body = (STATIC / "favicon.svg").read_text(encoding="utf-8").replace("#0b4f9c", colour.light)
+    return _conditional(request, body.encode(), "image/svg+xml", None)
+
+
+@router.get("/brand/logo")
+async def brand_logo(request: Request, ctx: Ctx, lang: str | None = None) -> Response:
+    """The organisation's logo for a language ([public] logo)."""
+    _enabled(ctx)
+    path = ctx.settings.public.logo_in(lang or "en")
+    if path is None:
+        raise NotFound("no logo is set ([public] logo)")
+    media = LOGO_TYPES[path.suffix.lower()]
+    response = _conditional(request, path.read_bytes()[:LOGO_LIMIT], media, None)
+    # An SVG opened on its own must not run anything it carries.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; sandbox"
     )
+    return response
 
 
 # -- subscribing -----------------------------------------------------------------------------
@@ -376,7 +538,7 @@ async def subscribe(
             email=address,
             meeting_id=meeting or None,
             tag=tag or None,
-            timezone=_zone(timezone) or "UTC",
+            timezone=_zone(timezone, lang) or "UTC",
             locale=lang,
             kinds=chosen_kinds or ("*",),
             reminders=tuple(offsets[r] for r in (reminders or []) if r in offsets),
@@ -401,13 +563,37 @@ async def _known(ctx: ApiContext, meeting: str | None, tag: str | None) -> bool:
 
 
 @router.get("/subscribe/confirm/{token}")
-async def confirm_page(
-    request: Request, token: str, ctx: Ctx, lang: str | None = None
-) -> HTMLResponse:
+async def confirm_page(request: Request, token: str, ctx: Ctx, lang: str | None = None) -> Response:
     # A GET only shows the button: mail scanners fetch every link and must confirm nothing.
     _enabled(ctx)
     chosen = language(lang, request.headers.get("accept-language"))
-    return _page(request, ctx, "confirm.html", chosen, csrf=_csrf(request, ctx), token=token)
+    waiting = await subscriptions.pending(ctx.store, token, now=ctx.clock())
+    return _page(
+        request,
+        ctx,
+        "confirm.html",
+        chosen,
+        status=200 if waiting else 404,
+        csrf=_csrf(request, ctx),
+        token=token,
+        pending=_named(waiting, chosen),
+    )
+
+
+@dataclass(frozen=True)
+class _Named:
+    address: str
+    subject: str
+
+
+def _named(found: subscriptions.Pending | None, lang: str) -> _Named | None:
+    """A subscription as a page names it: a meeting by its title, a tag as a tag."""
+    if found is None:
+        return None
+    if found.tag:
+        words = {"en": "meetings tagged “{tag}”", "ru": "встречи с меткой «{tag}»"}
+        return _Named(found.address, words[lang].format(tag=found.subject))
+    return _Named(found.address, found.subject)
 
 
 @router.post("/subscribe/confirm/{token}")
@@ -417,7 +603,7 @@ async def confirm(
     ctx: Ctx,
     csrf: Annotated[str, Form(max_length=100)] = "",
     lang: Annotated[str, Form(max_length=5)] = "en",
-) -> HTMLResponse:
+) -> Response:
     _enabled(ctx)
     chosen = lang if lang in WORDS else "en"
     if not _check_csrf(request, ctx, csrf):
@@ -426,7 +612,9 @@ async def confirm(
     if subscriber_id is None:
         return _page(request, ctx, "message.html", chosen, status=404, title="bad_link")
     manage, _ = await subscriptions.links_of(ctx.store, ctx.link_key, subscriber_id)
-    return _page(request, ctx, "message.html", chosen, title="confirmed", manage=manage)
+    named = _named(await subscriptions.described(ctx.store, subscriber_id), chosen)
+    text = WORDS[chosen]["confirmed_of"].format(**vars(named)) if named else None
+    return _page(request, ctx, "message.html", chosen, title="confirmed", manage=manage, text=text)
 
 
 # -- managing --------------------------------------------------------------------------------
@@ -440,16 +628,26 @@ async def _managed(ctx: ApiContext, token: str) -> Subscriber:
 
 
 @router.get("/manage/{token}")
-async def manage_page(request: Request, token: str, ctx: Ctx, saved: bool = False) -> HTMLResponse:
+async def manage_page(
+    request: Request, token: str, ctx: Ctx, saved: bool = False, lang: str | None = None
+) -> Response:
     _enabled(ctx)
     subscriber = await _managed(ctx, token)
-    return await _manage(request, ctx, subscriber, token, saved=saved)
+    return await _manage(request, ctx, subscriber, token, saved=saved, lang=lang)
 
 
 async def _manage(
-    request: Request, ctx: ApiContext, subscriber: Subscriber, token: str, *, saved: bool
-) -> HTMLResponse:
-    lang = subscriber.locale if subscriber.locale in WORDS else "en"
+    request: Request,
+    ctx: ApiContext,
+    subscriber: Subscriber,
+    token: str,
+    *,
+    saved: bool,
+    lang: str | None = None,
+) -> Response:
+    # The page in the language of the switch when used, else the one the reader chose.
+    if lang is None or lang not in WORDS:
+        lang = subscriber.locale if subscriber.locale in WORDS else "en"
     _, calendar = await subscriptions.links_of(ctx.store, ctx.link_key, subscriber.id)
     return _page(
         request,
@@ -460,9 +658,10 @@ async def _manage(
         subscriber=subscriber,
         token=token,
         saved=saved,
-        kinds=[(k.value, WORDS[lang][f"kind.{k.value}"]) for k in subscriptions.KINDS],
+        address=subscriptions.mask_address(subscriber.email or ""),
+        kinds=_kinds(lang),
         chosen_kinds=set(subscriber.events),
-        reminders=[format_duration(r) for r in subscriptions.REMINDER_CHOICES],
+        reminders=_reminders(lang),
         chosen_reminders={format_duration(r) for r in subscriber.reminders},
         calendar_url=ctx.links.calendar_feed(calendar),
     )
@@ -501,7 +700,7 @@ async def manage(
         await subscriptions.update_preferences(
             ctx.store,
             subscriber,
-            timezone=_zone(timezone) or subscriber.timezone,
+            timezone=_zone(timezone, lang) or subscriber.timezone,
             locale=locale if locale in WORDS else subscriber.locale,
             kinds=wanted,
             reminders=tuple(offsets[r] for r in (reminders or []) if r in offsets),
@@ -510,6 +709,55 @@ async def manage(
     except InvalidChange:
         return _page(request, ctx, "message.html", lang, status=422, title="no_kinds")
     return RedirectResponse(f"/manage/{token}?saved=true", status_code=303)
+
+
+# -- unsubscribing (every email's link: served whether or not the public pages are on) -------
+
+#: The unsubscribe page and its button: for people following an email's link.
+links_router = APIRouter(tags=["unsubscribe"])
+
+
+@links_router.get(
+    "/unsubscribe/{token}",
+    response_class=HTMLResponse,
+    summary="Confirm unsubscribing (never unsubscribes by itself)",
+    responses={404: {"description": "Not a valid link (an HTML page)"}},
+)
+async def unsubscribe_page(
+    request: Request, token: str, ctx: Ctx, lang: str | None = None
+) -> Response:
+    # A GET only shows the button: mail scanners and link previews fetch every link, and
+    # must not unsubscribe anyone (RFC 8058 one-click is the POST to the same address).
+    found = await service.unsubscribe_target(ctx.store, ctx.link_key, token)
+    chosen = language(lang, request.headers.get("accept-language"))
+    return _page(
+        request,
+        ctx,
+        "unsubscribe.html",
+        chosen,
+        channel=found.channel.value,
+        address=found.shown,
+        action=ctx.links.unsubscribe_button(token),
+    )
+
+
+@links_router.post(
+    "/unsubscribe/{token}/page",
+    response_class=HTMLResponse,
+    summary="Unsubscribe from the page's button (answers with a page)",
+    responses={404: {"description": "Not a valid link (an HTML page)"}},
+)
+async def unsubscribe_from_page(
+    request: Request,
+    token: str,
+    ctx: Ctx,
+    lang: Annotated[str, Form(max_length=5)] = "en",
+) -> Response:
+    found = await service.unsubscribe_target(ctx.store, ctx.link_key, token)
+    await service.unsubscribe(ctx.store, ctx.link_key, token, now=ctx.clock())
+    chosen = lang if lang in WORDS else "en"
+    text = WORDS[chosen]["unsubscribed_text"].format(address=found.shown)
+    return _page(request, ctx, "message.html", chosen, title="unsubscribed", text=text)
 
 
 # -- feeds -----------------------------------------------------------------------------------
@@ -524,31 +772,35 @@ def _atom(
     title: str,
     self_url: str,
     entries: list[tuple[Meeting, HistoryEntry]],
+    lang: str,
 ) -> bytes:
+    """An RFC 4287 feed of `entries` in `lang` (its xml:lang): one feed id whatever the
+    language, and a self link that names the language, so refetching it gets this one."""
     base = str(ctx.settings.public_url).rstrip("/")
     feed = FeedGenerator()
     feed.id(f"{base}{self_url}")
     feed.title(title)
-    feed.link(href=f"{base}{self_url}", rel="self")
+    feed.link(href=f"{base}{self_url}?lang={lang}", rel="self")
     feed.link(href=f"{base}/", rel="alternate")
     # RFC 4287 4.1.1: a feed names its author (or every entry does): the site itself.
-    feed.author({"name": ctx.settings.public.title, "uri": f"{base}/"})
-    feed.language("en")
+    public = ctx.settings.public
+    feed.author({"name": public.organisation_in(lang) or public.title_in(lang), "uri": f"{base}/"})
+    feed.language(lang)
     latest = max((e.at for _, e in entries), default=datetime(2000, 1, 1, tzinfo=UTC))
     feed.updated(latest)
     for meeting, entry in sorted(entries, key=lambda pair: (pair[1].at, pair[1].sequence)):
         item = feed.add_entry(order="prepend")
         item.id(f"tag:{_domain(ctx)},2026:{meeting.id}/{entry.sequence}")
-        status = STATUS["en"][entry.to_status]
+        status = status_name(entry.to_status, lang)
         item.title(f"{meeting.title}: {status}")
         item.link(href=ctx.links.meeting(meeting.id))
         item.updated(entry.at)
         item.published(entry.at)
-        item.content(_entry_text(meeting, entry, status), type="text")
+        item.content(_entry_text(meeting, entry, status, lang), type="text")
     return bytes(feed.atom_str(pretty=True))
 
 
-def _entry_text(meeting: Meeting, entry: HistoryEntry, status: str) -> str:
+def _entry_text(meeting: Meeting, entry: HistoryEntry, status: str, lang: str) -> str:
     """What one change said, as it said it: its status, its reason when that adds
     something (never the status word again), and the start time it announced, in the
     meeting's own zone. Never today's state: a feed entry is history."""
@@ -557,32 +809,51 @@ def _entry_text(meeting: Meeting, entry: HistoryEntry, status: str) -> str:
     if reason and reason.casefold() not in {status.casefold(), entry.to_status.value}:
         parts.append(f"{reason[:1].upper()}{reason[1:]}.")
     if entry.starts_at is not None:
-        local = entry.starts_at.astimezone(ZoneInfo(meeting.timezone))
-        parts.append(f"Starts {local:%-d %B %Y, %H:%M} {local.tzname()} ({meeting.timezone}).")
+        zone = ZoneInfo(meeting.timezone)
+        local = entry.starts_at.astimezone(zone)
+        day = babel_datetime(local, "d MMMM y, HH:mm", tzinfo=zone, locale=lang)
+        starts = WORDS[lang]["starts"].format(time=f"{day} {local.tzname()} ({meeting.timezone})")
+        parts.append(f"{starts[:1].upper()}{starts[1:]}.")
     return " ".join(parts)
 
 
 @router.get("/feed.atom")
-async def atom_all(request: Request, ctx: Ctx) -> Response:
-    """The newest `public.feed_entries` changes; a conditional GET costs one query."""
+async def atom_all(request: Request, ctx: Ctx, lang: str | None = None) -> Response:
+    """The newest `public.feed_entries` changes in the reader's language (``?lang=``,
+    else Accept-Language); a conditional GET costs one query."""
     _enabled(ctx)
-    limit = ctx.settings.public.feed_entries
+    chosen = language(lang, request.headers.get("accept-language"))
+    public = ctx.settings.public
+    limit = public.feed_entries
 
     async def build() -> bytes:
         entries = await service.public_changes(ctx.store, limit=limit)
-        return _atom(ctx, ctx.settings.public.title, "/feed.atom", entries)
+        return _atom(ctx, public.title_in(chosen), "/feed.atom", entries, chosen)
 
-    return await _stamped(request, ctx, "application/atom+xml", build, "atom", str(limit))
+    # Each language its own validator (its titles too: they come from the config file).
+    words = (chosen, public.title_in(chosen), public.organisation_in(chosen))
+    answer = await _stamped(request, ctx, "application/atom+xml", build, "atom", str(limit), *words)
+    answer.headers["Vary"] = "Accept-Language"  # a shared cache keeps one copy per language
+    return answer
 
 
 @router.get("/meetings/{meeting_id}/feed.atom")
-async def atom_one(request: Request, meeting_id: str, ctx: Ctx) -> Response:
+async def atom_one(
+    request: Request, meeting_id: str, ctx: Ctx, lang: str | None = None
+) -> Response:
     _enabled(ctx)
+    chosen = language(lang, request.headers.get("accept-language"))
     meeting, updated, history = await _public_meeting(ctx, meeting_id)
     body = _atom(
-        ctx, meeting.title, f"/meetings/{meeting.id}/feed.atom", [(meeting, e) for e in history]
+        ctx,
+        meeting.title,
+        f"/meetings/{meeting.id}/feed.atom",
+        [(meeting, e) for e in history],
+        chosen,
     )
-    return _conditional(request, body, "application/atom+xml", updated)
+    answer = _conditional(request, body, "application/atom+xml", updated)
+    answer.headers["Vary"] = "Accept-Language"
+    return answer
 
 
 def _ics(
@@ -611,7 +882,7 @@ async def calendar_all(request: Request, ctx: Ctx) -> Response:
 
     async def build() -> bytes:
         shown = await service.public_calendar(ctx.store, since=since, limit=limit)
-        return _ics(ctx, ctx.settings.public.title, shown)[0]
+        return _ics(ctx, ctx.settings.public.title_in("en"), shown)[0]
 
     # The window moves daily: so does the validator, or a meeting would never leave it.
     return await _stamped(

@@ -86,11 +86,13 @@ from notifier.service.reminders import (
     replan_all,
 )
 from notifier.service.subscribers import (
+    Unsubscribing,
     enable_endpoint,
     retire_subscriber,
     save_subscriber,
     unsubscribe,
     unsubscribe_subject,
+    unsubscribe_target,
 )
 
 __all__ = [
@@ -104,6 +106,7 @@ __all__ = [
     "Preview",
     "ReconcileReport",
     "ReminderOutcome",
+    "Unsubscribing",
     "apply_change_in",
     "apply_status_change",
     "check_owner",
@@ -154,6 +157,7 @@ __all__ = [
     "subscriber_detail",
     "unsubscribe",
     "unsubscribe_subject",
+    "unsubscribe_target",
     "update_details_in",
     "update_meeting_details",
 ]

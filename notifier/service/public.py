@@ -8,7 +8,7 @@ import dataclasses
 import re
 from datetime import datetime
 
-from notifier.domain.errors import NotFound
+from notifier.domain.errors import NotFound, Withdrawn
 from notifier.domain.matching import subscriber_matches
 from notifier.domain.models import EventKind, HistoryEntry, Meeting, Subscriber
 from notifier.domain.views import view_history, view_meeting
@@ -36,18 +36,19 @@ async def public_meeting(
     store: StorePort, meeting_id: str
 ) -> tuple[Meeting, datetime, list[HistoryEntry]]:
     """One meeting the public may see, with its history, in the lowest audience's view;
-    `NotFound` alike for a malformed id, an unknown, retired or non-public meeting."""
+    `NotFound` alike for a malformed id, an unknown or a non-public meeting, `Withdrawn`
+    for a public one that was retired."""
     if not re.fullmatch(SLUG, meeting_id):
         raise NotFound("no such meeting")
     async with store.read() as tx:
         record = await tx.meeting_record(meeting_id)
         audiences = tx.audiences
-        if (
-            record is None
-            or record.retired_at is not None
-            or not audiences.may_know(audiences.lowest, record.meeting.audience)
-        ):
+        if record is None or not audiences.may_know(audiences.lowest, record.meeting.audience):
             raise NotFound("no such meeting")
+        if record.retired_at is not None:
+            # It was public: saying it has gone tells no one anything new, and tells
+            # readers and crawlers to stop asking.
+            raise Withdrawn("this meeting has been withdrawn")
         history = await tx.history(meeting_id, zone=record.meeting.timezone)
     lowest = audiences.lowest
     return (
@@ -80,17 +81,23 @@ async def public_stamp(store: StorePort) -> Stamp:
 async def public_index(
     store: StorePort, *, now: datetime, size: int
 ) -> tuple[list[Meeting], list[Meeting]]:
-    """The front page: up to `size` meetings from `now` on, soonest first, and up to `size`
-    before it, latest first, in the public's view."""
+    """The front page: up to `size` meetings still to take place from `now` on, soonest
+    first, and up to `size` others (before `now`, or cancelled or concluded), latest first,
+    in the public's view."""
     async with store.read() as tx:
         audiences = tx.audiences
         upcoming = await tx.visible_meetings(audiences.lowest, limit=size, starting_from=now)
         recent = await tx.visible_meetings(
             audiences.lowest, limit=size, starting_before=now, latest_first=True
         )
+    # A meeting called off before its date is news of the past: it goes under recent,
+    # latest first like the rest, and upcoming keeps only what will still take place.
+    ahead = [r.meeting for r in upcoming if not r.meeting.status.is_terminal]
+    over = [r.meeting for r in upcoming if r.meeting.status.is_terminal]
+    behind = sorted([*over, *(r.meeting for r in recent)], key=lambda m: m.starts_at, reverse=True)
     return (
-        [view_meeting(r.meeting, audiences.lowest, audiences) for r in upcoming],
-        [view_meeting(r.meeting, audiences.lowest, audiences) for r in recent],
+        [view_meeting(m, audiences.lowest, audiences) for m in ahead],
+        [view_meeting(m, audiences.lowest, audiences) for m in behind[:size]],
     )
 
 

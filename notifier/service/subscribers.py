@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from notifier.domain.errors import InvalidChange, NotFound
 from notifier.domain.models import Source, Subscriber
@@ -70,21 +72,48 @@ async def enable_endpoint(store: StorePort, subscriber_id: str, channel: Channel
         raise NotFound(f"subscriber {subscriber_id!r} has no disabled {channel.value} endpoint")
 
 
-async def unsubscribe_subject(store: StorePort, link_key: str, token: str) -> tuple[str, Channel]:
-    """The subscriber and channel an unsubscribe link names, if the link is valid for the
-    address it was sent to and that address still receives them; else `NotFound`."""
+@dataclass(frozen=True)
+class Unsubscribing:
+    """What an unsubscribe link stops: one channel of one subscriber, at the address that
+    link was sent to."""
+
+    subscriber_id: str
+    channel: Channel
+    address: str
+
+    @property
+    def shown(self) -> str:
+        """The address as a page may show it to whoever holds the link: an email masked
+        (``r***@example.org``), a webhook by its host, a chat service by its name."""
+        if self.channel is Channel.EMAIL:
+            local, at, domain = self.address.rpartition("@")
+            return f"{local[:1]}***@{domain}" if at else "***"
+        if self.channel is Channel.WEBHOOK:
+            return urlsplit(self.address).hostname or "***"
+        return self.address.partition("://")[0] or "***"
+
+
+async def unsubscribe_target(store: StorePort, link_key: str, token: str) -> Unsubscribing:
+    """What an unsubscribe link names, if the link is valid for the address it was sent to
+    and that address still receives these notifications; else `NotFound`."""
     read = read_unsubscribe_token(link_key, token)
     if read is None or read.channel not in {c.value for c in Channel}:
         raise NotFound("this unsubscribe link is not valid")
     channel = Channel(read.channel)
     async with store.read() as tx:
         address = await tx.endpoint_address(read.subscriber_id, channel)
-    if not read.sent_to(address):
+    if address is None or not read.sent_to(address):
         raise NotFound(
             "this unsubscribe link was sent to an address that no longer receives "
             "these notifications"
         )
-    return read.subscriber_id, channel
+    return Unsubscribing(read.subscriber_id, channel, address)
+
+
+async def unsubscribe_subject(store: StorePort, link_key: str, token: str) -> tuple[str, Channel]:
+    """The subscriber and channel an unsubscribe link names (`unsubscribe_target`)."""
+    found = await unsubscribe_target(store, link_key, token)
+    return found.subscriber_id, found.channel
 
 
 async def unsubscribe(

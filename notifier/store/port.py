@@ -202,6 +202,11 @@ class Subscribers(Protocol):
         """Follow a confirmation link; the subscriber's id, or None."""
         ...
 
+    async def awaiting_confirmation(self, token_hash: str, *, now: datetime) -> str | None:
+        """The subscriber a confirmation link would confirm now (changing nothing), or None
+        for an unknown, used or expired link."""
+        ...
+
     async def rotate_links(self, subscriber_id: str, *, salt: str) -> None:
         """Retire every manage and calendar link of a subscriber."""
         ...

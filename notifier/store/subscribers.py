@@ -252,9 +252,9 @@ class SubscriberQueries(ReminderQueries):
             .values(confirm_hash=token_hash, confirm_until=until, confirmed_at=None)
         )
 
-    async def confirm_subscription(self, token_hash: str, *, now: datetime) -> str | None:
-        """Follow a confirmation link: the subscriber it names becomes active and confirmed
-        (the link stops working). None for an unknown, used or expired link."""
+    async def awaiting_confirmation(self, token_hash: str, *, now: datetime) -> str | None:
+        """The subscriber a confirmation link would confirm now, changing nothing (the page
+        a GET of the link shows names it); None for an unknown, used or expired link."""
         row = (
             await self.connection.execute(
                 select(subscribers.c.id).where(
@@ -264,11 +264,17 @@ class SubscriberQueries(ReminderQueries):
                 )
             )
         ).first()
-        if row is None:
+        return None if row is None else str(row.id)
+
+    async def confirm_subscription(self, token_hash: str, *, now: datetime) -> str | None:
+        """Follow a confirmation link: the subscriber it names becomes active and confirmed
+        (the link stops working). None for an unknown, used or expired link."""
+        found = await self.awaiting_confirmation(token_hash, now=now)
+        if found is None:
             return None
         await self.connection.execute(
             update(subscribers)
-            .where(subscribers.c.id == row.id)
+            .where(subscribers.c.id == found)
             .values(
                 confirmed_at=now,
                 active=True,
@@ -277,7 +283,7 @@ class SubscriberQueries(ReminderQueries):
                 updated_at=now,
             )
         )
-        return str(row.id)
+        return found
 
     async def rotate_links(self, subscriber_id: str, *, salt: str) -> None:
         """Retire every manage and calendar link of a subscriber (new ones use `salt`)."""

@@ -84,6 +84,7 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     for part in (meetings, subscribers, deliveries, unsubscribe, operations):
         api.include_router(part.router)
+    api.include_router(pages.links_router)
     api.include_router(pages.router)
     api.include_router(docs_page.router)
     build = api.openapi

@@ -151,7 +151,9 @@ async def test_one_click_unsubscribe(api: httpx.AsyncClient, store: Store) -> No
     token = unsubscribe_token("k", "press-desk", "email", "press@example.org")
     page = await api.get(f"/unsubscribe/{token}")
     assert page.status_code == 200
-    assert "press-desk" in page.text
+    # The reader is named by their address, masked; never by the internal id.
+    assert "p***@example.org" in page.text
+    assert "press-desk" not in page.text
     # A GET (a link scanner, a prefetch) only shows the page: the address stays subscribed.
     assert (await api.get(f"/unsubscribe/{token}")).status_code == 200
     async with store.read() as tx:
@@ -166,7 +168,34 @@ async def test_one_click_unsubscribe(api: httpx.AsyncClient, store: Store) -> No
         assert (await tx.subscriber_record("press-desk")).subscriber.email is None  # type: ignore[union-attr]
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     assert_problem(await api.post(f"/unsubscribe/{tampered}"), 404)
-    assert_problem(await api.get("/unsubscribe/garbage"), 404)
+    garbage = await api.get("/unsubscribe/garbage")  # an email's link: a page, not JSON
+    assert garbage.status_code == 404
+    assert garbage.headers["content-type"].startswith("text/html")
+
+
+async def test_the_unsubscribe_button_ends_on_a_page_in_the_readers_language(
+    api: httpx.AsyncClient, store: Store
+) -> None:
+    token = unsubscribe_token("k", "press-desk", "email", "press@example.org")
+    page = await api.get(f"/unsubscribe/{token}", headers={"Accept-Language": "ru"})
+    assert page.status_code == 200
+    assert 'lang="ru"' in page.text
+    assert "Content-Security-Policy" in page.headers
+    done = await api.post(
+        f"/unsubscribe/{token}/page",
+        data={"List-Unsubscribe": "One-Click", "from": "page", "lang": "ru"},
+    )
+    assert done.status_code == 200, done.text
+    assert done.headers["content-type"].startswith("text/html")
+    assert "Content-Security-Policy" in done.headers
+    assert "Вы отписаны" in done.text
+    assert "p***@example.org" in done.text
+    async with store.read() as tx:
+        assert (await tx.subscriber_record("press-desk")).subscriber.email is None  # type: ignore[union-attr]
+    # Pressed twice (a back button, a double click): the same answer, nothing else changes.
+    again = await api.post(f"/unsubscribe/{token}/page", data={"lang": "ru"})
+    assert again.status_code == 200
+    assert "Вы отписаны" in again.text
 
 
 async def test_limits_on_body_size_and_rate(api: httpx.AsyncClient, store: Store) -> None:

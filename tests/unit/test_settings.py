@@ -373,6 +373,8 @@ PLAIN_LISTS = [
 ]
 #: Every setting whose value is a table or a list of tables: JSON only.
 TABLES = {
+    "NOTIFIER_PUBLIC__LOGO": "a table",
+    "NOTIFIER_PUBLIC__ORGANISATION": "a table",
     "NOTIFIER_UPSTREAMS": "a list of tables",
     "NOTIFIER_MEETINGS": "a list of tables",
     "NOTIFIER_SUBSCRIBERS": "a list of tables",
@@ -399,10 +401,14 @@ def _lists_and_tables(model: type[BaseModel], prefix: str) -> set[str]:
     return found
 
 
+#: Settings that are one text or a table of texts per locale: plain text or JSON.
+TEXT_OR_TABLE = {"NOTIFIER_PUBLIC__TITLE"}
+
+
 def test_every_list_or_map_setting_is_covered_below() -> None:
     from notifier.settings import Settings
 
-    covered = {variable for variable, *_ in PLAIN_LISTS} | set(TABLES)
+    covered = {variable for variable, *_ in PLAIN_LISTS} | set(TABLES) | TEXT_OR_TABLE
     assert _lists_and_tables(Settings, "NOTIFIER_") == covered
 
 
@@ -414,6 +420,23 @@ def test_a_list_in_the_environment_may_be_written_comma_separated_or_as_json(
     assert read(load_settings(SHIPPED)) == expected
     monkeypatch.setenv(variable, json.dumps([item.strip() for item in value.split(",")]))
     assert read(load_settings(SHIPPED)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Press office", "Press office"),
+        (
+            '{"en": "Press office", "ru": "Пресс-служба"}',
+            {"en": "Press office", "ru": "Пресс-служба"},
+        ),
+    ],
+)
+def test_a_title_in_the_environment_is_a_text_or_a_table_per_locale(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: object
+) -> None:
+    monkeypatch.setenv("NOTIFIER_PUBLIC__TITLE", value)
+    assert load_settings(SHIPPED).public.title == expected
 
 
 @pytest.mark.parametrize(
@@ -439,9 +462,12 @@ def test_a_table_in_the_environment_that_is_not_json_says_how_to_write_it(
     monkeypatch.setenv(variable, "press-desk")
     with pytest.raises(ConfigError) as raised:
         load_settings(SHIPPED)
-    assert raised.value.message == (
-        f'{variable}: not valid JSON; write a list of tables as JSON \'[{{"key": "value"}}]\''
-    )
+    how = {
+        "a list of tables": 'write a list of tables as JSON \'[{"key": "value"}]\'',
+        "a table": 'write a table as JSON \'{"key": "value"}\', '
+        f"or set one key with {variable}__KEY",
+    }[TABLES[variable]]
+    assert raised.value.message == f"{variable}: not valid JSON; {how}"
 
 
 @pytest.mark.parametrize(

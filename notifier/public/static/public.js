@@ -7,9 +7,9 @@
   if (params.has("tz")) return;
   var zone;
   try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { return; }
-  var select = document.getElementById("tz");
-  if (!zone || !select) return;
-  var known = Array.prototype.some.call(select.options, function (o) { return o.value === zone; });
+  var list = document.getElementById("tz-list");
+  if (!zone || !list) return;
+  var known = zone === "UTC" || Array.prototype.some.call(list.options, function (o) { return o.value === zone; });
   if (!known) return;
   params.set("tz", zone);
   window.location.replace(window.location.pathname + "?" + params.toString());
