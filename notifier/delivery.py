@@ -42,7 +42,7 @@ from notifier.domain.errors import (
     SuppressedAddress,
     TemporaryDeliveryError,
 )
-from notifier.domain.models import EventKind, Subscriber
+from notifier.domain.models import EventKind, Meeting, Subscriber
 from notifier.domain.outbox import (
     PAUSE,
     Attempt,
@@ -102,15 +102,16 @@ class Postman:
         token = bounce_token(self.link_key, delivery_id, recipient)
         return plain if token is None else return_path(self.bounce_address, token)
 
+    def page_of(self, meeting: Meeting) -> str:
+        """The meeting's public page, for every message about it to link: only for a
+        public meeting, and only when the public pages are served; else empty."""
+        return self.links.meeting(meeting.id) if self.pages and meeting.audience == PUBLIC else ""
+
     def chat_message(
         self, notice: Notice, *, locale: str, timezone: str, now: datetime
     ) -> RenderedChat:
         """The chat message of `notice` for readers of one locale and zone."""
-        page = (
-            self.links.meeting(notice.meeting.id)
-            if self.pages and notice.meeting.audience == PUBLIC
-            else ""
-        )
+        page = self.page_of(notice.meeting)
         return self.renderer.render_chat(
             notice, locale=locale, timezone=timezone, page_url=page, now=now
         )
@@ -165,6 +166,7 @@ class Postman:
             unsubscribe_url=UNSUBSCRIBE_PLACEHOLDER,
             calendar_url=CALENDAR_PLACEHOLDER,
             manage_url=MANAGE_PLACEHOLDER,
+            page_url=self.page_of(notice.meeting),
             now=now,
         )
         ics = None
@@ -232,6 +234,7 @@ class Postman:
                     subscriber.id, Channel.EMAIL, subscriber.email
                 ),
                 calendar_url=self.links.calendar(subscriber.id, ""),
+                page_url=self.page_of(notice.meeting),
                 now=now,
             )
             return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}[part]

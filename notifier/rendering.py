@@ -43,7 +43,7 @@ from notifier.domain.models import (
 )
 from notifier.domain.outbox import change_payload, reminder_payload
 from notifier.domain.text import clean_text
-from notifier.words import LOCALES, beyond, status_name
+from notifier.words import LOCALES, beyond, kind_name, status_name
 
 PARTS = ("subject.txt", "body.txt", "body.html")
 SHIPPED_LOCALES = LOCALES
@@ -246,6 +246,7 @@ class Renderer:
         self.env.filters["status"] = _status
         self.env.filters["beyond"] = _beyond
         self.env.filters["status_kind"] = _status_kind
+        self.env.filters["kind_name"] = _kind_name
 
     def locales(self) -> list[str]:
         """Every locale with templates: the shipped ones and any in the templates folder."""
@@ -270,6 +271,7 @@ class Renderer:
         unsubscribe_url: str = "",
         calendar_url: str = "",
         manage_url: str = "",
+        page_url: str = "",
         now: datetime,
     ) -> RenderedEmail:
         """The subject (one line), text and HTML of `notice` for this reader."""
@@ -283,6 +285,7 @@ class Renderer:
             "unsubscribe_url": unsubscribe_url,
             "calendar_url": calendar_url,
             "manage_url": manage_url,
+            "page_url": page_url,
             "now": now,
             "_zone": ZoneInfo(timezone),
             "_locale": locale.split("-")[0],
@@ -335,6 +338,7 @@ class Renderer:
                         unsubscribe_url="https://example.org/unsubscribe/sample",
                         calendar_url="https://example.org/calendar/sample.ics",
                         manage_url="https://example.org/manage/sample",
+                        page_url="https://example.org/meetings/sample",
                         now=now,
                     )
                     self.render_chat(
@@ -413,6 +417,13 @@ def _status(context: Context, value: MeetingStatus | str) -> str:
         return status_name(key, context["_locale"])
     except ValueError:  # not a status: shown as given
         return key
+
+
+@pass_context
+def _kind_name(context: Context, kind: str) -> str:
+    """The name of a kind of news (``meeting.postponed``: "Postponed") in the reader's
+    language, from the one catalogue (`notifier.words.KIND`)."""
+    return kind_name(kind, context["_locale"])
 
 
 def _status_kind(status: MeetingStatus | str) -> str:

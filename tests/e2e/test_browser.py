@@ -293,3 +293,29 @@ def test_the_screenshots_the_readme_shows_exist() -> None:
     for name in re.findall(r"docs/screenshots/([\w.-]+\.png)", readme):
         assert (SHOTS / name).is_file(), name
     assert Path(SHOTS / "meeting.png").is_file()
+
+
+def test_the_html_email_reads_on_a_phone_and_a_desktop_in_both_themes() -> None:
+    """The HTML part of every kind of message (the golden files of
+    tests/unit/test_golden_messages.py), in Chromium at 390 and 800 px, light and dark:
+    nothing wider than the screen, nothing clipped; screenshots of some in docs/screenshots/."""
+    golden = ROOT / "tests" / "golden"
+    problems: list[str] = []
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        for scheme in ("light", "dark"):
+            context = browser.new_context(color_scheme=scheme, java_script_enabled=False)
+            page = context.new_page()
+            for path in sorted(golden.glob("*.html")):
+                for width in (390, 800):
+                    page.set_viewport_size({"width": width, "height": 900})
+                    page.set_content(path.read_text(encoding="utf-8"))
+                    wide = page.evaluate("document.documentElement.scrollWidth")
+                    if wide > width:
+                        problems.append(f"{path.name} {scheme}: {wide} px wide at {width}")
+                    if path.stem in ("rescheduled.public.en", "postponed.participants.ru"):
+                        suffix = ("" if scheme == "light" else "-dark") + f"-{width}"
+                        shot(page, f"email-{path.stem.replace('.', '-')}{suffix}.png")
+            context.close()
+        browser.close()
+    assert problems == []
