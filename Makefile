@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 CONFIG ?= config/notifier.toml
 
-.PHONY: run test lint typecheck install clean lock bench bench-idle
+.PHONY: run demo test lint typecheck install runtime clean lock bench bench-idle
 
 # The versions come from requirements.lock (pinned, with hashes; `make lock` writes it
 # after pyproject.toml changes), then the package itself without resolving anything again.
@@ -17,9 +17,25 @@ $(BIN)/notifier: pyproject.toml requirements.lock
 
 install: $(BIN)/notifier
 
-run: install
+# What the daemon needs and nothing more (no test or dev tools): `make run` and `make demo`.
+# On a venv `make install` made, the runtime lock installs nothing new (the same pins).
+$(VENV)/.runtime: pyproject.toml requirements-runtime.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-runtime.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	@touch $@
+
+runtime: $(VENV)/.runtime
+
+run: runtime
 	$(BIN)/notifier db upgrade --config $(CONFIG)
 	$(BIN)/notifier run --config $(CONFIG)
+
+# The seed scenario dated from today on a fresh var/demo.db, with a mail catcher and a
+# webhook receiver that print what arrives (README, The seed scenario, step by step).
+demo: runtime
+	$(BIN)/notifier demo --config $(CONFIG)
 
 lint: install
 	$(BIN)/ruff check notifier tests bench

@@ -10,14 +10,17 @@ migrate and reconcile first (`_run`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import os
+import re
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -236,6 +239,12 @@ def _show(fields: list[tuple[str, object]], *sections: _Section, width: int = 14
             _table(section.rows, section.headers)
 
 
+def _clock(value: str) -> time | None:
+    """``21:00`` (or ``9:30``) as a wall-clock time; None for anything else."""
+    found = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
+    return time(int(found[1]), int(found[2])) if found else None
+
+
 def parse_datetime_arg(value: str, *, field: str) -> datetime:
     """An aware datetime from ISO-8601 text, or a `ValueError` naming the option `field`."""
     try:
@@ -324,6 +333,44 @@ def db_installation(
 
 
 @cli.command()
+def demo(
+    folder: Annotated[
+        Path, typer.Option("--dir", help="Where the demo's config and database go.")
+    ] = Path("var"),
+    listen: Annotated[str, typer.Option(help="The daemon's address.")] = "127.0.0.1:8080",
+    smtp_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="The mail catcher's port on 127.0.0.1.")
+    ] = 1025,
+    webhook_port: Annotated[
+        int, typer.Option(min=1, max=65535, help="The webhook receiver's port on 127.0.0.1.")
+    ] = 9000,
+    keep: Annotated[
+        bool, typer.Option(help="Keep the demo's database from last time (default: fresh).")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Try the seed scenario: the daemon on a fresh DIR/demo.db with the talks next week,
+    and a mail catcher and webhook receiver that print what arrives. Stop with Ctrl-C."""
+    from notifier import demo as demo_module
+    from notifier.words import moment
+
+    shipped = config or Path(os.environ.get("NOTIFIER_CONFIG") or "config/notifier.toml")
+    if not shipped.is_file():
+        raise _fail(f"{shipped}: no such file (set --config)")
+    plan = demo_module.Plan(folder, listen=listen, smtp_port=smtp_port, hook_port=webhook_port)
+    now = compose.utcnow()
+    days = demo_module.prepare(shipped, plan, now, keep=keep)
+    settings = _settings(plan.config)
+    configure_logging(level=settings.log_level, fmt=settings.log_format, secrets=settings.secrets())
+    first = settings.meetings[0] if settings.meetings else None
+    when = "" if first is None else moment(first.starts_at, first.timezone, "en")
+    typer.echo(demo_module.banner(plan, days, when))
+    with _user_errors(settings):
+        daemon.freeze_loaded()
+        asyncio.run(demo_module.run(settings, plan))
+
+
+@cli.command()
 def run(config: ConfigOption = None) -> None:
     """Run the daemon until SIGTERM or Ctrl-C."""
     settings = _settings(config)
@@ -375,7 +422,11 @@ def event(
     ] = None,
     starts_at: Annotated[
         str | None,
-        typer.Option("--starts-at", help="New start, ISO-8601 with offset (needed to reschedule)."),
+        typer.Option(
+            "--starts-at",
+            help="New start: ISO-8601 with offset, or HH:MM on the meeting's day in its zone"
+            " (needed to reschedule).",
+        ),
     ] = None,
     condition: Annotated[
         list[str] | None,
@@ -392,8 +443,14 @@ def event(
 ) -> None:
     """Change a meeting's status (works while the daemon runs on the same database)."""
     settings = _settings(config)
+    # A time alone ("21:00") is that time on the meeting's current day in its own zone.
+    clock = _clock(starts_at) if starts_at else None
     try:
-        new_start = parse_datetime_arg(starts_at, field="--starts-at") if starts_at else None
+        new_start = (
+            parse_datetime_arg(starts_at, field="--starts-at")
+            if starts_at and clock is None
+            else None
+        )
     except ValueError as exc:
         raise _fail(str(exc)) from None
     variants: dict[str, dict[str, str]] = {}
@@ -418,6 +475,10 @@ def event(
     )
 
     async def work(opened: compose.App) -> service.ChangeResult:
+        nonlocal change
+        if clock is not None:
+            moved = await service.on_its_day(opened.store, meeting, clock)
+            change = dataclasses.replace(change, starts_at=moved)
         return await service.apply_status_change(opened.store, change, now=compose.utcnow())
 
     result = _run(settings, work)

@@ -4,7 +4,8 @@ attempts, the sources report, the installation id."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
+from zoneinfo import ZoneInfo
 
 from notifier.configfile import SourceConfig
 from notifier.domain.errors import (
@@ -67,6 +68,15 @@ async def current_meeting(store: StorePort, meeting_id: str) -> Meeting:
     if meeting is None:
         raise UnknownMeeting(meeting_id)
     return meeting
+
+
+async def on_its_day(store: StorePort, meeting_id: str, clock: time) -> datetime:
+    """The wall-clock time `clock` on the day a meeting now starts, in the meeting's own
+    zone: what "rescheduled to 21:00" means (``--starts-at 21:00``)."""
+    meeting = await current_meeting(store, meeting_id)
+    zone = ZoneInfo(meeting.timezone)
+    day = meeting.starts_at.astimezone(zone).date()
+    return datetime.combine(day, clock, tzinfo=zone)
 
 
 async def subscriber_detail(
