@@ -43,7 +43,7 @@ from notifier.domain.models import (
 )
 from notifier.domain.outbox import change_payload, reminder_payload
 from notifier.domain.text import clean_text
-from notifier.words import LOCALES, beyond, kind_name, status_name
+from notifier.words import LOCALES, beyond, kind_name, status_name, zone_abbreviation
 
 PARTS = ("subject.txt", "body.txt", "body.html")
 SHIPPED_LOCALES = LOCALES
@@ -389,9 +389,7 @@ def _when(context: Context, value: datetime | None) -> str:
         local, "HH:mm, d MMMM y", tzinfo=context["_zone"], locale=context["_locale"]
     )
     clock, _, day = formatted.partition(", ")
-    zone = local.tzname() or ""
-    if zone[:1] in "+-":  # zones without an abbreviation (Asia/Tbilisi): say UTC+04
-        zone = f"UTC{zone}"
+    zone = zone_abbreviation(local, context["_locale"])  # MSK (МСК in Russian), UTC+04
     return f"{clock} {zone}, {day}"
 
 

@@ -32,8 +32,8 @@ STATUS: dict[str, dict[MeetingStatus, str]] = {
         MeetingStatus.SCHEDULED: "Назначена",
         MeetingStatus.CONFIRMED: "Подтверждена",
         MeetingStatus.POSTPONED: "Отложена",
-        MeetingStatus.CLEARED: "Препятствие снято",
-        MeetingStatus.RESCHEDULED: "Перенесена на новое время",
+        MeetingStatus.CLEARED: "Препятствия устранены",
+        MeetingStatus.RESCHEDULED: "Перенесена",
         MeetingStatus.IN_PROGRESS: "Идёт",
         MeetingStatus.CONCLUDED: "Завершена",
         MeetingStatus.CANCELLED: "Отменена",
@@ -88,10 +88,10 @@ KIND: dict[str, dict[str, str]] = {
         "meeting.scheduled": "Назначена",
         "meeting.confirmed": "Подтверждена",
         "meeting.postponed": "Отложена",
-        "meeting.cleared": "Препятствие снято",
-        "meeting.rescheduled": "Новое время",
+        "meeting.cleared": "Препятствия устранены",
+        "meeting.rescheduled": "Перенесена",
         "meeting.started": "Началась",
-        "meeting.concluded": "Завершилась",
+        "meeting.concluded": "Завершена",
         "meeting.cancelled": "Отменена",
         "meeting.updated": "Изменены сведения",
         "meeting.reminder": "Напоминание",
@@ -118,11 +118,17 @@ def reminder_words(offset: timedelta, locale: str) -> str:
     return f"за {amount}"
 
 
-def zone_abbreviation(local: datetime) -> str:
-    """The zone's short name at that instant (``MSK``, ``EST``), or ``UTC+04`` for a zone
-    tzdata gives no abbreviation."""
+#: Short zone names a language writes its own way (Russian text says МСК, not MSK).
+_ABBREVIATIONS = {"ru": {"MSK": "МСК"}}
+
+
+def zone_abbreviation(local: datetime, locale: str = "en") -> str:
+    """The zone's short name at that instant as `locale` writes it (``MSK``, ``EST``;
+    ``МСК`` in Russian), or ``UTC+04`` for a zone tzdata gives no abbreviation."""
     zone = local.tzname() or ""
-    return f"UTC{zone}" if zone[:1] in "+-" else zone
+    if zone[:1] in "+-":
+        return f"UTC{zone}"
+    return _ABBREVIATIONS.get(locale.split("-")[0], {}).get(zone, zone)
 
 
 def moment(value: datetime, zone: str, locale: str, *, year: bool = False) -> str:
@@ -136,4 +142,4 @@ def moment(value: datetime, zone: str, locale: str, *, year: bool = False) -> st
         else ("EEEE, d MMMM y" if year else "EEEE, d MMMM")
     )
     day = format_datetime(local, pattern, tzinfo=tz, locale=locale)
-    return f"{local:%H:%M} {zone_abbreviation(local)}, {day}"
+    return f"{local:%H:%M} {zone_abbreviation(local, locale)}, {day}"

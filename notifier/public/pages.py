@@ -40,7 +40,7 @@ from notifier.public.i18n import WORDS, language
 from notifier.settings import LOGO_LIMIT, LOGO_TYPES
 from notifier.web.context import ApiContext, Ctx
 from notifier.web.limits import RateLimit
-from notifier.words import beyond, kind_name, moment, reminder_words, status_name
+from notifier.words import beyond, kind_name, moment, reminder_words, status_name, zone_abbreviation
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "public"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -812,7 +812,9 @@ def _entry_text(meeting: Meeting, entry: HistoryEntry, status: str, lang: str) -
         zone = ZoneInfo(meeting.timezone)
         local = entry.starts_at.astimezone(zone)
         day = babel_datetime(local, "d MMMM y, HH:mm", tzinfo=zone, locale=lang)
-        starts = WORDS[lang]["starts"].format(time=f"{day} {local.tzname()} ({meeting.timezone})")
+        starts = WORDS[lang]["starts"].format(
+            time=f"{day} {zone_abbreviation(local, lang)} ({meeting.timezone})"
+        )
         parts.append(f"{starts[:1].upper()}{starts[1:]}.")
     return " ".join(parts)
 

@@ -159,7 +159,7 @@ def test_the_readme_walk_runs_as_written_against_the_demo(demo: Demo) -> None:
     done = demo.run(commands)
     assert done.returncode == 0, done.stdout + done.stderr
     # The press desk's Russian email of the reschedule, printed by the demo's catcher.
-    demo.wait_for("email to press@example.org: Новое время")
+    demo.wait_for("email to press@example.org: Перенесена")
     demo.wait_for("meeting.rescheduled moscow-tskhinvali-talks -> rescheduled (signature ok")
     demo.wait_for("chat /chat:")
     assert "SIGNATURE INVALID" not in demo.said()

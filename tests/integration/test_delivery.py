@@ -71,8 +71,8 @@ async def test_each_subscriber_gets_one_message_per_change_in_their_zone_and_lan
     box = smtp_server.box
     assert box.to("other@example.org") == []
     (first, second) = box.to("press@example.org")
-    assert first["Subject"].startswith("Препятствие снято: Talks between the presidents")
-    assert "21:00 MSK, 2 марта 2026" in second.get_body(("plain",)).get_content()
+    assert first["Subject"].startswith("Препятствия устранены: Talks between the presidents")
+    assert "21:00 МСК, 2 марта 2026" in second.get_body(("plain",)).get_content()
     (_, berlin_moved) = box.to("berlin@example.org")
     text = berlin_moved.get_body(("plain",)).get_content()
     assert "from 17:00 CET, 2 March 2026 to 19:00 CET, 2 March 2026" in text

@@ -63,7 +63,7 @@ async def test_every_answer_to_a_form_post_is_a_page_in_the_visitors_language(
         data={"csrf": csrf, "email": "a" * 400 + "@example.org", "meeting": TALKS},
         headers={"Accept-Language": "ru"},
     )
-    assert_page(russian, 422, "Не удалось прочитать форму")
+    assert_page(russian, 422, "Не удалось обработать форму")
 
     manage = await confirmed_reader(
         site, smtp_server, "kinds@example.org", kinds=["meeting.cleared"]

@@ -126,7 +126,7 @@ async def test_a_rescheduled_meeting_says_where_it_went_with_date_and_zone(
     en = (await site.get(f"/meetings/{TALKS}?lang=en")).text
     assert "Rescheduled to 21:00 MSK, Thursday 5 March" in en
     ru = (await site.get(f"/meetings/{TALKS}?lang=ru")).text
-    assert "Перенесена на 21:00 MSK, четверг, 5 марта" in ru
+    assert "Новое время: 21:00 МСК, четверг, 5 марта" in ru
     # In the viewer's zone, with that zone's short name.
     tokyo = (await site.get(f"/meetings/{TALKS}?lang=en&tz=Asia/Tokyo")).text
     assert "Rescheduled to 03:00 JST, Friday 6 March" in tokyo
