@@ -350,3 +350,21 @@ async def test_the_confirmation_form_posts_under_a_public_url_with_a_path_prefix
         page = await c.get(f"/unsubscribe/{token}")
     assert page.status_code == 200
     assert f'action="https://news.example.org/notify/unsubscribe/{token}/page"' in page.text
+
+
+async def test_durations_past_what_makes_sense_are_refused_naming_the_field(
+    api: httpx.AsyncClient,
+) -> None:
+    # 14,209 weeks overflowed PostgreSQL's integer column (a 500, found by schemathesis).
+    meeting = {
+        "id": "long-window",
+        "title": "Long window",
+        "timezone": "UTC",
+        "starts_at": "2030-01-01T10:00:00Z",
+        "coalesce": "014209W",
+    }
+    body = assert_problem(await api.post("/v1/meetings", json=meeting, headers=AUTH), 422)
+    assert body["detail"].startswith("coalesce: ")
+    reader = {"id": "far-ahead", "email": "far@example.org", "reminders": ["999999w"]}
+    body = assert_problem(await api.post("/v1/subscribers", json=reader, headers=AUTH), 422)
+    assert "reminders" in body["detail"]
