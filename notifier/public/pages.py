@@ -98,7 +98,9 @@ def _zone(asked: str | None, lang: str = "en") -> str | None:
 
 
 def _when(value: datetime, zone: str, lang: str) -> str:
-    return babel_datetime(value, "EEEE d MMMM y, HH:mm zzzz", tzinfo=ZoneInfo(zone), locale=lang)
+    """A start time as the status line and the timeline say it: ``19:00 MSK, Monday 2 March
+    2026`` (``19:00 МСК, понедельник, 2 марта 2026``)."""
+    return moment(value, zone, lang, year=True)
 
 
 def _status_line(meeting: Meeting, lang: str, zone: str) -> str | None:
