@@ -14,7 +14,7 @@ from pathlib import Path
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from typer.testing import CliRunner
 
 from notifier import compose as app
@@ -29,8 +29,12 @@ from tests.integration.conftest import Clock
 from tests.integration.peers import SmtpServer
 
 
-def key_file(path: Path) -> Path:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def key_file(path: Path, kind: str = "rsa") -> Path:
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if kind == "rsa"
+        else ed25519.Ed25519PrivateKey.generate()
+    )
     path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,  # PKCS#8, as `openssl genpkey` writes it
@@ -66,10 +70,11 @@ def dns_of(signer: DkimSigner) -> dkim.DNSFunction:
     return lookup
 
 
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
 async def test_every_email_is_signed_over_list_unsubscribe_and_a_tampered_copy_fails(
-    store: Store, clock: Clock, smtp_server: SmtpServer, tmp_path: Path
+    store: Store, clock: Clock, smtp_server: SmtpServer, tmp_path: Path, kind: str
 ) -> None:
-    key = key_file(tmp_path / "dkim.pem")
+    key = key_file(tmp_path / "dkim.pem", kind)
     settings = load_settings(
         config(
             tmp_path,
@@ -80,7 +85,7 @@ async def test_every_email_is_signed_over_list_unsubscribe_and_a_tampered_copy_f
     assert settings.smtp.dkim is not None
     signer = settings.smtp.dkim.signer()
     record = signer.dns_record()
-    assert record.startswith('press2026._domainkey.example.org. IN TXT "v=DKIM1; k=rsa; p=')
+    assert record.startswith(f'press2026._domainkey.example.org. IN TXT "v=DKIM1; k={kind}; p=')
     # A 2048-bit key's record is longer than one TXT string may be: it is split at 255.
     assert all(len(piece) <= 255 for piece in re.findall(r'"([^"]*)"', record))
     resolve = dns_of(signer)
@@ -93,7 +98,7 @@ async def test_every_email_is_signed_over_list_unsubscribe_and_a_tampered_copy_f
     assert len(smtp_server.box.raw) == 2
 
     for _, raw in smtp_server.box.raw:
-        assert raw.startswith(b"DKIM-Signature: v=1; a=rsa-sha256;")
+        assert raw.startswith(f"DKIM-Signature: v=1; a={kind}-sha256;".encode())
         assert dkim.verify(raw, dnsfunc=resolve)
         head = raw.split(b"\r\n\r\n", 1)[0]
         signature = head.split(b"\r\n ", 1)[0] + b"".join(
