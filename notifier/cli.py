@@ -804,10 +804,21 @@ def deliveries_list(
 def deliveries_show(
     delivery_id: Annotated[str, typer.Argument(metavar="ID")],
     as_json: JsonOption = False,
+    render: Annotated[
+        bool,
+        typer.Option(
+            "--render", help="Print the email exactly as it was sent (the bytes on the wire)."
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Show one delivery and every attempt at it."""
     settings = _settings(config)
+    if render:
+        sent = _read(settings, lambda opened: service.sent_message(opened.store, delivery_id))
+        sys.stdout.buffer.write(sent)
+        sys.stdout.buffer.flush()
+        return
 
     detail = _read(settings, lambda opened: service.delivery_detail(opened.store, delivery_id))
     data = delivery.describe(detail.delivery)

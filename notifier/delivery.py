@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -269,6 +270,8 @@ class _Batch:
     timed_out: set[str] = field(default_factory=set)
     #: Addresses on the suppression list (lower case), read once for the batch.
     suppressed: set[str] = field(default_factory=set)
+    #: Each email delivery's message as it went on the wire (signed), for its attempt.
+    wire: dict[str, bytes] = field(default_factory=dict)
 
     def notice(self, delivery: Delivery) -> Notice:
         notice = self.notices.get(delivery.notice_id)
@@ -356,11 +359,15 @@ class EmailCourier:
             batch.emails[group] = self.postman.prepare(
                 notice, locale=contact.locale, timezone=contact.timezone, now=batch.now
             )
-        message = self.postman.email_bytes(delivery, contact, batch.emails[group])
+        message = self.postman.email.signed(
+            self.postman.email_bytes(delivery, contact, batch.emails[group])
+        )
+        batch.wire[delivery.id] = message
         await self.postman.email.send(
             message,
             sender=self.postman.envelope_sender(delivery.id, contact.email),
             recipient=contact.email,
+            signed=True,
         )
         return 250
 
@@ -599,6 +606,11 @@ class OutboxWorker:
     async def _deliver(
         self, delivery: Delivery, subscriber: Contact | None, batch: _Batch
     ) -> Attempt:
+        attempt = await self._try(delivery, subscriber, batch)
+        message = batch.wire.pop(delivery.id, None)
+        return attempt if message is None else dataclasses.replace(attempt, message=message)
+
+    async def _try(self, delivery: Delivery, subscriber: Contact | None, batch: _Batch) -> Attempt:
         started = time.perf_counter()
         code: int | None = None
         try:

@@ -108,7 +108,13 @@ class EmailChannel:
         """Seconds the channel stays paused (0 when it is not)."""
         return max(self._paused_until - time.monotonic(), 0.0)
 
-    async def send(self, message: bytes, /, *, sender: str, recipient: str) -> None:
+    def signed(self, message: bytes) -> bytes:
+        """`message` as it goes on the wire: DKIM-signed when a key is set."""
+        return message if self._signer is None else self._signer.sign(message)
+
+    async def send(
+        self, message: bytes, /, *, sender: str, recipient: str, signed: bool = False
+    ) -> None:
         """Deliver `message` to `recipient` in one SMTP transaction, or raise.
 
         Failures are classified by whose fault they are. Ours (authentication refused, the
@@ -123,8 +129,8 @@ class EmailChannel:
                 f"email paused for {self.paused_for:.0f}s more after the last failure",
                 retry_after=self.paused_for,
             )
-        if self._signer is not None:
-            message = self._signer.sign(message)
+        if not signed:
+            message = self.signed(message)
         async with self._slots:
             client: aiosmtplib.SMTP | None = None
             healthy = False

@@ -394,6 +394,8 @@ class Attempt:
     counted: bool = True
     #: An address the mail server refused for good: put it on the suppression list.
     suppress: str | None = None
+    #: An email attempt: the message as it went on the wire (signed), kept with it.
+    message: bytes | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -69,6 +69,7 @@ from notifier.service.reads import (
     on_its_day,
     queue_stats,
     schema_revision,
+    sent_message,
     source_report,
     subscriber_detail,
 )
@@ -155,6 +156,7 @@ __all__ = [
     "retry_delivery",
     "save_subscriber",
     "schema_revision",
+    "sent_message",
     "source_report",
     "subscriber_detail",
     "unsubscribe",

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from notifier.configfile import SourceConfig
 from notifier.domain.errors import (
+    NotFound,
     UnknownDelivery,
     UnknownMeeting,
     UnknownSubscriber,
@@ -105,6 +106,24 @@ async def delivery_detail(store: StorePort, delivery_id: str) -> DeliveryDetail:
         if found is None:
             raise UnknownDelivery(delivery_id)
         return DeliveryDetail(delivery=found, attempts=await tx.attempts(delivery_id))
+
+
+async def sent_message(store: StorePort, delivery_id: str) -> bytes:
+    """The email a delivery's latest attempt put on the wire, byte for byte (signed, as
+    the mail server received it); `UnknownDelivery`, or `NotFound` when none was sent."""
+    async with store.read() as tx:
+        found = await tx.delivery(delivery_id)
+        if found is None:
+            raise UnknownDelivery(delivery_id)
+        message = await tx.sent_message(delivery_id)
+    if message is None:
+        why = (
+            "it has not been tried yet"
+            if found.channel.value == "email"
+            else f"it is a {found.channel.value} delivery; only emails are kept"
+        )
+        raise NotFound(f"delivery {delivery_id} has no message on record: {why}")
+    return message
 
 
 # -- config file reconciliation ---------------------------------------------------------------

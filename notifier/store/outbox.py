@@ -3,6 +3,8 @@ suppression list, pruning."""
 
 from __future__ import annotations
 
+import base64
+import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,7 +70,18 @@ from notifier.store.tables import (
     suppressions,
 )
 
+
 #: The rows `record_attempts` passes as JSON: an attempt, and a delivery's next state.
+def pack_message(message: bytes | None) -> str | None:
+    """An email as stored with its attempt: zlib (a message is mostly repeated markup)
+    then base64, a third of its size or less."""
+    return None if message is None else base64.b64encode(zlib.compress(message, 6)).decode()
+
+
+def unpack_message(packed: str | None) -> bytes | None:
+    return None if packed is None else zlib.decompress(base64.b64decode(packed))
+
+
 _ATTEMPT_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("delivery_id", String(200)),
     ("at", UTCDateTime()),
@@ -76,6 +89,7 @@ _ATTEMPT_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("outcome", String(10)),
     ("code", Integer()),
     ("error", Text()),
+    ("message", Text()),
 )
 _MOVE_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("id", String(200)),
@@ -291,6 +305,7 @@ class OutboxQueries(QueriesBase):
                             "outcome": a.outcome.value,
                             "code": a.code,
                             "error": a.error,
+                            "message": pack_message(a.message),
                         }
                         for a in attempts
                     ]
@@ -791,6 +806,22 @@ class OutboxQueries(QueriesBase):
             await self.connection.execute(select(deliveries).where(deliveries.c.id == delivery_id))
         ).first()
         return _delivery(row) if row else None
+
+    async def sent_message(self, delivery_id: str) -> bytes | None:
+        """The email the latest attempt at a delivery put on the wire, exactly; None when
+        no attempt sent one (another channel, or never tried)."""
+        packed = (
+            await self.connection.execute(
+                select(delivery_attempts.c.message)
+                .where(
+                    delivery_attempts.c.delivery_id == delivery_id,
+                    delivery_attempts.c.message.is_not(None),
+                )
+                .order_by(delivery_attempts.c.id.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        return unpack_message(packed)
 
     async def attempts(self, delivery_id: str) -> list[dict[str, Any]]:
         """Every attempt at a delivery, oldest first."""

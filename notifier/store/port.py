@@ -365,6 +365,11 @@ class Outbox(Protocol):
         """One delivery by id."""
         ...
 
+    async def sent_message(self, delivery_id: str) -> bytes | None:
+        """The email the latest attempt at a delivery put on the wire, exactly (None: no
+        attempt sent one)."""
+        ...
+
     async def attempts(self, delivery_id: str) -> list[dict[str, Any]]:
         """Every attempt at a delivery, oldest first."""
         ...

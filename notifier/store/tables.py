@@ -236,6 +236,9 @@ delivery_attempts = Table(
     #: HTTP status or SMTP reply code, when there was one.
     Column("code", Integer),
     Column("error", Text),
+    #: An email attempt: the message exactly as it went on the wire (signed), zlib then
+    #: base64 (`notifier deliveries show ID --render`).
+    Column("message", Text),
     Index(None, "delivery_id"),
 )
 

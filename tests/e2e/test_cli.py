@@ -459,6 +459,10 @@ def test_deliveries_are_listed_shown_and_replayed(notifier: Notifier) -> None:
     first = pending[0]["id"]
     shown = notifier("deliveries", "show", first, "--json").json()
     assert shown["attempts_log"] == []
+    assert_user_error(
+        notifier("deliveries", "show", first, "--render"),
+        r"has no message on record: (it has not been tried yet|it is a \w+ delivery)",
+    )
     retried = notifier("deliveries", "retry", first)
     assert retried.code == 0, retried.err
     assert "due now" in retried.out

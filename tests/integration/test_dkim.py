@@ -8,6 +8,7 @@ on the way, or a changed link, must break the signature rather than ride on it.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from typer.testing import CliRunner
 
 from notifier import compose as app
+from notifier import service
 from notifier.cli import cli
 from notifier.domain.errors import ConfigError
 from notifier.domain.models import MeetingStatus
@@ -72,7 +74,12 @@ def dns_of(signer: DkimSigner) -> dkim.DNSFunction:
 
 @pytest.mark.parametrize("kind", ["rsa", "ed25519"])
 async def test_every_email_is_signed_over_list_unsubscribe_and_a_tampered_copy_fails(
-    store: Store, clock: Clock, smtp_server: SmtpServer, tmp_path: Path, kind: str
+    store: Store,
+    clock: Clock,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+    kind: str,
+    migrated_url: str,
 ) -> None:
     key = key_file(tmp_path / "dkim.pem", kind)
     settings = load_settings(
@@ -126,6 +133,27 @@ async def test_every_email_is_signed_over_list_unsubscribe_and_a_tampered_copy_f
         assert moved != raw
         assert not dkim.verify(moved, dnsfunc=resolve)
         assert not dkim.verify(raw.replace(b"medical", b"mediCal"), dnsfunc=resolve)
+
+    # What each delivery's attempt kept is the very bytes the mail server received, and
+    # `notifier deliveries show ID --render` prints them.
+    received = {tuple(rcpts): raw for rcpts, raw in smtp_server.box.raw}
+    path = config(
+        tmp_path,
+        smtp_server.port,
+        f'[smtp.dkim]\ndomain = "Example.org"\nselector = "press2026"\nkey_file = "{key}"',
+    )
+    for delivery in await service.list_deliveries(store):
+        address = {"desk": "desk@example.org", "wire": "wire@example.net"}[delivery.subscriber_id]
+        kept = await service.sent_message(store, delivery.id)
+        assert kept == received[(address,)]
+        shown = await asyncio.to_thread(
+            CliRunner().invoke,
+            cli,
+            ["deliveries", "show", delivery.id, "--render", "--config", str(path)],
+            env={"NOTIFIER_DATABASE_URL": migrated_url},
+        )
+        assert shown.exit_code == 0, shown.output
+        assert shown.stdout_bytes == kept
 
 
 async def test_without_dkim_nothing_is_signed(
