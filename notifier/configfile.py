@@ -61,18 +61,6 @@ class HistoryConfig(_Record):
     reason: TieredOneLine = ""
 
 
-def _at_most_a_day(value: timedelta) -> timedelta:
-    if value > timedelta(days=1):
-        raise ValueError("at most 1d: a longer window would hold news back for a day or more")
-    return value
-
-
-def _at_most_a_year(value: timedelta) -> timedelta:
-    if value > timedelta(days=366):
-        raise ValueError("at most a year before the start")
-    return value
-
-
 class MeetingConfig(_Record):
     """A meeting as written in the config file or posted to the API."""
 
@@ -91,7 +79,7 @@ class MeetingConfig(_Record):
     #: The lowest audience that may know of this meeting at all.
     audience: AudienceName = PUBLIC
     #: Changes within this window go out as one message per subscriber (default: off).
-    coalesce: Annotated[Duration, AfterValidator(_at_most_a_day)] | None = None
+    coalesce: Duration | None = None
     history: list[HistoryConfig] = []
 
     @model_validator(mode="after")
@@ -204,7 +192,7 @@ class SubscriberConfig(_Record):
             Field(json_schema_extra={"enum": ["*", *(k.value for k in EventKind)]}),
         ]
     ] = Field(default=["*"], json_schema_extra={"minItems": 1})  # the validator says why
-    reminders: list[Annotated[Duration, AfterValidator(_at_most_a_year)]] = []
+    reminders: list[Duration] = []
     quiet_hours: (
         Annotated[
             str,

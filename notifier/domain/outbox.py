@@ -252,6 +252,15 @@ def endpoints_of(subscriber: Subscriber) -> list[tuple[Channel, str | None]]:
     return found
 
 
+def _window_end(now: datetime, window: timedelta) -> datetime:
+    """When a coalescing window opened `now` closes; the calendar's end for a window that
+    would run past it (the schema lets one run to 999,999 weeks)."""
+    try:
+        return now + window
+    except OverflowError:
+        return datetime.max.replace(tzinfo=now.tzinfo)
+
+
 def plan_change_deliveries(
     meeting: Meeting,
     entry: HistoryEntry,
@@ -267,7 +276,7 @@ def plan_change_deliveries(
     subscriber's quiet hours for a kind that is not urgent. Readers of one audience share
     one notice, made from their audience's view: nothing above it is ever in it.
     """
-    held = (now + meeting.coalesce) if meeting.coalesce else None
+    held = _window_end(now, meeting.coalesce) if meeting.coalesce else None
     notices: dict[str, tuple[str, dict[str, Any]]] = {}
 
     def notice_of(audience: str) -> tuple[str, dict[str, Any]]:

@@ -66,12 +66,21 @@ async def test_reminders_fire_once_each_across_a_kill_and_restart(
     receiver = await Receiver(secrets=[SECRET]).start()
     port = free_port()
     begin = datetime.now(UTC)
-    starts_at = (begin + timedelta(seconds=40)).replace(microsecond=0)
+    # The first reminder 16 s after now: a daemon slow to start on a loaded machine (CI,
+    # four suites at once) must still have planned it, or it is rightly never sent.
+    starts_at = (begin + timedelta(seconds=50)).replace(microsecond=0)
     (tmp_path / "notifier.toml").write_text(config(receiver, starts_at, port))
     env = environment(tmp_path, database_url)
     daemon = None
+    log: list[str] = []
+
+    def arrived() -> str:
+        """Which reminders came (distinct ids, by offset), and what the daemons said."""
+        seen = {h.headers["webhook-id"]: h.verified["data"]["offset"] for h in receiver.hits}
+        return f"{sorted(Counter(seen.values()).items())}\n" + "".join(log[-60:])
+
     try:
-        daemon = await start_daemon(env, tmp_path)
+        daemon = await start_daemon(env, tmp_path, log=log)
         # Up to just after the first offset's instant, then killed hard.
         first = starts_at - timedelta(seconds=OFFSETS[0])
         await wait_for(lambda: datetime.now(UTC) > first + timedelta(seconds=1), 30)
@@ -81,14 +90,19 @@ async def test_reminders_fire_once_each_across_a_kill_and_restart(
         # Down while the second offset's instant passes.
         second = starts_at - timedelta(seconds=OFFSETS[1])
         await wait_for(lambda: datetime.now(UTC) > second + timedelta(seconds=1), 30)
-        daemon = await start_daemon(env, tmp_path)
+        daemon = await start_daemon(env, tmp_path, log=log)
         last = starts_at - timedelta(seconds=OFFSETS[-1])
         # Distinct ids: a reminder in flight at the kill may arrive twice (same id), and
         # must not count for one still to come.
-        await wait_for(
-            lambda: len({h.headers["webhook-id"] for h in receiver.hits}) >= READERS * len(OFFSETS),
-            60,
-        )
+        try:
+            await wait_for(
+                lambda: (
+                    len({h.headers["webhook-id"] for h in receiver.hits}) >= READERS * len(OFFSETS)
+                ),
+                60,
+            )
+        except AssertionError:
+            raise AssertionError("not every reminder came: " + arrived()) from None
         await asyncio.sleep(1.5)  # anything doubled would have arrived by now
         assert datetime.now(UTC) >= last
     finally:

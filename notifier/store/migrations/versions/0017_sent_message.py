@@ -1,4 +1,5 @@
-"""delivery_attempts.message: the email as it went on the wire (zlib, base64)
+"""delivery_attempts.message: the email as it went on the wire (zlib, base64); and
+meetings.coalesce_seconds as a 64-bit integer (999,999 weeks overflowed PostgreSQL's 32)
 
 Revision ID: 0017
 Revises: 0016
@@ -19,8 +20,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("delivery_attempts") as batch:
         batch.add_column(sa.Column("message", sa.Text(), nullable=True))
+    if op.get_bind().dialect.name == "postgresql":  # SQLite's INTEGER is 64-bit already
+        op.alter_column("meetings", "coalesce_seconds", type_=sa.BigInteger())
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column("meetings", "coalesce_seconds", type_=sa.Integer())
     with op.batch_alter_table("delivery_attempts") as batch:
         batch.drop_column("message")
