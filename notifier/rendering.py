@@ -395,10 +395,17 @@ def _when(context: Context, value: datetime | None) -> str:
 
 @pass_context
 def _relative(context: Context, value: datetime) -> str:
-    """``in 3 hours`` / ``через 3 часа``, from the time of rendering."""
-    return str(
+    """``in 3 hours`` / ``через 3 часа``, from the time of rendering; in Russian one of a
+    unit drops its "1" (``через час``, not ``через 1 час``), and one day is ``через сутки``
+    (``через день`` also means "every other day")."""
+    said = str(
         format_timedelta(value - context["now"], add_direction=True, locale=context["_locale"])
     )
+    if context["_locale"] == "ru" and said.startswith("через 1 "):
+        said = "через " + said.removeprefix("через 1 ")
+        if said == "через день":
+            said = "через сутки"
+    return said
 
 
 @pass_context

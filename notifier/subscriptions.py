@@ -329,15 +329,18 @@ def _confirm(
     if locale == "ru":
         return (
             "Подтвердите подписку",
-            f"Кто-то (надеемся, вы) попросил присылать на адрес {address} новости {what}.\n\n"
-            f"Чтобы подтвердить, откройте ссылку (она действует {hours} ч):\n{link}\n\n"
-            "Если это были не вы, ничего не делайте: без подтверждения писем не будет.\n",
+            f"Мы получили запрос на рассылку уведомлений {what} на адрес {address}.\n\n"
+            f"Чтобы подтвердить подписку, перейдите по ссылке (она действительна {hours} ч):"
+            f"\n{link}\n\n"
+            "Если вы не отправляли этот запрос, просто проигнорируйте письмо: без подтверждения "
+            "уведомления приходить не будут.\n",
         )
     return (
         "Confirm your subscription",
-        f"Someone (we hope you) asked for news {what} to be sent to {address}.\n\n"
-        f"To confirm, open this link (it works for {hours} h):\n{link}\n\n"
-        "If it was not you, do nothing: without confirmation nothing more is sent.\n",
+        f"We received a request to send news {what} to {address}.\n\n"
+        f"To confirm it, open this link (it works for {hours} h):\n{link}\n\n"
+        "If you did not ask for this, ignore this email: without confirmation nothing more "
+        "is sent.\n",
     )
 
 
@@ -346,11 +349,11 @@ def _already(locale: str, manage: str, about: _About, address: str) -> tuple[str
     if locale == "ru":
         return (
             "Вы уже подписаны",
-            f"Адрес {address} уже получает новости. Кто-то (надеемся, вы) снова попросил "
-            f"новости {what}. Изменить подписку или отписаться:\n{manage}\n",
+            f"На адрес {address} уже приходят уведомления. Мы получили повторный запрос на "
+            f"уведомления {what}. Изменить подписку или отписаться можно по ссылке:\n{manage}\n",
         )
     return (
         "You are already subscribed",
-        f"{address} already receives the news. Someone (we hope you) asked again for news "
-        f"{what}. Change or leave your subscription:\n{manage}\n",
+        f"{address} already receives this news; we received another request for news "
+        f"{what}. To change or leave your subscription:\n{manage}\n",
     )

@@ -592,10 +592,12 @@ def _named(found: subscriptions.Pending | None, lang: str) -> _Named | None:
     """A subscription as a page names it: a meeting by its title, a tag as a tag."""
     if found is None:
         return None
+    # Russian puts the preposition with the words ("уведомления о встрече «…»").
     if found.tag:
-        words = {"en": "meetings tagged “{tag}”", "ru": "встречи с меткой «{tag}»"}
-        return _Named(found.address, words[lang].format(tag=found.subject))
-    return _Named(found.address, found.subject)
+        words = {"en": "meetings tagged “{x}”", "ru": "о встречах с меткой «{x}»"}
+    else:
+        words = {"en": "“{x}”", "ru": "о встрече «{x}»"}
+    return _Named(found.address, words.get(lang, words["en"]).format(x=found.subject))
 
 
 @router.post("/subscribe/confirm/{token}")

@@ -78,8 +78,9 @@ meetings = Table(
     Column("tags", JSON, nullable=False),
     Column("sequence", Integer, nullable=False),
     #: Coalescing window in seconds: changes within it go out as one message. NULL = off.
-    #: 64-bit: the schema lets a window run to 999,999 weeks (6e11 s).
-    Column("coalesce_seconds", BigInteger),
+    #: 64-bit: the schema lets a window run to 999,999 weeks (6e11 s). (SQLite's INTEGER
+    #: is 64-bit already.)
+    Column("coalesce_seconds", BigInteger().with_variant(Integer(), "sqlite")),
     #: file | api | cli | feed: who owns the record (the config file may only touch its own).
     Column("source", String(10), nullable=False),
     #: For file meetings: the status part of the file as last read, to notice edits.

@@ -122,7 +122,8 @@ async def test_double_opt_in_sends_one_confirmation_then_news(
     ((_, raw),) = [m for m in smtp_server.box.raw if m[0] == ["reader@example.org"]]
     asked = decoded_parts(raw)["text/plain"]
     assert 'news about "Talks between the presidents of Russia and South Ossetia"' in asked
-    assert "to be sent to reader@example.org." in asked
+    assert "We received a request to send news about" in asked
+    assert "to reader@example.org." in asked
     # Stored hashed: the token itself is nowhere in the database.
     async with store.read() as tx:
         record = await tx.subscriber_record(subscriber_id_for("reader@example.org"))
