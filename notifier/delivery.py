@@ -53,6 +53,7 @@ from notifier.domain.outbox import (
     Delivery,
     Outcome,
     after_attempt,
+    pack_message,
 )
 from notifier.domain.recipients import normal_address
 from notifier.domain.retry import RetryPolicy
@@ -272,6 +273,10 @@ class _Batch:
     suppressed: set[str] = field(default_factory=set)
     #: Each email delivery's message as it went on the wire (signed), for its attempt.
     wire: dict[str, bytes] = field(default_factory=dict)
+    #: Email groups being rendered (in a thread), for the senders that need them meanwhile.
+    preparing: dict[tuple[str, str, str], asyncio.Future[PreparedEmail]] = field(
+        default_factory=dict
+    )
 
     def notice(self, delivery: Delivery) -> Notice:
         notice = self.notices.get(delivery.notice_id)
@@ -356,9 +361,20 @@ class EmailCourier:
             )
         group = (delivery.notice_id, contact.locale, contact.timezone)
         if group not in batch.emails:
-            batch.emails[group] = self.postman.prepare(
-                notice, locale=contact.locale, timezone=contact.timezone, now=batch.now
-            )
+            # Rendering a group (three templates, the calendar part, quoted-printable) takes
+            # tens of milliseconds: in a thread, so that no step of the loop holds it; the
+            # other senders of the group wait for the same one.
+            if group not in batch.preparing:
+                batch.preparing[group] = asyncio.ensure_future(
+                    asyncio.to_thread(
+                        self.postman.prepare,
+                        notice,
+                        locale=contact.locale,
+                        timezone=contact.timezone,
+                        now=batch.now,
+                    )
+                )
+            batch.emails[group] = await batch.preparing[group]
         message = self.postman.email.signed(
             self.postman.email_bytes(delivery, contact, batch.emails[group])
         )
@@ -608,7 +624,10 @@ class OutboxWorker:
     ) -> Attempt:
         attempt = await self._try(delivery, subscriber, batch)
         message = batch.wire.pop(delivery.id, None)
-        return attempt if message is None else dataclasses.replace(attempt, message=message)
+        if message is None:
+            return attempt
+        # Packed here, one delivery at a time, not all at once when the batch is recorded.
+        return dataclasses.replace(attempt, message=pack_message(message))
 
     async def _try(self, delivery: Delivery, subscriber: Contact | None, batch: _Batch) -> Attempt:
         started = time.perf_counter()

@@ -3,8 +3,6 @@ suppression list, pruning."""
 
 from __future__ import annotations
 
-import base64
-import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,6 +42,7 @@ from notifier.domain.outbox import (
     endpoints_to_disable,
     run_changes,
     target_of,
+    unpack_message,
 )
 from notifier.domain.recipients import normal_address
 from notifier.store.base import QueriesBase
@@ -70,18 +69,7 @@ from notifier.store.tables import (
     suppressions,
 )
 
-
 #: The rows `record_attempts` passes as JSON: an attempt, and a delivery's next state.
-def pack_message(message: bytes | None) -> str | None:
-    """An email as stored with its attempt: zlib (a message is mostly repeated markup)
-    then base64, a third of its size or less."""
-    return None if message is None else base64.b64encode(zlib.compress(message, 6)).decode()
-
-
-def unpack_message(packed: str | None) -> bytes | None:
-    return None if packed is None else zlib.decompress(base64.b64decode(packed))
-
-
 _ATTEMPT_COLUMNS: tuple[tuple[str, Any], ...] = (
     ("delivery_id", String(200)),
     ("at", UTCDateTime()),
@@ -305,7 +293,7 @@ class OutboxQueries(QueriesBase):
                             "outcome": a.outcome.value,
                             "code": a.code,
                             "error": a.error,
-                            "message": pack_message(a.message),
+                            "message": a.message,
                         }
                         for a in attempts
                     ]

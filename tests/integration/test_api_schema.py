@@ -221,7 +221,7 @@ def test_stateful_sequences_reach_the_logic_behind_the_ids(
 
     Machine.run(
         settings=settings(
-            max_examples=80,
+            max_examples=50,
             stateful_step_count=8,
             deadline=None,
             derandomize=True,
