@@ -18,7 +18,7 @@ from tests.integration.peers import Receiver, free_port
 
 READERS = 12
 #: Offsets in seconds before the start; the start is set 40 s after the test begins.
-OFFSETS = (34, 28, 22, 16)
+OFFSETS = (30, 26, 22, 18)
 
 
 def config(
@@ -68,7 +68,7 @@ async def test_reminders_fire_once_each_across_a_kill_and_restart(
     begin = datetime.now(UTC)
     # The first reminder 16 s after now: a daemon slow to start on a loaded machine (CI,
     # four suites at once) must still have planned it, or it is rightly never sent.
-    starts_at = (begin + timedelta(seconds=50)).replace(microsecond=0)
+    starts_at = (begin + timedelta(seconds=46)).replace(microsecond=0)
     (tmp_path / "notifier.toml").write_text(config(receiver, starts_at, port))
     env = environment(tmp_path, database_url)
     daemon = None

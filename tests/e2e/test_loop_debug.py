@@ -31,8 +31,8 @@ from tests.integration.peers import Receiver, SmtpServer, free_port
 # A 100 ms watch on the loop: other suites' load on the same two cores would trip it.
 pytestmark = pytest.mark.serial
 
-HOOKS = 1500
-MAILS = 300
+HOOKS = 1000
+MAILS = 200
 SLOW = "Executing "  # asyncio's words: "Executing <Task ...> took 0.123 seconds"
 
 
