@@ -143,7 +143,7 @@ class _Catcher:
 def describe_hook(path: str, body: bytes, headers: Any, secrets: list[str]) -> str:
     """What the receiver prints of one request: a chat message, or a webhook's type, meeting
     and status and whether its signature checks against the config's secrets."""
-    from notifier.channels.webhook import sign
+    from notifier.channels.webhook import verify
 
     try:
         said = json.loads(body)
@@ -152,10 +152,7 @@ def describe_hook(path: str, body: bytes, headers: Any, secrets: list[str]) -> s
     if path.startswith("/chat"):
         return f"chat {path}: {said.get('title')}\n{said.get('message')}"
     msg_id = headers.get("webhook-id", "")
-    stamp = headers.get("webhook-timestamp", "0")
-    offered = headers.get("webhook-signature", "").split()
-    fresh = stamp.isdigit() and abs(time.time() - int(stamp)) <= 300
-    valid = fresh and any(sign(s, msg_id, int(stamp), body) in offered for s in secrets)
+    valid = verify(secrets, headers, body, now=time.time())
     data = said.get("data", {}) if isinstance(said, dict) else {}
     meeting = data.get("meeting", {}) if isinstance(data, dict) else {}
     verdict = "signature ok" if valid else "SIGNATURE INVALID"

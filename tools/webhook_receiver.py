@@ -16,7 +16,7 @@ import time
 
 from aiohttp import web
 
-from notifier.channels.webhook import sign
+from notifier.channels.webhook import verify
 
 
 def make_app(secrets: list[str], tolerance: int = 300) -> web.Application:
@@ -32,10 +32,7 @@ def make_app(secrets: list[str], tolerance: int = 300) -> web.Application:
                 print(f"{request.path} chat: {len(body)} bytes, not JSON", flush=True)
             return web.Response(status=204)
         msg_id = request.headers.get("webhook-id", "")
-        stamp = request.headers.get("webhook-timestamp", "0")
-        offered = request.headers.get("webhook-signature", "").split()
-        fresh = stamp.isdigit() and abs(time.time() - int(stamp)) <= tolerance
-        valid = fresh and any(sign(s, msg_id, int(stamp), body) in offered for s in secrets)
+        valid = verify(secrets, request.headers, body, now=time.time(), tolerance=tolerance)
         try:
             event = json.loads(body)
             summary = f"{event.get('type')} {event.get('data', {}).get('meeting', {}).get('id')}"

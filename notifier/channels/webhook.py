@@ -12,7 +12,7 @@ import functools
 import hmac
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -41,6 +41,25 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """The Standard Webhooks ``v1,<base64 HMAC-SHA256>`` of ``id.timestamp.body``."""
     signed = f"{msg_id}.{timestamp}.".encode() + body
     return "v1," + base64.b64encode(hmac.digest(_key(secret), signed, "sha256")).decode()
+
+
+def verify(
+    secrets: Sequence[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float,
+    tolerance: int = 300,
+) -> bool:
+    """Whether a received request is signed by one of `secrets` (its ``webhook-id``,
+    ``webhook-timestamp`` within `tolerance` seconds of `now`, ``webhook-signature``): what
+    a receiver checks, for the bundled receiver and the demo."""
+    msg_id = headers.get("webhook-id", "")
+    stamp = headers.get("webhook-timestamp", "0")
+    offered = headers.get("webhook-signature", "").split()
+    if not stamp.isdigit() or abs(now - int(stamp)) > tolerance:
+        return False
+    return any(sign(secret, msg_id, int(stamp), body) in offered for secret in secrets)
 
 
 def signature_header(secrets: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:

@@ -137,3 +137,20 @@ def test_a_rotation_verifies_under_either_secret_until_the_overlap_ends() -> Non
     ended = inbound([NEW], STAMP)
     assert check(ended, outbound([NEW]))
     assert not check(ended, outbound([OLD]))
+
+
+def test_a_receiver_verifies_the_signature_within_its_tolerance_only() -> None:
+    from notifier.channels.webhook import signature_header, verify
+
+    old, new = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
+    body = b'{"type":"meeting.cleared"}'
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": "1700000000",
+        "webhook-signature": signature_header([old, new], "msg_1", 1700000000, body),
+    }
+    assert verify([new], headers, body, now=1700000100)  # a rotated-in secret verifies
+    assert not verify([new], headers, body + b" ", now=1700000100)
+    assert not verify([new], headers, body, now=1700000301)  # past the tolerance
+    assert not verify([new], {**headers, "webhook-id": "msg_2"}, body, now=1700000000)
+    assert not verify([new], {**headers, "webhook-timestamp": "x"}, body, now=1700000000)
