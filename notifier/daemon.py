@@ -492,7 +492,9 @@ async def _run(
         ):
             if app.store.backend == "sqlite":
                 await _recover_claims(app.store)
-            feeds = await stack.enter_async_context(feed_client(settings))
+            # Built in a thread: its TLS context reads the CA bundle (~70 ms), a step of
+            # its own on the loop otherwise (tests/e2e/test_loop_debug.py).
+            feeds = await stack.enter_async_context(await asyncio.to_thread(feed_client, settings))
             # The HTTP side's imports (FastAPI, uvicorn: ~0.2 s) off the loop, so that no
             # step of it holds the loop 100 ms, start-up included (tests/e2e/test_loop_debug.py).
             await asyncio.to_thread(_import_http_side)
