@@ -205,6 +205,14 @@ def _listing(
         _table([row(r) for r in found], headers)
 
 
+def _lifted(entry: HistoryEntry) -> str:
+    """What a clearance lifted, for the history table ("; cleared: health clearance")."""
+    if not entry.cleared and "cleared" not in entry.variants:
+        return ""
+    value = _tiered(entry, "cleared")
+    return "; cleared: " + (", ".join(value) if isinstance(value, tuple) else str(value))
+
+
 def _tiered(record: Meeting | HistoryEntry, field: str) -> object:
     """A tiered field for operators: every variant, by audience, or the plain value."""
     tiers = record.variants.get(field)
@@ -604,7 +612,8 @@ def meetings_show(
                     e.kind.value,
                     f"{e.from_status.value if e.from_status else '-'} -> {e.to_status.value}",
                     (f"moved from {_when(e.previous_starts_at)}; " if e.previous_starts_at else "")
-                    + str(_tiered(e, "reason")),
+                    + str(_tiered(e, "reason"))
+                    + _lifted(e),
                     e.source.value + (" (forced)" if e.forced else ""),
                 ]
                 for e in detail.history

@@ -58,6 +58,8 @@ class Change:
     reason: str
     previous_starts_at: datetime | None
     starts_at: datetime | None
+    #: The conditions a clearance lifted, as the reader may see them.
+    cleared: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +126,7 @@ def sample_notices(now: datetime) -> list[Notice]:
             reason="sample reason",
             previous_starts_at=now + timedelta(days=1),
             starts_at=meeting.starts_at,
+            cleared=meeting.conditions if status is MeetingStatus.CLEARED else (),
         )
         notices.append(Notice.from_payload(change_payload(meeting.replace(status=status), entry)))
     updated = HistoryEntry(
@@ -183,6 +186,7 @@ def _change(data: dict[str, Any]) -> Change:
         reason=data["reason"],
         previous_starts_at=_parse(data["previous_starts_at"]),
         starts_at=_parse(data["starts_at"]),
+        cleared=tuple(str(c) for c in data.get("cleared") or ()),
     )
 
 
@@ -376,7 +380,13 @@ def _safe_change(change: Change) -> Change: ...
 @overload
 def _safe_change(change: None) -> None: ...
 def _safe_change(change: Change | None) -> Change | None:
-    return None if change is None else replace(change, reason=clean_text(change.reason))
+    if change is None:
+        return None
+    return replace(
+        change,
+        reason=clean_text(change.reason),
+        cleared=tuple(clean_text(c) for c in change.cleared),
+    )
 
 
 @pass_context

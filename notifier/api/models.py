@@ -221,6 +221,8 @@ class HistoryEntryOut(BaseModel):
     event_id: str | None
     source: str
     forced: bool
+    #: The conditions a clearance lifted: a list, or its variants by audience.
+    cleared: list[str] | dict[str, list[str]] = []
 
 
 class StatusAnswer(BaseModel):

@@ -24,7 +24,7 @@ DEFAULT_AUDIENCES = ("public", "press", "participants", "internal")
 PUBLIC = "public"
 #: The fields that may have variants by audience; the list-valued ones take lists.
 TIERED = ("reason", "description", "location", "participants", "conditions")
-LISTS = frozenset({"participants", "conditions"})
+LISTS = frozenset({"participants", "conditions", "cleared"})
 #: The tiered fields a status change sets (the rest change as details).
 CHANGE_TIERED = ("reason", "conditions")
 

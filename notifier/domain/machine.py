@@ -143,6 +143,14 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
 
     sequence = meeting.sequence + 1
     moved = starts_at != meeting.starts_at
+    cleared, cleared_tiers = (
+        _lifted(meeting, conditions, variants) if change.status is S.CLEARED else ((), None)
+    )
+    entry_variants: dict[str, Mapping[str, Value]] = {}
+    if "reason" in change.variants:
+        entry_variants["reason"] = change.variants["reason"]
+    if cleared_tiers:
+        entry_variants["cleared"] = cleared_tiers
     after = meeting.replace(
         status=change.status,
         reason=change.reason,
@@ -165,9 +173,28 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
         event_id=change.event_id,
         source=change.source,
         forced=change.force and change.status not in allowed,
-        variants={"reason": change.variants["reason"]} if "reason" in change.variants else {},
+        cleared=cleared,
+        variants=entry_variants,
     )
     return Transition(meeting=after, entry=entry)
+
+
+def _lifted(
+    meeting: Meeting, after: tuple[str, ...], after_variants: Mapping[str, Mapping[str, Value]]
+) -> tuple[tuple[str, ...], dict[str, Value] | None]:
+    """What a clearance lifted: the conditions pending before it that are not pending
+    after it, plain and per audience (each audience's variant before, less what that
+    audience still reads as pending)."""
+    plain = tuple(c for c in meeting.conditions if c not in after)
+    before_tiers = meeting.variants.get("conditions")
+    if not before_tiers:
+        return plain, None
+    after_tiers = after_variants.get("conditions")
+    tiers: dict[str, Value] = {}
+    for audience, value in before_tiers.items():
+        still = after_tiers.get(audience, ()) if after_tiers else after
+        tiers[audience] = tuple(c for c in value if c not in still)
+    return plain, tiers
 
 
 #: Meeting fields a `meeting.updated` change may set (never status or sequence).

@@ -209,7 +209,9 @@ class HistoryEntry:
     event_id: str | None = None
     source: Source = Source.API
     forced: bool = False
-    #: Variants by audience of `reason` (see `notifier.domain.audiences`).
+    #: The conditions a clearance lifted (what was pending before it); empty otherwise.
+    cleared: tuple[str, ...] = ()
+    #: Variants by audience of `reason` and `cleared` (see `notifier.domain.audiences`).
     variants: Variants = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -228,6 +230,7 @@ class HistoryEntry:
             "event_id": self.event_id,
             "source": self.source.value,
             "forced": self.forced,
+            "cleared": shown("cleared", self.cleared, self.variants),
         }
 
 

@@ -206,6 +206,7 @@ def change_payload(
                 if entry.previous_starts_at
                 else None,
                 "starts_at": meeting.starts_at.isoformat(),
+                "cleared": list(entry.cleared),
             },
             "sequence": meeting.sequence,
         },

@@ -79,6 +79,8 @@ WORDS: dict[str, dict[str, str]] = {
         "all_feed": "All meetings (Atom)",
         "rescheduled_to": "Rescheduled to {time}",
         "starts": "starts {time}",
+        "cleared_one": "condition met: {items}",
+        "cleared_many": "conditions met: {items}",
         "confirm_text": "Confirm that news of {subject} may be sent to {address}.",
         "confirm_ignore": "If you did not ask for this, close this page: nothing will be sent.",
         "confirmed_of": "News of {subject} will be sent to {address}. Every email has a link "
@@ -182,6 +184,8 @@ WORDS: dict[str, dict[str, str]] = {
         "all_feed": "Все встречи (Atom)",
         "rescheduled_to": "Новое время: {time}",
         "starts": "начало: {time}",
+        "cleared_one": "выполнено условие: {items}",
+        "cleared_many": "выполнены условия: {items}",
         "confirm_text": "Подтвердите, что на адрес {address} можно присылать уведомления "
         "{subject}.",
         "confirm_ignore": "Если вы не подписывались, просто закройте страницу: писем не будет.",

@@ -138,6 +138,8 @@ def _timeline(meeting: Meeting, history: list[HistoryEntry], lang: str, zone: st
         reason = beyond(entry.reason, entry.to_status)
         if reason:
             parts.append(reason)
+        if entry.cleared:
+            parts.append(_cleared(entry, lang))
         if entry.starts_at is not None and entry.kind.value in ANNOUNCES_START:
             starts = moment(entry.starts_at, zone, lang, year=True)
             parts.append(words["starts"].format(time=starts))
@@ -150,6 +152,12 @@ def _timeline(meeting: Meeting, history: list[HistoryEntry], lang: str, zone: st
             )
         )
     return shown
+
+
+def _cleared(entry: HistoryEntry, lang: str) -> str:
+    """What a clearance lifted, in words ("condition met: health clearance")."""
+    key = "cleared_one" if len(entry.cleared) == 1 else "cleared_many"
+    return WORDS[lang][key].format(items=", ".join(entry.cleared))
 
 
 #: The kinds of change whose entry says the start time they announced.
@@ -812,6 +820,9 @@ def _entry_text(meeting: Meeting, entry: HistoryEntry, status: str, lang: str) -
     reason = entry.reason.strip().rstrip(".")
     if reason and reason.casefold() not in {status.casefold(), entry.to_status.value}:
         parts.append(f"{reason[:1].upper()}{reason[1:]}.")
+    if entry.cleared:
+        said = _cleared(entry, lang)
+        parts.append(f"{said[:1].upper()}{said[1:]}.")
     if entry.starts_at is not None:
         zone = ZoneInfo(meeting.timezone)
         local = entry.starts_at.astimezone(zone)

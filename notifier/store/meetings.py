@@ -178,6 +178,7 @@ class MeetingQueries(QueriesBase):
                     "event_id": entry.event_id,
                     "source": entry.source.value,
                     "forced": entry.forced,
+                    "cleared": list(entry.cleared) or None,
                     "variants": thaw(entry.variants),
                 }
                 for entry in entries

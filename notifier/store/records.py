@@ -168,6 +168,7 @@ def _history(row: Row[Any], zone: ZoneInfo) -> HistoryEntry:
         event_id=row.event_id,
         source=Source(row.source),
         forced=bool(row.forced),
+        cleared=tuple(row.cleared or ()),
         variants=freeze(row.variants or {}),
     )
 

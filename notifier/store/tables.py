@@ -111,8 +111,10 @@ meeting_history = Table(
     Column("event_id", String(200)),
     Column("source", String(10), nullable=False),
     Column("forced", Boolean, nullable=False, server_default=text("false")),
-    #: Variants by audience of the reason, or NULL.
+    #: Variants by audience of the reason and of what was cleared, or NULL.
     Column("variants", JSON),
+    #: The conditions a clearance lifted (a JSON list), or NULL.
+    Column("cleared", JSON),
     UniqueConstraint("meeting_id", "sequence"),
 )
 

@@ -159,6 +159,20 @@ async def test_participants_only_text_never_reaches_a_lower_reader(
             meeting = body["data"]["meeting"]
             assert all(isinstance(meeting[f], str) for f in ("reason", "location", "description"))
             assert all(isinstance(meeting[f], list) for f in ("participants", "conditions"))
+    # The clearance says what it lifted, to those who knew it was pending, and only them.
+    lifted = {
+        audience: [
+            json.loads(hit.body)["data"]["change"]["cleared"]
+            for hit in receiver.verified(f"/{audience}")
+            if json.loads(hit.body)["type"] == "meeting.cleared"
+        ]
+        for audience in AUDIENCES
+    }
+    assert lifted == {"public": [[]], "press": [[]], "participants": [["health clearance"]]}
+    assert any("Condition met: health clearance" in text for text in got["participants"])
+    async with store.read() as tx:
+        (entry,) = [e for e in await tx.history(TALKS) if e.kind.value == "meeting.cleared"]
+    assert entry.variants["cleared"] == {"participants": ("health clearance",)}
 
 
 async def test_a_press_meeting_reaches_no_public_reader_at_all(

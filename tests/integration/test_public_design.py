@@ -136,6 +136,34 @@ async def test_a_rescheduled_meeting_says_where_it_went_with_date_and_zone(
     assert "starts 01:00 JST, Tuesday 3 March 2026" in history  # what "scheduled" announced
 
 
+async def test_a_clearance_names_what_it_lifted_to_the_public_only_when_public(
+    site: httpx.AsyncClient,
+) -> None:
+    # The seed's pending condition is the participants' alone: the public page and feed
+    # say a clearance happened and nothing of what it lifted.
+    cleared = await site.post(
+        f"/v1/meetings/{TALKS}/status", json={"status": "cleared"}, headers=AUTH
+    )
+    assert cleared.status_code == 202, cleared.text
+    assert cleared.json()["change"]["cleared"] == {"participants": ["health clearance"]}
+    for path in (f"/meetings/{TALKS}?lang=en", f"/meetings/{TALKS}/feed.atom?lang=en"):
+        text = (await site.get(path)).text
+        assert "condition met" not in text.lower() and "health" not in text
+    # A condition the public may read is named when it is lifted, in both languages.
+    for status, conditions in (("postponed", ["visa for the delegation"]), ("cleared", None)):
+        body: dict[str, object] = {"status": status, "force": True}
+        if conditions is not None:
+            body["conditions"] = conditions
+        answer = await site.post(f"/v1/meetings/{TALKS}/status", json=body, headers=AUTH)
+        assert answer.status_code == 202, answer.text
+    en = (await site.get(f"/meetings/{TALKS}?lang=en")).text
+    assert "condition met: visa for the delegation" in en[en.index('class="timeline"') :]
+    ru = (await site.get(f"/meetings/{TALKS}?lang=ru")).text
+    assert "выполнено условие: visa for the delegation" in ru
+    feed = (await site.get(f"/meetings/{TALKS}/feed.atom?lang=en")).text
+    assert "Condition met: visa for the delegation." in feed
+
+
 async def test_a_cancelled_meeting_is_under_recent_without_a_subscribe_form(
     site: httpx.AsyncClient,
 ) -> None:

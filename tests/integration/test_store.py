@@ -114,6 +114,10 @@ async def test_history_comes_back_in_order_in_the_asked_zone(
             event_id=f"e{sequence}",
             source=Source.CLI,
             forced=sequence == 2,
+            cleared=("health clearance",) if sequence == 1 else (),
+            variants={"cleared": {"participants": ("health clearance", "rest")}}
+            if sequence == 2
+            else {},
         )
         for sequence in (2, 0, 1)
     ]

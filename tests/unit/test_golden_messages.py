@@ -50,6 +50,8 @@ STORY: dict[EventKind, dict[str, object]] = {
     EventKind.CLEARED: {
         "to": "cleared",
         "reason": {"public": "cleared", "participants": "the health clearance came in"},
+        # What it lifted: the seed's pending condition, which only the participants read.
+        "cleared": {"participants": ("health clearance",)},
     },
     EventKind.RESCHEDULED: {
         "to": "rescheduled",
@@ -122,7 +124,7 @@ def notice_of(kind: EventKind, audience: str) -> Notice:
         reason=str(plain),
         previous_starts_at=seed.starts_at if kind is EventKind.RESCHEDULED else None,
         starts_at=starts_at,  # type: ignore[arg-type]
-        variants=variants,  # type: ignore[arg-type]
+        variants={**variants, **({"cleared": story["cleared"]} if "cleared" in story else {})},  # type: ignore[dict-item]
     )
     return Notice.from_payload(
         change_payload(

@@ -79,6 +79,29 @@ def test_an_accepted_change_raises_the_sequence_and_records_history(
     assert entry.previous_starts_at is None
 
 
+def test_a_clearance_records_what_it_lifted_for_each_audience(
+    meeting_factory: Callable[..., Meeting],
+) -> None:
+    meeting = meeting_factory(
+        status=S.POSTPONED,
+        conditions=("security review",),
+        variants={"conditions": {"participants": ("health clearance", "rest")}},
+    )
+    whole = apply_change(meeting, change(meeting, S.CLEARED), now=NOW).entry
+    assert whole.cleared == ("security review",)
+    assert whole.variants == {"cleared": {"participants": ("health clearance", "rest")}}
+    # A partial clearance lifts only what no longer pends; each audience its own.
+    partial = apply_change(
+        meeting,
+        change(meeting, S.CLEARED, variants={"conditions": {"participants": ("rest",)}}),
+        now=NOW,
+    ).entry
+    assert partial.variants["cleared"] == {"participants": ("health clearance",)}
+    # Any other change lifts nothing, even when it empties the conditions.
+    moved = apply_change(meeting, change(meeting, S.CANCELLED, conditions=()), now=NOW).entry
+    assert moved.cleared == () and "cleared" not in moved.variants
+
+
 def test_rescheduling_moves_the_start_and_the_end_and_keeps_the_meeting_zone(
     meeting_factory: Callable[..., Meeting],
 ) -> None:
