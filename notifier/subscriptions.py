@@ -125,7 +125,7 @@ async def subscribe(
                     reminders=request.reminders,
                     active=False,
                     source=Source.PUBLIC,
-                    audience=tx.audiences.lowest,
+                    audience=store.planning.audiences.lowest,
                     confirmed=False,
                 )
                 outcome, salt = Outcome.SENT, ""
@@ -171,7 +171,7 @@ async def confirm(store: StorePort, token: str, *, now: datetime) -> str | None:
     async with store.write() as tx:
         subscriber_id = await tx.confirm_subscription(digest(token), now=now)
         if subscriber_id is not None:
-            await replan_all(tx, now=now)
+            await replan_all(tx, store.planning, now=now)
     metrics.SUBSCRIPTIONS.labels("confirmed" if subscriber_id else "confirm_refused").inc()
     return subscriber_id
 
@@ -289,7 +289,7 @@ async def update_preferences(
     )
     async with store.write() as tx:
         await tx.save_subscriber(changed, now=now)
-        await replan_all(tx, now=now)
+        await replan_all(tx, store.planning, now=now)
     return changed
 
 

@@ -32,6 +32,7 @@ from notifier.domain.outbox import (
     coalesce,
     plan_change_deliveries,
 )
+from notifier.domain.planning import Planning
 from notifier.domain.reminders import Reminder, plan_reminders
 from notifier.service.common import check_owner, live_meeting, write_with_retry
 from notifier.service.reminders import replan
@@ -63,12 +64,14 @@ async def apply_status_change(
     when two copies race (the loser retries and finds the winner's record).
     """
     return await write_with_retry(
-        store, lambda tx: apply_change_in(tx, change, now=now), meeting_id=change.meeting_id
+        store,
+        lambda tx, plan: apply_change_in(tx, plan, change, now=now),
+        meeting_id=change.meeting_id,
     )
 
 
 async def apply_change_in(
-    tx: TransactionPort, change: StatusChange, *, now: datetime
+    tx: TransactionPort, plan: Planning, change: StatusChange, *, now: datetime
 ) -> ChangeResult:
     """`apply_status_change` inside the caller's transaction (a feed applies many at once)."""
     # Lock the meeting first: a concurrent copy of the same event then waits here and, once
@@ -86,9 +89,9 @@ async def apply_change_in(
             return ChangeResult(meeting=meeting, entry=entry, duplicate=True)
     if record is None or record.retired_at is not None:
         raise UnknownMeeting(change.meeting_id)
-    tx.audiences.check(variants=change.variants)
+    plan.audiences.check(variants=change.variants)
     transition = apply_change(record.meeting, change, now=now)
-    queued = await _write(tx, record.meeting, transition, now=now)
+    queued = await _write(tx, plan, record.meeting, transition, now=now)
     log.info(
         "%s: %s -> %s (sequence %d)",
         change.meeting_id,
@@ -106,7 +109,7 @@ async def apply_change_in(
 
 
 async def _write(
-    tx: TransactionPort, before: Meeting, transition: Transition, *, now: datetime
+    tx: TransactionPort, plan: Planning, before: Meeting, transition: Transition, *, now: datetime
 ) -> int:
     """Write the meeting, its history entry, its event id and its outbox rows together.
 
@@ -126,7 +129,7 @@ async def _write(
     # while the rest are planned, and no transaction holds every reader in memory. A
     # meeting that coalesces changes plans them all here (folding needs every reader's
     # waiting deliveries at once).
-    chunk = tx.fanout_chunk if not transition.meeting.coalesce and tx.fanout_chunk > 0 else None
+    chunk = plan.fanout_chunk if not transition.meeting.coalesce and plan.fanout_chunk > 0 else None
     subscribers = await tx.subscribers(
         meeting_id=transition.meeting.id, limit=chunk + 1 if chunk else None
     )
@@ -138,8 +141,8 @@ async def _write(
         transition.entry,
         subscribers,
         now=now,
-        audiences=tx.audiences,
-        installation=tx.installation,
+        audiences=plan.audiences,
+        installation=plan.installation,
     )
     if transition.meeting.coalesce:
         planned, merged = coalesce(planned, await tx.waiting_changes(transition.meeting.id))
@@ -147,7 +150,7 @@ async def _write(
     queued = await tx.enqueue(planned, now=now)
     if rest:
         await tx.add_fanout(transition.meeting, after=subscribers[-1].id, now=now)
-    await replan(tx, transition.meeting, subscribers, now=now)
+    await replan(tx, plan, transition.meeting, subscribers, now=now)
     return queued
 
 
@@ -161,11 +164,16 @@ async def create_meeting(
     is taken; with an `event_id` already applied, returns that first result instead.
     """
     async with store.write() as tx:
-        return await create_meeting_in(tx, meeting, now=now, event_id=event_id)
+        return await create_meeting_in(tx, store.planning, meeting, now=now, event_id=event_id)
 
 
 async def create_meeting_in(
-    tx: TransactionPort, meeting: Meeting, *, now: datetime, event_id: str | None = None
+    tx: TransactionPort,
+    plan: Planning,
+    meeting: Meeting,
+    *,
+    now: datetime,
+    event_id: str | None = None,
 ) -> ChangeResult:
     """`create_meeting` inside the caller's transaction."""
     if event_id:
@@ -174,7 +182,7 @@ async def create_meeting_in(
             first, sequence = seen
             entry = await tx.history_entry(first.id, sequence, zone=first.timezone)
             return ChangeResult(meeting=first, entry=entry, duplicate=True)
-    tx.audiences.check(meeting.audience, meeting.variants)
+    plan.audiences.check(meeting.audience, meeting.variants)
     meeting = meeting.replace(sequence=0)
     await tx.insert_meeting(meeting, now=now)
     entry = _creation(meeting, at=now, source=meeting.source, event_id=event_id)
@@ -183,15 +191,20 @@ async def create_meeting_in(
         await tx.record_event(event_id, result=meeting, sequence=0, now=now)
     subscribers = await tx.subscribers(meeting_id=meeting.id)
     planned = plan_change_deliveries(
-        meeting, entry, subscribers, now=now, audiences=tx.audiences, installation=tx.installation
+        meeting,
+        entry,
+        subscribers,
+        now=now,
+        audiences=plan.audiences,
+        installation=plan.installation,
     )
     queued = await tx.enqueue(planned, now=now)
-    await replan(tx, meeting, subscribers, now=now)
+    await replan(tx, plan, meeting, subscribers, now=now)
     return ChangeResult(meeting=meeting, entry=entry, deliveries=queued)
 
 
 async def create_meetings_in(
-    tx: TransactionPort, new: Sequence[tuple[Meeting, str]], *, now: datetime
+    tx: TransactionPort, plan: Planning, new: Sequence[tuple[Meeting, str]], *, now: datetime
 ) -> int:
     """Store and announce many new meetings (a feed's first read) in a few statements.
 
@@ -207,7 +220,7 @@ async def create_meetings_in(
     if not fresh:
         return 0
     for meeting, _ in fresh:
-        tx.audiences.check(meeting.audience, meeting.variants)
+        plan.audiences.check(meeting.audience, meeting.variants)
     everyone = await tx.subscribers()
     await tx.insert_meetings([m for m, _ in fresh], now=now)
     entries = [_creation(m, at=now, source=m.source, event_id=e) for m, e in fresh]
@@ -224,12 +237,12 @@ async def create_meetings_in(
                 entry,
                 readers,
                 now=now,
-                audiences=tx.audiences,
-                installation=tx.installation,
+                audiences=plan.audiences,
+                installation=plan.installation,
             )
         )
         if meeting.status in ON_SCHEDULE:
-            reminders.extend(plan_reminders(meeting, readers, now=now, audiences=tx.audiences))
+            reminders.extend(plan_reminders(meeting, readers, now=now, audiences=plan.audiences))
     await tx.enqueue(planned, now=now)
     await tx.add_reminders(reminders)
     return len(fresh)
@@ -248,8 +261,8 @@ async def update_meeting_details(
     (or if `event_id` was already applied, even by a copy racing this one)."""
     return await write_with_retry(
         store,
-        lambda tx: update_details_in(
-            tx, meeting_id, details, now=now, source=source, event_id=event_id
+        lambda tx, plan: update_details_in(
+            tx, plan, meeting_id, details, now=now, source=source, event_id=event_id
         ),
         meeting_id=meeting_id,
     )
@@ -257,6 +270,7 @@ async def update_meeting_details(
 
 async def update_details_in(
     tx: TransactionPort,
+    plan: Planning,
     meeting_id: str,
     details: dict[str, object],
     *,
@@ -271,11 +285,11 @@ async def update_details_in(
     check_owner("meeting", meeting_id, record.meeting.source, source, "edit")
     given = {k: v for k, v in details.items() if k in TIERED and isinstance(v, Mapping)}
     audience = details.get("audience")
-    tx.audiences.check(audience if isinstance(audience, str) else None, freeze(given))
+    plan.audiences.check(audience if isinstance(audience, str) else None, freeze(given))
     transition = update_details(record.meeting, details, now=now, source=source, event_id=event_id)
     if transition is None:
         return None
-    queued = await _write(tx, record.meeting, transition, now=now)
+    queued = await _write(tx, plan, record.meeting, transition, now=now)
     return ChangeResult(meeting=transition.meeting, entry=transition.entry, deliveries=queued)
 
 

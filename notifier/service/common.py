@@ -12,6 +12,7 @@ from notifier.domain.errors import Conflict, UnknownMeeting, UnknownSubscriber
 from notifier.domain.models import (
     Source,
 )
+from notifier.domain.planning import Planning
 from notifier.store.engine import is_outage, outage_reason, redact
 from notifier.store.port import StorePort, TransactionPort
 from notifier.store.records import MeetingRecord, SubscriberRecord
@@ -61,17 +62,21 @@ async def live_subscriber(tx: TransactionPort, subscriber_id: str) -> Subscriber
 
 
 async def write_with_retry(
-    store: StorePort, work: Callable[[TransactionPort], Awaitable[T]], *, meeting_id: str
+    store: StorePort,
+    work: Callable[[TransactionPort, Planning], Awaitable[T]],
+    *,
+    meeting_id: str,
 ) -> T:
-    """`work` in a write transaction of its own, tried again (up to `_ATTEMPTS` times in
-    all) when another writer got to the same meeting first: a unique key taken under us
-    (two copies of one event id racing) or a `Conflict`. The retry finds what the winner
+    """`work` in a write transaction of its own, given what the store plans with
+    (`StorePort.planning`), tried again (up to `_ATTEMPTS` times in all) when another
+    writer got to the same meeting first: a unique key taken under us (two copies of one
+    event id racing) or a `Conflict`. The retry finds what the winner
     wrote (its event id: a duplicate), so a race never fails a change that would succeed
     alone."""
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             async with store.write() as tx:
-                return await work(tx)
+                return await work(tx, store.planning)
         except (IntegrityError, Conflict):
             if attempt == _ATTEMPTS:
                 raise

@@ -62,11 +62,12 @@ async def expand_fanout(
     while True:
         try:
             async with store.write() as tx:
+                plan = store.planning
                 if entry is None:
                     entry = await tx.history_entry(
                         meeting.id, fanout.sequence, zone=meeting.timezone
                     )
-                chunk = max(tx.fanout_chunk, 1)
+                chunk = max(plan.fanout_chunk, 1)
                 readers = await tx.subscribers(
                     meeting_id=meeting.id, after=fanout.after, limit=chunk + 1
                 )
@@ -77,13 +78,13 @@ async def expand_fanout(
                     entry,
                     readers,
                     now=fanout.planned_at,
-                    audiences=tx.audiences,
-                    installation=tx.installation,
+                    audiences=plan.audiences,
+                    installation=plan.installation,
                 )
                 added = await tx.enqueue(planned, now=clock())
                 current = await tx.meeting_record(meeting.id)
                 if current is not None and current.meeting.sequence == fanout.sequence:
-                    await replan(tx, current.meeting, readers, now=clock())
+                    await replan(tx, plan, current.meeting, readers, now=clock())
                 after = readers[-1].id if more and readers else None
                 if not await tx.advance_fanout(
                     fanout, after=after, worker=worker, lease=lease, now=clock()

@@ -53,7 +53,7 @@ async def preview(
     `InvalidChange` when that audience may not know of the meeting at all, or `entry` is
     not a change of that kind."""
     async with store.read() as tx:
-        audiences = tx.audiences
+        audiences = store.planning.audiences
         record = await tx.meeting_record(meeting_id)
         if record is None:
             raise UnknownMeeting(meeting_id)

@@ -24,7 +24,7 @@ async def public_meetings(store: StorePort) -> list[Dated]:
     changed."""
     async with store.read() as tx:
         records = await tx.meeting_records()
-        audiences = tx.audiences
+        audiences = store.planning.audiences
     return [
         (view_meeting(r.meeting, audiences.lowest, audiences), r.updated_at)
         for r in records
@@ -42,7 +42,7 @@ async def public_meeting(
         raise NotFound("no such meeting")
     async with store.read() as tx:
         record = await tx.meeting_record(meeting_id)
-        audiences = tx.audiences
+        audiences = store.planning.audiences
         if record is None or not audiences.may_know(audiences.lowest, record.meeting.audience):
             raise NotFound("no such meeting")
         if record.retired_at is not None:
@@ -64,7 +64,7 @@ async def publicly_known(store: StorePort, meeting_id: str) -> bool:
         return False
     async with store.read() as tx:
         record = await tx.meeting_record(meeting_id)
-        audiences = tx.audiences
+        audiences = store.planning.audiences
     return (
         record is not None
         and record.retired_at is None
@@ -75,7 +75,7 @@ async def publicly_known(store: StorePort, meeting_id: str) -> bool:
 async def public_stamp(store: StorePort) -> Stamp:
     """The validator of everything the public may see (one small query)."""
     async with store.read() as tx:
-        return await tx.visible_stamp(tx.audiences.lowest)
+        return await tx.visible_stamp(store.planning.audiences.lowest)
 
 
 async def public_index(
@@ -85,7 +85,7 @@ async def public_index(
     first, and up to `size` others (before `now`, or cancelled or concluded), latest first,
     in the public's view."""
     async with store.read() as tx:
-        audiences = tx.audiences
+        audiences = store.planning.audiences
         upcoming = await tx.visible_meetings(audiences.lowest, limit=size, starting_from=now)
         recent = await tx.visible_meetings(
             audiences.lowest, limit=size, starting_before=now, latest_first=True
@@ -105,7 +105,7 @@ async def public_changes(store: StorePort, *, limit: int) -> list[tuple[Meeting,
     """The newest `limit` changes the public may see, each with its meeting, both in the
     public's view (the site's Atom feed)."""
     async with store.read() as tx:
-        audiences = tx.audiences
+        audiences = store.planning.audiences
         changes = await tx.visible_changes(audiences.lowest, limit=limit)
     lowest = audiences.lowest
     return [
@@ -120,7 +120,7 @@ async def public_changes(store: StorePort, *, limit: int) -> list[tuple[Meeting,
 async def public_calendar(store: StorePort, *, since: datetime, limit: int) -> list[Dated]:
     """Up to `limit` public meetings starting from `since` (the site's calendar)."""
     async with store.read() as tx:
-        audiences = tx.audiences
+        audiences = store.planning.audiences
         records = await tx.visible_meetings(audiences.lowest, limit=limit, starting_from=since)
     return [(view_meeting(r.meeting, audiences.lowest, audiences), r.updated_at) for r in records]
 
@@ -130,7 +130,7 @@ async def private_calendar(store: StorePort, subscriber: Subscriber) -> list[Dat
     audience's view (their private calendar)."""
     async with store.read() as tx:
         records = await tx.meeting_records()
-        audiences = tx.audiences
+        audiences = store.planning.audiences
     every_kind = dataclasses.replace(subscriber, events=("*",))
     return [
         (view_meeting(r.meeting, subscriber.audience, audiences), r.updated_at)

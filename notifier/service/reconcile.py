@@ -26,6 +26,7 @@ from notifier.domain.models import (
     StatusChange,
     kind_of_status,
 )
+from notifier.domain.planning import Planning
 from notifier.locate import format_loc
 from notifier.service.changes import ChangeResult, _creation, _write, retire_meeting_in
 from notifier.service.reminders import replan_all
@@ -99,9 +100,10 @@ async def reconcile(store: StorePort, settings: Settings, *, now: datetime) -> R
     """
     report = ReconcileReport()
     async with store.write() as tx:
+        plan = store.planning
         await tx.serialize("reconcile")
         for index, config in enumerate(settings.meetings):
-            await _reconcile_meeting(tx, config, index, report, now=now)
+            await _reconcile_meeting(tx, plan, config, index, report, now=now)
         named = {m.id for m in settings.meetings}
         for record in await tx.meeting_records():
             meeting = record.meeting
@@ -141,7 +143,7 @@ async def reconcile(store: StorePort, settings: Settings, *, now: datetime) -> R
                 report.retired.append(f"subscriber {subscriber.id}")
         if report.created or report.updated or report.retired:
             # Who is subscribed, or to what, may have changed: every plan is redone.
-            await replan_all(tx, now=now)
+            await replan_all(tx, plan, now=now)
     if report:
         log.info("config reconciled: %s", report.summary(), extra={"action": "reconcile"})
     return report
@@ -149,6 +151,7 @@ async def reconcile(store: StorePort, settings: Settings, *, now: datetime) -> R
 
 async def _reconcile_meeting(
     tx: TransactionPort,
+    plan: Planning,
     config: MeetingConfig,
     index: int,
     report: ReconcileReport,
@@ -187,7 +190,7 @@ async def _reconcile_meeting(
         source=Source.FILE,
     )
     if details is not None:
-        await _write(tx, current, details, now=now)
+        await _write(tx, plan, current, details, now=now)
         current = details.meeting
         touched = True
     if record.file_state != state:
@@ -209,7 +212,7 @@ async def _reconcile_meeting(
                 transition = apply_change(current, change, now=now)
             except InvalidChange as exc:
                 raise _at(exc.message, ("meetings", index, "status")) from None
-            queued = await _write(tx, current, transition, now=now)
+            queued = await _write(tx, plan, current, transition, now=now)
             report.changes.append(
                 ChangeResult(meeting=transition.meeting, entry=transition.entry, deliveries=queued)
             )

@@ -17,6 +17,7 @@ from notifier.domain.outbox import (
     Delivery,
     plan_reminder_deliveries,
 )
+from notifier.domain.planning import Planning
 from notifier.domain.reminders import ReminderState, plan_reminders
 from notifier.store.port import StorePort, TransactionPort
 
@@ -25,12 +26,17 @@ log = logging.getLogger("notifier.service")
 
 
 async def replan(
-    tx: TransactionPort, meeting: Meeting, subscribers: list[Subscriber], *, now: datetime
+    tx: TransactionPort,
+    plan: Planning,
+    meeting: Meeting,
+    subscribers: list[Subscriber],
+    *,
+    now: datetime,
 ) -> None:
     """Plan `meeting`'s reminders afresh, in the transaction that changed it (or its readers)."""
     await tx.replace_reminders(
         meeting,
-        plan_reminders(meeting, subscribers, now=now, audiences=tx.audiences),
+        plan_reminders(meeting, subscribers, now=now, audiences=plan.audiences),
         on_schedule=meeting.status in ON_SCHEDULE,
     )
 
@@ -72,6 +78,7 @@ async def fire_reminders(
     """
     outcomes: dict[int, ReminderOutcome] = {}
     async with store.write() as tx:
+        plan = store.planning
         found = await tx.reminders_by_id(reminder_ids, for_update=True)
         meetings = {
             meeting_id: await tx.meeting(meeting_id)
@@ -98,7 +105,7 @@ async def fire_reminders(
                 or meeting.sequence != reminder.sequence
                 or meeting.status not in ON_SCHEDULE
                 or reminder.offset not in subscriber.reminders
-                or not subscriber_matches(subscriber, meeting, EventKind.REMINDER, tx.audiences)
+                or not subscriber_matches(subscriber, meeting, EventKind.REMINDER, plan.audiences)
             ):
                 finished.append((reminder_id, ReminderState.WITHDRAWN, False))
                 outcomes[reminder_id] = ReminderOutcome.WITHDRAWN
@@ -127,8 +134,8 @@ async def fire_reminders(
                 reminder.offset,
                 now=reminder.due_at,
                 late=late,
-                audiences=tx.audiences,
-                installation=tx.installation,
+                audiences=plan.audiences,
+                installation=plan.installation,
             )
             finished.append((reminder_id, ReminderState.FIRED, late))
             outcomes[reminder_id] = ReminderOutcome.LATE if late else ReminderOutcome.FIRED
@@ -143,18 +150,18 @@ LATE_AFTER = timedelta(seconds=30)
 EARLY_TOLERANCE = timedelta(seconds=1)
 
 
-async def replan_all(tx: TransactionPort, *, now: datetime) -> None:
+async def replan_all(tx: TransactionPort, plan: Planning, *, now: datetime) -> None:
     """Plan every meeting's reminders afresh for the current subscribers (after who is
     subscribed, or to what, changed)."""
     meetings = [record.meeting for record in await tx.meeting_records()]
     # A page of readers at a time (`fanout_chunk`), so 100,000 readers are never all in
     # memory; each page adds its readers' reminders (the first also withdraws stale ones).
-    page = max(tx.fanout_chunk, 500)
+    page = max(plan.fanout_chunk, 500)
     after: str | None = None
     while True:
         readers = await tx.subscribers(after=after, limit=page)
         for meeting in meetings:
-            await replan(tx, meeting, readers, now=now)
+            await replan(tx, plan, meeting, readers, now=now)
         if len(readers) < page:
             return
         after = readers[-1].id

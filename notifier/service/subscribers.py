@@ -34,7 +34,8 @@ async def save_subscriber(
     if refused:
         raise InvalidChange(refused[0].message)
     async with store.write() as tx:
-        tx.audiences.check(subscriber.audience)
+        plan = store.planning
+        plan.audiences.check(subscriber.audience)
         if not create:
             current = await tx.subscriber_record(subscriber.id)
             if current is not None:
@@ -46,7 +47,7 @@ async def save_subscriber(
                     "edit",
                 )
         await tx.save_subscriber(subscriber, now=now, create=create)
-        await replan_all(tx, now=now)
+        await replan_all(tx, plan, now=now)
     return subscriber
 
 

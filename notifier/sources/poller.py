@@ -286,7 +286,9 @@ class SourcePoller:
         ]
         try:
             async with self.store.write() as tx:
-                applied = await service.create_meetings_in(tx, creates, now=now)
+                applied = await service.create_meetings_in(
+                    tx, self.store.planning, creates, now=now
+                )
                 for item, actions in planned:
                     others = [a for a in actions if not isinstance(a, Create)]
                     applied += await self._do_all(tx, item, others, problems, now)
@@ -337,15 +339,17 @@ class SourcePoller:
     async def _do(
         self, tx: TransactionPort, action: Action, now: datetime
     ) -> service.ChangeResult | None:
+        plan = self.store.planning  # inside the caller's write transaction: complete
         if isinstance(action, Create):
             return await service.create_meeting_in(
-                tx, action.meeting, now=now, event_id=action.event_id
+                tx, plan, action.meeting, now=now, event_id=action.event_id
             )
         if isinstance(action, Change):
-            return await service.apply_change_in(tx, action.change, now=now)
+            return await service.apply_change_in(tx, plan, action.change, now=now)
         assert isinstance(action, Details)
         return await service.update_details_in(
             tx,
+            plan,
             action.meeting_id,
             action.fields,
             now=now,

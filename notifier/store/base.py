@@ -25,30 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import FromClause
 from sqlalchemy.types import TypeEngine
 
-from notifier.domain.audiences import Audiences
-
-DEFAULT = Audiences()
-#: Readers a change plans in its own transaction; the rest are planned in chunks after.
-FANOUT_CHUNK = 500
-
 
 class QueriesBase:
     """Queries inside one database transaction (each aggregate's class adds its own)."""
 
-    def __init__(
-        self,
-        connection: AsyncConnection,
-        audiences: Audiences = DEFAULT,
-        fanout_chunk: int = FANOUT_CHUNK,
-        installation: str = "",
-    ) -> None:
+    def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
-        #: This installation's id (`Store.installation`), part of every delivery id.
-        self.installation = installation
-        #: The installation's audiences, lowest first: what the service plans with.
-        self.audiences = audiences
-        #: Readers planned per transaction when a change fans out (`[delivery] fanout_chunk`).
-        self.fanout_chunk = fanout_chunk
         #: The dialect, decided once: PostgreSQL or SQLite (their INSERT ... ON CONFLICT).
         self.postgres = connection.dialect.name == "postgresql"
         self.dialect: Any = postgresql if self.postgres else sqlite

@@ -15,7 +15,6 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from notifier.domain.audiences import Audiences
 from notifier.domain.models import HistoryEntry, Meeting, Source, Subscriber
 from notifier.domain.outbox import (
     Attempt,
@@ -28,6 +27,7 @@ from notifier.domain.outbox import (
     Replay,
     RunChanges,
 )
+from notifier.domain.planning import Planning
 from notifier.domain.reminders import Reminder, ReminderState
 from notifier.store.records import (
     Counts,
@@ -536,18 +536,16 @@ class Meta(Protocol):
 class TransactionPort(
     Meetings, Subscribers, Outbox, Fanouts, Reminders, Sources, Leases, Meta, Protocol
 ):
-    """Every query, inside one transaction."""
-
-    #: The installation's audiences, lowest first (what changes are planned with).
-    audiences: Audiences
-    #: Readers a change plans per transaction; more are left to expanders.
-    fanout_chunk: int
-    #: This installation's id, the first part of every delivery id.
-    installation: str
+    """Every query, inside one transaction (no settings: see `StorePort.planning`)."""
 
 
 class StorePort(Protocol):
-    """A store: transactions to read and to write."""
+    """A store: transactions to read and to write, and what the service plans with."""
+
+    @property
+    def planning(self) -> Planning:
+        """The audiences, fan-out chunk and installation id (set inside `write`)."""
+        ...
 
     def read(self) -> AbstractAsyncContextManager[TransactionPort]:
         """"""

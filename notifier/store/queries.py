@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from notifier.domain.audiences import Audiences
+from notifier.domain.planning import FANOUT_CHUNK, Planning
 from notifier.store import migrate
-from notifier.store.base import DEFAULT, FANOUT_CHUNK
 from notifier.store.engine import READ_ONLY, create_engine, redact
 from notifier.store.fanouts import FanoutQueries
 from notifier.store.leases import LeaseQueries
@@ -56,13 +56,13 @@ class Store:
         engine: AsyncEngine,
         *,
         write_lock: asyncio.Lock | None = None,
-        audiences: Audiences = DEFAULT,
+        audiences: Audiences | None = None,
         fanout_chunk: int = FANOUT_CHUNK,
     ) -> None:
         self.engine = engine
-        #: The installation's audiences, handed to every transaction.
-        self.audiences = audiences
-        #: Readers planned per transaction when a change fans out.
+        #: The installation's audiences and fan-out chunk: the service plans with them
+        #: (`planning`), no transaction carries them.
+        self.audiences = audiences or Audiences()
         self.fanout_chunk = fanout_chunk
         # SQLite runs one writer at a time, and a writer that finds the lock taken sleeps
         # in steps of up to 100 ms before it looks again. Writers of this process queue
@@ -77,7 +77,7 @@ class Store:
         url: str,
         *,
         upgrade: bool = True,
-        audiences: Audiences = DEFAULT,
+        audiences: Audiences | None = None,
         fanout_chunk: int = FANOUT_CHUNK,
     ) -> Store:
         """Connect to `url`; with `upgrade`, first bring the schema to the latest revision."""
@@ -97,11 +97,21 @@ class Store:
         databases never send the same id with different content. `renew` replaces it (a
         copy of a backup that will run beside the original, see README, Operations)."""
         async with self.engine.begin() as connection:
-            tx = Transaction(connection, self.audiences, self.fanout_chunk)
+            tx = Transaction(connection)
             if renew:
                 await tx.set_meta(INSTALLATION_KEY, new_installation_id())
             self.installation = await tx.meta_value(INSTALLATION_KEY, default=new_installation_id())
         return self.installation
+
+    @property
+    def planning(self) -> Planning:
+        """What the service plans with: the audiences, the fan-out chunk and this
+        installation's id (read by `write`, so inside a write transaction it is set)."""
+        return Planning(
+            audiences=self.audiences,
+            fanout_chunk=self.fanout_chunk,
+            installation=self.installation or "",
+        )
 
     @property
     def backend(self) -> str:
@@ -120,13 +130,14 @@ class Store:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Transaction]:
         """A read-write transaction, committed on normal exit and rolled back on error."""
-        installation = self.installation or await self.load_installation()
+        if self.installation is None:  # `planning` needs it inside every write
+            await self.load_installation()
         if self.backend != "sqlite":
             async with self.engine.begin() as connection:
-                yield Transaction(connection, self.audiences, self.fanout_chunk, installation)
+                yield Transaction(connection)
             return
         async with self._write_lock, self.engine.begin() as connection:
-            yield Transaction(connection, self.audiences, self.fanout_chunk, installation)
+            yield Transaction(connection)
 
     async def listen_outbox(
         self, on_notify: Callable[[], None], stop: asyncio.Event, *, check: float = 5.0
@@ -165,7 +176,7 @@ class Store:
         """A transaction for reading; nothing written in it is committed."""
         async with self.engine.connect() as connection:
             await connection.execution_options(**{READ_ONLY: True})
-            yield Transaction(connection, self.audiences, self.fanout_chunk)
+            yield Transaction(connection)
             await connection.rollback()
 
 

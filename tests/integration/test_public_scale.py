@@ -55,7 +55,7 @@ async def add_meetings(store: Store, clock: Clock, count: int, first: int = 0) -
         for n in range(first, first + count)
     ]
     async with store.write() as tx:
-        await service.create_meetings_in(tx, meetings, now=clock())
+        await service.create_meetings_in(tx, store.planning, meetings, now=clock())
 
 
 async def measure(

@@ -339,12 +339,14 @@ async def test_creating_meetings_in_bulk_is_creating_them_one_by_one(
 
     async with store.write() as tx:
         for meeting in meetings("one"):
-            await service.create_meeting_in(tx, meeting, now=clock(), event_id=f"e-{meeting.id}")
+            await service.create_meeting_in(
+                tx, store.planning, meeting, now=clock(), event_id=f"e-{meeting.id}"
+            )
         created = await service.create_meetings_in(
-            tx, [(m, f"e-{m.id}") for m in meetings("bulk")], now=clock()
+            tx, store.planning, [(m, f"e-{m.id}") for m in meetings("bulk")], now=clock()
         )
         again = await service.create_meetings_in(
-            tx, [(m, f"e-{m.id}") for m in meetings("bulk")], now=clock()
+            tx, store.planning, [(m, f"e-{m.id}") for m in meetings("bulk")], now=clock()
         )
     assert (created, again) == (3, 0)
 

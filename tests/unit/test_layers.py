@@ -155,3 +155,29 @@ def test_no_import_cycle_hides_in_the_domain_under_type_checking() -> None:
         if under(i.module, "notifier.domain") and i.typing_only
     ]
     assert hidden == []
+
+
+def test_a_transaction_carries_no_settings() -> None:
+    """The audiences, the fan-out chunk and the installation id are the service's to plan
+    with (`StorePort.planning`), not state of a database transaction."""
+    from notifier.store.port import StorePort, TransactionPort
+    from notifier.store.queries import Transaction
+
+    settings = ("audiences", "fanout_chunk", "installation")
+    for cls in (TransactionPort, Transaction):
+        carried = [name for name in settings if name in _attributes(cls)]
+        assert not carried, f"{cls.__name__} carries {carried}"
+    assert "planning" in _attributes(StorePort)
+
+
+def _attributes(cls: type) -> set[str]:
+    """Every name a class or its bases define, annotate or set in `__init__`."""
+    import inspect
+
+    names: set[str] = set()
+    for base in cls.__mro__:
+        names |= set(vars(base)) | set(getattr(base, "__annotations__", {}))
+        init = vars(base).get("__init__")
+        if init is not None and inspect.isfunction(init):
+            names |= {n for n in init.__code__.co_names}
+    return names

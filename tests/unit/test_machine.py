@@ -99,7 +99,8 @@ def test_a_clearance_records_what_it_lifted_for_each_audience(
     assert partial.variants["cleared"] == {"participants": ("health clearance",)}
     # Any other change lifts nothing, even when it empties the conditions.
     moved = apply_change(meeting, change(meeting, S.CANCELLED, conditions=()), now=NOW).entry
-    assert moved.cleared == () and "cleared" not in moved.variants
+    assert moved.cleared == ()
+    assert "cleared" not in moved.variants
 
 
 def test_rescheduling_moves_the_start_and_the_end_and_keeps_the_meeting_zone(
