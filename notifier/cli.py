@@ -28,6 +28,8 @@ from zoneinfo import ZoneInfo
 import typer
 
 from notifier import __version__, lazy
+from notifier.clockrules import folder_version, tzdata_version
+from notifier.domain.clock import parse_moment
 from notifier.domain.durations import format_duration, parse_duration
 from notifier.domain.errors import (
     ConfigError,
@@ -94,6 +96,8 @@ suppressions_cli = typer.Typer(
     no_args_is_help=False,
 )
 cli.add_typer(suppressions_cli, name="suppressions")
+tz_cli = typer.Typer(help="Time zone rules and the meetings they move.", no_args_is_help=True)
+cli.add_typer(tz_cli, name="tz")
 
 ConfigOption = Annotated[
     Path | None,
@@ -287,8 +291,55 @@ def check(config: ConfigOption = None) -> None:
     typer.echo(
         f"{settings.config_path}: OK: {_count(settings.meetings, 'meeting')}, "
         f"{_count(settings.subscribers, 'subscriber')}, {_count(settings.sources, 'source')}; "
-        f"database {service.redact(settings.database_url)}"
+        f"database {service.redact(settings.database_url)}; "
+        f"tzdata {tzdata_version() or 'of unknown version'}"
     )
+
+
+@tz_cli.command("check")
+def tz_check(
+    config: ConfigOption = None,
+    zoneinfo: Annotated[
+        Path | None,
+        typer.Option(
+            "--zoneinfo",
+            help="A zoneinfo folder (a newer tzdata, compiled, before it is installed): "
+            "list what its rules would move. Without it: what the rules in force here "
+            "moved that the daemon has not yet acted on.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """List the future meetings a change of clock rules moves: wall-anchored ones keep
+    their local time at a new instant, instant-anchored ones keep their instant at a new
+    local time. Exits 0 when none would move, 2 when some would."""
+    settings = _settings(config)
+    now = compose.utcnow()
+
+    async def work(opened: compose.App) -> list[service.ClockMove]:
+        if zoneinfo is None:
+            return await service.clock_drift(opened.store, now=now)
+        return await service.rules_preview(opened.store, zoneinfo, now=now)
+
+    try:
+        moves = _run(settings, work)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    rules = (
+        f"the rules in {zoneinfo} (tzdata {folder_version(zoneinfo) or 'of unknown version'})"
+        if zoneinfo is not None
+        else f"the rules in force here (tzdata {tzdata_version() or 'of unknown version'})"
+    )
+    if not moves:
+        typer.echo(f"no future meeting moves under {rules}")
+        return
+    typer.echo(f"{_count(moves, 'future meeting')} move under {rules}:")
+    for move in moves:
+        typer.echo(f"  {move.describe()}")
+    if zoneinfo is None:
+        typer.echo("the daemon acts on these at its next start or daily check")
+    raise typer.Exit(2)
 
 
 @db_cli.command("upgrade")
@@ -432,8 +483,19 @@ def event(
         str | None,
         typer.Option(
             "--starts-at",
-            help="New start: ISO-8601 with offset, or HH:MM on the meeting's day in its zone"
-            " (needed to reschedule).",
+            help="New start (needed to reschedule): the meeting's local time "
+            "(2026-12-10T19:00), with an offset (2026-12-10T19:00+03:00), RFC 9557 "
+            "(2026-12-10T19:00+03:00[Europe/Moscow]), or HH:MM on the meeting's day.",
+        ),
+    ] = None,
+    fold: Annotated[
+        int | None,
+        typer.Option(
+            "--fold",
+            min=0,
+            max=1,
+            help="Which reading of a local time the clocks pass twice: 0 the first, 1 the "
+            "second (only needed then).",
         ),
     ] = None,
     condition: Annotated[
@@ -454,13 +516,9 @@ def event(
     # A time alone ("21:00") is that time on the meeting's current day in its own zone.
     clock = _clock(starts_at) if starts_at else None
     try:
-        new_start = (
-            parse_datetime_arg(starts_at, field="--starts-at")
-            if starts_at and clock is None
-            else None
-        )
+        new_start = parse_moment(starts_at, fold=fold) if starts_at and clock is None else None
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(f"--starts-at: {exc}") from None
     variants: dict[str, dict[str, str]] = {}
     if reason_for:
         if reason:
@@ -474,7 +532,7 @@ def event(
         meeting_id=meeting,
         status=status,
         reason=reason,
-        starts_at=new_start,
+        starts_local=new_start,
         conditions=tuple(condition) if condition else None,
         event_id=event_id,
         force=force,

@@ -3,8 +3,9 @@ object; the same shapes are the API's request bodies for meetings and subscriber
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated, Literal
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -15,11 +16,14 @@ from pydantic import (
     Field,
     HttpUrl,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from notifier.domain.audiences import PUBLIC, TIERED, Value, split
+from notifier.domain.clock import Anchor, Moment, parse_moment
+from notifier.domain.errors import InvalidChange
 from notifier.domain.models import (
     EventKind,
     Meeting,
@@ -70,6 +74,9 @@ class MeetingConfig(_Record):
     location: TieredOneLine = ""
     participants: TieredList = []
     timezone: TimeZoneName
+    #: Which reading of a local start (or end) the clocks pass twice: 0 the first, 1 the
+    #: second (only needed then).
+    fold: Literal[0, 1] | None = None
     starts_at: Instant
     ends_at: Instant | None = None
     status: MeetingStatus = MeetingStatus.SCHEDULED
@@ -80,7 +87,30 @@ class MeetingConfig(_Record):
     audience: AudienceName = PUBLIC
     #: Changes within this window go out as one message per subscriber (default: off).
     coalesce: Duration | None = None
+    #: What the time is fixed to when the zone's clock rules change: "wall" (its local
+    #: time, the default) or "instant" (a call fixed in UTC across zones).
+    anchor: Anchor = Anchor.WALL
     history: list[HistoryConfig] = []
+
+    @field_validator("starts_at", "ends_at", mode="before")
+    @classmethod
+    def _on_its_clocks(cls, value: Any, info: ValidationInfo) -> Any:
+        """A start or end as written (RFC 9557, an offset, or a local time in `timezone`,
+        TOML's own local date-time included) becomes an instant, resolved on the meeting's
+        clocks: a time they skip or pass twice is refused naming both readings."""
+        zone = info.data.get("timezone")
+        if not isinstance(zone, str) or not _written_locally(value):
+            return value
+        fold = info.data.get("fold")
+        try:
+            moment = (
+                parse_moment(value, fold=fold)
+                if isinstance(value, str)
+                else Moment(local=cast(datetime, value), fold=fold)
+            )
+            return moment.resolve(zone, field=info.field_name or "starts_at")
+        except InvalidChange as exc:
+            raise ValueError(exc.message.partition(": ")[2] or exc.message) from None
 
     @model_validator(mode="after")
     def _consistent(self) -> MeetingConfig:
@@ -117,6 +147,7 @@ class MeetingConfig(_Record):
             source=source,
             coalesce=self.coalesce,
             audience=self.audience,
+            anchor=self.anchor,
             variants=variants,
             **plain,  # type: ignore[arg-type]
         )
@@ -263,3 +294,17 @@ class SourceConfig(_Record):
         if not timedelta(hours=1) <= value <= timedelta(days=366):
             raise ValueError("horizon is between 1h and 366d")
         return value
+
+
+_OFFSET_AT_END = re.compile(r"(Z|[+-]\d{2}:?\d{2}(:?\d{2})?)$", re.IGNORECASE)
+
+
+def _written_locally(value: object) -> bool:
+    """Whether a start or end is written on the meeting's clocks (a naive date-time, a
+    text without an offset, or RFC 9557's zone in brackets), not as a bare instant."""
+    if isinstance(value, datetime):
+        return value.tzinfo is None
+    if isinstance(value, str):
+        text = value.strip()
+        return "[" in text or ("T" in text and not _OFFSET_AT_END.search(text))
+    return False

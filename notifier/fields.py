@@ -18,11 +18,13 @@ from pydantic import (
     BeforeValidator,
     Field,
     PlainSerializer,
+    PlainValidator,
     SecretStr,
     WithJsonSchema,
 )
 
 from notifier.domain.addresses import allow_range_problem
+from notifier.domain.clock import Moment, parse_moment
 from notifier.domain.durations import format_duration, parse_duration
 from notifier.domain.text import check_text
 
@@ -86,6 +88,47 @@ Instant = Annotated[
     AwareDatetime,
     AfterValidator(_in_range),
     Field(json_schema_extra={"pattern": r"^[1-8][0-9]{3}-"}),
+]
+
+
+def _written_time(value: object) -> Moment:
+    if isinstance(value, Moment):
+        return value
+    if isinstance(value, datetime):  # TOML's own date-times
+        offset = value.utcoffset()
+        local = value.replace(tzinfo=None)
+        if not 1000 <= local.year <= 8999:
+            raise ValueError("the year is between 1000 and 8999")
+        return Moment(local=local, offset=offset)
+    if isinstance(value, str):
+        return parse_moment(value)
+    raise ValueError("a date-time, as text: 2026-12-10T19:00+03:00[Europe/Moscow]")
+
+
+#: The schema of a written time: what `parse_moment` reads, narrowed to what a JSON Schema
+#: can say without the meeting (days to the 28th; no zone in brackets, which the server
+#: also reads but checks against the meeting's own zone).
+WRITTEN_TIME_PATTERN = (
+    r"^[1-8][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]"
+    r"(:[0-5][0-9])?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?$"
+)
+
+#: A start or end as people write it, before it is resolved on the meeting's clocks:
+#: RFC 9557 (``2026-12-10T19:00+03:00[Europe/Moscow]``), an instant with an offset, or the
+#: meeting's local time (``2026-12-10T19:00``). See `notifier.domain.clock`.
+WrittenTime = Annotated[
+    Moment,
+    PlainValidator(_written_time),
+    PlainSerializer(lambda m: m.text(), return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": WRITTEN_TIME_PATTERN,
+            "description": "RFC 9557 (2026-12-10T19:00+03:00[Europe/Moscow]), an offset "
+            "(2026-12-10T19:00+03:00), or the meeting's local time (2026-12-10T19:00)",
+            "examples": ["2026-12-10T19:00+03:00[Europe/Moscow]", "2026-12-10T19:00"],
+        }
+    ),
 ]
 
 

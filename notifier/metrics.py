@@ -90,3 +90,10 @@ EVENT_LOOP_LAG = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,
 )
+CLOCK_MOVES = Counter(
+    "notifier_clock_rule_moves",
+    "Meetings a change of their zone's clock rules moved (wall: the instant moved; "
+    "instant: the local time moved).",
+    ["anchor"],
+    registry=REGISTRY,
+)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, overload
 from zoneinfo import ZoneInfo
@@ -60,6 +60,23 @@ class Change:
     starts_at: datetime | None
     #: The conditions a clearance lifted, as the reader may see them.
     cleared: tuple[str, ...] = ()
+    #: What a change of the zone's clock rules did (the webhook ``change.clock``), if that
+    #: is what this change was.
+    clock: ClockWords | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClockWords:
+    """A change of clock rules as templates say it: zone, anchor and the clock times."""
+
+    zone: str
+    anchor: str
+    #: ``19:00``: the local start before and after the rules changed.
+    before: str
+    after: str
+    #: ``14:00``: the start in UTC now.
+    utc: str
+    tzdata: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,6 +204,20 @@ def _change(data: dict[str, Any]) -> Change:
         previous_starts_at=_parse(data["previous_starts_at"]),
         starts_at=_parse(data["starts_at"]),
         cleared=tuple(str(c) for c in data.get("cleared") or ()),
+        clock=_clock(data.get("clock"), _parse(data["starts_at"])),
+    )
+
+
+def _clock(data: dict[str, str] | None, starts_at: datetime | None) -> ClockWords | None:
+    if not data or starts_at is None:
+        return None
+    return ClockWords(
+        zone=data["zone"],
+        anchor=data["anchor"],
+        before=data["local_before"][11:16],
+        after=data["local_after"][11:16],
+        utc=f"{starts_at.astimezone(UTC):%H:%M}",
+        tzdata=data["tzdata_after"],
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from copy import copy
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -31,6 +31,7 @@ from notifier.fields import (
     TieredMultiLine,
     TieredOneLine,
     Title,
+    WrittenTime,
 )
 from notifier.views import SourceProblem, SourceReport
 
@@ -86,7 +87,11 @@ class StatusPush(BaseModel):
     #: Plain text every audience reads, or variants by audience:
     #: ``{"public": "postponed", "participants": "medical reasons"}``.
     reason: TieredOneLine = ""
-    starts_at: Instant | None = None
+    #: The new start: RFC 9557, an offset, or the meeting's local time (resolved on the
+    #: meeting's own clocks; a time they skip or pass twice is refused, naming both).
+    starts_at: WrittenTime | None = None
+    #: Which of two readings of a local time the clocks pass twice: 0 the first, 1 the second.
+    fold: Literal[0, 1] | None = None
     #: Pending conditions after the change (null keeps them), plain or by audience.
     conditions: TieredList | None = None
     event_id: EventId | None = None
@@ -203,6 +208,8 @@ class MeetingOut(BaseModel):
     sequence: int
     source: str
     audience: str
+    #: "wall" (the local time stands when the zone's rules change) or "instant".
+    anchor: str = "wall"
 
 
 class HistoryEntryOut(BaseModel):
@@ -223,6 +230,8 @@ class HistoryEntryOut(BaseModel):
     forced: bool
     #: The conditions a clearance lifted: a list, or its variants by audience.
     cleared: list[str] | dict[str, list[str]] = []
+    #: What a change of the zone's clock rules did (entries from "tzdata" only).
+    clock: dict[str, str] | None = None
 
 
 class StatusAnswer(BaseModel):

@@ -12,6 +12,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from notifier.domain.audiences import CHANGE_TIERED, TIERED, Value, Variants, split, variant_texts
+from notifier.domain.clock import Anchor, ClockChange, Wall, reading, same_instant
 from notifier.domain.errors import InvalidChange, TransitionError
 from notifier.domain.models import (
     EventKind,
@@ -103,27 +104,31 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
             [s.value for s in allowed_transitions(meeting.status)],
         )
 
+    given = change.starts_at
+    if change.starts_local is not None:
+        # As written: resolved on the meeting's own clocks (gaps, folds, offsets checked).
+        given = change.starts_local.resolve(meeting.timezone)
     starts_at = meeting.starts_at
-    if change.starts_at is not None:
-        _require_aware(change.starts_at, "starts_at")
+    if given is not None:
+        _require_aware(given, "starts_at")
         # Kept in the meeting's own zone, whatever offset the caller wrote it in.
-        starts_at = change.starts_at.astimezone(ZoneInfo(meeting.timezone))
+        starts_at = given.astimezone(ZoneInfo(meeting.timezone))
     if change.status is S.RESCHEDULED:
-        if change.starts_at is None:
+        if given is None:
             raise InvalidChange(f"rescheduling {meeting.id!r} needs the new starts_at")
-        if change.starts_at == meeting.starts_at:
+        if same_instant(given, meeting.starts_at):
             raise InvalidChange(
                 f"rescheduling {meeting.id!r} needs a starts_at other than the current "
                 f"{meeting.starts_at.isoformat()}"
             )
-        if change.starts_at <= now and not change.force:
+        if given <= now and not change.force:
             raise InvalidChange(
-                f"cannot reschedule {meeting.id!r} to {change.starts_at.isoformat()}: "
+                f"cannot reschedule {meeting.id!r} to {given.isoformat()}: "
                 "that is in the past (--force overrides)"
             )
 
     ends_at = meeting.ends_at
-    if ends_at is not None and starts_at != meeting.starts_at:
+    if ends_at is not None and not same_instant(starts_at, meeting.starts_at):
         ends_at = ends_at + (starts_at - meeting.starts_at)
 
     variants = dict(meeting.variants)
@@ -142,7 +147,7 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
         conditions = meeting.conditions
 
     sequence = meeting.sequence + 1
-    moved = starts_at != meeting.starts_at
+    moved = not same_instant(starts_at, meeting.starts_at)
     cleared, cleared_tiers = (
         _lifted(meeting, conditions, variants) if change.status is S.CLEARED else ((), None)
     )
@@ -274,5 +279,55 @@ def update_details(
         starts_at=meeting.starts_at,
         event_id=event_id,
         source=source,
+    )
+    return Transition(meeting=after, entry=entry)
+
+
+def clock_rules_changed(
+    meeting: Meeting,
+    *,
+    stored_starts_at: datetime,
+    wall: Wall,
+    now: datetime,
+    tzdata: str,
+) -> Transition | None:
+    """What a change of the clock rules of `meeting`'s zone does to it, or None.
+
+    `meeting` is as read under the rules in force (a wall-anchored meeting's instant is
+    derived from its local time); `stored_starts_at` and `wall` are what was stored, and
+    told to readers, under the rules of then. A wall-anchored meeting whose instant moved
+    keeps its local time at the new instant; an instant-anchored one whose local reading
+    moved keeps its instant. Either is a ``meeting.updated`` entry from `Source.TZDATA`
+    that says what the rules did (`ClockChange`), so readers hear of it once."""
+    local, _fold, offset = reading(meeting.starts_at, meeting.timezone)
+    if meeting.anchor is Anchor.WALL:
+        if same_instant(meeting.starts_at, stored_starts_at):
+            return None
+        previous: datetime | None = stored_starts_at.astimezone(ZoneInfo(meeting.timezone))
+    else:
+        if local == wall.starts and offset == wall.offset:
+            return None
+        previous = None
+    after = meeting.replace(sequence=meeting.sequence + 1)
+    entry = HistoryEntry(
+        meeting_id=meeting.id,
+        sequence=after.sequence,
+        at=now,
+        kind=EventKind.UPDATED,
+        from_status=meeting.status,
+        to_status=meeting.status,
+        previous_starts_at=previous,
+        starts_at=meeting.starts_at,
+        source=Source.TZDATA,
+        clock=ClockChange(
+            zone=meeting.timezone,
+            anchor=meeting.anchor,
+            local_before=wall.starts,
+            local_after=local,
+            offset_before=wall.offset,
+            offset_after=offset,
+            tzdata_before=wall.tzdata,
+            tzdata_after=tzdata,
+        ),
     )
     return Transition(meeting=after, entry=entry)

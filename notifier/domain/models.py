@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from notifier.domain.audiences import PUBLIC, TIERED, Variants, freeze, shown, split
+from notifier.domain.clock import Anchor, ClockChange, Moment
 from notifier.domain.durations import format_duration
 
 
@@ -84,6 +85,8 @@ class Source(StrEnum):
     FEED = "feed"
     #: Self-service: subscribed on the public pages (always the lowest audience).
     PUBLIC = "public"
+    #: The daemon, after the tz database's rules for a meeting's zone changed.
+    TZDATA = "tzdata"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +114,9 @@ class Meeting:
     #: Variants by audience of the tiered fields (`notifier.domain.audiences`): a field
     #: named here is read through `view_meeting`, never from its plain value.
     variants: Variants = field(default_factory=dict)
+    #: What the time is fixed to when the zone's clock rules change (`notifier.domain.clock`):
+    #: its local time (the default) or its instant.
+    anchor: Anchor = Anchor.WALL
 
     def replace(self, **changes: object) -> Meeting:
         """A copy with `changes` applied."""
@@ -138,6 +144,7 @@ class Meeting:
             "sequence": self.sequence,
             "source": self.source.value,
             "audience": self.audience,
+            "anchor": self.anchor.value,
         }
 
     @classmethod
@@ -155,6 +162,7 @@ class Meeting:
             sequence=data["sequence"],
             source=Source(data["source"]),
             audience=data.get("audience", PUBLIC),
+            anchor=Anchor(data.get("anchor", Anchor.WALL.value)),
             variants=variants,
             **plain,  # type: ignore[arg-type]
         )
@@ -182,6 +190,9 @@ class StatusChange:
     status: MeetingStatus
     reason: str = ""
     starts_at: datetime | None = None
+    #: The new start as written (RFC 9557, an offset, or a local time in the meeting's
+    #: zone), resolved against the meeting's zone when applied; instead of `starts_at`.
+    starts_local: Moment | None = None
     #: Pending conditions after the change; None keeps them (cleared empties them).
     conditions: tuple[str, ...] | None = None
     #: The caller's id for this change: a repeat with the same id is a no-op.
@@ -211,6 +222,8 @@ class HistoryEntry:
     forced: bool = False
     #: The conditions a clearance lifted (what was pending before it); empty otherwise.
     cleared: tuple[str, ...] = ()
+    #: What a change of the zone's clock rules did (`Source.TZDATA` entries only).
+    clock: ClockChange | None = None
     #: Variants by audience of `reason` and `cleared` (see `notifier.domain.audiences`).
     variants: Variants = field(default_factory=dict)
 
@@ -231,6 +244,7 @@ class HistoryEntry:
             "source": self.source.value,
             "forced": self.forced,
             "cleared": shown("cleared", self.cleared, self.variants),
+            "clock": self.clock.to_dict() if self.clock else None,
         }
 
 

@@ -207,6 +207,7 @@ def change_payload(
                 else None,
                 "starts_at": meeting.starts_at.isoformat(),
                 "cleared": list(entry.cleared),
+                "clock": entry.clock.to_dict() if entry.clock else None,
             },
             "sequence": meeting.sequence,
         },

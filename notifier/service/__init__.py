@@ -24,6 +24,13 @@ from notifier.service.changes import (
     update_details_in,
     update_meeting_details,
 )
+from notifier.service.clocks import (
+    RECHECK_EVERY,
+    ClockMove,
+    apply_clock_rules,
+    clock_drift,
+    rules_preview,
+)
 from notifier.service.common import (
     check_owner,
     is_outage,
@@ -100,8 +107,10 @@ from notifier.service.subscribers import (
 __all__ = [
     "EARLY_TOLERANCE",
     "LATE_AFTER",
+    "RECHECK_EVERY",
     "BounceResult",
     "ChangeResult",
+    "ClockMove",
     "DeliveryDetail",
     "Leader",
     "MeetingDetail",
@@ -110,9 +119,11 @@ __all__ = [
     "ReminderOutcome",
     "Unsubscribing",
     "apply_change_in",
+    "apply_clock_rules",
     "apply_status_change",
     "check_owner",
     "clear_suppression",
+    "clock_drift",
     "create_meeting",
     "create_meeting_in",
     "create_meetings_in",
@@ -154,6 +165,7 @@ __all__ = [
     "retire_meeting_in",
     "retire_subscriber",
     "retry_delivery",
+    "rules_preview",
     "save_subscriber",
     "schema_revision",
     "sent_message",

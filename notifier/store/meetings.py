@@ -22,7 +22,7 @@ from notifier.domain.models import (
     Meeting,
 )
 from notifier.store.base import QueriesBase
-from notifier.store.records import MeetingRecord, Stamp, _history, _meeting, _meeting_values
+from notifier.store.records import MeetingRecord, Stamp, _history, _meeting_values, _record
 from notifier.store.tables import (
     meeting_history,
     meetings,
@@ -43,13 +43,7 @@ class MeetingQueries(QueriesBase):
         row = (await self.connection.execute(query)).first()
         if row is None:
             return None
-        return MeetingRecord(
-            meeting=_meeting(row),
-            file_state=row.file_state,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            retired_at=row.retired_at,
-        )
+        return _record(row)
 
     async def meeting_records_by_id(self, ids: Sequence[str]) -> dict[str, MeetingRecord]:
         """The stored meetings among `ids` (retired or not), by id, in one query."""
@@ -57,13 +51,7 @@ class MeetingQueries(QueriesBase):
         for start in range(0, len(ids), 500):
             query = select(meetings).where(meetings.c.id.in_(list(ids[start : start + 500])))
             for row in (await self.connection.execute(query)).all():
-                found[row.id] = MeetingRecord(
-                    meeting=_meeting(row),
-                    file_state=row.file_state,
-                    created_at=row.created_at,
-                    updated_at=row.updated_at,
-                    retired_at=row.retired_at,
-                )
+                found[row.id] = _record(row)
         return found
 
     async def meeting(self, meeting_id: str, *, for_update: bool = False) -> Meeting | None:
@@ -77,16 +65,7 @@ class MeetingQueries(QueriesBase):
         if not include_retired:
             query = query.where(meetings.c.retired_at.is_(None))
         rows = (await self.connection.execute(query)).all()
-        return [
-            MeetingRecord(
-                meeting=_meeting(row),
-                file_state=row.file_state,
-                created_at=row.created_at,
-                updated_at=row.updated_at,
-                retired_at=row.retired_at,
-            )
-            for row in rows
-        ]
+        return [_record(row) for row in rows]
 
     async def insert_meeting(
         self, meeting: Meeting, *, now: datetime, file_state: str | None = None
@@ -179,6 +158,7 @@ class MeetingQueries(QueriesBase):
                     "source": entry.source.value,
                     "forced": entry.forced,
                     "cleared": list(entry.cleared) or None,
+                    "clock": entry.clock.to_dict() if entry.clock else None,
                     "variants": thaw(entry.variants),
                 }
                 for entry in entries
@@ -220,16 +200,7 @@ class MeetingQueries(QueriesBase):
         else:
             query = query.order_by(meetings.c.starts_at, meetings.c.id)
         rows = (await self.connection.execute(query.limit(limit))).all()
-        return [
-            MeetingRecord(
-                meeting=_meeting(row),
-                file_state=row.file_state,
-                created_at=row.created_at,
-                updated_at=row.updated_at,
-                retired_at=row.retired_at,
-            )
-            for row in rows
-        ]
+        return [_record(row) for row in rows]
 
     async def visible_changes(
         self, audience: str, *, limit: int

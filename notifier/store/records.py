@@ -15,7 +15,9 @@ from sqlalchemy import (
     case,
 )
 
+from notifier.clockrules import tzdata_version
 from notifier.domain.audiences import freeze, thaw
+from notifier.domain.clock import Anchor, ClockChange, Wall, instant_at, wall_of
 from notifier.domain.models import (
     EventKind,
     HistoryEntry,
@@ -42,6 +44,12 @@ class MeetingRecord:
     created_at: datetime
     updated_at: datetime
     retired_at: datetime | None
+    #: The instant stored for the start: what readers were last told. A wall-anchored
+    #: meeting's `meeting.starts_at` is derived from its local time under the rules in
+    #: force, so the two differ when the zone's rules changed since.
+    stored_starts_at: datetime | None = None
+    #: The local reading stored with it (None for rows from before it was kept).
+    wall: Wall | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,8 +116,42 @@ class SubscriberRecord:
     link_salt: str = ""
 
 
+def _record(row: Row[Any]) -> MeetingRecord:
+    return MeetingRecord(
+        meeting=_meeting(row),
+        file_state=row.file_state,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        retired_at=row.retired_at,
+        stored_starts_at=row.starts_at,
+        wall=_wall(row),
+    )
+
+
+def _wall(row: Row[Any]) -> Wall | None:
+    if not row.local_starts_at:
+        return None
+    return Wall(
+        starts=datetime.fromisoformat(row.local_starts_at),
+        ends=datetime.fromisoformat(row.local_ends_at) if row.local_ends_at else None,
+        fold=int(row.fold or 0),
+        offset=timedelta(seconds=row.utc_offset or 0),
+        tzdata=row.tzdata or "",
+    )
+
+
 def _meeting(row: Row[Any]) -> Meeting:
     zone = ZoneInfo(row.timezone)
+    anchor = Anchor(row.anchor or Anchor.WALL.value)
+    starts_at = row.starts_at.astimezone(zone)
+    ends_at = row.ends_at.astimezone(zone) if row.ends_at else None
+    if anchor is Anchor.WALL and row.local_starts_at:
+        # The local time is the truth: the instant is what it is under today's rules.
+        starts_at = instant_at(
+            datetime.fromisoformat(row.local_starts_at), row.timezone, fold=row.fold or 0
+        )
+        if row.local_ends_at:
+            ends_at = instant_at(datetime.fromisoformat(row.local_ends_at), row.timezone)
     return Meeting(
         id=row.id,
         title=row.title,
@@ -117,8 +159,8 @@ def _meeting(row: Row[Any]) -> Meeting:
         location=row.location,
         participants=tuple(row.participants),
         timezone=row.timezone,
-        starts_at=row.starts_at.astimezone(zone),
-        ends_at=row.ends_at.astimezone(zone) if row.ends_at else None,
+        starts_at=starts_at,
+        ends_at=ends_at,
         status=MeetingStatus(row.status),
         reason=row.reason,
         conditions=tuple(row.conditions),
@@ -128,11 +170,19 @@ def _meeting(row: Row[Any]) -> Meeting:
         coalesce=timedelta(seconds=row.coalesce_seconds) if row.coalesce_seconds else None,
         audience=row.audience,
         variants=freeze(row.variants or {}),
+        anchor=anchor,
     )
 
 
 def _meeting_values(meeting: Meeting) -> dict[str, Any]:
+    wall = wall_of(meeting.starts_at, meeting.ends_at, meeting.timezone, tzdata=tzdata_version())
     return {
+        "anchor": meeting.anchor.value,
+        "local_starts_at": wall.starts.isoformat(),
+        "local_ends_at": wall.ends.isoformat() if wall.ends else None,
+        "fold": wall.fold,
+        "utc_offset": int(wall.offset.total_seconds()),
+        "tzdata": wall.tzdata,
         "title": meeting.title,
         "description": meeting.description,
         "location": meeting.location,
@@ -169,6 +219,7 @@ def _history(row: Row[Any], zone: ZoneInfo) -> HistoryEntry:
         source=Source(row.source),
         forced=bool(row.forced),
         cleared=tuple(row.cleared or ()),
+        clock=ClockChange.from_dict(row.clock) if row.clock else None,
         variants=freeze(row.variants or {}),
     )
 

@@ -93,6 +93,18 @@ meetings = Table(
     Column("audience", String(40), nullable=False, server_default="public"),
     #: Variants by audience of the tiered text fields: {field: {audience: value}}, or NULL.
     Column("variants", JSON),
+    #: wall | instant: what the time is fixed to when the zone's rules change. For "wall"
+    #: the local start below is the truth and `starts_at` the instant it was last read as
+    #: (what readers were told and reminders planned for); for "instant", the reverse.
+    Column("anchor", String(10), nullable=False, server_default="wall"),
+    #: The local start and end on the zone's clocks (ISO, no offset), the fold (1: the
+    #: second reading of a time passed twice), the UTC offset it resolved to (seconds) and
+    #: the tzdata version it was resolved with. NULL local start: not yet recorded.
+    Column("local_starts_at", String(32)),
+    Column("local_ends_at", String(32)),
+    Column("fold", Integer, nullable=False, server_default="0"),
+    Column("utc_offset", Integer),
+    Column("tzdata", String(32)),
 )
 
 meeting_history = Table(
@@ -115,6 +127,8 @@ meeting_history = Table(
     Column("variants", JSON),
     #: The conditions a clearance lifted (a JSON list), or NULL.
     Column("cleared", JSON),
+    #: What a change of the zone's clock rules did (`ClockChange.to_dict`), or NULL.
+    Column("clock", JSON),
     UniqueConstraint("meeting_id", "sequence"),
 )
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
 
 from notifier.store import Store
 from notifier.tokens import unsubscribe_token
@@ -20,6 +21,24 @@ async def test_v1_needs_a_known_bearer_token(api: httpx.AsyncClient) -> None:
     assert_problem(await api.get("/v1/meetings", headers={"Authorization": "Bearer nope"}), 401)
     assert_problem(await api.get("/v1/meetings", headers={"Authorization": "Basic x"}), 401)
     assert (await api.get("/v1/meetings", headers=AUTH)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["2026-03-02T21:00", "2026-03-02T21:00+03:00[Europe/Moscow]", "2026-03-02T18:00:00Z"],
+)
+async def test_a_new_start_may_be_written_on_the_meetings_clocks(
+    api: httpx.AsyncClient, written: str
+) -> None:
+    moved = await api.post(
+        f"/v1/meetings/{TALKS}/status",
+        json={"status": "rescheduled", "starts_at": written},
+        headers=AUTH,
+    )
+    assert moved.status_code == 202, moved.text
+    meeting = moved.json()["meeting"]
+    assert meeting["starts_at"] == "2026-03-02T21:00:00+03:00"
+    assert meeting["anchor"] == "wall"
 
 
 async def test_status_push_accepts_refuses_and_is_idempotent(api: httpx.AsyncClient) -> None:
@@ -54,7 +73,8 @@ async def test_status_push_accepts_refuses_and_is_idempotent(api: httpx.AsyncCli
     )
     for bad, field in (
         ({"status": "adjourned"}, "status"),
-        ({"status": "rescheduled", "starts_at": "2026-03-02T21:00:00"}, "starts_at"),
+        ({"status": "rescheduled", "starts_at": "2026-03-02T21:00[Mars/Olympus]"}, "starts_at"),
+        ({"status": "rescheduled", "starts_at": "21:00 tomorrow"}, "starts_at"),
         ({"status": "cleared", "extra": 1}, "extra"),
         ({"reason": "no status"}, "status"),
     ):
@@ -62,6 +82,11 @@ async def test_status_push_accepts_refuses_and_is_idempotent(api: httpx.AsyncCli
             assert_problem(await api.post(url, json=bad, headers=AUTH), 422)["errors"][0]["field"]
             == field
         )
+    # A written time is read on the meeting's own clocks: an offset they do not give is
+    # refused with both named.
+    wrong = {"status": "rescheduled", "starts_at": "2026-03-02T21:00+04:00[Europe/Moscow]"}
+    problem = assert_problem(await api.post(url, json=wrong, headers=AUTH), 422)
+    assert "+04:00 disagrees with Europe/Moscow's rules, which give +03:00" in str(problem)
     broken = await api.post(
         url, content=b"{not json", headers=AUTH | {"content-type": "application/json"}
     )

@@ -313,6 +313,10 @@ BEYOND_A_SCHEMA = (
     "the body is for",  # the body's meeting against the URL's
     "id: cannot be changed",
     "special-use or reserved name",  # email-validator's list of reserved domains
+    # A written time against the meeting's own clocks (its zone's gaps, folds, offsets).
+    "does not exist in",
+    "happens twice in",
+    "disagrees with",
 )
 
 

@@ -219,7 +219,7 @@ async def test_the_version_moves_only_when_pending_reminders_change(store: Store
     async with store.write() as tx:
         meeting = await tx.meeting("talks")
         assert meeting is not None
-        await service.replan(tx, meeting, await tx.subscribers(), now=NOW)
+        await service.replan(tx, store.planning, meeting, await tx.subscribers(), now=NOW)
     assert await version() == before
     async with store.write() as tx:
         await tx.retire_subscriber("quiet", now=NOW)  # had no reminders

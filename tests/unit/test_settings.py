@@ -3,7 +3,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,9 +135,15 @@ def test_secrets_never_show_in_repr_or_dumps(monkeypatch: pytest.MonkeyPatch) ->
         ),
         (
             'starts_at = "2026-03-02T19:00:00+03:00"',
-            'starts_at = "2026-03-02T19:00:00"',
+            'starts_at = "2026-03-02T19:00:00+04:00[Europe/Moscow]"',
             "meetings[0].starts_at",
-            "needs a UTC offset",
+            "the offset +04:00 disagrees with Europe/Moscow's rules, which give +03:00",
+        ),
+        (
+            'starts_at = "2026-03-02T19:00:00+03:00"',
+            'starts_at = "2026-03-02T19:00:00[Asia/Tokyo]"',
+            "meetings[0].starts_at",
+            "the time is given in [Asia/Tokyo] but the meeting's zone is Europe/Moscow",
         ),
         (
             'id = "foreign-correspondent"',
@@ -589,3 +595,39 @@ def test_the_cli_prints_every_problem_on_a_line_of_its_own(tmp_path: Path) -> No
     assert all(line.startswith(f"notifier: error: {path}:") for line in lines), lines
     assert "smpt: unknown key (did you mean 'smtp'?)" in result.stderr
     assert "(did you mean 'Asia/Tbilisi'?)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        'starts_at = "2026-03-02T19:00:00+03:00[Europe/Moscow]"',  # RFC 9557
+        'starts_at = "2026-03-02T19:00"',  # the meeting's local time, as text
+        "starts_at = 2026-03-02T19:00:00",  # TOML's own local date-time
+        'starts_at = "2026-03-02T16:00:00Z"',  # an instant
+    ],
+)
+def test_a_start_may_be_written_on_the_meetings_clocks(tmp_path: Path, written: str) -> None:
+    path = broken_copy(tmp_path, 'starts_at = "2026-03-02T19:00:00+03:00"', written)
+    (meeting,) = [m for m in load_settings(path).meetings if m.id == "moscow-tskhinvali-talks"]
+    assert meeting.starts_at.astimezone(UTC) == datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
+    assert meeting.to_domain().anchor.value == "wall"
+
+
+def test_a_local_time_passed_twice_needs_its_fold_in_the_file(tmp_path: Path) -> None:
+    berlin = 'timezone = "Europe/Berlin"'
+    path = broken_copy(tmp_path, 'timezone = "Europe/Moscow"\nstarts_at', f"{berlin}\nstarts_at")
+    text = path.read_text().replace(
+        'starts_at = "2026-03-02T19:00:00+03:00"', 'starts_at = "2026-10-25T02:30"', 1
+    )
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path)
+    assert "happens twice in Europe/Berlin" in raised.value.message
+    assert "2026-10-25T02:30+01:00 (fold 1, the second)" in raised.value.message
+    path.write_text(
+        text.replace(
+            'starts_at = "2026-10-25T02:30"', 'fold = 1\nstarts_at = "2026-10-25T02:30"', 1
+        )
+    )
+    (meeting,) = [m for m in load_settings(path).meetings if m.id == "moscow-tskhinvali-talks"]
+    assert meeting.starts_at.astimezone(UTC) == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Header, Response
@@ -154,7 +155,9 @@ async def push_status(
             meeting_id=meeting_id,
             status=body.status,
             reason=reason,
-            starts_at=body.starts_at,
+            starts_local=dataclasses.replace(body.starts_at, fold=body.fold)
+            if body.starts_at is not None
+            else None,
             conditions=conditions,
             variants=variants,
             # A signed push is idempotent on its upstream and webhook-id alone: nothing
