@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from icalendar import Alarm, Calendar, Event, vCalAddress, vDuration
 
 from notifier import __version__
+from notifier.domain.clock import Anchor
 from notifier.domain.models import Meeting, MeetingStatus
 from notifier.domain.text import clean_text
 
@@ -60,7 +62,9 @@ def build_ics(
 ) -> bytes:
     """An iCalendar object for `meeting`: METHOD, stable UID, SEQUENCE, STATUS, a VALARM.
 
-    Times are written in UTC, which every calendar reads without a VTIMEZONE block. With
+    A wall-anchored meeting's times are written on its zone's clocks (TZID) with a
+    VTIMEZONE of the rules in force, so a calendar keeps them at that local time as we do
+    (`notifier.domain.clock`); an instant-anchored one's in UTC. With
     `attendee`, the event names that reader as ATTENDEE; without, it holds
     `ATTENDEE_PLACEHOLDER` for `attendee_lines` to replace per reader. Text is cleaned of
     control characters; icalendar escapes it and folds lines at 75 octets (RFC 5545).
@@ -78,6 +82,7 @@ def build_ics(
         reminder.add("trigger", -alarm)
         event.add_component(reminder)
     calendar.add_component(event)
+    _add_zones(calendar, [meeting])
     built = bytes(calendar.to_ical())
     reader = attendee_lines(*attendee) if attendee else ATTENDEE_PLACEHOLDER
     # After ORGANIZER, inside the VEVENT: the one place the reader's line belongs.
@@ -117,19 +122,42 @@ def feed_calendar(
         prefix = _FEED_PREFIX.get(meeting.status, "")
         summary = prefix + clean_text(meeting.title)
         calendar.add_component(_event(meeting, domain=domain, now=now, summary=summary))
+    _add_zones(calendar, meetings)
     return bytes(calendar.to_ical())
+
+
+def _add_zones(calendar: Calendar, meetings: list[Meeting]) -> None:
+    """A VTIMEZONE for every zone the events' times are written in, with the rules in
+    force over the span of those events (a day either side), not decades of them."""
+    walls = [m for m in meetings if m.anchor is Anchor.WALL and m.timezone != "UTC"]
+    if not walls:
+        return
+    first = min(m.starts_at.astimezone(UTC) for m in walls)
+    last = max((m.ends_at or m.starts_at).astimezone(UTC) for m in walls)
+    calendar.add_missing_timezones(
+        first_date=(first - timedelta(days=1)).date(), last_date=(last + timedelta(days=1)).date()
+    )
+
+
+def _on_its_clocks(meeting: Meeting, value: datetime) -> datetime:
+    """`value` as the event writes it: on the meeting's clocks for a wall-anchored meeting
+    (DTSTART;TZID=...), else in UTC."""
+    if meeting.anchor is Anchor.WALL and meeting.timezone != "UTC":
+        return value.astimezone(ZoneInfo(meeting.timezone))
+    return value.astimezone(UTC)
 
 
 def _event(meeting: Meeting, *, domain: str, now: datetime, summary: str) -> Event:
     """The VEVENT of a meeting, as emails and feeds both write it: the one UID, SEQUENCE,
-    times in UTC, the text cleaned of control characters, STATUS."""
+    times on the meeting's clocks or in UTC (`_on_its_clocks`), the text cleaned of
+    control characters, STATUS."""
     event = Event()
     event.add("uid", meeting_uid(meeting.id, domain))
     event.add("sequence", meeting.sequence)
     event.add("dtstamp", now.astimezone(UTC))
-    event.add("dtstart", meeting.starts_at.astimezone(UTC))
+    event.add("dtstart", _on_its_clocks(meeting, meeting.starts_at))
     if meeting.ends_at is not None:
-        event.add("dtend", meeting.ends_at.astimezone(UTC))
+        event.add("dtend", _on_its_clocks(meeting, meeting.ends_at))
     event.add("summary", summary)
     if meeting.description:
         event.add("description", clean_text(meeting.description, multiline=True))

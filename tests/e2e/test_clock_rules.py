@@ -176,9 +176,19 @@ async def test_a_rule_change_keeps_the_wall_time_and_moves_the_instant(
     text = _part(talks_mail, "text/plain")
     assert f"The clock rules of {ZONE} have changed: the meeting stays at {wall:%H:%M}" in text
     assert f"now {new_instant:%H:%M} UTC" in text
-    event = Calendar.from_ical(_part(talks_mail, "text/calendar")).walk("VEVENT")[0]
-    assert event.decoded("dtstart") == new_instant
+    ics = _part(talks_mail, "text/calendar")
+    calendar = Calendar.from_ical(ics)
+    event = calendar.walk("VEVENT")[0]
     assert int(event["sequence"]) == talks["sequence"] >= 1
+    # On the zone's clocks, with a VTIMEZONE of the new rules: read through that block (as
+    # a calendar that honours it does, whatever its own tzdata says), the new instant.
+    assert f"DTSTART;TZID={ZONE}:{wall:%Y%m%dT%H%M%S}" in ics.replace("\r\n", "\n")
+    rules = calendar.walk("VTIMEZONE")[0]
+    assert rules["TZID"] == ZONE
+    (observance,) = rules.walk("STANDARD")  # one offset over the meeting's span: +06
+    offset = observance["TZOFFSETTO"].td
+    assert offset == timedelta(hours=6)
+    assert wall.replace(tzinfo=None) - offset == new_instant.replace(tzinfo=None)
     # The operator sees it: the log, /healthz, the metric, the CLI.
     said = "".join(log)
     assert "clock rules of Asia/Almaty changed: almaty-talks: stays at" in said

@@ -6,8 +6,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from icalendar import Calendar
 
 from notifier.calendar import build_ics
+from notifier.domain.clock import Anchor
 from notifier.domain.errors import ConfigError
 from notifier.domain.models import EventKind, HistoryEntry, Meeting, MeetingStatus
 from notifier.domain.outbox import change_payload, reminder_payload
@@ -194,12 +196,25 @@ def test_the_calendar_part_moves_or_cancels_the_event() -> None:
         "METHOD:REQUEST",
         "UID:talks@example.org",
         "SEQUENCE:4",
-        "DTSTART:20260302T180000Z",
-        "DTEND:20260302T200000Z",
+        # On the meeting's clocks, with the rules in force: a calendar keeps the local time.
+        "DTSTART;TZID=Europe/Moscow:20260302T210000",
+        "DTEND;TZID=Europe/Moscow:20260302T230000",
+        "BEGIN:VTIMEZONE",
+        "TZID:Europe/Moscow",
+        "TZOFFSETTO:+0300",
         "STATUS:CONFIRMED",
         "BEGIN:VALARM",
     ):
         assert line in ics
+    event = Calendar.from_ical(ics).walk("VEVENT")[0]
+    assert event.decoded("dtstart").astimezone(UTC) == datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
+    # An instant-anchored meeting is written in UTC, without a zone.
+    fixed = build_ics(
+        m.replace(anchor=Anchor.INSTANT), organizer="n@example.org", domain="example.org", now=NOW
+    ).decode()
+    assert "DTSTART:20260302T180000Z" in fixed
+    assert "DTEND:20260302T200000Z" in fixed
+    assert "VTIMEZONE" not in fixed
     cancelled = build_ics(
         m.replace(status=MeetingStatus.CANCELLED, sequence=5),
         organizer="n@example.org",
