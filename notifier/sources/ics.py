@@ -22,6 +22,7 @@ Pure apart from parsing: `now` is a parameter.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, cast
 
 import recurring_ical_events
-from icalendar import Calendar, Component, Timezone
+from icalendar import Calendar, Component, Event, Timezone
 from icalendar.prop import vDDDLists, vDDDTypes, vRecur
 from icalendar.timezone import tzp
 
@@ -77,6 +78,9 @@ class ParsedFeed:
     #: Series read in full within the horizon: uid -> horizon end, for telling which of
     #: their earlier occurrences are gone.
     complete_series: dict[str, datetime] = field(default_factory=dict)
+    #: Occurrence keys whose edited instance could not be read: each keeps what readers
+    #: were last told (never the series' time again, never cancelled for it).
+    held: list[str] = field(default_factory=list)
 
 
 def _if_out_of_memory(exc: BaseException) -> None:
@@ -147,7 +151,9 @@ class _Zones:
                 raise _Refused(f"VTIMEZONE {tzid[:80]!r} cannot be read: {exc}") from None
             location = definition.get("X-LIC-LOCATION")
             name = name or (iana_name(str(location)) if location is not None else None)
-            name = name or iana_matching(defined, at.replace(tzinfo=defined), prefer=self.default)
+            # The name the definition's own rules agree with: a display name read by its
+            # standard offset alone may name a zone without the definition's DST.
+            name = iana_matching(defined, at.replace(tzinfo=defined), prefer=name or self.default)
             if name is None:
                 raise _Refused(f"VTIMEZONE {tzid[:80]!r} matches no IANA time zone")
             result = (defined, name)
@@ -205,14 +211,19 @@ def _relocalize(event: Component, zones: _Zones) -> None:
         else:
             if not isinstance(values, vDDDTypes):
                 raise _Refused(f"{name} cannot be read")
-            event[name] = vDDDTypes(_localize(values.dt, dict(values.params), zones))
+            localized = vDDDTypes(_localize(values.dt, dict(values.params), zones))
+            if "RANGE" in values.params:  # RECURRENCE-ID;RANGE=THISANDFUTURE stays said
+                localized.params["RANGE"] = values.params["RANGE"]
+            event[name] = localized
 
 
 def _check(event: Component) -> None:
-    """Refuse an event whose essential properties are broken or given twice."""
+    """Refuse an event whose essential properties are broken or given twice. A line that
+    cannot be read at all costs the event only when it is one of its time properties (a
+    broken ATTENDEE or a stray line of junk says nothing about when it takes place)."""
     for name, message in getattr(event, "errors", []):
-        if name is None or str(name).upper() in _ESSENTIAL:
-            what = str(name).upper() if name else "a line"
+        what = str(name).upper() if name else _line_name(str(message))
+        if what in _ESSENTIAL:
             raise _Refused(f"{what} cannot be read: {str(message)[:200]}")
     for name in _SINGLE:
         if isinstance(event.get(name), list):
@@ -220,7 +231,13 @@ def _check(event: Component) -> None:
     if event.get("DTSTART") is None:
         raise _Refused("no DTSTART")
     if event.get("DTEND") is not None and event.get("DURATION") is not None:
-        raise _Refused("both DTEND and DURATION")
+        start, end, length = _dt(event, "DTSTART"), _dt(event, "DTEND"), _dt(event, "DURATION")
+        # Thunderbird writes DURATION:PT0S beside the DTEND of an edited instance; a
+        # DURATION that agrees with DTEND says nothing more. Either way DTEND stands.
+        agrees = isinstance(end, datetime) and isinstance(start, datetime) and end - start == length
+        if length != timedelta(0) and not agrees:
+            raise _Refused("both DTEND and DURATION, and they disagree")
+        del event["DURATION"]
     duration = event.get("DURATION")
     if duration is not None and not isinstance(getattr(duration, "dt", None), timedelta):
         raise _Refused("DURATION cannot be read")
@@ -232,6 +249,13 @@ def _check(event: Component) -> None:
             raise _Refused(f"SEQUENCE {str(sequence)[:20]!r} is not a whole number") from None
         if not 0 <= number < 2**31:
             raise _Refused(f"SEQUENCE {number} is out of range")
+
+
+def _line_name(message: str) -> str:
+    """The property name of an unreadable content line, from icalendar's message about it
+    ("Content line could not be parsed into parts: 'DTSTART;TZID=...'")."""
+    found = re.search(r"parts: '([A-Za-z0-9-]+)", message)
+    return found[1].upper() if found else ""
 
 
 def _dt(component: Component, name: str) -> Any:
@@ -324,6 +348,8 @@ def parse_ics(
         if zones.problem:
             parsed.notes.append(zones.problem)
         groups: dict[str, list[Component]] = defaultdict(list)
+        #: Per series, the original starts (UTC) of edited instances that were not read.
+        held: dict[str, set[datetime]] = defaultdict(set)
         for event in calendar.walk("VEVENT"):
             uid = _text(event, "UID", 1000)
             label = uid or f"(no UID, {_text(event, 'SUMMARY', 60)[:60]!r})"
@@ -332,15 +358,18 @@ def parse_ics(
                     raise _Refused("no UID")
                 _check(event)
                 if not isinstance(_dt(event, "DTSTART"), datetime):
-                    parsed.skipped.append((label, "all-day events have no start time"))
+                    kept = _hold(event, uid, zones, held)
+                    parsed.skipped.append((label, "all-day events have no start time" + kept))
                     continue
                 _relocalize(event, zones)
             except _Refused as refused:
-                parsed.refused.append((label, refused.reason))
+                kept = _hold(event, uid, zones, held)
+                parsed.refused.append((label, refused.reason + kept))
                 continue
             except Exception as exc:  # a shape no rule above foresaw: this event only
                 _if_out_of_memory(exc)
-                parsed.refused.append((label, f"cannot be read ({type(exc).__name__})"))
+                kept = _hold(event, uid, zones, held)
+                parsed.refused.append((label, f"cannot be read ({type(exc).__name__})" + kept))
                 continue
             groups[uid].append(event)
         for uid, events in groups.items():
@@ -350,11 +379,33 @@ def parse_ics(
                 )
                 return parsed
             try:
-                _read_group(uid, events, zones, parsed, now=now, horizon=horizon)
+                _read_group(
+                    uid, events, zones, parsed, now=now, horizon=horizon, held=held.get(uid)
+                )
             except Exception as exc:  # as above, for the series or event `uid`
                 _if_out_of_memory(exc)
                 parsed.refused.append((uid, f"cannot be read ({type(exc).__name__})"))
     return parsed
+
+
+def _hold(event: Component, uid: str, zones: _Zones, held: dict[str, set[datetime]]) -> str:
+    """For an edited instance (RECURRENCE-ID) that cannot be read: remember its original
+    start, so the series does not put the occurrence back at the series' time; what it
+    adds to the reason. Nothing for anything else."""
+    if not uid:
+        return ""
+    try:
+        value = event.get("RECURRENCE-ID")
+        if value is None or isinstance(value, list):
+            return ""
+        original = _localize(value.dt, dict(value.params), zones)
+    except Exception as exc:  # its RECURRENCE-ID is unreadable too: nothing to hold
+        _if_out_of_memory(exc)
+        return ""
+    if not isinstance(original, datetime):
+        return ""
+    held[uid].add(original.astimezone(UTC))
+    return "; the occurrence keeps the time readers were last told"
 
 
 def _sequence(event: Component) -> int:
@@ -398,6 +449,30 @@ def _start_near(
     return walk.window
 
 
+def _from_future(
+    occurrence: Component, original: datetime, futures: list[tuple[datetime, Component]]
+) -> tuple[Component, datetime]:
+    """`occurrence` as the latest RANGE=THISANDFUTURE edit before it left it: moved by as
+    much as that edit moved its own instance, lasting as long, with its text and status."""
+    edits = [(at, edit) for at, edit in futures if at < original]
+    start: datetime = _dt(occurrence, "DTSTART")
+    if not edits:
+        return occurrence, start
+    at, edit = edits[-1]
+    moved_to: datetime = _dt(edit, "DTSTART")
+    start = start + (moved_to - at)
+    changed = Event()
+    changed.add("dtstart", start)
+    length = _length(edit, moved_to)
+    if length:
+        changed.add("dtend", start + length)
+    for name in ("SUMMARY", "LOCATION", "DESCRIPTION", "STATUS", "SEQUENCE"):
+        value = edit.get(name, occurrence.get(name))
+        if value is not None:
+            changed[name] = value
+    return changed, start
+
+
 def _length(event: Component, start: datetime) -> timedelta:
     end, duration = _dt(event, "DTEND"), _dt(event, "DURATION")
     if isinstance(end, datetime):
@@ -413,7 +488,9 @@ def _read_group(
     *,
     now: datetime,
     horizon: timedelta,
+    held: set[datetime] | None = None,
 ) -> None:
+    held = held or set()
     masters = [e for e in events if e.get("RECURRENCE-ID") is None]
     overrides = [e for e in events if e.get("RECURRENCE-ID") is not None]
     if len(masters) > 1:
@@ -423,12 +500,16 @@ def _read_group(
                 (uid, "UID given to more than one event; the highest SEQUENCE is read")
             )
         masters = masters[:1]
-    recurring = bool(overrides) or any(
-        m.get("RRULE") is not None or m.get("RDATE") is not None for m in masters
+    recurring = (
+        bool(overrides)
+        or bool(held)
+        or any(m.get("RRULE") is not None or m.get("RDATE") is not None for m in masters)
     )
     if not recurring:
         parsed.items.append(_item(masters[0], key=uid, uid=uid, zones=zones))
         return
+    if not masters and not overrides:
+        return  # only instances that could not be read: nothing to follow
     by_original: dict[datetime, Component] = {}
     for override in sorted(overrides, key=_sequence):
         by_original[_dt(override, "RECURRENCE-ID")] = override  # the highest SEQUENCE wins
@@ -440,6 +521,19 @@ def _read_group(
     except Unbounded as unbounded:
         parsed.refused.append((uid, unbounded.reason))
         return
+    # RANGE=THISANDFUTURE: the edit applies to its instance and every later one.
+    futures = sorted(
+        (
+            (_dt(o, "RECURRENCE-ID"), o)
+            for o in by_original.values()
+            if str(o.get("RECURRENCE-ID").params.get("RANGE", "")).upper() == "THISANDFUTURE"
+        ),
+        key=lambda pair: pair[0],
+    )
+    for _at, edit in futures:
+        # Applied to the later instances here (`_from_future`), where each keeps its own
+        # original start, its key; the library would give them all the edit's.
+        del edit.get("RECURRENCE-ID").params["RANGE"]
     series = Calendar()
     for component in masters + list(by_original.values()):
         series.add_component(component)
@@ -460,7 +554,15 @@ def _read_group(
                 start = _dt(occurrence, "DTSTART")
                 original = _dt(occurrence, "RECURRENCE-ID") or start
                 key = occurrence_key(uid, original)
-                if start >= end or key in read:
+                if key in read:
+                    continue
+                if original.astimezone(UTC) in held:
+                    read.add(key)
+                    parsed.held.append(key)
+                    continue
+                if original not in by_original:
+                    occurrence, start = _from_future(occurrence, original, futures)
+                if start >= end:
                     continue
                 read.add(key)
                 count += 1

@@ -213,7 +213,9 @@ class SourcePoller:
             counts["done"] += len(chunk)
             counts["applied"] = applied
             await asyncio.sleep(0)  # let the API and the outbox in between chunks
-        produced = set(parsed.keys)
+        # An edited instance that could not be read keeps what readers were told: neither
+        # cancelled as gone nor forgotten.
+        produced = set(parsed.keys) | set(feed.held)
         gone, gone_problems = await self._series_gone(feed, produced, seen, now=now)
         applied += gone
         problems.update({_label(k): _label(r, 500) for k, r in gone_problems.items()})

@@ -27,11 +27,16 @@ _CITIES = {
     "canberra": "Australia/Sydney",
     "chennai": "Asia/Kolkata",
     "edinburgh": "Europe/London",
+    "alaska": "America/Anchorage",
+    "arizona": "America/Phoenix",
     "hanoi": "Asia/Bangkok",
+    "hawaii": "Pacific/Honolulu",
+    "indiana": "America/Indiana/Indianapolis",
     "islamabad": "Asia/Karachi",
     "kyiv": "Europe/Kyiv",
     "new delhi": "Asia/Kolkata",
     "osaka": "Asia/Tokyo",
+    "saskatchewan": "America/Regina",
     "st. petersburg": "Europe/Moscow",
     "washington": "America/New_York",
 }
@@ -46,7 +51,8 @@ def _zones() -> frozenset[str]:
 def _by_city() -> dict[str, str]:
     """IANA zones by their last component (``new york`` -> ``America/New_York``)."""
     found: dict[str, str] = {}
-    for zone in sorted(_zones(), key=lambda z: (z.startswith(("Etc/", "SystemV/")), len(z), z)):
+    legacy = ("Etc/", "SystemV/", "Canada/", "US/", "Brazil/", "Mexico/", "Chile/")
+    for zone in sorted(_zones(), key=lambda z: (z.startswith(legacy), len(z), z)):
         if "/" in zone:
             found.setdefault(zone.rsplit("/", 1)[1].replace("_", " ").lower(), zone)
     return found
@@ -97,9 +103,15 @@ def _display_name(text: str) -> str | None:
             candidates.append(_CITIES[cleaned])
         elif cleaned in _by_city():
             candidates.append(_by_city()[cleaned])
-    for windows, iana in sorted(_WINDOWS.items()):
-        if words and words <= set(_WORD.findall(windows)) | {"time"}:
-            candidates.append(iana)
+    # Windows zones whose name holds every word of the display name, the closest first:
+    # "Central Time (US & Canada)" is "Central Standard Time" (Chicago, with DST), not
+    # "Canada Central Standard Time" (Regina, without), though both are UTC-06:00.
+    named = []
+    for windows, iana in _WINDOWS.items():
+        said = set(_WORD.findall(windows))
+        if words and words <= said | {"time"}:
+            named.append((len(said - words - {"standard", "time"}), windows, iana))
+    candidates += [iana for _extra, _windows, iana in sorted(named)]
     for candidate in candidates:
         if _standard_offset(candidate) == offset:
             return candidate
