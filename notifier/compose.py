@@ -144,6 +144,7 @@ async def open_app(settings: Settings, *, reconcile: bool = True) -> AsyncIterat
         settings.database_url,
         audiences=settings.audience_order,
         fanout_chunk=settings.delivery.fanout_chunk,
+        languages=settings.language_order,
     )
     try:
         if reconcile:
@@ -179,6 +180,7 @@ async def open_read_only(settings: Settings) -> AsyncIterator[App]:
         upgrade=False,
         audiences=settings.audience_order,
         fanout_chunk=settings.delivery.fanout_chunk,
+        languages=settings.language_order,
     )
     try:
         current, head = await migrate.current_revision(store.engine), migrate.head_revision()

@@ -24,6 +24,7 @@ from pydantic import (
 from notifier.domain.audiences import PUBLIC, TIERED, Value, split
 from notifier.domain.clock import Anchor, Moment, parse_moment
 from notifier.domain.errors import InvalidChange
+from notifier.domain.languages import freeze_texts
 from notifier.domain.models import (
     EventKind,
     Meeting,
@@ -56,6 +57,53 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: A language of `languages` (``ru``): the key of a meeting's texts in it.
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]
+
+
+class ReasonTexts(_Record):
+    """A change's reason in one language other than the fallback."""
+
+    reason: TieredOneLine | None = None
+
+
+class ChangeTexts(ReasonTexts):
+    """A status change's text in one language other than the fallback."""
+
+    conditions: TieredList | None = None
+
+
+class MeetingTexts(ChangeTexts):
+    """A meeting's text in one language other than the fallback: any field left out is
+    read in the fallback language (and marked so)."""
+
+    title: Title | None = None
+    description: TieredMultiLine | None = None
+    location: TieredOneLine | None = None
+    participants: TieredList | None = None
+
+
+def texts_of(given: dict[str, Any] | None) -> dict[str, Any]:
+    """Texts by language as the domain takes them (`notifier.domain.languages`)."""
+    return freeze_texts(
+        {
+            lang: (layer.model_dump(exclude_none=True) if isinstance(layer, BaseModel) else layer)
+            for lang, layer in (given or {}).items()
+        }
+    )
+
+
+def _text_audiences(
+    texts: dict[str, Any] | None, where: tuple[str | int, ...]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    named: list[tuple[tuple[str | int, ...], str]] = []
+    for lang, layer in (texts or {}).items():
+        for name, value in layer.model_dump(exclude_none=True).items():
+            if isinstance(value, dict):
+                named.extend(((*where, lang, name, a), a) for a in value)
+    return named
+
+
 class HistoryConfig(_Record):
     """A past event of a meeting, imported once when the meeting is first created."""
 
@@ -63,6 +111,8 @@ class HistoryConfig(_Record):
     #: The status entered; omitted for a note that changed no status.
     status: MeetingStatus | None = None
     reason: TieredOneLine = ""
+    #: The reason in other languages: ``{ru = {reason = "..."}}``.
+    texts: dict[LanguageCode, ReasonTexts] = {}
 
 
 class MeetingConfig(_Record):
@@ -90,6 +140,9 @@ class MeetingConfig(_Record):
     #: What the time is fixed to when the zone's clock rules change: "wall" (its local
     #: time, the default) or "instant" (a call fixed in UTC across zones).
     anchor: Anchor = Anchor.WALL
+    #: Its text in other languages than the fallback (the first of `languages`), each
+    #: field plain or by audience: ``[meetings.texts.ru] title = "..."``.
+    texts: dict[LanguageCode, MeetingTexts] = {}
     history: list[HistoryConfig] = []
 
     @field_validator("starts_at", "ends_at", mode="before")
@@ -148,6 +201,7 @@ class MeetingConfig(_Record):
             coalesce=self.coalesce,
             audience=self.audience,
             anchor=self.anchor,
+            texts=texts_of(self.texts),
             variants=variants,
             **plain,  # type: ignore[arg-type]
         )
@@ -174,6 +228,17 @@ class MeetingConfig(_Record):
                 named.extend(
                     (("history", index, "reason", audience), audience) for audience in entry.reason
                 )
+            named.extend(_text_audiences(entry.texts, ("history", index, "texts")))
+        named.extend(_text_audiences(self.texts, ("texts",)))
+        return named
+
+    def language_names(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every language this record gives text in, with where."""
+        named: list[tuple[tuple[str | int, ...], str]] = [
+            (("texts", lang), lang) for lang in self.texts
+        ]
+        for index, entry in enumerate(self.history):
+            named.extend((("history", index, "texts", lang), lang) for lang in entry.texts)
         return named
 
 

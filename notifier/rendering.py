@@ -31,6 +31,7 @@ from jinja2 import (
 )
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
 
 from notifier.domain.durations import parse_duration
 from notifier.domain.errors import ConfigError
@@ -282,6 +283,7 @@ class Renderer:
         self.env.filters["beyond"] = _beyond
         self.env.filters["status_kind"] = _status_kind
         self.env.filters["kind_name"] = _kind_name
+        self.env.filters["lang"] = _lang
 
     def locales(self) -> list[str]:
         """Every locale with templates: the shipped ones and any in the templates folder."""
@@ -324,6 +326,7 @@ class Renderer:
             "now": now,
             "_zone": ZoneInfo(timezone),
             "_locale": locale.split("-")[0],
+            "_languages": notice.body.get("data", {}).get("languages") or {},
         }
         parts = [
             self.env.select_template(self._template_names(locale, notice.kind, part)).render(
@@ -351,6 +354,7 @@ class Renderer:
             "now": now,
             "_zone": ZoneInfo(timezone),
             "_locale": locale.split("-")[0],
+            "_languages": notice.body.get("data", {}).get("languages") or {},
         }
         markdown = self.env.select_template(
             self._template_names(locale, notice.kind, "chat.md")
@@ -418,6 +422,17 @@ def _safe_change(change: Change | None) -> Change | None:
         reason=clean_text(change.reason),
         cleared=tuple(clean_text(c) for c in change.cleared),
     )
+
+
+@pass_context
+def _lang(context: Context, field: str) -> Markup:
+    """`` lang="en"`` when the field `field` is in another language than the reader's
+    (the meeting has no text in theirs: the fallback language's is shown), else nothing:
+    ``<h1{{ "title"|lang }}>``."""
+    language = context["_languages"].get(field)
+    if not language or language == context["_locale"]:
+        return Markup("")
+    return Markup(' lang="{}"').format(language)
 
 
 @pass_context

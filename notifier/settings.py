@@ -59,6 +59,7 @@ from notifier.domain.addresses import host_allowed, is_loopback_host
 from notifier.domain.audiences import DEFAULT_AUDIENCES, Audiences
 from notifier.domain.durations import format_duration
 from notifier.domain.errors import ConfigError
+from notifier.domain.languages import Languages
 from notifier.domain.mailbox import read_mailbox_url
 from notifier.domain.retry import DEFAULT_SCHEDULE
 from notifier.domain.text import check_text
@@ -585,6 +586,11 @@ class Settings(BaseSettings):
     audiences: list[AudienceName] = Field(
         default_factory=lambda: list(DEFAULT_AUDIENCES), min_length=1, max_length=20
     )
+    #: The languages a meeting's own text may be given in, the fallback first: each reader
+    #: gets theirs, or the fallback's where a field has none (see README, Languages).
+    languages: list[Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]] = Field(
+        default_factory=lambda: ["en", "ru"], min_length=1, max_length=20
+    )
     meetings: list[MeetingConfig] = []
     subscribers: list[SubscriberConfig] = []
     sources: list[SourceConfig] = []
@@ -616,6 +622,11 @@ class Settings(BaseSettings):
     def audience_order(self) -> Audiences:
         """The audiences, lowest first, as the domain takes them."""
         return Audiences(tuple(self.audiences))
+
+    @property
+    def language_order(self) -> Languages:
+        """The languages, the fallback first, as the domain takes them."""
+        return Languages(tuple(dict.fromkeys(self.languages)))
 
     @property
     def endpoint_policy(self) -> EndpointPolicy:
@@ -839,6 +850,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         raise _config_error(exc, config, text) from None
     _check_unique(settings, config, text)
     _check_audiences(settings, config, text)
+    _check_languages(settings, config, text)
     _check_targets(settings, config, text)
     _check_endpoints(settings, config, text)
     return settings
@@ -878,6 +890,27 @@ def _check_audiences(settings: Settings, path: Path, text: str) -> None:
                 line=locate(text, loc),
                 field=format_loc(loc),
             )
+
+
+def _check_languages(settings: Settings, path: Path, text: str) -> None:
+    """Every language a meeting gives text in is one of `languages`, and not the fallback
+    (whose text is the meeting's own fields)."""
+    languages = settings.language_order
+    for index, meeting in enumerate(settings.meetings):
+        for loc, name in meeting.language_names():
+            where = ("meetings", index, *loc)
+            problem = None
+            if name not in languages.order:
+                problem = f"unknown language {name!r}; languages are {', '.join(languages.order)}"
+            elif name == languages.base:
+                problem = (
+                    f"{name} is the fallback language (the first of `languages`); its text is "
+                    "the meeting's own fields"
+                )
+            if problem:
+                raise ConfigError(
+                    problem, path=str(path), line=locate(text, where), field=format_loc(where)
+                )
 
 
 def _check_targets(settings: Settings, path: Path, text: str) -> None:

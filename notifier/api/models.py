@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from notifier.configfile import SubscriberConfig
+from notifier.configfile import ChangeTexts, LanguageCode, MeetingTexts, SubscriberConfig
 from notifier.domain.models import MeetingStatus
 from notifier.domain.outbox import REPLAYABLE, DeliveryFilter
 from notifier.fields import (
@@ -94,6 +94,10 @@ class StatusPush(BaseModel):
     fold: Literal[0, 1] | None = None
     #: Pending conditions after the change (null keeps them), plain or by audience.
     conditions: TieredList | None = None
+    #: The reason and conditions in other languages than the fallback, each plain or by
+    #: audience: ``{"ru": {"reason": "отложена"}}``. A language left out reads the
+    #: fallback's reason.
+    texts: dict[LanguageCode, ChangeTexts] = {}
     event_id: EventId | None = None
     #: true or false (strict: 0, 1 and "yes" are refused rather than read as booleans).
     force: StrictBool = False
@@ -117,6 +121,8 @@ class MeetingPatch(BaseModel):
     ends_at: Instant | None = None
     #: The lowest audience that may know of the meeting.
     audience: AudienceName | SkipJsonSchema[None] = None
+    #: The details in other languages (each replaces that language's details whole).
+    texts: dict[LanguageCode, MeetingTexts] | SkipJsonSchema[None] = None
     reason: OneLine = ""
 
     @model_validator(mode="after")
@@ -210,6 +216,8 @@ class MeetingOut(BaseModel):
     audience: str
     #: "wall" (the local time stands when the zone's rules change) or "instant".
     anchor: str = "wall"
+    #: Its text in other languages: {language: {field: value or {audience: value}}}.
+    texts: dict[str, dict[str, Any]] | None = None
 
 
 class HistoryEntryOut(BaseModel):
@@ -232,6 +240,8 @@ class HistoryEntryOut(BaseModel):
     cleared: list[str] | dict[str, list[str]] = []
     #: What a change of the zone's clock rules did (entries from "tzdata" only).
     clock: dict[str, str] | None = None
+    #: The reason in other languages.
+    texts: dict[str, dict[str, Any]] | None = None
 
 
 class StatusAnswer(BaseModel):

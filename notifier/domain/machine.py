@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from notifier.domain.audiences import CHANGE_TIERED, TIERED, Value, Variants, split, variant_texts
 from notifier.domain.clock import Anchor, ClockChange, Wall, reading, same_instant
 from notifier.domain.errors import InvalidChange, TransitionError
+from notifier.domain.languages import CHANGE_FIELDS, TEXT_FIELDS, freeze_texts, merged
 from notifier.domain.models import (
     EventKind,
     HistoryEntry,
@@ -64,6 +66,22 @@ def _require_aware(value: datetime, name: str) -> None:
         raise InvalidChange(f"{name} must include a UTC offset or zone, got {value.isoformat()}")
 
 
+def check_layers(texts: Mapping[str, Mapping[str, object]], *, allowed: tuple[str, ...]) -> None:
+    """Refuse a field a change may not set in another language, and text that could break
+    a message header there, naming ``texts.LANG.FIELD``."""
+    for lang, layer in texts.items():
+        for name, value in layer.items():
+            if name not in allowed:
+                raise InvalidChange(f"texts.{lang}.{name}: not part of this change")
+            where = f"texts.{lang}.{name}"
+            values = value.values() if isinstance(value, Mapping) else (value,)
+            for one in values:
+                for item in one if isinstance(one, tuple | list) else (one,):
+                    problem = text_problem(str(item), multiline=name == "description")
+                    if problem is not None:
+                        raise InvalidChange(f"{where}: {problem}")
+
+
 def _check_texts(fields: Mapping[str, object], variants: Variants | None = None) -> None:
     """Refuse text that could break a message header (see `notifier.domain.text`), in
     plain values and in every variant."""
@@ -93,6 +111,7 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
     stray = set(change.variants) - set(CHANGE_TIERED)
     if stray:
         raise InvalidChange(f"{', '.join(sorted(stray))}: not part of a status change")
+    check_layers(change.texts, allowed=CHANGE_FIELDS)
     if change.meeting_id != meeting.id:
         raise InvalidChange(f"change for {change.meeting_id!r} applied to {meeting.id!r}")
     allowed = TRANSITIONS[meeting.status]
@@ -151,6 +170,7 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
     cleared, cleared_tiers = (
         _lifted(meeting, conditions, variants) if change.status is S.CLEARED else ((), None)
     )
+    texts, entry_texts = _change_texts(meeting, change)
     entry_variants: dict[str, Mapping[str, Value]] = {}
     if "reason" in change.variants:
         entry_variants["reason"] = change.variants["reason"]
@@ -164,6 +184,7 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
         conditions=conditions,
         sequence=sequence,
         variants=variants,
+        texts=texts,
     )
     entry = HistoryEntry(
         meeting_id=meeting.id,
@@ -180,8 +201,35 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
         forced=change.force and change.status not in allowed,
         cleared=cleared,
         variants=entry_variants,
+        texts=entry_texts,
     )
     return Transition(meeting=after, entry=entry)
+
+
+def _change_texts(meeting: Meeting, change: StatusChange) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The meeting's texts after `change`, and the entry's (its reason, and what it
+    cleared, per language). A change's reason is its own: a language it gives none in
+    falls back. Conditions set in the fallback language and not in a language drop that
+    language's; a clearance empties them in every language."""
+    given = change.texts
+    resets = change.conditions is not None or "conditions" in change.variants
+    drop: tuple[str, ...] = (
+        ("reason", "conditions") if resets or change.status is S.CLEARED else ("reason",)
+    )
+    texts = merged(meeting.texts, {lang: dict(layer) for lang, layer in given.items()}, drop=drop)
+    if change.status is S.CLEARED:
+        for layer in texts.values():
+            layer.pop("conditions", None)
+        texts = {lang: layer for lang, layer in texts.items() if layer}
+    entry: dict[str, dict[str, Any]] = {}
+    for lang, layer in given.items():
+        if "reason" in layer:
+            entry.setdefault(lang, {})["reason"] = layer["reason"]
+    if change.status is S.CLEARED:
+        for lang, layer in meeting.texts.items():
+            if "conditions" in layer:
+                entry.setdefault(lang, {})["cleared"] = layer["conditions"]
+    return texts, entry
 
 
 def _lifted(
@@ -214,6 +262,7 @@ DETAIL_FIELDS = frozenset(
         "conditions",
         "ends_at",
         "audience",
+        "texts",
     }
 )
 
@@ -238,6 +287,16 @@ def update_details(
     unknown = set(details) - DETAIL_FIELDS
     if unknown:
         raise InvalidChange(f"cannot update {', '.join(sorted(unknown))} of a meeting this way")
+    if "texts" in details:
+        # The details in other languages replace those there; each language's reason
+        # (a status change's) stays.
+        wanted = freeze_texts(details["texts"])  # type: ignore[arg-type]
+        kept = {
+            lang: {k: v for k, v in layer.items() if k in CHANGE_FIELDS}
+            for lang, layer in meeting.texts.items()
+        }
+        check_layers(wanted, allowed=TEXT_FIELDS)
+        details = {**details, "texts": merged(kept, wanted)}
     plain: dict[str, object] = {}
     given: dict[str, Mapping[str, Value] | None] = {}
     for name, value in details.items():

@@ -15,6 +15,7 @@ from typing import Any
 from notifier.domain.audiences import PUBLIC, TIERED, Variants, freeze, shown, split
 from notifier.domain.clock import Anchor, ClockChange, Moment
 from notifier.domain.durations import format_duration
+from notifier.domain.languages import Texts, freeze_texts, thaw_texts
 
 
 class MeetingStatus(StrEnum):
@@ -117,6 +118,9 @@ class Meeting:
     #: What the time is fixed to when the zone's clock rules change (`notifier.domain.clock`):
     #: its local time (the default) or its instant.
     anchor: Anchor = Anchor.WALL
+    #: Its text in languages other than the fallback (`notifier.domain.languages`):
+    #: language -> field -> plain value or variants by audience.
+    texts: Texts = field(default_factory=dict)
 
     def replace(self, **changes: object) -> Meeting:
         """A copy with `changes` applied."""
@@ -145,6 +149,7 @@ class Meeting:
             "source": self.source.value,
             "audience": self.audience,
             "anchor": self.anchor.value,
+            **({"texts": thaw_texts(self.texts)} if self.texts else {}),
         }
 
     @classmethod
@@ -163,6 +168,7 @@ class Meeting:
             source=Source(data["source"]),
             audience=data.get("audience", PUBLIC),
             anchor=Anchor(data.get("anchor", Anchor.WALL.value)),
+            texts=freeze_texts(data.get("texts")),
             variants=variants,
             **plain,  # type: ignore[arg-type]
         )
@@ -202,6 +208,8 @@ class StatusChange:
     #: Variants by audience of `reason` and `conditions` (then their plain values are
     #: empty): see `notifier.domain.audiences`.
     variants: Variants = field(default_factory=dict)
+    #: `reason` and `conditions` in other languages (`notifier.domain.languages`).
+    texts: Texts = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,6 +232,8 @@ class HistoryEntry:
     cleared: tuple[str, ...] = ()
     #: What a change of the zone's clock rules did (`Source.TZDATA` entries only).
     clock: ClockChange | None = None
+    #: The reason (and what was cleared) in languages other than the fallback.
+    texts: Texts = field(default_factory=dict)
     #: Variants by audience of `reason` and `cleared` (see `notifier.domain.audiences`).
     variants: Variants = field(default_factory=dict)
 
@@ -245,6 +255,7 @@ class HistoryEntry:
             "forced": self.forced,
             "cleared": shown("cleared", self.cleared, self.variants),
             "clock": self.clock.to_dict() if self.clock else None,
+            **({"texts": thaw_texts(self.texts)} if self.texts else {}),
         }
 
 

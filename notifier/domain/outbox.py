@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import hashlib
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,6 +22,7 @@ from typing import Any
 from notifier.domain.audiences import PUBLIC, Audiences
 from notifier.domain.durations import format_duration
 from notifier.domain.errors import DeliveryError, InvalidChange
+from notifier.domain.languages import Languages, field_languages
 from notifier.domain.matching import match_subscribers, release_at
 from notifier.domain.models import (
     EventKind,
@@ -186,12 +187,19 @@ def delivery_id(*parts: object) -> str:
 
 
 def change_payload(
-    meeting: Meeting, entry: HistoryEntry, *, audience: str | None = None
+    meeting: Meeting,
+    entry: HistoryEntry,
+    *,
+    audience: str | None = None,
+    language: str | None = None,
+    languages: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The contract body for a status change (or a details update), as the reader's
     `audience` may see it: pass the meeting and entry through `view_meeting` and
     `view_entry` first (`plan_change_deliveries` does)."""
     data: dict[str, Any] = {"audience": audience} if audience is not None else {}
+    if language is not None:
+        data |= {"language": language, "languages": dict(languages or {})}
     return {
         "type": entry.kind.value,
         "timestamp": entry.at.isoformat(),
@@ -221,15 +229,22 @@ def reminder_payload(
     at: datetime,
     late: bool = False,
     audience: str | None = None,
+    language: str | None = None,
+    languages: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The contract body for a reminder `offset` before the meeting (already in the view
-    of the reader's `audience`).
+    of the reader's `audience` and `language`).
 
     ``late`` is present, and true, only for a reminder sent after its instant because the
     daemon was down then.
     """
     data: dict[str, Any] = {
         **({"audience": audience} if audience is not None else {}),
+        **(
+            {"language": language, "languages": dict(languages or {})}
+            if language is not None
+            else {}
+        ),
         "meeting": meeting.to_dict(),
         "offset": format_duration(offset),
         "sequence": meeting.sequence,
@@ -273,31 +288,39 @@ def plan_change_deliveries(
     now: datetime,
     audiences: Audiences,
     installation: str,
+    languages: Languages | None = None,
 ) -> list[Delivery]:
     """The deliveries that announce `entry` (which left the meeting as `meeting`).
 
     One per matching subscriber and channel; each is due at `now`, or at the end of the
-    subscriber's quiet hours for a kind that is not urgent. Readers of one audience share
-    one notice, made from their audience's view: nothing above it is ever in it.
+    subscriber's quiet hours for a kind that is not urgent. Readers of one audience and
+    language share one notice, made from their view: nothing above their audience is
+    ever in it, and its text is in their language where the meeting has it.
     """
+    langs = languages or Languages()
     held = _window_end(now, meeting.coalesce) if meeting.coalesce else None
-    notices: dict[str, tuple[str, dict[str, Any]]] = {}
+    notices: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+    # A meeting with no text in other languages says the same to every language.
+    multilingual = bool(meeting.texts or entry.texts)
 
-    def notice_of(audience: str) -> tuple[str, dict[str, Any]]:
-        if audience not in notices:
-            notices[audience] = (
-                change_notice_id(meeting.id, entry, audience),
-                change_payload(
-                    view_meeting(meeting, audience, audiences),
-                    view_entry(entry, audience, audiences),
-                    audience=audience,
+    def notice_of(audience: str, locale: str) -> tuple[str, dict[str, Any]]:
+        lang = langs.of(locale) if multilingual else langs.base
+        if (audience, lang) not in notices:
+            shown = view_meeting(meeting, audience, audiences, lang)
+            said = view_entry(entry, audience, audiences, lang)
+            marks = field_languages(shown, meeting.texts.get(lang, {}), lang, langs.base)
+            marks |= field_languages(said, entry.texts.get(lang, {}), lang, langs.base)
+            notices[(audience, lang)] = (
+                change_notice_id(
+                    meeting.id, entry, audience, language=None if lang == langs.base else lang
                 ),
+                change_payload(shown, said, audience=audience, language=lang, languages=marks),
             )
-        return notices[audience]
+        return notices[(audience, lang)]
 
     planned = []
     for subscriber in match_subscribers(subscribers, meeting, entry.kind, audiences):
-        notice, payload = notice_of(subscriber.audience)
+        notice, payload = notice_of(subscriber.audience, subscriber.locale)
         for channel, target in endpoints_of(subscriber):
             planned.append(
                 Delivery(
@@ -324,9 +347,13 @@ def plan_change_deliveries(
     return planned
 
 
-def change_notice_id(meeting_id: str, entry: HistoryEntry, audience: str) -> str:
-    """The id of what `entry` said to readers of `audience` (stored once for them all)."""
-    return notice_id(meeting_id, entry.sequence, entry.kind, *_audience_part(audience))
+def change_notice_id(
+    meeting_id: str, entry: HistoryEntry, audience: str, *, language: str | None = None
+) -> str:
+    """The id of what `entry` said to readers of `audience` (and of `language`, other
+    than the fallback), stored once for them all."""
+    extra = (f"language={language}",) if language else ()
+    return notice_id(meeting_id, entry.sequence, entry.kind, *_audience_part(audience), *extra)
 
 
 def _audience_part(audience: str) -> tuple[str, ...]:
@@ -344,15 +371,20 @@ def plan_reminder_deliveries(
     audiences: Audiences,
     installation: str,
     late: bool = False,
+    languages: Languages | None = None,
 ) -> list[Delivery]:
     """The deliveries of one reminder to one subscriber, on each of its channels.
 
-    `now` is the reminder's own instant: every reader of the same offset and audience
-    shares one notice, and quiet hours are judged at that instant.
+    `now` is the reminder's own instant: every reader of the same offset, audience and
+    language shares one notice, and quiet hours are judged at that instant.
     """
+    langs = languages or Languages()
     audience = subscriber.audience
+    lang = langs.of(subscriber.locale) if meeting.texts else langs.base
+    shown = view_meeting(meeting, audience, audiences, lang)
+    marks = field_languages(shown, meeting.texts.get(lang, {}), lang, langs.base)
     payload = reminder_payload(
-        view_meeting(meeting, audience, audiences), offset, at=now, late=late, audience=audience
+        shown, offset, at=now, late=late, audience=audience, language=lang, languages=marks
     )
     notice = notice_id(
         meeting.id,
@@ -361,6 +393,7 @@ def plan_reminder_deliveries(
         int(offset.total_seconds()),
         late,
         *_audience_part(audience),
+        *((f"language={lang}",) if lang != langs.base else ()),
     )
     return [
         Delivery(

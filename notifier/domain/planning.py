@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from notifier.domain.audiences import Audiences
+from notifier.domain.languages import Languages
 
 #: Readers a change plans in its own transaction; the rest are planned in chunks after.
 FANOUT_CHUNK = 500
@@ -28,3 +29,5 @@ class Planning:
     fanout_chunk: int = FANOUT_CHUNK
     #: This installation's id, the first part of every delivery id ("" before it is read).
     installation: str = ""
+    #: The languages a meeting's text may be in, the fallback first.
+    languages: Languages = field(default_factory=Languages)

@@ -11,13 +11,49 @@ import dataclasses
 from collections.abc import Sequence
 
 from notifier.domain.audiences import Audiences
+from notifier.domain.languages import layer_fields
 from notifier.domain.models import HistoryEntry, Meeting
 
 
-def view_meeting(meeting: Meeting, reader: str, audiences: Audiences) -> Meeting:
-    """What a reader of audience `reader` may see of `meeting`: each tiered field replaced
-    by the reader's variant, and no variants left. (Whether they may know of the meeting
-    at all is `Audiences.may_know`.)"""
+def in_language(meeting: Meeting, language: str | None) -> Meeting:
+    """`meeting` with its text in `language` where it has it (the fallback language's
+    elsewhere), and no other language left."""
+    if not meeting.texts:
+        return meeting
+    layer = meeting.texts.get(language or "", {})
+    plain, tiers = layer_fields(layer)
+    variants = {k: v for k, v in meeting.variants.items() if k not in layer}
+    return dataclasses.replace(
+        meeting,
+        **plain,  # type: ignore[arg-type]
+        variants={**variants, **tiers},
+        texts={},
+    )
+
+
+def entry_in_language(entry: HistoryEntry, language: str | None) -> HistoryEntry:
+    """A history entry with its reason in `language` where it has one."""
+    if not entry.texts:
+        return entry
+    layer = entry.texts.get(language or "", {})
+    plain, tiers = layer_fields(layer)
+    variants = {k: v for k, v in entry.variants.items() if k not in layer}
+    return dataclasses.replace(
+        entry,
+        **plain,  # type: ignore[arg-type]
+        variants={**variants, **tiers},
+        texts={},
+    )
+
+
+def view_meeting(
+    meeting: Meeting, reader: str, audiences: Audiences, language: str | None = None
+) -> Meeting:
+    """What a reader of audience `reader` (and of `language`) may see of `meeting`: its
+    text in their language where it has it, each tiered field replaced by the reader's
+    variant, and no variants left. (Whether they may know of the meeting at all is
+    `Audiences.may_know`.)"""
+    meeting = in_language(meeting, language)
     if not meeting.variants:
         return meeting
     seen: dict[str, object] = {
@@ -26,8 +62,11 @@ def view_meeting(meeting: Meeting, reader: str, audiences: Audiences) -> Meeting
     return dataclasses.replace(meeting, **seen, variants={})  # type: ignore[arg-type]
 
 
-def view_entry(entry: HistoryEntry, reader: str, audiences: Audiences) -> HistoryEntry:
-    """A history entry as a reader of audience `reader` may see it."""
+def view_entry(
+    entry: HistoryEntry, reader: str, audiences: Audiences, language: str | None = None
+) -> HistoryEntry:
+    """A history entry as a reader of audience `reader` (and of `language`) may see it."""
+    entry = entry_in_language(entry, language)
     if not entry.variants:
         return entry
     seen: dict[str, object] = {
@@ -37,7 +76,10 @@ def view_entry(entry: HistoryEntry, reader: str, audiences: Audiences) -> Histor
 
 
 def view_history(
-    history: Sequence[HistoryEntry], reader: str, audiences: Audiences
+    history: Sequence[HistoryEntry],
+    reader: str,
+    audiences: Audiences,
+    language: str | None = None,
 ) -> list[HistoryEntry]:
     """A whole history as a reader may see it."""
-    return [view_entry(entry, reader, audiences) for entry in history]
+    return [view_entry(entry, reader, audiences, language) for entry in history]

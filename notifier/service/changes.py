@@ -10,6 +10,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from notifier.domain.audiences import (
     TIERED,
@@ -54,6 +55,19 @@ class ChangeResult:
     deliveries: int = 0
 
 
+def check_texts(plan: Planning, texts: Mapping[str, Any]) -> None:
+    """Refuse (`InvalidChange`, naming ``texts.LANG...``) a language that is not one of the
+    installation's, and an audience in a language's variants that is not one of its."""
+    plan.languages.check(texts)
+    for lang, layer in texts.items():
+        tiers = {
+            f"texts.{lang}.{name}": value
+            for name, value in layer.items()
+            if isinstance(value, Mapping)
+        }
+        plan.audiences.check(variants=tiers)
+
+
 async def apply_status_change(
     store: StorePort, change: StatusChange, *, now: datetime
 ) -> ChangeResult:
@@ -90,6 +104,7 @@ async def apply_change_in(
     if record is None or record.retired_at is not None:
         raise UnknownMeeting(change.meeting_id)
     plan.audiences.check(variants=change.variants)
+    check_texts(plan, change.texts)
     transition = apply_change(record.meeting, change, now=now)
     queued = await _write(tx, plan, record.meeting, transition, now=now)
     log.info(
@@ -143,6 +158,7 @@ async def _write(
         now=now,
         audiences=plan.audiences,
         installation=plan.installation,
+        languages=plan.languages,
     )
     if transition.meeting.coalesce:
         planned, merged = coalesce(planned, await tx.waiting_changes(transition.meeting.id))
@@ -183,6 +199,7 @@ async def create_meeting_in(
             entry = await tx.history_entry(first.id, sequence, zone=first.timezone)
             return ChangeResult(meeting=first, entry=entry, duplicate=True)
     plan.audiences.check(meeting.audience, meeting.variants)
+    check_texts(plan, meeting.texts)
     meeting = meeting.replace(sequence=0)
     await tx.insert_meeting(meeting, now=now)
     entry = _creation(meeting, at=now, source=meeting.source, event_id=event_id)
@@ -197,6 +214,7 @@ async def create_meeting_in(
         now=now,
         audiences=plan.audiences,
         installation=plan.installation,
+        languages=plan.languages,
     )
     queued = await tx.enqueue(planned, now=now)
     await replan(tx, plan, meeting, subscribers, now=now)
@@ -221,6 +239,7 @@ async def create_meetings_in(
         return 0
     for meeting, _ in fresh:
         plan.audiences.check(meeting.audience, meeting.variants)
+        check_texts(plan, meeting.texts)
     everyone = await tx.subscribers()
     await tx.insert_meetings([m for m, _ in fresh], now=now)
     entries = [_creation(m, at=now, source=m.source, event_id=e) for m, e in fresh]
@@ -239,6 +258,7 @@ async def create_meetings_in(
                 now=now,
                 audiences=plan.audiences,
                 installation=plan.installation,
+                languages=plan.languages,
             )
         )
         if meeting.status in ON_SCHEDULE:
@@ -286,6 +306,9 @@ async def update_details_in(
     given = {k: v for k, v in details.items() if k in TIERED and isinstance(v, Mapping)}
     audience = details.get("audience")
     plan.audiences.check(audience if isinstance(audience, str) else None, freeze(given))
+    texts = details.get("texts")
+    if isinstance(texts, Mapping):
+        check_texts(plan, texts)
     transition = update_details(record.meeting, details, now=now, source=source, event_id=event_id)
     if transition is None:
         return None

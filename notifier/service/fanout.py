@@ -80,6 +80,7 @@ async def expand_fanout(
                     now=fanout.planned_at,
                     audiences=plan.audiences,
                     installation=plan.installation,
+                    languages=plan.languages,
                 )
                 added = await tx.enqueue(planned, now=clock())
                 current = await tx.meeting_record(meeting.id)

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from notifier.configfile import MeetingConfig
+from notifier.configfile import MeetingConfig, texts_of
 from notifier.domain.audiences import (
     CHANGE_TIERED,
     split,
@@ -17,6 +17,7 @@ from notifier.domain.errors import (
     ConfigError,
     InvalidChange,
 )
+from notifier.domain.languages import CHANGE_FIELDS
 from notifier.domain.machine import apply_change, update_details
 from notifier.domain.models import (
     EventKind,
@@ -78,6 +79,17 @@ def file_state(config: MeetingConfig) -> str:
             "reason": config.reason,
             "starts_at": config.starts_at.isoformat(),
             "conditions": config.conditions,
+            # Only when given, so that files without texts keep the state they had.
+            **(
+                {
+                    "texts": {
+                        lang: layer.model_dump(include={"reason", "conditions"}, exclude_none=True)
+                        for lang, layer in config.texts.items()
+                    }
+                }
+                if config.texts
+                else {}
+            ),
         },
         sort_keys=True,
     )
@@ -185,6 +197,10 @@ async def _reconcile_meeting(
             "timezone": wanted.timezone,
             "tags": wanted.tags,
             "audience": wanted.audience,
+            "texts": {
+                lang: {k: v for k, v in layer.items() if k not in CHANGE_FIELDS}
+                for lang, layer in wanted.texts.items()
+            },
         },
         now=now,
         source=Source.FILE,
@@ -198,6 +214,7 @@ async def _reconcile_meeting(
             wanted.status is not current.status
             or wanted.starts_at != current.starts_at
             or _as_given(wanted, "reason") != _as_given(current, "reason")
+            or _change_texts(wanted) != _change_texts(current)
         ):
             change = StatusChange(
                 meeting_id=current.id,
@@ -207,6 +224,11 @@ async def _reconcile_meeting(
                 conditions=wanted.conditions,
                 source=Source.FILE,
                 variants={k: v for k, v in wanted.variants.items() if k in CHANGE_TIERED},
+                texts={
+                    lang: {k: v for k, v in layer.items() if k in CHANGE_FIELDS}
+                    for lang, layer in wanted.texts.items()
+                    if any(k in CHANGE_FIELDS for k in layer)
+                },
             )
             try:
                 transition = apply_change(current, change, now=now)
@@ -240,6 +262,14 @@ def _as_given(meeting: Meeting, name: str) -> object:
     return meeting.variants.get(name) or getattr(meeting, name)
 
 
+def _change_texts(meeting: Meeting) -> dict[str, dict[str, object]]:
+    return {
+        lang: {k: v for k, v in layer.items() if k == "reason"}
+        for lang, layer in meeting.texts.items()
+        if "reason" in layer
+    }
+
+
 def _initial_history(
     config: MeetingConfig, meeting: Meeting, *, now: datetime
 ) -> list[HistoryEntry]:
@@ -264,6 +294,7 @@ def _initial_history(
                 starts_at=meeting.starts_at,
                 source=Source.FILE,
                 variants={"reason": tiers} if tiers is not None else {},
+                texts=texts_of(item.texts),
             )
         )
         status = to_status

@@ -136,6 +136,7 @@ async def fire_reminders(
                 late=late,
                 audiences=plan.audiences,
                 installation=plan.installation,
+                languages=plan.languages,
             )
             finished.append((reminder_id, ReminderState.FIRED, late))
             outcomes[reminder_id] = ReminderOutcome.LATE if late else ReminderOutcome.FIRED

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from notifier.domain.audiences import thaw
 from notifier.domain.errors import Conflict
+from notifier.domain.languages import thaw_texts
 from notifier.domain.models import (
     HistoryEntry,
     Meeting,
@@ -159,6 +160,7 @@ class MeetingQueries(QueriesBase):
                     "forced": entry.forced,
                     "cleared": list(entry.cleared) or None,
                     "clock": entry.clock.to_dict() if entry.clock else None,
+                    "texts": thaw_texts(entry.texts),
                     "variants": thaw(entry.variants),
                 }
                 for entry in entries

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from notifier.domain.audiences import Audiences
+from notifier.domain.languages import Languages
 from notifier.domain.planning import FANOUT_CHUNK, Planning
 from notifier.store import migrate
 from notifier.store.engine import READ_ONLY, create_engine, redact
@@ -58,12 +59,14 @@ class Store:
         write_lock: asyncio.Lock | None = None,
         audiences: Audiences | None = None,
         fanout_chunk: int = FANOUT_CHUNK,
+        languages: Languages | None = None,
     ) -> None:
         self.engine = engine
         #: The installation's audiences and fan-out chunk: the service plans with them
         #: (`planning`), no transaction carries them.
         self.audiences = audiences or Audiences()
         self.fanout_chunk = fanout_chunk
+        self.languages = languages or Languages()
         # SQLite runs one writer at a time, and a writer that finds the lock taken sleeps
         # in steps of up to 100 ms before it looks again. Writers of this process queue
         # here instead, and each starts the moment the one before it commits.
@@ -79,9 +82,15 @@ class Store:
         upgrade: bool = True,
         audiences: Audiences | None = None,
         fanout_chunk: int = FANOUT_CHUNK,
+        languages: Languages | None = None,
     ) -> Store:
         """Connect to `url`; with `upgrade`, first bring the schema to the latest revision."""
-        store = cls(create_engine(url), audiences=audiences, fanout_chunk=fanout_chunk)
+        store = cls(
+            create_engine(url),
+            audiences=audiences,
+            fanout_chunk=fanout_chunk,
+            languages=languages,
+        )
         if upgrade:
             try:
                 await migrate.upgrade(store.engine)
@@ -111,6 +120,7 @@ class Store:
             audiences=self.audiences,
             fanout_chunk=self.fanout_chunk,
             installation=self.installation or "",
+            languages=self.languages,
         )
 
     @property
@@ -195,6 +205,7 @@ class FencedStore(Store):
             write_lock=store._write_lock,
             audiences=store.audiences,
             fanout_chunk=store.fanout_chunk,
+            languages=store.languages,
         )
         self._lease = lease
 

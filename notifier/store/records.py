@@ -18,6 +18,7 @@ from sqlalchemy import (
 from notifier.clockrules import tzdata_version
 from notifier.domain.audiences import freeze, thaw
 from notifier.domain.clock import Anchor, ClockChange, Wall, instant_at, wall_of
+from notifier.domain.languages import freeze_texts, thaw_texts
 from notifier.domain.models import (
     EventKind,
     HistoryEntry,
@@ -171,6 +172,7 @@ def _meeting(row: Row[Any]) -> Meeting:
         audience=row.audience,
         variants=freeze(row.variants or {}),
         anchor=anchor,
+        texts=freeze_texts(row.texts),
     )
 
 
@@ -178,6 +180,7 @@ def _meeting_values(meeting: Meeting) -> dict[str, Any]:
     wall = wall_of(meeting.starts_at, meeting.ends_at, meeting.timezone, tzdata=tzdata_version())
     return {
         "anchor": meeting.anchor.value,
+        "texts": thaw_texts(meeting.texts),
         "local_starts_at": wall.starts.isoformat(),
         "local_ends_at": wall.ends.isoformat() if wall.ends else None,
         "fold": wall.fold,
@@ -220,6 +223,7 @@ def _history(row: Row[Any], zone: ZoneInfo) -> HistoryEntry:
         forced=bool(row.forced),
         cleared=tuple(row.cleared or ()),
         clock=ClockChange.from_dict(row.clock) if row.clock else None,
+        texts=freeze_texts(row.texts),
         variants=freeze(row.variants or {}),
     )
 

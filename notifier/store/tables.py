@@ -105,6 +105,8 @@ meetings = Table(
     Column("fold", Integer, nullable=False, server_default="0"),
     Column("utc_offset", Integer),
     Column("tzdata", String(32)),
+    #: Its text in other languages: {language: {field: value or {audience: value}}}, or NULL.
+    Column("texts", JSON),
 )
 
 meeting_history = Table(
@@ -129,6 +131,8 @@ meeting_history = Table(
     Column("cleared", JSON),
     #: What a change of the zone's clock rules did (`ClockChange.to_dict`), or NULL.
     Column("clock", JSON),
+    #: The reason (and what was cleared) in other languages, or NULL.
+    Column("texts", JSON),
     UniqueConstraint("meeting_id", "sequence"),
 )
 

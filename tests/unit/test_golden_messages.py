@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from notifier.domain.models import EventKind, HistoryEntry, Meeting, MeetingStatus
-from notifier.domain.outbox import change_payload, reminder_payload
-from notifier.domain.views import view_entry, view_meeting
+from notifier.domain.models import EventKind, HistoryEntry, Meeting, MeetingStatus, Subscriber
+from notifier.domain.outbox import plan_change_deliveries, plan_reminder_deliveries
 from notifier.rendering import Notice, Renderer
 from notifier.settings import load_settings
 from notifier.words import kind_name, status_name
@@ -36,7 +35,11 @@ PAGE = "https://news.example.org/meetings/moscow-tskhinvali-talks"
 #: The seed's story: for each kind, the change and what each audience is told of its reason.
 EVENING = datetime(2026, 3, 3, 21, 0, tzinfo=UTC) - timedelta(hours=3)  # 21:00 MSK
 STORY: dict[EventKind, dict[str, object]] = {
-    EventKind.SCHEDULED: {"to": "scheduled", "reason": "working visit arranged"},
+    EventKind.SCHEDULED: {
+        "to": "scheduled",
+        "reason": "working visit arranged",
+        "ru": "согласован рабочий визит",
+    },
     EventKind.CONFIRMED: {"to": "confirmed", "reason": ""},
     EventKind.POSTPONED: {
         "to": "postponed",
@@ -45,17 +48,29 @@ STORY: dict[EventKind, dict[str, object]] = {
             "press": "postponed; a new date will be announced",
             "participants": "medical reasons",
         },
+        "ru": {
+            "public": "отложена",
+            "press": "отложена; новая дата будет объявлена",
+            "participants": "по медицинским показаниям",
+        },
         "conditions": {"participants": ("health clearance",)},
+        "ru_conditions": {"participants": ("медицинское заключение",)},
     },
     EventKind.CLEARED: {
         "to": "cleared",
         "reason": {"public": "cleared", "participants": "the health clearance came in"},
+        "ru": {
+            "public": "препятствия устранены",
+            "participants": "медицинское заключение получено",
+        },
         # What it lifted: the seed's pending condition, which only the participants read.
         "cleared": {"participants": ("health clearance",)},
+        "ru_cleared": {"participants": ("медицинское заключение",)},
     },
     EventKind.RESCHEDULED: {
         "to": "rescheduled",
         "reason": {"public": "moved to the evening", "participants": "moved to the evening"},
+        "ru": {"public": "на вечернее время", "participants": "на вечернее время"},
         "starts_at": EVENING,
     },
     EventKind.STARTED: {"to": "in_progress", "reason": ""},
@@ -63,12 +78,17 @@ STORY: dict[EventKind, dict[str, object]] = {
     EventKind.CANCELLED: {
         "to": "cancelled",
         "reason": {"public": "cancelled", "participants": "called off on medical advice"},
+        "ru": {"public": "отменена", "participants": "по рекомендации врачей"},
     },
     EventKind.UPDATED: {
         "to": "postponed",
         "reason": {
             "public": "a delegation visited",
             "participants": "a delegation visited; a second health assessment was requested",
+        },
+        "ru": {
+            "public": "визит делегации",
+            "participants": "визит делегации; запрошено повторное медицинское обследование",
         },
     },
 }
@@ -83,20 +103,38 @@ def seed_meeting() -> Meeting:
     return meeting.to_domain()
 
 
-def notice_of(kind: EventKind, audience: str) -> Notice:
-    """The notice a reader of `audience` gets for the seed's change of `kind`."""
-    audiences = _settings().audience_order
+def notice_of(kind: EventKind, audience: str, locale: str = "en") -> Notice:
+    """The notice a reader of `audience` and `locale` gets for the seed's change of
+    `kind`, as the outbox plans it (`plan_change_deliveries`: their audience's view, in
+    their language where the meeting has it)."""
+    settings = _settings()
+    audiences, languages = settings.audience_order, settings.language_order
     seed = seed_meeting()
+    reader = Subscriber(
+        id="reader",
+        email="reader@example.org",
+        timezone=ZONE[locale],
+        locale=locale,
+        audience=audience,
+    )
     if kind is EventKind.REMINDER:
         meeting = seed.replace(
             status=MeetingStatus.CONFIRMED,
             reason="",
             variants={},
+            texts={"ru": {k: v for k, v in seed.texts["ru"].items() if k != "reason"}},
             starts_at=NOW + timedelta(hours=1),
         )
-        return Notice.from_payload(
-            reminder_payload(view_meeting(meeting, audience, audiences), timedelta(hours=1), at=NOW)
+        (delivery,) = plan_reminder_deliveries(
+            meeting,
+            reader,
+            timedelta(hours=1),
+            now=NOW,
+            audiences=audiences,
+            installation="inst",
+            languages=languages,
         )
+        return Notice.from_payload(delivery.payload)
     story = STORY[kind]
     to = MeetingStatus(str(story["to"]))
     reason = story["reason"]
@@ -106,12 +144,23 @@ def notice_of(kind: EventKind, audience: str) -> Notice:
     meeting_variants = dict(variants)
     if conditions:
         meeting_variants["conditions"] = conditions
+    ru: dict[str, object] = {
+        k: v for k, v in seed.texts["ru"].items() if k not in ("reason", "conditions")
+    }
+    said: dict[str, object] = {}
+    if story.get("ru"):
+        ru["reason"] = said["reason"] = story["ru"]
+    if "ru_conditions" in story:
+        ru["conditions"] = story["ru_conditions"]
+    if "ru_cleared" in story:
+        said["cleared"] = story["ru_cleared"]
     meeting = seed.replace(
         status=to,
         reason=str(plain),
         starts_at=starts_at,
         conditions=(),
         variants=meeting_variants,
+        texts={"ru": ru},
         sequence=seed.sequence + 1,
     )
     entry = HistoryEntry(
@@ -125,20 +174,24 @@ def notice_of(kind: EventKind, audience: str) -> Notice:
         previous_starts_at=seed.starts_at if kind is EventKind.RESCHEDULED else None,
         starts_at=starts_at,  # type: ignore[arg-type]
         variants={**variants, **({"cleared": story["cleared"]} if "cleared" in story else {})},  # type: ignore[dict-item]
+        texts={"ru": said} if said else {},  # type: ignore[dict-item]
     )
-    return Notice.from_payload(
-        change_payload(
-            view_meeting(meeting, audience, audiences),
-            view_entry(entry, audience, audiences),
-            audience=audience,
-        )
+    (delivery,) = plan_change_deliveries(
+        meeting,
+        entry,
+        [reader],
+        now=NOW,
+        audiences=audiences,
+        installation="inst",
+        languages=languages,
     )
+    return Notice.from_payload(delivery.payload)
 
 
 def rendered(kind: EventKind, audience: str, locale: str) -> tuple[str, str, str, str]:
     """Subject, text, HTML and chat of one message, as the seed's readers get them."""
     renderer = Renderer()
-    notice = notice_of(kind, audience)
+    notice = notice_of(kind, audience, locale)
     email = renderer.render(
         notice,
         locale=locale,
@@ -216,10 +269,31 @@ def test_every_message_of_a_public_meeting_links_its_page(locale: str) -> None:
 
 
 def test_the_participants_reason_reaches_only_the_participants() -> None:
-    for locale in ("en", "ru"):
+    words = {"en": "medical reasons", "ru": "по медицинским показаниям"}
+    for locale, said in words.items():
         for audience in ("public", "press"):
             subject, text, html, chat = rendered(EventKind.POSTPONED, audience, locale)
             for part in (subject, text, html, chat):
                 assert "medical" not in part
+                assert "медицинск" not in part
         _, text, _, _ = rendered(EventKind.POSTPONED, "participants", locale)
-        assert "medical reasons" in text
+        assert said in text
+
+
+CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
+LATIN_WORD = re.compile(r"\b[a-z]{3,}\b", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(("kind", "audience"), [(k, a) for k in EventKind for a in AUDIENCES])
+def test_each_message_is_in_its_readers_language_alone(kind: EventKind, audience: str) -> None:
+    """A Russian reader reads no English beyond links, zone names and the marked
+    fallback; an English reader reads no Russian."""
+    for locale in ("en", "ru"):
+        subject, text, _html, chat = rendered(kind, audience, locale)
+        body = text.split("\n-- \n")[0]
+        for part in (subject, body, chat):
+            shown = re.sub(r"https?://\S+|[A-Z][a-z]+/[A-Za-z_]+|UTC", " ", part)
+            if locale == "en":
+                assert not CYRILLIC.search(shown), (locale, shown)
+            else:
+                assert not LATIN_WORD.search(shown), (locale, LATIN_WORD.findall(shown))

@@ -376,6 +376,7 @@ PLAIN_LISTS = [
         lambda s: s.audiences,
         ["public", "press", "participants", "internal", "staff"],
     ),
+    ("NOTIFIER_LANGUAGES", "en,ru,de", lambda s: s.languages, ["en", "ru", "de"]),
 ]
 #: Every setting whose value is a table or a list of tables: JSON only.
 TABLES = {

@@ -16,7 +16,7 @@ from notifier.api.models import (
     StatusAnswer,
     StatusPush,
 )
-from notifier.configfile import MeetingConfig
+from notifier.configfile import MeetingConfig, texts_of
 from notifier.domain.audiences import change_texts
 from notifier.domain.errors import InvalidChange, UnknownMeeting
 from notifier.domain.models import Meeting, Source, StatusChange
@@ -86,8 +86,10 @@ async def patch_meeting(meeting_id: str, body: MeetingPatch, ctx: Ctx) -> Meetin
     meeting = await _meeting_or_404(ctx.store, meeting_id)
     fields: dict[str, object] = {
         k: (tuple(v) if isinstance(v, list) else v)
-        for k, v in body.model_dump(exclude_unset=True, exclude={"reason"}).items()
+        for k, v in body.model_dump(exclude_unset=True, exclude={"reason", "texts"}).items()
     }
+    if body.texts is not None:
+        fields["texts"] = texts_of(body.texts)
     result = await service.update_meeting_details(
         ctx.store, meeting_id, fields, now=ctx.clock(), source=Source.API
     )
@@ -155,6 +157,7 @@ async def push_status(
             meeting_id=meeting_id,
             status=body.status,
             reason=reason,
+            texts=texts_of(body.texts),
             starts_local=dataclasses.replace(body.starts_at, fold=body.fold)
             if body.starts_at is not None
             else None,
