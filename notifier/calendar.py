@@ -59,6 +59,7 @@ def build_ics(
     now: datetime,
     alarm: timedelta | None = timedelta(minutes=15),
     attendee: tuple[str, str] | None = None,
+    language: str | None = None,
 ) -> bytes:
     """An iCalendar object for `meeting`: METHOD, stable UID, SEQUENCE, STATUS, a VALARM.
 
@@ -73,7 +74,9 @@ def build_ics(
     calendar.add("prodid", f"-//notifier//notifier {__version__}//EN")
     calendar.add("version", "2.0")
     calendar.add("method", ics_method(meeting))
-    event = _event(meeting, domain=domain, now=now, summary=clean_text(meeting.title))
+    event = _event(
+        meeting, domain=domain, now=now, summary=clean_text(meeting.title), language=language
+    )
     event.add("organizer", vCalAddress(f"mailto:{organizer}"))
     if alarm is not None and meeting.status is not MeetingStatus.CANCELLED:
         reminder = Alarm()
@@ -103,7 +106,13 @@ _FEED_PREFIX = {
 
 
 def feed_calendar(
-    meetings: list[Meeting], *, name: str, domain: str, now: datetime, refresh: timedelta
+    meetings: list[Meeting],
+    *,
+    name: str,
+    domain: str,
+    now: datetime,
+    refresh: timedelta,
+    language: str | None = None,
 ) -> bytes:
     """A subscribable calendar (webcal) of `meetings`, each already in its reader's view.
 
@@ -121,7 +130,9 @@ def feed_calendar(
     for meeting in meetings:
         prefix = _FEED_PREFIX.get(meeting.status, "")
         summary = prefix + clean_text(meeting.title)
-        calendar.add_component(_event(meeting, domain=domain, now=now, summary=summary))
+        calendar.add_component(
+            _event(meeting, domain=domain, now=now, summary=summary, language=language)
+        )
     _add_zones(calendar, meetings)
     return bytes(calendar.to_ical())
 
@@ -147,7 +158,9 @@ def _on_its_clocks(meeting: Meeting, value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _event(meeting: Meeting, *, domain: str, now: datetime, summary: str) -> Event:
+def _event(
+    meeting: Meeting, *, domain: str, now: datetime, summary: str, language: str | None = None
+) -> Event:
     """The VEVENT of a meeting, as emails and feeds both write it: the one UID, SEQUENCE,
     times on the meeting's clocks or in UTC (`_on_its_clocks`), the text cleaned of
     control characters, STATUS."""
@@ -158,10 +171,12 @@ def _event(meeting: Meeting, *, domain: str, now: datetime, summary: str) -> Eve
     event.add("dtstart", _on_its_clocks(meeting, meeting.starts_at))
     if meeting.ends_at is not None:
         event.add("dtend", _on_its_clocks(meeting, meeting.ends_at))
-    event.add("summary", summary)
+    # LANGUAGE (RFC 5545 3.2.10) says which language the text is in, where it is known.
+    said: dict[str, str] = {"LANGUAGE": language} if language else {}
+    event.add("summary", summary, parameters=said)
     if meeting.description:
-        event.add("description", clean_text(meeting.description, multiline=True))
+        event.add("description", clean_text(meeting.description, multiline=True), parameters=said)
     if meeting.location:
-        event.add("location", clean_text(meeting.location))
+        event.add("location", clean_text(meeting.location), parameters=said)
     event.add("status", _STATUS[meeting.status])
     return event

@@ -178,6 +178,7 @@ class Postman:
                 organizer=parseaddr(self.sender)[1] or self.sender,
                 domain=sender_domain(self.sender),
                 now=now,
+                language=notice.body.get("data", {}).get("language"),
             )
         return prepare_email(
             rendered,

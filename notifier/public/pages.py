@@ -27,6 +27,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from feedgen.feed import FeedGenerator
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.exceptions import HTTPException
 
 from notifier import __version__, metrics, service, subscriptions
@@ -79,14 +80,29 @@ def _enabled(ctx: ApiContext) -> None:
 # -- reading what the public may see -----------------------------------------------------------
 
 
-async def _public_meetings(ctx: ApiContext) -> list[tuple[Meeting, datetime]]:
-    return await service.public_meetings(ctx.store)
+async def _public_meetings(
+    ctx: ApiContext, lang: str | None = None
+) -> list[tuple[Meeting, datetime]]:
+    return await service.public_meetings(ctx.store, language=lang)
 
 
 async def _public_meeting(
-    ctx: ApiContext, meeting_id: str
-) -> tuple[Meeting, datetime, list[HistoryEntry]]:
-    return await service.public_meeting(ctx.store, meeting_id)
+    ctx: ApiContext, meeting_id: str, lang: str | None = None
+) -> tuple[Meeting, datetime, list[HistoryEntry], dict[str, str]]:
+    return await service.public_meeting(ctx.store, meeting_id, language=lang)
+
+
+def _marker(marks: dict[str, str], lang: str) -> Callable[[str], Markup]:
+    """`` lang="en"`` for a field shown in another language than the page's (the
+    meeting has no text in it: the fallback's is shown), else nothing."""
+
+    def marked(field: str) -> Markup:
+        shown = marks.get(field)
+        if not shown or shown == lang:
+            return Markup("")
+        return Markup(' lang="{}"').format(shown)
+
+    return marked
 
 
 # -- page helpers ----------------------------------------------------------------------------
@@ -399,7 +415,7 @@ async def index(request: Request, ctx: Ctx, lang: str | None = None) -> Response
     chosen = language(lang, request.headers.get("accept-language"))
     now = ctx.clock()
     size = ctx.settings.public.page_entries
-    upcoming, recent = await service.public_index(ctx.store, now=now, size=size)
+    upcoming, recent = await service.public_index(ctx.store, now=now, size=size, language=chosen)
     return _page(
         request,
         ctx,
@@ -430,7 +446,7 @@ async def meeting_page(
 ) -> Response:
     _enabled(ctx)
     chosen = language(lang, request.headers.get("accept-language"))
-    meeting, _, history = await _public_meeting(ctx, meeting_id)
+    meeting, _, history, marks = await _public_meeting(ctx, meeting_id, chosen)
     viewer = _zone(tz, chosen)
     shown_zone = viewer or meeting.timezone
     page_url = ctx.links.meeting(meeting.id)
@@ -456,6 +472,7 @@ async def meeting_page(
         kinds=_kinds(chosen),
         reminders=_reminders(chosen),
         form_zone=viewer or meeting.timezone,
+        marked=_marker(marks, chosen),
     )
 
 
@@ -844,7 +861,7 @@ async def atom_all(request: Request, ctx: Ctx, lang: str | None = None) -> Respo
     limit = public.feed_entries
 
     async def build() -> bytes:
-        entries = await service.public_changes(ctx.store, limit=limit)
+        entries = await service.public_changes(ctx.store, limit=limit, language=chosen)
         return _atom(ctx, public.title_in(chosen), "/feed.atom", entries, chosen)
 
     # Each language its own validator (its titles too: they come from the config file).
@@ -860,7 +877,7 @@ async def atom_one(
 ) -> Response:
     _enabled(ctx)
     chosen = language(lang, request.headers.get("accept-language"))
-    meeting, updated, history = await _public_meeting(ctx, meeting_id)
+    meeting, updated, history, _ = await _public_meeting(ctx, meeting_id, chosen)
     body = _atom(
         ctx,
         meeting.title,
@@ -874,11 +891,12 @@ async def atom_one(
 
 
 def _ics(
-    ctx: ApiContext, name: str, meetings: list[tuple[Meeting, datetime]]
+    ctx: ApiContext, name: str, meetings: list[tuple[Meeting, datetime]], lang: str
 ) -> tuple[bytes, datetime | None]:
     changed = max((u for _, u in meetings), default=None)
     body = feed_calendar(
         [m for m, _ in meetings],
+        language=lang,
         name=name,
         domain=_domain(ctx),
         # Stamped with the last change, not the clock: an unchanged feed is byte-identical
@@ -890,19 +908,21 @@ def _ics(
 
 
 @router.get("/calendar.ics")
-async def calendar_all(request: Request, ctx: Ctx) -> Response:
-    """The soonest `public.calendar_entries` meetings from `CALENDAR_PAST` ago on; a
-    conditional GET costs one query."""
+async def calendar_all(request: Request, ctx: Ctx, lang: str | None = None) -> Response:
+    """The soonest `public.calendar_entries` meetings from `CALENDAR_PAST` ago on, in the
+    reader's language (``?lang=``, else Accept-Language); a conditional GET costs one
+    query."""
     _enabled(ctx)
+    chosen = language(lang, request.headers.get("accept-language"))
     since = ctx.clock() - CALENDAR_PAST
     limit = ctx.settings.public.calendar_entries
 
     async def build() -> bytes:
-        shown = await service.public_calendar(ctx.store, since=since, limit=limit)
-        return _ics(ctx, ctx.settings.public.title_in("en"), shown)[0]
+        shown = await service.public_calendar(ctx.store, since=since, limit=limit, language=chosen)
+        return _ics(ctx, ctx.settings.public.title_in(chosen), shown, chosen)[0]
 
     # The window moves daily: so does the validator, or a meeting would never leave it.
-    return await _stamped(
+    answer = await _stamped(
         request,
         ctx,
         "text/calendar; charset=utf-8",
@@ -910,15 +930,23 @@ async def calendar_all(request: Request, ctx: Ctx) -> Response:
         "ics",
         str(limit),
         since.date().isoformat(),
+        chosen,
     )
+    answer.headers["Vary"] = "Accept-Language"
+    return answer
 
 
 @router.get("/meetings/{meeting_id}/calendar.ics")
-async def calendar_one(request: Request, meeting_id: str, ctx: Ctx) -> Response:
+async def calendar_one(
+    request: Request, meeting_id: str, ctx: Ctx, lang: str | None = None
+) -> Response:
     _enabled(ctx)
-    meeting, updated, _ = await _public_meeting(ctx, meeting_id)
-    body, changed = _ics(ctx, meeting.title, [(meeting, updated)])
-    return _conditional(request, body, "text/calendar; charset=utf-8", changed)
+    chosen = language(lang, request.headers.get("accept-language"))
+    meeting, updated, _, _ = await _public_meeting(ctx, meeting_id, chosen)
+    body, changed = _ics(ctx, meeting.title, [(meeting, updated)], chosen)
+    answer = _conditional(request, body, "text/calendar; charset=utf-8", changed)
+    answer.headers["Vary"] = "Accept-Language"
+    return answer
 
 
 @router.get("/calendar/{token}.ics")
@@ -930,6 +958,6 @@ async def calendar_private(request: Request, token: str, ctx: Ctx) -> Response:
         raise NotFound("this calendar link does not work")
     # Their meetings, whatever kinds of news they take.
     mine = await service.private_calendar(ctx.store, subscriber)
-    body, changed = _ics(ctx, subscriber.name or "notifier", mine)
+    body, changed = _ics(ctx, subscriber.name or "notifier", mine, subscriber.locale[:2])
     # One reader's view: no shared cache may keep it (or hand it to anyone else).
     return _conditional(request, body, "text/calendar; charset=utf-8", changed, cache="private")

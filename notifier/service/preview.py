@@ -72,17 +72,32 @@ async def preview(
                 f"(known to {record.meeting.audience!r} and above)"
             )
         chosen_entry = _entry(history, kind, entry, meeting_id)
+        languages = store.planning.languages
+        lang = languages.of(subscriber.locale)
+        multilingual = bool(
+            record.meeting.texts or (chosen_entry is not None and chosen_entry.texts)
+        )
+        lang = lang if multilingual else languages.base
         stored = (
-            await tx.notices([change_notice_id(meeting_id, chosen_entry, reader)])
+            await tx.notices(
+                [
+                    change_notice_id(
+                        meeting_id,
+                        chosen_entry,
+                        reader,
+                        language=None if lang == languages.base else lang,
+                    )
+                ]
+            )
             if chosen_entry is not None
             else {}
         )
-    meeting = view_meeting(record.meeting, reader, audiences)
+    meeting = view_meeting(record.meeting, reader, audiences, lang)
     if stored:
         notice = Notice.from_payload(next(iter(stored.values())))
         source, note = "sent", None
     elif chosen_entry is not None:
-        seen = view_entry(chosen_entry, reader, audiences)
+        seen = view_entry(chosen_entry, reader, audiences, lang)
         then = dataclasses.replace(
             meeting,
             status=seen.to_status,
@@ -100,7 +115,7 @@ async def preview(
         notice = preview_notice(
             kind,
             meeting,
-            view_history(history, reader, audiences),
+            view_history(history, reader, audiences, lang),
             subscriber,
             now=now,
             audience=reader,

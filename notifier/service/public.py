@@ -9,6 +9,7 @@ import re
 from datetime import datetime
 
 from notifier.domain.errors import NotFound, Withdrawn
+from notifier.domain.languages import field_languages
 from notifier.domain.matching import subscriber_matches
 from notifier.domain.models import EventKind, HistoryEntry, Meeting, Subscriber
 from notifier.domain.views import view_history, view_meeting
@@ -19,25 +20,26 @@ from notifier.store.records import Stamp
 Dated = tuple[Meeting, datetime]
 
 
-async def public_meetings(store: StorePort) -> list[Dated]:
+async def public_meetings(store: StorePort, *, language: str | None = None) -> list[Dated]:
     """Every meeting the lowest audience may know of, in its view, with when it last
     changed."""
     async with store.read() as tx:
         records = await tx.meeting_records()
         audiences = store.planning.audiences
     return [
-        (view_meeting(r.meeting, audiences.lowest, audiences), r.updated_at)
+        (view_meeting(r.meeting, audiences.lowest, audiences, language), r.updated_at)
         for r in records
         if audiences.may_know(audiences.lowest, r.meeting.audience)
     ]
 
 
 async def public_meeting(
-    store: StorePort, meeting_id: str
-) -> tuple[Meeting, datetime, list[HistoryEntry]]:
-    """One meeting the public may see, with its history, in the lowest audience's view;
-    `NotFound` alike for a malformed id, an unknown or a non-public meeting, `Withdrawn`
-    for a public one that was retired."""
+    store: StorePort, meeting_id: str, *, language: str | None = None
+) -> tuple[Meeting, datetime, list[HistoryEntry], dict[str, str]]:
+    """One meeting the public may see, with its history, in the lowest audience's view and
+    in `language` where it has text in it, and the language each field is in; `NotFound`
+    alike for a malformed id, an unknown or a non-public meeting, `Withdrawn` for a public
+    one that was retired."""
     if not re.fullmatch(SLUG, meeting_id):
         raise NotFound("no such meeting")
     async with store.read() as tx:
@@ -51,11 +53,11 @@ async def public_meeting(
             raise Withdrawn("this meeting has been withdrawn")
         history = await tx.history(meeting_id, zone=record.meeting.timezone)
     lowest = audiences.lowest
-    return (
-        view_meeting(record.meeting, lowest, audiences),
-        record.updated_at,
-        view_history(history, lowest, audiences),
-    )
+    languages = store.planning.languages
+    lang = languages.of(language or languages.base)
+    shown = view_meeting(record.meeting, lowest, audiences, lang)
+    marks = field_languages(shown, record.meeting.texts.get(lang, {}), lang, languages.base)
+    return (shown, record.updated_at, view_history(history, lowest, audiences, lang), marks)
 
 
 async def publicly_known(store: StorePort, meeting_id: str) -> bool:
@@ -79,7 +81,7 @@ async def public_stamp(store: StorePort) -> Stamp:
 
 
 async def public_index(
-    store: StorePort, *, now: datetime, size: int
+    store: StorePort, *, now: datetime, size: int, language: str | None = None
 ) -> tuple[list[Meeting], list[Meeting]]:
     """The front page: up to `size` meetings still to take place from `now` on, soonest
     first, and up to `size` others (before `now`, or cancelled or concluded), latest first,
@@ -96,12 +98,14 @@ async def public_index(
     over = [r.meeting for r in upcoming if r.meeting.status.is_terminal]
     behind = sorted([*over, *(r.meeting for r in recent)], key=lambda m: m.starts_at, reverse=True)
     return (
-        [view_meeting(m, audiences.lowest, audiences) for m in ahead],
-        [view_meeting(m, audiences.lowest, audiences) for m in behind[:size]],
+        [view_meeting(m, audiences.lowest, audiences, language) for m in ahead],
+        [view_meeting(m, audiences.lowest, audiences, language) for m in behind[:size]],
     )
 
 
-async def public_changes(store: StorePort, *, limit: int) -> list[tuple[Meeting, HistoryEntry]]:
+async def public_changes(
+    store: StorePort, *, limit: int, language: str | None = None
+) -> list[tuple[Meeting, HistoryEntry]]:
     """The newest `limit` changes the public may see, each with its meeting, both in the
     public's view (the site's Atom feed)."""
     async with store.read() as tx:
@@ -110,19 +114,24 @@ async def public_changes(store: StorePort, *, limit: int) -> list[tuple[Meeting,
     lowest = audiences.lowest
     return [
         (
-            view_meeting(record.meeting, lowest, audiences),
-            view_history([entry], lowest, audiences)[0],
+            view_meeting(record.meeting, lowest, audiences, language),
+            view_history([entry], lowest, audiences, language)[0],
         )
         for record, entry in changes
     ]
 
 
-async def public_calendar(store: StorePort, *, since: datetime, limit: int) -> list[Dated]:
+async def public_calendar(
+    store: StorePort, *, since: datetime, limit: int, language: str | None = None
+) -> list[Dated]:
     """Up to `limit` public meetings starting from `since` (the site's calendar)."""
     async with store.read() as tx:
         audiences = store.planning.audiences
         records = await tx.visible_meetings(audiences.lowest, limit=limit, starting_from=since)
-    return [(view_meeting(r.meeting, audiences.lowest, audiences), r.updated_at) for r in records]
+    return [
+        (view_meeting(r.meeting, audiences.lowest, audiences, language), r.updated_at)
+        for r in records
+    ]
 
 
 async def private_calendar(store: StorePort, subscriber: Subscriber) -> list[Dated]:
@@ -131,9 +140,10 @@ async def private_calendar(store: StorePort, subscriber: Subscriber) -> list[Dat
     async with store.read() as tx:
         records = await tx.meeting_records()
         audiences = store.planning.audiences
+    language = store.planning.languages.of(subscriber.locale)
     every_kind = dataclasses.replace(subscriber, events=("*",))
     return [
-        (view_meeting(r.meeting, subscriber.audience, audiences), r.updated_at)
+        (view_meeting(r.meeting, subscriber.audience, audiences, language), r.updated_at)
         for r in records
         if subscriber_matches(every_kind, r.meeting, EventKind.UPDATED, audiences)
     ]
