@@ -36,6 +36,7 @@ from notifier.domain.errors import (
     NotFound,
     NotifierError,
 )
+from notifier.domain.languages import freeze_texts
 from notifier.domain.models import (
     EventKind,
     HistoryEntry,
@@ -475,8 +476,18 @@ def event(
         list[str] | None,
         typer.Option(
             "--reason-for",
-            metavar="AUDIENCE=TEXT",
-            help="The reason as one audience reads it (repeat; then --reason is unused).",
+            metavar="[LANG:]AUDIENCE=TEXT",
+            help="The reason as one audience reads it (repeat; then --reason is unused); "
+            "with LANG: (ru:participants=...), as it reads in that language.",
+        ),
+    ] = None,
+    reason_in: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reason-in",
+            metavar="LANG=TEXT",
+            help="The reason in another language than the fallback, as every audience reads "
+            "it there (repeat for each language).",
         ),
     ] = None,
     starts_at: Annotated[
@@ -520,13 +531,26 @@ def event(
     except ValueError as exc:
         raise _fail(f"--starts-at: {exc}") from None
     variants: dict[str, dict[str, str]] = {}
+    texts: dict[str, dict[str, Any]] = {}
+    for given in reason_in or []:
+        lang, sep, text = given.partition("=")
+        if not sep or not lang.strip():
+            raise _fail(f"--reason-in: {given!r} is not LANG=TEXT")
+        texts.setdefault(lang.strip(), {})["reason"] = text
     if reason_for:
-        if reason:
-            raise _fail("give --reason or --reason-for, not both")
         for given in reason_for:
-            audience, sep, text = given.partition("=")
-            if not sep or not audience.strip():
-                raise _fail(f"--reason-for: {given!r} is not AUDIENCE=TEXT")
+            head, sep, text = given.partition("=")
+            lang, colon, audience = head.rpartition(":")
+            if not sep or not audience.strip() or (colon and not lang.strip()):
+                raise _fail(f"--reason-for: {given!r} is not [LANG:]AUDIENCE=TEXT")
+            if lang:
+                layer = texts.setdefault(lang.strip(), {})
+                if isinstance(layer.get("reason"), str):
+                    raise _fail(f"give --reason-in or --reason-for for {lang.strip()}, not both")
+                layer.setdefault("reason", {})[audience.strip()] = text
+                continue
+            if reason:
+                raise _fail("give --reason or --reason-for, not both")
             variants.setdefault("reason", {})[audience.strip()] = text
     change = StatusChange(
         meeting_id=meeting,
@@ -538,6 +562,7 @@ def event(
         force=force,
         source=Source.CLI,
         variants=variants,
+        texts=freeze_texts(texts),
     )
 
     async def work(opened: compose.App) -> service.ChangeResult:

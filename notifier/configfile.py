@@ -143,6 +143,9 @@ class MeetingConfig(_Record):
     #: Its text in other languages than the fallback (the first of `languages`), each
     #: field plain or by audience: ``[meetings.texts.ru] title = "..."``.
     texts: dict[LanguageCode, MeetingTexts] = {}
+    #: Languages `notifier check` expects every text field of this meeting in (it warns
+    #: about each gap; readers there get the fallback's text meanwhile).
+    require_languages: list[LanguageCode] = []
     history: list[HistoryConfig] = []
 
     @field_validator("starts_at", "ends_at", mode="before")
@@ -202,6 +205,7 @@ class MeetingConfig(_Record):
             audience=self.audience,
             anchor=self.anchor,
             texts=texts_of(self.texts),
+            require_languages=tuple(self.require_languages),
             variants=variants,
             **plain,  # type: ignore[arg-type]
         )
@@ -236,6 +240,10 @@ class MeetingConfig(_Record):
         """Every language this record gives text in, with where."""
         named: list[tuple[tuple[str | int, ...], str]] = [
             (("texts", lang), lang) for lang in self.texts
+        ]
+        named += [
+            (("require_languages", index), lang)
+            for index, lang in enumerate(self.require_languages)
         ]
         for index, entry in enumerate(self.history):
             named.extend((("history", index, "texts", lang), lang) for lang in entry.texts)

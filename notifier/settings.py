@@ -681,6 +681,32 @@ class Settings(BaseSettings):
             )
         if self.smtp.password is not None and self.smtp.security == "none":
             found.append("smtp.password is sent unencrypted (allow_plaintext_auth = true)")
+        found += self._language_gaps()
+        return found
+
+    def _language_gaps(self) -> list[str]:
+        """A meeting that gives text in a language but not every field there: its readers
+        get those fields in the fallback language."""
+        base = self.language_order.base
+        found = []
+        for meeting in self.meetings:
+            for lang in self.language_order.order[1:]:
+                if meeting.require_languages and lang not in meeting.require_languages:
+                    continue
+                layer = meeting.texts.get(lang)
+                if layer is None and lang not in meeting.require_languages:
+                    continue
+                given = layer.model_dump(exclude_none=True) if layer is not None else {}
+                missing = [
+                    name
+                    for name in ("title", "description", "location", "participants", "reason")
+                    if getattr(meeting, name) and name not in given
+                ]
+                if missing:
+                    found.append(
+                        f"meeting {meeting.id}: no {lang} text for {', '.join(missing)}; its "
+                        f"{lang} readers get the {base} text there"
+                    )
         return found
 
     @field_validator("database_url")

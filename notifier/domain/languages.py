@@ -34,7 +34,7 @@ Texts = Mapping[str, Layer]
 class Languages:
     """The installation's languages, the fallback first."""
 
-    order: tuple[str, ...] = ("en",)
+    order: tuple[str, ...] = ("en", "ru")
 
     @property
     def base(self) -> str:

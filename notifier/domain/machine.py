@@ -66,6 +66,33 @@ def _require_aware(value: datetime, name: str) -> None:
         raise InvalidChange(f"{name} must include a UTC offset or zone, got {value.isoformat()}")
 
 
+def _require_languages(meeting: Meeting, change: StatusChange) -> None:
+    """A meeting that requires languages refuses a change whose reason (or conditions) it
+    gives in the fallback language and not in each of them, naming what is missing."""
+    given = [
+        name
+        for name, said in (
+            ("reason", change.reason or "reason" in change.variants),
+            (
+                "conditions",
+                bool(change.conditions) or "conditions" in change.variants,
+            ),
+        )
+        if said
+    ]
+    missing = [
+        f"texts.{lang}.{name}"
+        for lang in meeting.require_languages
+        for name in given
+        if name not in change.texts.get(lang, {})
+    ]
+    if missing:
+        raise InvalidChange(
+            f"{', '.join(missing)}: meeting {meeting.id!r} requires its text in "
+            f"{', '.join(meeting.require_languages)}"
+        )
+
+
 def check_layers(texts: Mapping[str, Mapping[str, object]], *, allowed: tuple[str, ...]) -> None:
     """Refuse a field a change may not set in another language, and text that could break
     a message header there, naming ``texts.LANG.FIELD``."""
@@ -112,6 +139,7 @@ def apply_change(meeting: Meeting, change: StatusChange, *, now: datetime) -> Tr
     if stray:
         raise InvalidChange(f"{', '.join(sorted(stray))}: not part of a status change")
     check_layers(change.texts, allowed=CHANGE_FIELDS)
+    _require_languages(meeting, change)
     if change.meeting_id != meeting.id:
         raise InvalidChange(f"change for {change.meeting_id!r} applied to {meeting.id!r}")
     allowed = TRANSITIONS[meeting.status]

@@ -121,6 +121,8 @@ class Meeting:
     #: Its text in languages other than the fallback (`notifier.domain.languages`):
     #: language -> field -> plain value or variants by audience.
     texts: Texts = field(default_factory=dict)
+    #: Languages every change must give its text in (a change without is refused).
+    require_languages: tuple[str, ...] = ()
 
     def replace(self, **changes: object) -> Meeting:
         """A copy with `changes` applied."""
@@ -150,6 +152,11 @@ class Meeting:
             "audience": self.audience,
             "anchor": self.anchor.value,
             **({"texts": thaw_texts(self.texts)} if self.texts else {}),
+            **(
+                {"require_languages": list(self.require_languages)}
+                if self.require_languages
+                else {}
+            ),
         }
 
     @classmethod
@@ -169,6 +176,7 @@ class Meeting:
             audience=data.get("audience", PUBLIC),
             anchor=Anchor(data.get("anchor", Anchor.WALL.value)),
             texts=freeze_texts(data.get("texts")),
+            require_languages=tuple(data.get("require_languages") or ()),
             variants=variants,
             **plain,  # type: ignore[arg-type]
         )

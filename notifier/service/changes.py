@@ -55,6 +55,13 @@ class ChangeResult:
     deliveries: int = 0
 
 
+def check_required(plan: Planning, meeting: Meeting) -> None:
+    """The languages a meeting requires are the installation's, other than the fallback."""
+    plan.languages.check(
+        {lang: {} for lang in meeting.require_languages}, where="require_languages"
+    )
+
+
 def check_texts(plan: Planning, texts: Mapping[str, Any]) -> None:
     """Refuse (`InvalidChange`, naming ``texts.LANG...``) a language that is not one of the
     installation's, and an audience in a language's variants that is not one of its."""
@@ -200,6 +207,7 @@ async def create_meeting_in(
             return ChangeResult(meeting=first, entry=entry, duplicate=True)
     plan.audiences.check(meeting.audience, meeting.variants)
     check_texts(plan, meeting.texts)
+    check_required(plan, meeting)
     meeting = meeting.replace(sequence=0)
     await tx.insert_meeting(meeting, now=now)
     entry = _creation(meeting, at=now, source=meeting.source, event_id=event_id)
@@ -240,6 +248,7 @@ async def create_meetings_in(
     for meeting, _ in fresh:
         plan.audiences.check(meeting.audience, meeting.variants)
         check_texts(plan, meeting.texts)
+        check_required(plan, meeting)
     everyone = await tx.subscribers()
     await tx.insert_meetings([m for m, _ in fresh], now=now)
     entries = [_creation(m, at=now, source=m.source, event_id=e) for m, e in fresh]

@@ -243,6 +243,11 @@ async def _reconcile_meeting(
     if record.retired_at is not None:
         await tx.set_meeting_bookkeeping(current.id, retired_at=None)
         touched = True
+    if current.require_languages != wanted.require_languages:
+        await tx.set_meeting_bookkeeping(
+            current.id, require_languages=list(wanted.require_languages) or None
+        )
+        touched = True
     if current.anchor is not wanted.anchor:
         # What the time is fixed to from now on; the time itself does not move.
         await tx.set_meeting_bookkeeping(current.id, anchor=wanted.anchor.value)

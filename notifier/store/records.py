@@ -173,6 +173,7 @@ def _meeting(row: Row[Any]) -> Meeting:
         variants=freeze(row.variants or {}),
         anchor=anchor,
         texts=freeze_texts(row.texts),
+        require_languages=tuple(row.require_languages or ()),
     )
 
 
@@ -181,6 +182,7 @@ def _meeting_values(meeting: Meeting) -> dict[str, Any]:
     return {
         "anchor": meeting.anchor.value,
         "texts": thaw_texts(meeting.texts),
+        "require_languages": list(meeting.require_languages) or None,
         "local_starts_at": wall.starts.isoformat(),
         "local_ends_at": wall.ends.isoformat() if wall.ends else None,
         "fold": wall.fold,

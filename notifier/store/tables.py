@@ -107,6 +107,8 @@ meetings = Table(
     Column("tzdata", String(32)),
     #: Its text in other languages: {language: {field: value or {audience: value}}}, or NULL.
     Column("texts", JSON),
+    #: Languages every change must give its text in (a JSON list), or NULL.
+    Column("require_languages", JSON),
 )
 
 meeting_history = Table(
