@@ -35,6 +35,7 @@ from notifier.domain.models import (
     WebhookEndpoint,
 )
 from notifier.fields import (
+    LANGUAGE_PATTERN,
     ONE_LINE_PATTERN,
     AudienceName,
     Duration,
@@ -58,7 +59,7 @@ class _Record(BaseModel):
 
 
 #: A language of `languages` (``ru``): the key of a meeting's texts in it.
-LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]
+LanguageCode = Annotated[str, Field(pattern=LANGUAGE_PATTERN)]
 
 
 class ReasonTexts(_Record):

@@ -271,6 +271,9 @@ AllowRange = Annotated[IPv4Network | IPv6Network, AfterValidator(_narrow)]
 
 
 AUDIENCE_PATTERN = r"^[a-z][a-z0-9_-]{0,39}$"
+#: A language code (``ru``); the API's schema lists the languages configured other than
+#: the fallback (`notifier.web.app`), the only keys of `texts` the server accepts.
+LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
 
 #: An audience's name (`notifier.domain.audiences`); the API's schema lists the audiences
 #: configured (`notifier.web.app`), the only names the server accepts.

@@ -18,7 +18,7 @@ from notifier.api import docs_page
 from notifier.api.problems import install, problem
 from notifier.api.routes import deliveries, meetings, operations, subscribers, unsubscribe
 from notifier.api.security import BearerAuth, RateLimiter, SignedPush
-from notifier.fields import AUDIENCE_PATTERN
+from notifier.fields import AUDIENCE_PATTERN, LANGUAGE_PATTERN
 from notifier.public import pages
 from notifier.web.context import ApiContext, Gates
 
@@ -92,10 +92,33 @@ def create_app(context: ApiContext) -> FastAPI:
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
             name_audiences(build(), context.settings.audiences)
+            name_keys(build(), LANGUAGE_PATTERN, context.settings.languages[1:])
         return build()
 
     api.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
     return api
+
+
+def name_keys(node: Any, pattern: str, names: list[str]) -> None:
+    """Make every table keyed by `pattern` in the schema `node` take exactly `names`."""
+    if isinstance(node, list):
+        for item in node:
+            name_keys(item, pattern, names)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("pattern") == pattern:
+        del node["pattern"]
+        node["enum"] = list(names)
+    keyed = node.get("patternProperties", {}).pop(pattern, None)
+    if keyed is not None:
+        node["properties"] = {name: keyed for name in names}
+        node["additionalProperties"] = False
+        node.pop("propertyNames", None)
+        if not node["patternProperties"]:
+            del node["patternProperties"]
+    for value in node.values():
+        name_keys(value, pattern, names)
 
 
 def name_audiences(node: Any, audiences: list[str]) -> None:

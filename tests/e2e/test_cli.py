@@ -127,7 +127,7 @@ def test_the_seed_scenario_through_the_cli(notifier: Notifier) -> None:
     )
     assert_user_error(
         notifier("event", TALKS, "cleared", "--reason-for", "no equals sign"),
-        r"--reason-for: 'no equals sign' is not AUDIENCE=TEXT",
+        r"--reason-for: 'no equals sign' is not \[LANG:\]AUDIENCE=TEXT",
     )
     cleared = notifier(
         "event",
@@ -347,7 +347,7 @@ def test_render_prints_the_exact_message(notifier: Notifier) -> None:
         "--audience",
         "participants",
     )
-    assert as_participant.out.startswith("Встреча отложена (medical reasons).")
+    assert as_participant.out.startswith("Встреча отложена (по медицинским показаниям).")
     hook = notifier(
         "render", "meeting.reminder", "--meeting", TALKS, "--subscriber", "wire-service"
     )
@@ -386,8 +386,8 @@ def test_render_prints_the_exact_message(notifier: Notifier) -> None:
         "notify",
     )
     assert chat.code == 0, chat.err
-    assert chat.out.startswith("**Отложена: Talks between the presidents")
-    assert "medical reasons" in chat.out
+    assert chat.out.startswith("**Отложена: Переговоры президентов России")
+    assert "по медицинским показаниям" in chat.out
     assert "http://127.0.0.1:8080/meetings/moscow-tskhinvali-talks" in chat.out
 
 
