@@ -23,6 +23,7 @@ from notifier.delivery import Postman
 from notifier.domain.errors import DeliveryError, InvalidChange, UnknownMeeting
 from notifier.domain.models import EventKind, Source, Subscriber
 from notifier.domain.recipients import normal_address
+from notifier.domain.views import in_language
 from notifier.links import Links
 from notifier.service import replan_all, retire_subscriber
 from notifier.store.port import StorePort
@@ -206,7 +207,8 @@ async def described(store: StorePort, subscriber_id: str) -> Pending | None:
         meeting = await tx.meeting_record(subscriber.meetings[0]) if subscriber.meetings else None
     address = mask_address(subscriber.email or "")
     if meeting is not None:
-        return Pending(address, meeting.meeting.title, False)
+        language = store.planning.languages.of(subscriber.locale)
+        return Pending(address, in_language(meeting.meeting, language).title, False)
     return Pending(address, ", ".join(subscriber.tags), True)
 
 
@@ -311,7 +313,10 @@ async def _about(store: StorePort, request: Request) -> _About:
     if request.meeting_id:
         async with store.read() as tx:
             record = await tx.meeting_record(request.meeting_id)
-        return _About(title=record.meeting.title if record is not None else request.meeting_id)
+        if record is None:
+            return _About(title=request.meeting_id)
+        language = store.planning.languages.of(request.locale)
+        return _About(title=in_language(record.meeting, language).title)
     return _About(tag=request.tag or "")
 
 

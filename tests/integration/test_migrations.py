@@ -82,3 +82,34 @@ async def test_what_a_feed_said_moves_into_rows_and_back(store: Store, now: date
     back = json.loads(seen) if isinstance(seen, str) else seen
     assert back == {"talks@x": said, "other@x": said}
     await migrate.upgrade(store.engine)
+
+
+async def test_meetings_stored_as_instants_get_the_local_time_they_read_as(
+    store: Store, now: datetime
+) -> None:
+    """Rows from before wall-clock times: each gets the local start it reads as under
+    the rules in force at the upgrade, anchored to it, and reads back as the same instant."""
+    await migrate.downgrade(store.engine, "0018")
+    stamp = now.replace(tzinfo=None) if store.backend == "sqlite" else now
+    # 16:00 UTC on 2 March 2026 is 19:00 in Moscow (UTC+3 all year).
+    starts = datetime.fromisoformat("2026-03-02T16:00:00+00:00")
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO meetings (id, title, participants, timezone, starts_at, status,"
+                " conditions, tags, sequence, source, created_at, updated_at)"
+                " VALUES ('talks', 'Talks', '[]', 'Europe/Moscow', :s, 'scheduled', '[]', '[]',"
+                " 0, 'api', :t, :t)"
+            ),
+            {"s": starts.replace(tzinfo=None) if store.backend == "sqlite" else starts, "t": stamp},
+        )
+    await migrate.upgrade(store.engine)
+    async with store.read() as tx:
+        record = await tx.meeting_record("talks")
+    assert record is not None
+    assert record.wall is not None
+    assert record.wall.starts == datetime.fromisoformat("2026-03-02T19:00:00")
+    assert record.wall.offset.total_seconds() == 3 * 3600
+    assert record.wall.tzdata  # the version the upgrade ran with
+    assert record.meeting.anchor.value == "wall"
+    assert record.meeting.starts_at == starts
