@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from notifier.domain.audiences import PUBLIC
+from notifier.domain.languages import Languages, freeze_texts
 from notifier.domain.machine import TRANSITIONS
 from notifier.domain.models import Meeting, MeetingStatus, Source, StatusChange
 from notifier.domain.text import clean_text
@@ -34,6 +36,10 @@ class FeedItem:
     #: For an occurrence: the uid of its series, and its original start (RECURRENCE-ID).
     series: str | None = None
     original: datetime | None = None
+    #: Its text by language, where the feed says which (an ICS ``LANGUAGE`` parameter, a
+    #: JSON feed's ``{"en": ..., "ru": ...}``): language -> field -> text. The plain fields
+    #: above are the feed's first text; `localized` picks the fallback's.
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def ident(self) -> str:
@@ -62,7 +68,17 @@ def clean_item(item: FeedItem) -> tuple[FeedItem, str | None]:
             cut.append(f"{name} cut to {limit:,} characters")
         elif kept[name] != raw:
             changed.append(name)
-    if not cut and not changed:
+    texts = {
+        lang: {
+            name: clean_text(text[: LIMITS[name] * 2], multiline=name == "description")[
+                : LIMITS[name]
+            ]
+            for name, text in layer.items()
+            if name in LIMITS
+        }
+        for lang, layer in item.texts.items()
+    }
+    if not cut and not changed and texts == item.texts:
         return item, None
     safe = replace(
         item,
@@ -70,6 +86,7 @@ def clean_item(item: FeedItem) -> tuple[FeedItem, str | None]:
         location=kept["location"],
         reason=kept["reason"],
         description=kept["description"],
+        texts=texts,
     )
     notes = cut + (
         [f"cleaned control characters or encoded words from {', '.join(changed)}"]
@@ -140,7 +157,25 @@ def snapshot(item: FeedItem) -> dict[str, object]:
     if item.series is not None and item.original is not None:
         said["series"] = item.series
         said["original"] = item.original.isoformat()
+    if item.texts:  # only when given: snapshots of feeds without languages stay as they were
+        said["texts"] = _digest(json.dumps(item.texts, sort_keys=True, ensure_ascii=False))
     return said
+
+
+def localized(item: FeedItem, languages: Languages) -> tuple[FeedItem, dict[str, dict[str, str]]]:
+    """`item` with its plain text in the fallback language where the feed gives one, and
+    its text in the installation's other languages (a language it does not list is not
+    kept: readers of it get the fallback)."""
+    if not item.texts:
+        return item, {}
+    base = item.texts.get(languages.base, {})
+    main = replace(item, **{k: v for k, v in base.items() if k in LIMITS and v})  # type: ignore[arg-type]
+    layers = {
+        lang: dict(layer)
+        for lang, layer in item.texts.items()
+        if lang != languages.base and lang in languages.order and layer
+    }
+    return main, layers
 
 
 @dataclass(frozen=True)
@@ -172,7 +207,17 @@ class _Voice:
             return getattr(meeting, name)
         return (meeting.variants.get(name) or {}).get(self.audience)
 
-    def new_meeting(self, item: FeedItem) -> Meeting:
+    def layers(self, texts: dict[str, dict[str, str]]) -> dict[str, dict[str, object]]:
+        """The feed's text in other languages as this feed says it (the title plain, the
+        rest as this audience's variant unless the feed speaks for the public)."""
+        said: dict[str, dict[str, object]] = {}
+        for lang, layer in texts.items():
+            for name, value in layer.items():
+                if name in ("title", "description", "location", "reason"):
+                    said.setdefault(lang, {}).update(self.text(name, value))
+        return said
+
+    def new_meeting(self, item: FeedItem, texts: dict[str, dict[str, str]]) -> Meeting:
         """The meeting a new item makes: known to this audience and above."""
         plain: dict[str, object] = {}
         variants: dict[str, dict[str, str]] = {}
@@ -192,6 +237,7 @@ class _Voice:
             source=Source.FEED,
             audience=self.audience,
             variants=variants,
+            texts=freeze_texts(self.layers(texts)),
             **plain,  # type: ignore[arg-type]
         )
 
@@ -203,6 +249,7 @@ def actions_for(
     source: str,
     last: dict[str, object] | None,
     audience: str = PUBLIC,
+    languages: Languages | None = None,
 ) -> list[Action]:
     """What to do so the store follows what the feed changed; empty when nothing did.
 
@@ -226,10 +273,11 @@ def actions_for(
     ):
         return []
     voice = _Voice(audience)
+    now_said = snapshot(item)  # of the item as the feed wrote it, every language in it
+    item, texts = localized(item, languages or Languages())
     if stored is None:
-        meeting = voice.new_meeting(item)
+        meeting = voice.new_meeting(item, texts)
         return [Create(meeting=meeting, event_id=_event_id(source, item, "create"))]
-    now_said = snapshot(item)
 
     def feed_changed(name: str) -> bool:
         return not previous or previous.get(name) != now_said[name]
@@ -248,6 +296,12 @@ def actions_for(
     ):
         if value and feed_changed(name) and voice.stored(stored, name) != value:
             details.update(voice.text(name, value))
+    if "texts" in now_said and feed_changed("texts"):
+        said = {
+            lang: {k: v for k, v in layer.items() if k != "reason"}
+            for lang, layer in voice.layers(texts).items()
+        }
+        details["texts"] = {lang: layer for lang, layer in said.items() if layer}
     if details:
         actions.append(
             Details(

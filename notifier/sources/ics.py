@@ -305,7 +305,29 @@ def _item(
         location=_text(event, "LOCATION", 500),
         description=_text(event, "DESCRIPTION", 20000),
         sequence=int(sequence) if sequence is not None else None,
+        texts=_by_language(event),
     )
+
+
+#: The text properties a feed may give per language (RFC 5545's LANGUAGE parameter).
+_LANGUAGE_TEXT = (("SUMMARY", "title", 500), ("LOCATION", "location", 500))
+_LANGUAGE_LONG = (("DESCRIPTION", "description", 20000),)
+
+
+def _by_language(event: Component) -> dict[str, dict[str, str]]:
+    """SUMMARY, LOCATION and DESCRIPTION by their LANGUAGE parameter (``ru``, ``en-GB``
+    read as ``en``), for those that have one: language -> field -> text."""
+    found: dict[str, dict[str, str]] = {}
+    for name, field_name, limit in _LANGUAGE_TEXT + _LANGUAGE_LONG:
+        values = event.get(name)
+        for value in values if isinstance(values, list) else [values]:
+            language = getattr(value, "params", {}).get("LANGUAGE") if value is not None else None
+            if not language:
+                continue
+            code = str(language).replace("_", "-").split("-")[0].lower()
+            if re.fullmatch(r"[a-z]{2,3}", code):
+                found.setdefault(code, {}).setdefault(field_name, str(value)[: limit * 2].strip())
+    return found
 
 
 def _calendars(text: str) -> list[Calendar]:

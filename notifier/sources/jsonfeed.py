@@ -9,6 +9,7 @@ maps these names to the feed's own, with dots for nesting: ``{ id = "uid", statu
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -26,6 +27,20 @@ def _get(item: Any, path: str) -> Any:
             return None
         item = item[part]
     return item
+
+
+def _one_or_many(value: Any, name: str) -> tuple[str, dict[str, str]]:
+    """A text field as the feed gives it: plain, or by language (``{"en": "Talks", "ru":
+    "Переговоры"}``): the first text, and the texts by language."""
+    if isinstance(value, dict):
+        texts: dict[str, str] = {}
+        for code, text in value.items():
+            code = str(code).replace("_", "-").split("-")[0].lower()
+            if not re.fullmatch(r"[a-z]{2,3}", code) or not isinstance(text, str | int | float):
+                raise ValueError(f"{name}: a text, or texts by language code")
+            texts.setdefault(code, str(text))
+        return next(iter(texts.values()), ""), texts
+    return str(value or ""), {}
 
 
 def parse_json_feed(
@@ -62,16 +77,23 @@ def parse_json_feed(
             if starts_at.tzinfo is None:
                 starts_at = starts_at.replace(tzinfo=ZoneInfo(zone))
             sequence = _get(raw, mapping["sequence"])
+            texts: dict[str, dict[str, str]] = {}
+            said: dict[str, str] = {}
+            for name in ("title", "reason", "location"):
+                said[name], by_language = _one_or_many(_get(raw, mapping[name]), name)
+                for code, text in by_language.items():
+                    texts.setdefault(code, {})[name] = text
             parsed.items.append(
                 FeedItem(
                     uid=str(uid),
-                    title=str(_get(raw, mapping["title"]) or uid),
+                    title=said["title"] or str(uid),
                     starts_at=starts_at,
                     status=status,
                     timezone=zone,
-                    reason=str(_get(raw, mapping["reason"]) or ""),
-                    location=str(_get(raw, mapping["location"]) or ""),
+                    reason=said["reason"],
+                    location=said["location"],
                     sequence=int(sequence) if sequence is not None else None,
+                    texts=texts,
                 )
             )
         except (ValueError, TypeError, ZoneInfoNotFoundError) as exc:

@@ -277,6 +277,7 @@ class SourcePoller:
                 source=self.url,
                 last=seen.get(item.ident),
                 audience=self.config.audience,
+                languages=self.store.planning.languages,
             )
             planned.append((item, actions))
         progress = {**counts, "done": counts["done"] + read}

@@ -111,3 +111,40 @@ def test_only_what_the_feed_changed_is_applied() -> None:
 def test_an_older_revision_is_ignored() -> None:
     newer = snapshot(item(sequence=5))
     assert actions_for(item(sequence=4, status=S.CANCELLED), stored(), source="s", last=newer) == []
+
+
+def test_a_feed_may_give_its_text_per_language_and_each_reader_gets_theirs() -> None:
+    """An ICS LANGUAGE parameter and a JSON feed's object form both give text per
+    language: the fallback's becomes the meeting's plain text, the installation's other
+    languages its texts, a language it does not list is not kept."""
+    ics = (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:t\r\n"
+        "DTSTAMP:20300101T000000Z\r\nDTSTART:20300302T160000Z\r\n"
+        "SUMMARY;LANGUAGE=ru:Переговоры\r\nSUMMARY;LANGUAGE=en-GB:Talks\r\n"
+        "SUMMARY;LANGUAGE=de:Gespräche\r\nLOCATION;LANGUAGE=ru:Москва\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+    (from_ics,) = parse_ics(ics, now=datetime(2030, 3, 1, tzinfo=UTC)).items
+    body = (
+        '{"meetings": [{"id": "t", "status": "scheduled", "starts_at":'
+        ' "2030-03-02T16:00:00+00:00", "title": {"ru": "Переговоры", "en": "Talks",'
+        ' "de": "Gespräche"}, "location": {"ru": "Москва"}}]}'
+    ).encode()
+    (from_json,) = parse_json_feed(body).items
+    for item_read in (from_ics, from_json):
+        (create,) = actions_for(item_read, None, source="s", last=None)
+        assert isinstance(create, Create)
+        meeting = create.meeting
+        assert meeting.title == "Talks"  # the fallback's, though the feed gave Russian first
+        assert meeting.texts == {"ru": {"title": "Переговоры", "location": "Москва"}}
+        # The Russian title changes: a details change in Russian, nothing else.
+        renamed = FeedItem(
+            **{
+                **{f: getattr(item_read, f) for f in item_read.__dataclass_fields__},
+                "texts": {**item_read.texts, "ru": {"title": "Встреча", "location": "Москва"}},
+            }
+        )
+        (details,) = actions_for(renamed, meeting, source="s", last=snapshot(item_read))
+        assert isinstance(details, Details)
+        assert details.fields == {"texts": {"ru": {"title": "Встреча", "location": "Москва"}}}
+        assert actions_for(item_read, meeting, source="s", last=snapshot(item_read)) == []
