@@ -147,3 +147,18 @@ def test_a_line_of_junk_does_not_cost_the_event_but_a_broken_time_does() -> None
     parsed = feed(junk, attendee, broken)
     assert sorted(starts(parsed)) == ["j1", "j2"]
     assert [key for key, _reason in parsed.refused] == ["j3"]
+
+
+def test_a_localised_outlook_names_its_cities_in_its_own_words() -> None:
+    cases = {
+        # Moscow is UTC+3 all year: 10:00 local is 07:00 UTC.
+        "(UTC+03:00) Москва, Санкт-Петербург": ("Europe/Moscow", 7),
+        # Central European summer time, UTC+2: 10:00 local is 08:00 UTC.
+        "(UTC+01:00) Brüssel, Kopenhagen, Madrid, Paris": ("Europe/Brussels", 8),
+        "(UTC+01:00) Bruxelles, Copenhague, Madrid, Paris": ("Europe/Brussels", 8),
+        # Eastern European summer time, UTC+3; the current name, not Europe/Kiev.
+        "(UTC+02:00) Киев, Рига, София, Таллин, Вильнюс": ("Europe/Kyiv", 7),
+    }
+    for name, (zone, hour) in cases.items():
+        (item,) = feed(f'UID:z\nDTSTART;TZID="{name}":20300715T100000\nSUMMARY:Z').items
+        assert (item.timezone, item.starts_at.hour) == (zone, hour), name
