@@ -27,6 +27,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from feedgen.feed import FeedGenerator
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from lxml import etree  # type: ignore[import-untyped]  # feedgen writes with it
 from markupsafe import Markup
 from starlette.exceptions import HTTPException
 
@@ -800,11 +801,12 @@ def _atom(
     ctx: ApiContext,
     title: str,
     self_url: str,
-    entries: list[tuple[Meeting, HistoryEntry]],
+    entries: list[tuple[Meeting, HistoryEntry, str]],
     lang: str,
 ) -> bytes:
     """An RFC 4287 feed of `entries` in `lang` (its xml:lang): one feed id whatever the
-    language, and a self link that names the language, so refetching it gets this one."""
+    language, and a self link that names the language, so refetching it gets this one. An
+    entry about a meeting with no text in `lang` says its own language (``xml:lang``)."""
     base = str(ctx.settings.public_url).rstrip("/")
     feed = FeedGenerator()
     feed.id(f"{base}{self_url}")
@@ -815,18 +817,37 @@ def _atom(
     public = ctx.settings.public
     feed.author({"name": public.organisation_in(lang) or public.title_in(lang), "uri": f"{base}/"})
     feed.language(lang)
-    latest = max((e.at for _, e in entries), default=datetime(2000, 1, 1, tzinfo=UTC))
+    latest = max((e.at for _, e, _ in entries), default=datetime(2000, 1, 1, tzinfo=UTC))
     feed.updated(latest)
-    for meeting, entry in sorted(entries, key=lambda pair: (pair[1].at, pair[1].sequence)):
+    other: dict[str, str] = {}
+    for meeting, entry, said in sorted(entries, key=lambda one: (one[1].at, one[1].sequence)):
         item = feed.add_entry(order="prepend")
-        item.id(f"tag:{_domain(ctx)},2026:{meeting.id}/{entry.sequence}")
+        ident = f"tag:{_domain(ctx)},2026:{meeting.id}/{entry.sequence}"
+        item.id(ident)
+        if said != lang:
+            other[ident] = said
         status = status_name(entry.to_status, lang)
         item.title(f"{meeting.title}: {status}")
         item.link(href=ctx.links.meeting(meeting.id))
         item.updated(entry.at)
         item.published(entry.at)
         item.content(_entry_text(meeting, entry, status, lang), type="text")
-    return bytes(feed.atom_str(pretty=True))
+    body = bytes(feed.atom_str(pretty=True))
+    return _entry_languages(body, other) if other else body
+
+
+_ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def _entry_languages(body: bytes, languages: dict[str, str]) -> bytes:
+    """The feed with ``xml:lang`` on each entry (by id) in `languages` (feedgen has no
+    per-entry language)."""
+    tree = etree.fromstring(body)
+    for entry in tree.iter(f"{_ATOM}entry"):
+        ident = entry.findtext(f"{_ATOM}id")
+        if ident in languages:
+            entry.set("{http://www.w3.org/XML/1998/namespace}lang", languages[ident])
+    return bytes(etree.tostring(tree, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
 def _entry_text(meeting: Meeting, entry: HistoryEntry, status: str, lang: str) -> str:
@@ -877,12 +898,13 @@ async def atom_one(
 ) -> Response:
     _enabled(ctx)
     chosen = language(lang, request.headers.get("accept-language"))
-    meeting, updated, history, _ = await _public_meeting(ctx, meeting_id, chosen)
+    meeting, updated, history, marks = await _public_meeting(ctx, meeting_id, chosen)
+    said = marks.get("title", chosen)
     body = _atom(
         ctx,
         meeting.title,
         f"/meetings/{meeting.id}/feed.atom",
-        [(meeting, e) for e in history],
+        [(meeting, e, said) for e in history],
         chosen,
     )
     answer = _conditional(request, body, "application/atom+xml", updated)

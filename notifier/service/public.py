@@ -105,17 +105,21 @@ async def public_index(
 
 async def public_changes(
     store: StorePort, *, limit: int, language: str | None = None
-) -> list[tuple[Meeting, HistoryEntry]]:
+) -> list[tuple[Meeting, HistoryEntry, str]]:
     """The newest `limit` changes the public may see, each with its meeting, both in the
-    public's view (the site's Atom feed)."""
+    public's view and in `language` where the meeting has text in it, and the language
+    its title is in (the site's Atom feed)."""
     async with store.read() as tx:
         audiences = store.planning.audiences
         changes = await tx.visible_changes(audiences.lowest, limit=limit)
     lowest = audiences.lowest
+    languages = store.planning.languages
+    lang = languages.of(language or languages.base)
     return [
         (
-            view_meeting(record.meeting, lowest, audiences, language),
-            view_history([entry], lowest, audiences, language)[0],
+            view_meeting(record.meeting, lowest, audiences, lang),
+            view_history([entry], lowest, audiences, lang)[0],
+            lang if "title" in record.meeting.texts.get(lang, {}) else languages.base,
         )
         for record, entry in changes
     ]

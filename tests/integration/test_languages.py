@@ -214,3 +214,32 @@ async def test_unknown_and_required_languages_are_refused_naming_the_field(
     assert meeting is not None
     assert meeting.status.value == "postponed"  # nothing refused was applied
     assert meeting.texts["ru"]["title"] == TITLE_RU
+
+
+async def test_a_feed_entry_in_another_language_than_the_feed_says_so(
+    store: Store, database_url: str, clock: Clock
+) -> None:
+    clock.now = datetime(2026, 2, 25, 9, 0, tzinfo=UTC)
+    async with api_client(store, clock, database_url=database_url) as client:
+        created = await client.post(
+            "/v1/meetings",
+            json={
+                "id": "english-only",
+                "title": "Press briefing",
+                "timezone": "Europe/Moscow",
+                "starts_at": "2026-03-01T12:00",
+            },
+            headers=AUTH,
+        )
+        assert created.status_code == 201, created.text
+        feed = (await client.get("/feed.atom?lang=ru")).text
+        one = (await client.get("/meetings/english-only/feed.atom?lang=ru")).text
+    assert 'xml:lang="ru"' in feed
+    entries = feed.split("<entry")[1:]
+    briefing = [e for e in entries if "english-only" in e]
+    talks = [e for e in entries if TALKS in e]
+    assert briefing
+    assert all(e.startswith(' xml:lang="en"') for e in briefing)
+    assert talks
+    assert not any("xml:lang" in e.split(">")[0] for e in talks)  # in Russian: the feed's
+    assert '<entry xml:lang="en">' in one
