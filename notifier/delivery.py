@@ -187,6 +187,7 @@ class Postman:
             ics=ics,
             ics_method=ics_method(notice.meeting),
             now=now,
+            language=notice.body.get("data", {}).get("language"),
         )
 
     def email_bytes(

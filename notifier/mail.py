@@ -346,8 +346,10 @@ def prepare_email(
     ics: bytes | None,
     ics_method: str,
     now: datetime,
+    language: str | None = None,
 ) -> PreparedEmail:
-    """Build the shared part of an email: headers, text, HTML and the calendar part.
+    """Build the shared part of an email: headers, text, HTML and the calendar part;
+    `language` (``ru``) is said as Content-Language (RFC 3282).
 
     Written by `notifier.mail`: headers from their grammar (text cleaned and encoded,
     addresses and ids checked), bodies in quoted-printable of at most 76 characters a line.
@@ -369,6 +371,11 @@ def prepare_email(
             plain("References", thread_id(meeting.id, domain)),
             plain("List-Id", list_id(meeting.id, domain)),
             plain("Auto-Submitted", "auto-generated"),
+            *(
+                [plain("Content-Language", language)]
+                if language and re.fullmatch(r"[a-z]{2,3}", language)
+                else []
+            ),
             plain("MIME-Version", "1.0"),
             plain("Content-Type", "multipart/alternative;"),
             f' boundary="{boundary}"\r\n'.encode(),  # folded after ";", as RFC 2045 allows

@@ -131,6 +131,10 @@ async def test_each_reader_gets_their_language_per_audience_and_the_fallback_mar
     briefing_parts = [p for p in parts if any("Брифинг" in v for v in p.values())]
     assert briefing_parts, sorted(mails)
     html = next(v for k, v in briefing_parts[0].items() if "html" in k)
+    ru_raw = [raw for rcpt, raw in smtp_server.box.raw if rcpt == ["public-ru@example.org"]]
+    assert all(b"\r\nContent-Language: ru\r\n" in raw for raw in ru_raw)
+    en_raw = [raw for rcpt, raw in smtp_server.box.raw if rcpt == ["public-en@example.org"]]
+    assert all(b"\r\nContent-Language: en\r\n" in raw for raw in en_raw)
     assert 'lang="en">Press centre, hall 2' in html
     assert '<h1 class="ink"' in html
     assert 'lang="en">Брифинг' not in html
