@@ -327,19 +327,22 @@ def tz_check(
         moves = _run(settings, work)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    rules = (
-        f"the rules in {zoneinfo} (tzdata {folder_version(zoneinfo) or 'of unknown version'})"
-        if zoneinfo is not None
-        else f"the rules in force here (tzdata {tzdata_version() or 'of unknown version'})"
-    )
-    if not moves:
-        typer.echo(f"no future meeting moves under {rules}")
-        return
-    typer.echo(f"{_count(moves, 'future meeting')} move under {rules}:")
+    if zoneinfo is not None:
+        rules = f"the rules in {zoneinfo} (tzdata {folder_version(zoneinfo) or 'version unknown'})"
+        if not moves:
+            typer.echo(f"no future meeting would move under {rules}")
+            return
+        typer.echo(f"{_count(moves, 'future meeting')} would move under {rules}:")
+    else:
+        rules = f"the rules in force here (tzdata {tzdata_version() or 'version unknown'})"
+        if not moves:
+            typer.echo(f"no future meeting is moved by {rules} and not yet updated")
+            return
+        typer.echo(f"{_count(moves, 'future meeting')} moved by {rules}, not yet updated:")
     for move in moves:
         typer.echo(f"  {move.describe()}")
     if zoneinfo is None:
-        typer.echo("the daemon acts on these at its next start or daily check")
+        typer.echo("the daemon updates these at its next start or daily check")
     raise typer.Exit(2)
 
 

@@ -75,8 +75,9 @@ class ClockWords:
     #: ``19:00``: the local start before and after the rules changed.
     before: str
     after: str
-    #: ``14:00``: the start in UTC now.
+    #: ``14:00``: the start in UTC now, and before the rules changed.
     utc: str
+    utc_before: str
     tzdata: str
 
 
@@ -205,19 +206,25 @@ def _change(data: dict[str, Any]) -> Change:
         previous_starts_at=_parse(data["previous_starts_at"]),
         starts_at=_parse(data["starts_at"]),
         cleared=tuple(str(c) for c in data.get("cleared") or ()),
-        clock=_clock(data.get("clock"), _parse(data["starts_at"])),
+        clock=_clock(
+            data.get("clock"), _parse(data["starts_at"]), _parse(data["previous_starts_at"])
+        ),
     )
 
 
-def _clock(data: dict[str, str] | None, starts_at: datetime | None) -> ClockWords | None:
+def _clock(
+    data: dict[str, str] | None, starts_at: datetime | None, before: datetime | None
+) -> ClockWords | None:
     if not data or starts_at is None:
         return None
+    utc = f"{starts_at.astimezone(UTC):%H:%M}"
     return ClockWords(
         zone=data["zone"],
         anchor=data["anchor"],
         before=data["local_before"][11:16],
         after=data["local_after"][11:16],
-        utc=f"{starts_at.astimezone(UTC):%H:%M}",
+        utc=utc,
+        utc_before=f"{before.astimezone(UTC):%H:%M}" if before is not None else utc,
         tzdata=data["tzdata_after"],
     )
 

@@ -49,7 +49,8 @@ class Languages:
 
     def check(self, texts: Mapping[str, Any] | None, *, where: str = "texts") -> None:
         """Refuse (`InvalidChange`, naming the field) a language that is not one of these
-        or is the fallback (whose text is the plain fields), and a field that has no text."""
+        or is the fallback (whose text is the plain fields), and a name that is not one of
+        `TEXT_FIELDS`."""
         for language, layer in (texts or {}).items():
             if language not in self.order:
                 raise InvalidChange(
@@ -58,12 +59,14 @@ class Languages:
                 )
             if language == self.base:
                 raise InvalidChange(
-                    f"{where}.{language}: {language} is the fallback language; its text is "
-                    "the meeting's own fields"
+                    f"{where}.{language}: {language} is the fallback language: give its text "
+                    f"in the meeting's own fields, not under {where}"
                 )
             for name in layer:
                 if name not in TEXT_FIELDS:
-                    raise InvalidChange(f"{where}.{language}.{name}: not a text field")
+                    raise InvalidChange(
+                        f"{where}.{language}.{name}: not a text field ({', '.join(TEXT_FIELDS)})"
+                    )
 
 
 def freeze_texts(raw: Mapping[str, Mapping[str, object]] | None) -> dict[str, dict[str, Any]]:

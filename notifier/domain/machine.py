@@ -88,8 +88,8 @@ def _require_languages(meeting: Meeting, change: StatusChange) -> None:
     ]
     if missing:
         raise InvalidChange(
-            f"{', '.join(missing)}: meeting {meeting.id!r} requires its text in "
-            f"{', '.join(meeting.require_languages)}"
+            f"{', '.join(missing)}: missing; meeting {meeting.id!r} requires every reason "
+            f"and condition in {', '.join(meeting.require_languages)} as well"
         )
 
 

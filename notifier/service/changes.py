@@ -18,6 +18,7 @@ from notifier.domain.audiences import (
 )
 from notifier.domain.errors import (
     Conflict,
+    InvalidChange,
     UnknownMeeting,
 )
 from notifier.domain.machine import ON_SCHEDULE, Transition, apply_change, update_details
@@ -57,9 +58,15 @@ class ChangeResult:
 
 def check_required(plan: Planning, meeting: Meeting) -> None:
     """The languages a meeting requires are the installation's, other than the fallback."""
-    plan.languages.check(
-        {lang: {} for lang in meeting.require_languages}, where="require_languages"
-    )
+    languages = plan.languages
+    for lang in meeting.require_languages:
+        if lang == languages.base:
+            others = ", ".join(languages.order[1:]) or "none"
+            raise InvalidChange(
+                f"require_languages: {lang} is the fallback language and always present; "
+                f"list only the others ({others})"
+            )
+    languages.check({lang: {} for lang in meeting.require_languages}, where="require_languages")
 
 
 def check_texts(plan: Planning, texts: Mapping[str, Any]) -> None:

@@ -48,17 +48,17 @@ class ClockMove:
 
     def describe(self) -> str:
         """One line for an operator."""
+        versions = f"tzdata {self.tzdata_before or '?'} -> {self.tzdata_after or '?'}"
         if self.anchor is Anchor.WALL:
             return (
-                f"{self.meeting_id}: stays at {self.local_after:%Y-%m-%d %H:%M} in {self.zone}, "
-                f"now {self.after.astimezone(UTC):%H:%M} UTC (was "
-                f"{self.before.astimezone(UTC):%H:%M} UTC; tzdata {self.tzdata_before or '?'} "
-                f"-> {self.tzdata_after or '?'})"
+                f"{self.meeting_id} (wall): {self.local_after:%Y-%m-%d %H:%M} {self.zone} "
+                f"kept; UTC {self.before.astimezone(UTC):%Y-%m-%d %H:%M} -> "
+                f"{self.after.astimezone(UTC):%Y-%m-%d %H:%M} ({versions})"
             )
         return (
-            f"{self.meeting_id}: stays at {self.after.astimezone(UTC):%Y-%m-%d %H:%M} UTC, "
-            f"now {self.local_after:%H:%M} in {self.zone} (was {self.local_before:%H:%M}; "
-            f"tzdata {self.tzdata_before or '?'} -> {self.tzdata_after or '?'})"
+            f"{self.meeting_id} (instant): {self.after.astimezone(UTC):%Y-%m-%d %H:%M} UTC "
+            f"kept; {self.zone} {self.local_before:%H:%M} -> {self.local_after:%H:%M} "
+            f"({versions})"
         )
 
 
@@ -142,7 +142,7 @@ async def apply_clock_rules(store: StorePort, *, now: datetime) -> list[ClockMov
             continue
         moves.append(move)
         log.warning(
-            "clock rules of %s changed: %s",
+            "time-zone rules of %s changed: %s",
             move.zone,
             move.describe(),
             extra={

@@ -347,7 +347,7 @@ def test_render_prints_the_exact_message(notifier: Notifier) -> None:
         "--audience",
         "participants",
     )
-    assert as_participant.out.startswith("Встреча отложена (по медицинским показаниям).")
+    assert as_participant.out.startswith("Встреча отложена (по медицинским причинам).")
     hook = notifier(
         "render", "meeting.reminder", "--meeting", TALKS, "--subscriber", "wire-service"
     )
@@ -387,7 +387,7 @@ def test_render_prints_the_exact_message(notifier: Notifier) -> None:
     )
     assert chat.code == 0, chat.err
     assert chat.out.startswith("**Отложена: Переговоры президентов России")
-    assert "по медицинским показаниям" in chat.out
+    assert "по медицинским причинам" in chat.out
     assert "http://127.0.0.1:8080/meetings/moscow-tskhinvali-talks" in chat.out
 
 

@@ -200,7 +200,7 @@ async def test_unknown_and_required_languages_are_refused_naming_the_field(
             headers=AUTH,
         )
         assert missing.status_code == 422
-        assert "texts.ru.reason: meeting 'bilingual' requires its text in ru" in missing.text
+        assert "texts.ru.reason: missing; meeting 'bilingual' requires every reason" in missing.text
         given = await client.post(
             "/v1/meetings/bilingual/status",
             json={

@@ -33,7 +33,7 @@ NOW = datetime(2026, 2, 25, 9, 0, tzinfo=UTC)
 ZONE = {"en": "America/New_York", "ru": "Europe/Moscow"}
 PAGE = "https://news.example.org/meetings/moscow-tskhinvali-talks"
 #: The seed's story: for each kind, the change and what each audience is told of its reason.
-EVENING = datetime(2026, 3, 3, 21, 0, tzinfo=UTC) - timedelta(hours=3)  # 21:00 MSK
+EVENING = datetime(2026, 3, 2, 21, 0, tzinfo=UTC) - timedelta(hours=3)  # 21:00 MSK
 STORY: dict[EventKind, dict[str, object]] = {
     EventKind.SCHEDULED: {
         "to": "scheduled",
@@ -51,33 +51,36 @@ STORY: dict[EventKind, dict[str, object]] = {
         "ru": {
             "public": "отложена",
             "press": "отложена; новая дата будет объявлена",
-            "participants": "по медицинским показаниям",
+            "participants": "по медицинским причинам",
         },
         "conditions": {"participants": ("health clearance",)},
-        "ru_conditions": {"participants": ("медицинское заключение",)},
+        "ru_conditions": {"participants": ("получение медицинского заключения",)},
     },
     EventKind.CLEARED: {
         "to": "cleared",
-        "reason": {"public": "cleared", "participants": "the health clearance came in"},
+        "reason": {"public": "cleared", "participants": "medical clearance has been received"},
         "ru": {
             "public": "препятствия устранены",
             "participants": "медицинское заключение получено",
         },
         # What it lifted: the seed's pending condition, which only the participants read.
         "cleared": {"participants": ("health clearance",)},
-        "ru_cleared": {"participants": ("медицинское заключение",)},
+        "ru_cleared": {"participants": ("получение медицинского заключения",)},
     },
     EventKind.RESCHEDULED: {
         "to": "rescheduled",
-        "reason": {"public": "moved to the evening", "participants": "moved to the evening"},
-        "ru": {"public": "на вечернее время", "participants": "на вечернее время"},
+        "reason": {
+            "public": "moved later in the evening",
+            "participants": "moved later in the evening",
+        },
+        "ru": {"public": "на более поздний час", "participants": "на более поздний час"},
         "starts_at": EVENING,
     },
     EventKind.STARTED: {"to": "in_progress", "reason": ""},
     EventKind.CONCLUDED: {"to": "concluded", "reason": ""},
     EventKind.CANCELLED: {
         "to": "cancelled",
-        "reason": {"public": "cancelled", "participants": "called off on medical advice"},
+        "reason": {"public": "cancelled", "participants": "on medical advice"},
         "ru": {"public": "отменена", "participants": "по рекомендации врачей"},
     },
     EventKind.UPDATED: {
@@ -87,8 +90,10 @@ STORY: dict[EventKind, dict[str, object]] = {
             "participants": "a delegation visited; a second health assessment was requested",
         },
         "ru": {
-            "public": "визит делегации",
-            "participants": "визит делегации; запрошено повторное медицинское обследование",
+            "public": "состоялся визит делегации",
+            "participants": (
+                "состоялся визит делегации; запрошено повторное медицинское обследование"
+            ),
         },
     },
 }
@@ -122,7 +127,11 @@ def notice_of(kind: EventKind, audience: str, locale: str = "en") -> Notice:
             status=MeetingStatus.CONFIRMED,
             reason="",
             variants={},
-            texts={"ru": {k: v for k, v in seed.texts["ru"].items() if k != "reason"}},
+            texts={
+                "ru": {
+                    k: v for k, v in seed.texts["ru"].items() if k not in ("reason", "conditions")
+                }
+            },
             starts_at=NOW + timedelta(hours=1),
         )
         (delivery,) = plan_reminder_deliveries(
@@ -269,7 +278,7 @@ def test_every_message_of_a_public_meeting_links_its_page(locale: str) -> None:
 
 
 def test_the_participants_reason_reaches_only_the_participants() -> None:
-    words = {"en": "medical reasons", "ru": "по медицинским показаниям"}
+    words = {"en": "medical reasons", "ru": "по медицинским причинам"}
     for locale, said in words.items():
         for audience in ("public", "press"):
             subject, text, html, chat = rendered(EventKind.POSTPONED, audience, locale)
