@@ -9,37 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TypeVar
 
 from notifier.domain.audiences import Audiences
 from notifier.domain.languages import layer_fields
 from notifier.domain.models import HistoryEntry, Meeting
 
+Layered = TypeVar("Layered", Meeting, HistoryEntry)
 
-def in_language(meeting: Meeting, language: str | None) -> Meeting:
-    """`meeting` with its text in `language` where it has it (the fallback language's
-    elsewhere), and no other language left."""
-    if not meeting.texts:
-        return meeting
-    layer = meeting.texts.get(language or "", {})
+
+def in_language(record: Layered, language: str | None) -> Layered:
+    """A meeting (or history entry) with its text in `language` where it has it (the
+    fallback language's elsewhere), and no other language left."""
+    if not record.texts:
+        return record
+    layer = record.texts.get(language or "", {})
     plain, tiers = layer_fields(layer)
-    variants = {k: v for k, v in meeting.variants.items() if k not in layer}
+    variants = {k: v for k, v in record.variants.items() if k not in layer}
     return dataclasses.replace(
-        meeting,
-        **plain,  # type: ignore[arg-type]
-        variants={**variants, **tiers},
-        texts={},
-    )
-
-
-def entry_in_language(entry: HistoryEntry, language: str | None) -> HistoryEntry:
-    """A history entry with its reason in `language` where it has one."""
-    if not entry.texts:
-        return entry
-    layer = entry.texts.get(language or "", {})
-    plain, tiers = layer_fields(layer)
-    variants = {k: v for k, v in entry.variants.items() if k not in layer}
-    return dataclasses.replace(
-        entry,
+        record,
         **plain,  # type: ignore[arg-type]
         variants={**variants, **tiers},
         texts={},
@@ -66,7 +54,7 @@ def view_entry(
     entry: HistoryEntry, reader: str, audiences: Audiences, language: str | None = None
 ) -> HistoryEntry:
     """A history entry as a reader of audience `reader` (and of `language`) may see it."""
-    entry = entry_in_language(entry, language)
+    entry = in_language(entry, language)
     if not entry.variants:
         return entry
     seen: dict[str, object] = {
